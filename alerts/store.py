@@ -1,0 +1,349 @@
+"""The durable alert store: alerts, per-lumisection summaries, dead letters.
+
+``AlertStore`` is the small interface every backend fills; ``SQLAlertStore``
+holds the SQL shared by SQLite (default: a real file in WAL mode) and
+PostgreSQL (``alerts.store_postgres``). ``open_store(url)`` picks the backend
+from ``sqlite:///path`` or ``postgresql://...``.
+
+Inserting is idempotent: alerts are keyed by their stable id and
+``add_alerts`` returns only the records that were new, inside the same
+transaction (so an outbox written there never double-counts). Summaries are
+upserted (replaced) per (source, run, lumisection).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alerts.records import AlertRecord, DeadLetter, LumiSummary
+from hotline.errors import StoreError
+
+ALERT_COLUMNS = (
+    "id", "kind", "rule", "source", "run", "lumi", "event", "score", "p_value",
+    "significance", "created", "payload", "schema",
+)
+
+SCHEMA_SQL = [
+    """CREATE TABLE IF NOT EXISTS alerts (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, rule TEXT NOT NULL, source TEXT NOT NULL,
+        run BIGINT NOT NULL, lumi BIGINT NOT NULL, event BIGINT NOT NULL,
+        score DOUBLE PRECISION, p_value DOUBLE PRECISION, significance DOUBLE PRECISION,
+        created DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL, schema INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS alerts_run_lumi ON alerts (run, lumi)",
+    "CREATE INDEX IF NOT EXISTS alerts_rule ON alerts (rule)",
+    "CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created)",
+    """CREATE TABLE IF NOT EXISTS lumi_summaries (
+        source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL,
+        n_events BIGINT NOT NULL, n_bad BIGINT NOT NULL, data TEXT NOT NULL,
+        updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, run, lumi))""",
+    """CREATE TABLE IF NOT EXISTS deadletters (
+        seq {autoinc}, source TEXT NOT NULL, origin TEXT NOT NULL, reason TEXT NOT NULL,
+        run BIGINT, lumi BIGINT, events TEXT NOT NULL, payload {blob},
+        created DOUBLE PRECISION NOT NULL)""",
+]
+
+
+class AlertStore(ABC):
+    """What the pipeline, sink, dashboard and CLI need from an alert store."""
+
+    url: str
+
+    @abstractmethod
+    def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Insert; return the records that were not already stored."""
+
+    @abstractmethod
+    def upsert_summaries(self, summaries: Iterable[LumiSummary]) -> None: ...
+
+    @abstractmethod
+    def add_deadletters(self, items: Iterable[DeadLetter]) -> None: ...
+
+    @abstractmethod
+    def alerts(self, **filters: Any) -> list[AlertRecord]: ...
+
+    @abstractmethod
+    def count_alerts(self, **filters: Any) -> int: ...
+
+    @abstractmethod
+    def get_alert(self, alert_id: str) -> AlertRecord | None: ...
+
+    @abstractmethod
+    def summaries(self, source: str | None = None, run: int | None = None) -> list[LumiSummary]: ...
+
+    @abstractmethod
+    def deadletters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _alert_row(r: AlertRecord) -> tuple:
+    return (
+        r.id, r.kind, r.rule, r.source, r.run, r.lumi, r.event, r.score, r.p_value,
+        r.significance, r.created, json.dumps(r.payload, allow_nan=False, default=float), r.schema,
+    )
+
+
+def _row_alert(row: Sequence[Any]) -> AlertRecord:
+    d = dict(zip(ALERT_COLUMNS, row))
+    d["payload"] = json.loads(d["payload"])
+    return AlertRecord(**d)
+
+
+class SQLAlertStore(AlertStore):
+    """SQL shared by the SQLite and PostgreSQL backends (``ph`` = placeholder)."""
+
+    ph = "?"
+    autoinc = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    blob = "BLOB"
+
+    #: called inside the insert transaction with (cursor, new records); subscriptions hook here
+    on_new_alerts: list[Callable[[Any, list[AlertRecord]], None]]
+
+    def __init__(self) -> None:
+        self.on_new_alerts = []
+
+    @contextmanager
+    @abstractmethod
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction (commit on success, rollback on error)."""
+
+    def _create_schema(self) -> None:
+        with self.transaction() as cur:
+            for stmt in SCHEMA_SQL:
+                cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob))
+
+    def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
+        if not records:
+            return []
+        uniq = list({r.id: r for r in records}.values())
+        ph = self.ph
+        with self.transaction() as cur:
+            existing: set[str] = set()
+            for i in range(0, len(uniq), 500):
+                chunk = [r.id for r in uniq[i : i + 500]]
+                cur.execute(
+                    f"SELECT id FROM alerts WHERE id IN ({','.join([ph] * len(chunk))})", chunk
+                )
+                existing.update(row[0] for row in cur.fetchall())
+            new = [r for r in uniq if r.id not in existing]
+            if new:
+                cols = ",".join(ALERT_COLUMNS)
+                cur.executemany(
+                    f"INSERT INTO alerts ({cols}) VALUES ({','.join([ph] * len(ALERT_COLUMNS))}) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    [_alert_row(r) for r in new],
+                )
+                for hook in self.on_new_alerts:
+                    hook(cur, new)
+        return new
+
+    def upsert_summaries(self, summaries: Iterable[LumiSummary]) -> None:
+        rows = [
+            (s.source, s.run, s.lumi, s.n_events, s.n_bad, json.dumps(s.to_dict()), s.last_seen)
+            for s in summaries
+        ]
+        if not rows:
+            return
+        ph = self.ph
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO lumi_summaries (source, run, lumi, n_events, n_bad, data, updated) "
+                f"VALUES ({','.join([ph] * 7)}) ON CONFLICT (source, run, lumi) DO UPDATE SET "
+                "n_events = excluded.n_events, n_bad = excluded.n_bad, data = excluded.data, "
+                "updated = excluded.updated",
+                rows,
+            )
+
+    def add_deadletters(self, items: Iterable[DeadLetter]) -> None:
+        rows = [
+            (d.source, d.origin, d.reason, d.run, d.lumi, json.dumps(list(d.events)), d.payload,
+             d.created)
+            for d in items
+        ]
+        if not rows:
+            return
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO deadletters (source, origin, reason, run, lumi, events, payload, "
+                f"created) VALUES ({','.join([self.ph] * 8)})",
+                rows,
+            )
+
+    def _where(self, filters: dict[str, Any]) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        ph = self.ph
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key in ("kind", "rule", "source", "run", "lumi", "event"):
+                if isinstance(value, (list, tuple, set)):
+                    clauses.append(f"{key} IN ({','.join([ph] * len(value))})")
+                    args.extend(value)
+                else:
+                    clauses.append(f"{key} = {ph}")
+                    args.append(value)
+            elif key == "min_significance":
+                clauses.append(f"significance >= {ph}")
+                args.append(value)
+            elif key == "max_p":
+                clauses.append(f"p_value <= {ph}")
+                args.append(value)
+            elif key == "since":
+                clauses.append(f"created >= {ph}")
+                args.append(value)
+            elif key == "min_run":
+                clauses.append(f"run >= {ph}")
+                args.append(value)
+            elif key == "max_run":
+                clauses.append(f"run <= {ph}")
+                args.append(value)
+            else:
+                raise StoreError(f"unknown alert filter '{key}'")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def alerts(
+        self, limit: int | None = None, offset: int = 0, newest_first: bool = True, **filters: Any
+    ) -> list[AlertRecord]:
+        where, args = self._where(filters)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts{where} ORDER BY created {order}, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        with self.transaction() as cur:
+            cur.execute(sql, args)
+            return [_row_alert(r) for r in cur.fetchall()]
+
+    def count_alerts(self, **filters: Any) -> int:
+        where, args = self._where(filters)
+        with self.transaction() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM alerts{where}", args)
+            return int(cur.fetchone()[0])
+
+    def rule_counts(self, **filters: Any) -> dict[str, int]:
+        where, args = self._where(filters)
+        with self.transaction() as cur:
+            cur.execute(f"SELECT rule, COUNT(*) FROM alerts{where} GROUP BY rule", args)
+            return {r: int(n) for r, n in cur.fetchall()}
+
+    def get_alert(self, alert_id: str) -> AlertRecord | None:
+        with self.transaction() as cur:
+            cur.execute(
+                f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts WHERE id = {self.ph}", [alert_id]
+            )
+            row = cur.fetchone()
+        return _row_alert(row) if row else None
+
+    def summaries(self, source: str | None = None, run: int | None = None) -> list[LumiSummary]:
+        clauses, args = [], []
+        if source is not None:
+            clauses.append(f"source = {self.ph}")
+            args.append(source)
+        if run is not None:
+            clauses.append(f"run = {self.ph}")
+            args.append(run)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.transaction() as cur:
+            cur.execute(f"SELECT data FROM lumi_summaries{where} ORDER BY run, lumi", args)
+            return [LumiSummary.from_dict(json.loads(r[0])) for r in cur.fetchall()]
+
+    def deadletters(self, limit: int = 100) -> list[DeadLetter]:
+        with self.transaction() as cur:
+            cur.execute(
+                "SELECT source, origin, reason, run, lumi, events, payload, created "
+                f"FROM deadletters ORDER BY seq DESC LIMIT {int(limit)}"
+            )
+            rows = cur.fetchall()
+        return [
+            DeadLetter(s, o, r, run, lumi, tuple(json.loads(ev)), bytes(p) if p else None, c)
+            for s, o, r, run, lumi, ev, p, c in rows
+        ]
+
+
+class SQLiteAlertStore(SQLAlertStore):
+    """SQLite backend: one real file in WAL mode, safe across threads of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open alert store {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+        self._create_schema()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise StoreError(f"alert store {self.path}: {exc}") from None
+            except BaseException:
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+STORE_BACKENDS: dict[str, Callable[[str], AlertStore]] = {}
+
+
+def register_store_backend(scheme: str, factory: Callable[[str], AlertStore]) -> None:
+    """Make ``scheme://`` URLs openable; duplicates are refused."""
+    if scheme in STORE_BACKENDS:
+        raise StoreError(f"store backend '{scheme}' is already registered")
+    STORE_BACKENDS[scheme] = factory
+
+
+def _sqlite_factory(url: str) -> AlertStore:
+    return SQLiteAlertStore(url[len("sqlite:///") :] if url.startswith("sqlite:///") else url)
+
+
+def open_store(url: str) -> AlertStore:
+    """Open the alert store at ``url`` (``sqlite:///file.db``, ``postgresql://...``, or a path)."""
+    if "sqlite" not in STORE_BACKENDS:
+        register_store_backend("sqlite", _sqlite_factory)
+    scheme = url.split("://", 1)[0] if "://" in url else "sqlite"
+    if scheme in ("postgresql", "postgres") and scheme not in STORE_BACKENDS:
+        try:
+            import alerts.store_postgres  # noqa: F401 - registers the backend
+        except ImportError as exc:
+            raise StoreError(f"cannot open {url}: PostgreSQL backend unavailable ({exc})") from None
+    try:
+        factory = STORE_BACKENDS[scheme]
+    except KeyError:
+        raise StoreError(
+            f"unknown alert store URL scheme '{scheme}' in {url!r}; "
+            f"use one of: {', '.join(sorted(STORE_BACKENDS))}"
+        ) from None
+    return factory(url)

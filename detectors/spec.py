@@ -1,0 +1,141 @@
+"""The event feature spec: which physics objects become the fixed-length vector.
+
+The default is the layout of the 2021 LHC anomaly-detection challenge (ADC2021):
+MET + 4 electrons + 4 muons + 10 jets, each (pT, eta, phi), pT-ordered and
+zero-padded -> 19 objects x 3 = 57 features. The spec is data: a list of
+``ObjectSpec`` (collection name in the NanoAOD file, multiplicity, kinematic
+cuts), serialisable to/from a dict (stored in every model card) and TOML.
+Other layouts (photons, taus, more jets) are configuration, not code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotline.errors import ConfigError
+
+FIELDS = ("pt", "eta", "phi")
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object type of the feature vector.
+
+    ``collection`` is the NanoAOD branch prefix (``Electron`` -> ``Electron_pt``...).
+    ``scalar`` objects (MET) have one value per event (``MET_pt``, ``MET_phi``; eta is 0).
+    ``fallbacks`` are alternative prefixes tried in order when ``collection`` is
+    absent from a file (e.g. ``PuppiMET`` for files without ``MET_pt``).
+    """
+
+    name: str  #: short label used in feature names: met, e, mu, j, ...
+    type: str  #: object type for per-type grouping: MET, electrons, muons, jets, ...
+    collection: str
+    count: int = 1
+    scalar: bool = False
+    min_pt: float = 0.0
+    max_abs_eta: float | None = None
+    fallbacks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ConfigError(f"feature spec object '{self.name}': count must be >= 1")
+        if self.scalar and self.count != 1:
+            raise ConfigError(f"feature spec object '{self.name}': a scalar object has count 1")
+
+    def branches(self, prefix: str | None = None) -> list[str]:
+        """Branch names this object reads for a given collection prefix."""
+        p = prefix or self.collection
+        if self.scalar:
+            return [f"{p}_pt", f"{p}_phi"]
+        return [f"{p}_pt", f"{p}_eta", f"{p}_phi"]
+
+    def labels(self) -> list[str]:
+        """Per-slot labels: met, or e1..e4."""
+        if self.count == 1 and self.scalar:
+            return [self.name]
+        return [f"{self.name}{i + 1}" for i in range(self.count)]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """An ordered list of objects -> feature vector of length sum(count) * 3."""
+
+    name: str
+    objects: tuple[ObjectSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def n_objects(self) -> int:
+        return sum(o.count for o in self.objects)
+
+    @property
+    def n_features(self) -> int:
+        return self.n_objects * len(FIELDS)
+
+    @property
+    def object_labels(self) -> list[str]:
+        """met, e1..e4, mu1..mu4, j1..j10 for the default spec."""
+        return [lab for o in self.objects for lab in o.labels()]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"{lab}_{f}" for lab in self.object_labels for f in FIELDS]
+
+    @property
+    def object_types(self) -> list[str]:
+        """Distinct object types in order: MET, electrons, muons, jets."""
+        seen: list[str] = []
+        for o in self.objects:
+            if o.type not in seen:
+                seen.append(o.type)
+        return seen
+
+    def object_type_index(self) -> list[int]:
+        """For each object slot, the index of its type in ``object_types``."""
+        types = self.object_types
+        return [types.index(o.type) for o in self.objects for _ in range(o.count)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "objects": [
+                {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(o).items()}
+                for o in self.objects
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        try:
+            objs = tuple(
+                ObjectSpec(**{**o, "fallbacks": tuple(o.get("fallbacks", ()))})
+                for o in data["objects"]
+            )
+            return cls(name=str(data["name"]), objects=objs)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"invalid feature spec: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> FeatureSpec:
+        p = Path(path)
+        try:
+            return cls.from_dict(tomllib.loads(p.read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"feature spec file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"feature spec file {p} is not valid TOML: {exc}") from None
+
+
+#: ADC2021 layout. Cuts follow the challenge's object definitions
+#: (electrons pT > 3 GeV |eta| < 3, muons pT > 3 GeV |eta| < 2.1, jets pT > 15 GeV |eta| < 4).
+DEFAULT_SPEC = FeatureSpec(
+    name="adc2021",
+    objects=(
+        ObjectSpec("met", "MET", "MET", 1, scalar=True, fallbacks=("PuppiMET", "PFMET")),
+        ObjectSpec("e", "electrons", "Electron", 4, min_pt=3.0, max_abs_eta=3.0),
+        ObjectSpec("mu", "muons", "Muon", 4, min_pt=3.0, max_abs_eta=2.1),
+        ObjectSpec("j", "jets", "Jet", 10, min_pt=15.0, max_abs_eta=4.0),
+    ),
+)

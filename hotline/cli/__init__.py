@@ -1,0 +1,72 @@
+"""The ``hotline`` command line: one module per command group.
+
+Each module in ``COMMAND_MODULES`` exposes ``register(subparsers)`` adding its
+sub-command(s) and their handlers. A ``HotlineError`` is printed as one line
+and exits 2 (``-v`` shows the traceback); ``Ctrl-C`` exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from hotline.errors import HotlineError
+
+#: command-group modules, in --help order; add one line to add a command group
+COMMAND_MODULES = [
+    "hotline.cli.replay",
+    "hotline.cli.runs",
+    "hotline.cli.alerts",
+    "hotline.cli.demo",
+    "hotline.cli.archive",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline",
+        description=(
+            "Hotline: real-time trigger and data-quality monitoring. Replays archived runs or "
+            "reads a Kafka feed, scores events with autoencoders and cut-based hotline rules, "
+            "stores alerts and shows them to the shift crew."
+        ),
+        epilog="Configuration: --config FILE (or HOTLINE_CONFIG), then HOTLINE_<SECTION>_<KEY> "
+        "environment variables (e.g. HOTLINE_STORE_URL), then command-line options.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output; -v also shows tracebacks of errors")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="TOML configuration file (env: HOTLINE_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except HotlineError as exc:
+        if args.verbose:
+            raise
+        print(f"hotline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""``hotline demo``: replay the bundled demo run through the embedded pipeline, no broker."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from hotline.cli.common import config_from, store_from
+from hotline.cli.replay import make_context, print_report
+from hotline.config import DEFAULT_ARCHIVE
+from hotline.errors import SourceError
+from stream.archive import list_runs
+from stream.pipeline import run_embedded
+from stream.replay import ReplaySource
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="replay the bundled demo run end to end (no broker, nothing to download)",
+        description="Replay the demo run shipped with Hotline through the embedded pipeline, "
+        "store the alerts in a fresh SQLite file and print what was found.",
+    )
+    p.add_argument("--store", metavar="URL", default=None,
+                   help="alert store (default: a new SQLite file in a temporary folder)")
+    p.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    runs = list_runs(DEFAULT_ARCHIVE, scan=False)
+    if not runs:
+        raise SourceError(f"the demo archive {DEFAULT_ARCHIVE} holds no runs")
+    run = runs[0]
+    tmp = None
+    if not args.store:
+        tmp = tempfile.TemporaryDirectory(prefix="hotline-demo-")
+        args.store = f"sqlite:///{Path(tmp.name) / 'alerts.db'}"
+    cfg = config_from(args, source={"archive": str(DEFAULT_ARCHIVE)})
+    ctx = make_context(cfg)
+    console = Console(soft_wrap=True)
+    console.print(f"Hotline demo: run {run.run} from {run.path} "
+                  f"({run.card.get('description', 'no description')})")
+    source = ReplaySource(files=run.files, branches=ctx.branches(), source=cfg.source.name,
+                          rate=args.rate, progress=True)
+    with store_from(cfg) as store:
+        report = run_embedded(source, ctx, store)
+        print_report(report, source, console)
+        console.print(f"alert store: {cfg.store.resolved_url()}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0

@@ -1,0 +1,212 @@
+"""Typed, frozen Hotline configuration.
+
+One ``Config`` object with sections (source, stream, model, alerts, dashboard,
+firmware, store) is built once and passed explicitly. Precedence, lowest to
+highest: built-in defaults < TOML file (``--config`` or ``HOTLINE_CONFIG``) <
+``HOTLINE_<SECTION>_<KEY>`` environment variables < CLI options. Unknown keys
+and wrongly typed values are refused with a ``ConfigError`` naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hotline.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ARCHIVE = REPO_ROOT / "data" / "archive"
+
+
+def default_state_dir() -> Path:
+    """Where Hotline keeps its alert store and caches when nothing else is said."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hotline"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where events come from."""
+
+    archive: str = str(DEFAULT_ARCHIVE)  #: folder of archived runs (run_XXXXXX/ folders)
+    tree: str = "Events"  #: TTree name inside the ROOT files
+    step_size: int = 100_000  #: events per batch read by uproot
+    name: str = "hotline"  #: logical data-stream name; part of every alert id
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Kafka / faust settings for the distributed path."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    events_topic: str = "hotline.events"
+    occupancy_topic: str = "hotline.occupancy"
+    scores_topic: str = "hotline.scores"
+    alerts_topic: str = "hotline.alerts"
+    deadletter_topic: str = "hotline.deadletter"
+    partitions: int = 4
+    app_id: str = "hotline"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered anomaly model scores events."""
+
+    registry: str = str(REPO_ROOT / "models" / "registry")
+    name: str = ""  #: empty: classic rules only
+    version: str = "latest"
+    p_value: float = 1e-4  #: AE alert threshold, as a background p-value
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Which hotline rules run."""
+
+    rules: str = ""  #: TOML file with the rule menu; empty: built-in Exotica Hotline menu
+    max_alerts_per_lumi: int = 0  #: 0 = unlimited
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """The Panel shift-crew dashboard."""
+
+    host: str = "127.0.0.1"
+    port: int = 5006
+    allowed_origins: str = "127.0.0.1:5006,localhost:5006"
+    basic_auth: str = ""  #: path to a credentials file or a password; empty: read-only only
+
+
+@dataclass(frozen=True)
+class FirmwareConfig:
+    """hls4ml firmware builds."""
+
+    configs: str = str(REPO_ROOT / "firmware" / "configs")
+    builds: str = str(REPO_ROOT / "firmware" / "builds")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The durable alert store."""
+
+    url: str = ""  #: sqlite:///path.db or postgresql://...; empty: sqlite in the state dir
+
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        return f"sqlite:///{default_state_dir() / 'alerts.db'}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; build with :func:`load_config`."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
+        """Return a copy with ``{section: {key: value}}`` applied (validated)."""
+        return _apply(self, overrides, origin="override")
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    typ_name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    try:
+        if typ_name == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if typ_name == "float":
+            return float(value)
+        if typ_name == "bool":
+            if isinstance(value, str):
+                if value.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if value.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError
+            return bool(value)
+        if typ_name == "str":
+            if not isinstance(value, (str, int, float)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {typ_name}, got {value!r}") from None
+    return value
+
+
+def _apply(cfg: Config, overrides: Mapping[str, Mapping[str, Any]], origin: str) -> Config:
+    sections = {f.name: f for f in fields(cfg)}
+    new_sections = {}
+    for sec_name, values in overrides.items():
+        if sec_name not in sections:
+            raise ConfigError(
+                f"{origin}: unknown configuration section [{sec_name}]; "
+                f"known sections: {', '.join(sorted(sections))}"
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{sec_name}] must be a table")
+        sec = new_sections.get(sec_name, getattr(cfg, sec_name))
+        known = {f.name: f for f in fields(sec)}
+        changes = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{origin}: unknown key '{key}' in [{sec_name}]; "
+                    f"known keys: {', '.join(sorted(known))}"
+                )
+            changes[key] = _coerce(value, known[key].type, f"{origin}: [{sec_name}] {key}")
+        new_sections[sec_name] = replace(sec, **changes)
+    return replace(cfg, **new_sections)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    section_names = {f.name for f in fields(Config)}
+    for name, value in environ.items():
+        if not name.startswith("HOTLINE_") or name == "HOTLINE_CONFIG":
+            continue
+        rest = name[len("HOTLINE_") :].lower()
+        section, _, key = rest.partition("_")
+        if section in section_names and key:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    cli: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the configuration: defaults < TOML file < environment < CLI options."""
+    environ = os.environ if environ is None else environ
+    cfg = Config()
+    path = path or environ.get("HOTLINE_CONFIG") or None
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
+        cfg = _apply(cfg, data, origin=str(p))
+    cfg = _apply(cfg, _env_overrides(environ), origin="environment")
+    if cli:
+        cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in cli.items()}
+        cfg = _apply(cfg, {s: kv for s, kv in cleaned.items() if kv}, origin="command line")
+    return cfg
+
+
+def as_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The configuration as plain nested dictionaries (for printing / cards)."""
+    return dataclasses.asdict(cfg)

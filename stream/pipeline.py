@@ -1,0 +1,240 @@
+"""The batch core and the embedded (in-process) pipeline.
+
+``process_batch(batch, ctx)`` is the one entry point every path calls (the
+embedded loop here and the faust agents): features -> rules (classic and
+anomaly-score rules) -> alert records + per-lumisection summaries + dead
+letters. It is a pure synchronous function over a columnar batch.
+
+``run_embedded(source, ctx, store)`` drives a source through it and writes the
+results to an alert store, flushing a lumisection's summary when the stream
+has moved past it (and everything at the end), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alerts.records import AlertRecord, DeadLetter, LumiSummary
+from alerts.rules import RuleOutcome, build_menu
+from detectors.features import FeatureMatrix, extract_features, required_branches
+from detectors.spec import DEFAULT_SPEC, FeatureSpec
+from hotline.errors import HotlineError, MissingBranchError
+from stream.batch import EventBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineContext:
+    """Everything ``process_batch`` needs: feature spec, rules, and per-alert payload options."""
+
+    rules: list[Any] = field(default_factory=build_menu)
+    spec: FeatureSpec = DEFAULT_SPEC
+    features_required: bool = False  #: True when a scorer needs features (else best effort)
+    max_alerts_per_lumi: int = 0
+
+    def branches(self, available: set[str] | None = None) -> list[str]:
+        """Branches to read: the feature spec's (with fallbacks) plus every rule's needs."""
+        out = required_branches(self.spec, available or set())
+        for obj in self.spec.objects:
+            for prefix in obj.fallbacks:
+                out.extend(obj.branches(prefix))
+        for r in self.rules:
+            out.extend(r.needs)
+            out.extend(f"{fb}" for fb in getattr(r, "fallbacks", ()))
+        return list(dict.fromkeys(out))
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced; merge with ``+``."""
+
+    alerts: list[AlertRecord] = field(default_factory=list)
+    summaries: dict[tuple[str, int, int], LumiSummary] = field(default_factory=dict)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    unavailable: dict[str, list[str]] = field(default_factory=dict)
+    n_events: int = 0
+
+    def __add__(self, other: BatchResult) -> BatchResult:
+        sums = dict(self.summaries)
+        for k, s in other.summaries.items():
+            sums[k] = sums[k] + s if k in sums else s
+        unav = {**self.unavailable, **other.unavailable}
+        return BatchResult(
+            self.alerts + other.alerts,
+            sums,
+            self.deadletters + other.deadletters,
+            unav,
+            self.n_events + other.n_events,
+        )
+
+
+def _objects_payload(features: FeatureMatrix | None, i: int) -> list[list[Any]]:
+    if features is None:
+        return []
+    labels = features.spec.object_labels
+    objs = features.objects()[i]
+    present = np.flatnonzero(features.mask[i])
+    return [[labels[j], *(round(float(v), 4) for v in objs[j])] for j in present]
+
+
+def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
+    """Score one batch: features, rules, alerts, summaries, dead letters (pure, no I/O)."""
+    n = len(batch)
+    run, lumi, event = batch.run, batch.lumi, batch.event
+    result = BatchResult(n_events=n)
+    features: FeatureMatrix | None = None
+    try:
+        features = extract_features(batch.arrays, ctx.spec, where=batch.origin)
+    except MissingBranchError:
+        if ctx.features_required:
+            raise
+    bad = features.bad if features is not None else np.zeros(n, dtype=bool)
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        for (r, ls), sel in _group(run[idx], lumi[idx]):
+            result.deadletters.append(
+                DeadLetter(
+                    source=batch.source,
+                    origin=batch.origin,
+                    reason="NaN or inf in object kinematics; event quarantined",
+                    run=r,
+                    lumi=ls,
+                    events=tuple(int(e) for e in event[idx][sel]),
+                )
+            )
+    good = ~bad
+    context = {"features": features, "good": good, "batch": batch}
+    outcomes: list[RuleOutcome] = [rule.evaluate(batch.arrays, context) for rule in ctx.rules]
+
+    # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch
+    now = time.time()
+    groups = _group(run, lumi)
+    for (r, ls), sel in groups:
+        s = LumiSummary(batch.source, r, ls, int(sel.size), int(bad[sel].sum()),
+                        first_seen=now, last_seen=now)
+        for o in outcomes:
+            if o.mask is None:
+                s.unavailable.add(o.rule)
+            else:
+                s.rule_counts[o.rule] = int((o.mask[sel] & good[sel]).sum())
+        result.summaries[s.key] = s
+    for o in outcomes:
+        if o.mask is None:
+            result.unavailable[o.rule] = o.missing
+            continue
+        hits = np.flatnonzero(o.mask & good)
+        for i in hits:
+            payload: dict[str, Any] = {"objects": _objects_payload(features, i)}
+            if o.details is not None:
+                payload.update(o.details(i))
+            result.alerts.append(
+                AlertRecord.make(
+                    kind=o.kind,
+                    rule=o.rule,
+                    source=batch.source,
+                    run=int(run[i]),
+                    lumi=int(lumi[i]),
+                    event=int(event[i]),
+                    score=None if o.score is None else float(o.score[i]),
+                    p_value=None if o.p_value is None else float(o.p_value[i]),
+                    payload=payload,
+                    created=now,
+                )
+            )
+    return result
+
+
+def _group(run: np.ndarray, lumi: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """Indices of each distinct (run, lumi) pair, in first-seen order."""
+    if run.size == 0:
+        return []
+    key = (run.astype(np.int64) << 32) | lumi.astype(np.int64)
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    sort_idx = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse, minlength=uniq.size))
+    starts = np.concatenate([[0], bounds[:-1]])
+    out = []
+    for u in order:
+        sel = sort_idx[starts[u] : bounds[u]]
+        out.append(((int(uniq[u] >> 32), int(uniq[u] & 0xFFFFFFFF)), sel))
+    return out
+
+
+@dataclass
+class RunReport:
+    """What an embedded replay did, for the CLI and the dashboard."""
+
+    events: int = 0
+    batches: int = 0
+    alerts_new: int = 0
+    alerts_seen: int = 0
+    deadletters: int = 0
+    seconds: float = 0.0
+    per_rule: dict[str, int] = field(default_factory=dict)
+    per_lumi: dict[tuple[int, int], int] = field(default_factory=dict)
+    unavailable: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_embedded(
+    batches: Iterable[EventBatch],
+    ctx: PipelineContext,
+    store: Any,
+    on_result: Any = None,
+) -> RunReport:
+    """Drive ``batches`` through ``process_batch`` into ``store``; returns a ``RunReport``.
+
+    Summaries of a lumisection are written once the stream has left it (and all at
+    the end); ``on_result(batch, result)`` is called after each batch (dashboard hook).
+    """
+    report = RunReport()
+    open_lumis: dict[tuple[str, int, int], LumiSummary] = {}
+    t0 = time.perf_counter()
+    for batch in batches:
+        try:
+            res = process_batch(batch, ctx)
+        except HotlineError as exc:
+            store.add_deadletters(
+                [DeadLetter(batch.source, batch.origin, str(exc), events=())]
+            )
+            report.deadletters += 1
+            report.errors.append(str(exc))
+            log.warning("batch from %s quarantined: %s", batch.origin, exc)
+            continue
+        new = store.add_alerts(res.alerts)
+        report.alerts_new += len(new)
+        report.alerts_seen += len(res.alerts)
+        for a in res.alerts:
+            report.per_rule[a.rule] = report.per_rule.get(a.rule, 0) + 1
+            report.per_lumi[(a.run, a.lumi)] = report.per_lumi.get((a.run, a.lumi), 0) + 1
+        if res.deadletters:
+            store.add_deadletters(res.deadletters)
+            report.deadletters += len(res.deadletters)
+        report.unavailable.update(res.unavailable)
+        for k, s in res.summaries.items():
+            open_lumis[k] = open_lumis[k] + s if k in open_lumis else s
+        # flush lumisections the stream has left (data arrive ordered by run, lumi)
+        latest = max(res.summaries) if res.summaries else None
+        if latest is not None:
+            done = [k for k in open_lumis if k[:2] != latest[:2] or k[2] < latest[2]]
+            if done:
+                store.upsert_summaries([open_lumis.pop(k) for k in done])
+        report.events += res.n_events
+        report.batches += 1
+        if on_result is not None:
+            on_result(batch, res)
+    store.upsert_summaries(open_lumis.values())
+    report.seconds = time.perf_counter() - t0
+    return report

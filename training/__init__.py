@@ -1,0 +1,3 @@
+"""Sample production, normalisation, training loops, evaluation and reports."""
+
+__all__: list[str] = []
