@@ -29,6 +29,24 @@ from stream.batch import EventBatch
 
 log = logging.getLogger(__name__)
 
+#: score histograms in summaries: log10(score) in [SCORE_LOG_MIN, SCORE_LOG_MAX), SCORE_BINS bins,
+#: plus an underflow (first) and overflow (last) bin
+SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS = -4.0, 4.0, 80
+
+
+def score_histogram(score: np.ndarray) -> list[int]:
+    """Counts of ``score`` in the fixed log bins used by every ``LumiSummary.score_hist``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log10(np.maximum(score.astype(np.float64), 1e-300))
+    width = (SCORE_LOG_MAX - SCORE_LOG_MIN) / SCORE_BINS
+    idx = np.clip(np.floor((x - SCORE_LOG_MIN) / width).astype(np.int64) + 1, 0, SCORE_BINS + 1)
+    return np.bincount(idx, minlength=SCORE_BINS + 2).tolist()
+
+
+def score_bin_edges() -> np.ndarray:
+    """The SCORE_BINS + 1 edges (in score units, not log) of the regular bins."""
+    return np.logspace(SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS + 1)
+
 
 @dataclass
 class PipelineContext:
@@ -124,6 +142,8 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
                 s.unavailable.add(o.rule)
             else:
                 s.rule_counts[o.rule] = int((o.mask[sel] & good[sel]).sum())
+                if o.score is not None:
+                    s.score_hist[o.rule] = score_histogram(o.score[sel][good[sel]])
         result.summaries[s.key] = s
     for o in outcomes:
         if o.mask is None:

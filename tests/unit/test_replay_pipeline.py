@@ -157,3 +157,13 @@ def test_files_written_are_nanoaod_style(tmp_path: Path):
     f = next((tmp_path / "run_000002").glob("*.root"))
     keys = set(uproot.open(f)["Events"].keys())
     assert {"nElectron", "Electron_pt", "nJet", "MET_pt", "run", "luminosityBlock", "event"} <= keys
+
+
+def test_score_histogram_bins():
+    from stream.pipeline import SCORE_BINS, score_bin_edges, score_histogram
+
+    h = score_histogram(np.array([1e-9, 1e-4, 1.0, 1.0, 9.9e3, 1e5]))
+    assert len(h) == SCORE_BINS + 2 and sum(h) == 6
+    assert h[0] == 1 and h[-1] == 1 and h[SCORE_BINS] == 1  # under- and overflow, last bin
+    edges = score_bin_edges()
+    assert h[1 + int(np.searchsorted(edges, 1.0, side="right")) - 1] == 2
