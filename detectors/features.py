@@ -69,29 +69,50 @@ def required_branches(spec: FeatureSpec, available: set[str]) -> list[str]:
     return out
 
 
+def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, per-event counts) of a jagged array, as numpy, without copies when packed."""
+    counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64, copy=False)
+    return ak.to_numpy(ak.flatten(arr, axis=1)), counts
+
+
 def _leading(
-    pt: ak.Array, eta: ak.Array, phi: ak.Array, obj: ObjectSpec
+    pt: Any, eta: Any, phi: Any, obj: ObjectSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Leading ``obj.count`` objects passing cuts: values [n, count, 3], mask, bad."""
-    sel = pt > obj.min_pt
-    if obj.max_abs_eta is not None:
-        sel = sel & (abs(eta) < obj.max_abs_eta)
+    """Leading ``obj.count`` objects passing cuts: values [n, count, 3], mask, bad.
+
+    Works on the flat content with numpy: cut, order by (event, -pT) (skipped when the
+    input is already pT-ordered within events, as NanoAOD collections are), rank within
+    the event, and scatter the first ``count`` ranks into a zero-padded block.
+    """
+    pt_f, counts = _flat(pt)
+    eta_f, _ = _flat(eta)
+    phi_f, _ = _flat(phi)
+    n = counts.size
+    ev = np.repeat(np.arange(n, dtype=np.int64), counts)
     # NaN comparisons are False, so a NaN object would silently vanish: catch it first.
-    finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi)
-    bad = ak.to_numpy(ak.any(~finite, axis=1))
-    pt, eta, phi = pt[sel], eta[sel], phi[sel]
-    order = ak.argsort(pt, axis=1, ascending=False)
-    pt, eta, phi = pt[order], eta[order], phi[order]
-    n = len(pt)
+    nonfinite = ~(np.isfinite(pt_f) & np.isfinite(eta_f) & np.isfinite(phi_f))
+    bad = np.zeros(n, dtype=bool)
+    if nonfinite.any():
+        bad[ev[nonfinite]] = True
+    sel = pt_f > obj.min_pt
+    if obj.max_abs_eta is not None:
+        sel &= np.abs(eta_f) < obj.max_abs_eta
+    ev, p, e, f = ev[sel], pt_f[sel], eta_f[sel], phi_f[sel]
+    same_event = ev[1:] == ev[:-1]
+    if np.any(same_event & (p[1:] > p[:-1])):
+        order = np.lexsort((-p, ev))
+        ev, p, e, f = ev[order], p[order], e[order], f[order]
+    n_sel = np.bincount(ev, minlength=n)
+    starts = np.cumsum(n_sel) - n_sel
+    rank = np.arange(ev.size, dtype=np.int64) - starts[ev]
+    keep = rank < obj.count
+    ev, rank = ev[keep], rank[keep]
     out = np.zeros((n, obj.count, 3), dtype=np.float32)
+    out[ev, rank, 0] = p[keep]
+    out[ev, rank, 1] = e[keep]
+    out[ev, rank, 2] = f[keep]
     mask = np.zeros((n, obj.count), dtype=bool)
-    for k, arr in enumerate((pt, eta, phi)):
-        padded = ak.pad_none(arr, obj.count, axis=1, clip=True)
-        vals = ak.to_numpy(ak.fill_none(padded, np.nan)).astype(np.float32, copy=False)
-        present = ~np.isnan(vals)
-        if k == 0:
-            mask = present
-        out[:, :, k] = np.where(present, vals, 0.0)
+    mask[ev, rank] = True
     return out, mask, bad
 
 

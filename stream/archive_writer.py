@@ -45,8 +45,12 @@ def to_tree_dict(arrays: ak.Array) -> dict[str, Any]:
     return out
 
 
-def write_tree(f: Any, name: str, data: dict[str, Any]) -> None:
-    """Write ``data`` as a NanoAOD-style tree (``nElectron`` counters, ``Electron_pt`` fields)."""
+def write_tree(f: Any, name: str, data: dict[str, Any], basket_events: int = 20_000) -> None:
+    """Write ``data`` as a NanoAOD-style tree (``nElectron`` counters, ``Electron_pt`` fields).
+
+    Events go out in baskets of ``basket_events`` (as CMS files do), so readers decompress
+    only what a chunk needs and memory stays bounded when replaying.
+    """
     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
     t = f.mktree(
         name,
@@ -54,7 +58,9 @@ def write_tree(f: Any, name: str, data: dict[str, Any]) -> None:
         counter_name=lambda c: f"n{c}",
         field_name=lambda outer, inner: f"{outer}_{inner}",
     )
-    t.extend(data)
+    n = len(next(iter(data.values()))) if data else 0
+    for start in range(0, n, basket_events):
+        t.extend({k: v[start : start + basket_events] for k, v in data.items()})
 
 
 def write_run(

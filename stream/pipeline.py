@@ -93,13 +93,17 @@ class BatchResult:
         )
 
 
-def _objects_payload(features: FeatureMatrix | None, i: int) -> list[list[Any]]:
-    if features is None:
-        return []
+def _objects_payloads(features: FeatureMatrix | None, idx: np.ndarray) -> list[list[list[Any]]]:
+    """For events ``idx``: the present objects as [label, pt, eta, phi] lists (vectorised)."""
+    if features is None or idx.size == 0:
+        return [[] for _ in range(idx.size)]
     labels = features.spec.object_labels
-    objs = features.objects()[i]
-    present = np.flatnonzero(features.mask[i])
-    return [[labels[j], *(round(float(v), 4) for v in objs[j])] for j in present]
+    vals = np.round(features.objects()[idx].astype(np.float64), 4).tolist()
+    mask = features.mask[idx].tolist()
+    return [
+        [[labels[j], *row[j]] for j in range(len(row)) if present[j]]
+        for row, present in zip(vals, mask)
+    ]
 
 
 def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
@@ -150,8 +154,14 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
             result.unavailable[o.rule] = o.missing
             continue
         hits = np.flatnonzero(o.mask & good)
-        for i in hits:
-            payload: dict[str, Any] = {"objects": _objects_payload(features, i)}
+        if hits.size == 0:
+            continue
+        objects = _objects_payloads(features, hits)
+        runs, lumis, events = run[hits].tolist(), lumi[hits].tolist(), event[hits].tolist()
+        scores = o.score[hits].tolist() if o.score is not None else [None] * hits.size
+        pvals = o.p_value[hits].tolist() if o.p_value is not None else [None] * hits.size
+        for k, i in enumerate(hits.tolist()):
+            payload: dict[str, Any] = {"objects": objects[k]}
             if o.details is not None:
                 payload.update(o.details(i))
             result.alerts.append(
@@ -159,11 +169,11 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
                     kind=o.kind,
                     rule=o.rule,
                     source=batch.source,
-                    run=int(run[i]),
-                    lumi=int(lumi[i]),
-                    event=int(event[i]),
-                    score=None if o.score is None else float(o.score[i]),
-                    p_value=None if o.p_value is None else float(o.p_value[i]),
+                    run=runs[k],
+                    lumi=lumis[k],
+                    event=events[k],
+                    score=scores[k],
+                    p_value=pvals[k],
                     payload=payload,
                     created=now,
                 )

@@ -13,6 +13,7 @@ from hotline.config import Config
 from hotline.errors import SourceError
 from stream.archive import find_run
 from stream.pipeline import PipelineContext, RunReport, run_embedded
+from stream.h5source import H5Source
 from stream.replay import ReplaySource
 
 
@@ -25,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Replaying the same run twice stores each alert once.",
     )
     p.add_argument("run", nargs="?", type=int, help="run number in the archive (see 'hotline runs')")
-    p.add_argument("--files", nargs="+", metavar="FILE", help="replay these ROOT files instead")
+    p.add_argument("--files", nargs="+", metavar="FILE",
+                   help="replay these ROOT files instead (or ADC2021 .h5 files; RUN then "
+                        "labels them)")
     p.add_argument("--archive", metavar="DIR", help="archive folder (env: HOTLINE_SOURCE_ARCHIVE)")
     p.add_argument("--rate", type=float, default=None,
                    help="events per second (default: as fast as possible)")
@@ -42,9 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
-def make_source(cfg: Config, args: argparse.Namespace, branches: list[str]) -> ReplaySource:
+def make_source(
+    cfg: Config, args: argparse.Namespace, branches: list[str]
+) -> ReplaySource | H5Source:
     if args.files:
         files = [Path(f) for f in args.files]
+        if all(f.suffix in (".h5", ".hdf5") for f in files):
+            return H5Source(files, run=args.run or 1, step_size=cfg.source.step_size,
+                            source=cfg.source.name)
     elif args.run is not None:
         files = find_run(cfg.source.archive, args.run).files
     else:
@@ -67,7 +75,9 @@ def make_context(cfg: Config) -> PipelineContext:
     return PipelineContext(rules=load_menu(cfg.alerts.rules))
 
 
-def print_report(report: RunReport, source: ReplaySource, console: Console) -> None:
+def print_report(
+    report: RunReport, source: ReplaySource | H5Source, console: Console
+) -> None:
     console.print(
         f"replayed {report.events:,} events in {report.batches} batches "
         f"({report.seconds:.2f} s, {report.rate:,.0f} events/s); "
