@@ -112,7 +112,7 @@ class ScalarRule:
 
 @dataclass
 class SumPtRule:
-    """Scalar sum of ``collection`` pT (objects with pT > ``object_min_pt``) above ``min_sum`` (HT)."""
+    """Scalar sum of ``collection`` pT (objects above ``object_min_pt``) over ``min_sum`` (HT)."""
 
     name: str
     collection: str
@@ -215,7 +215,7 @@ def build_menu(entries: list[dict[str, Any]] | None = None) -> list[Any]:
 
 
 def load_menu(path: str | Path | None) -> list[Any]:
-    """Rules from a TOML file with ``[[rule]]`` tables, or the built-in menu when ``path`` is empty."""
+    """Rules from a TOML file of ``[[rule]]`` tables; the built-in menu when ``path`` is empty."""
     if not path:
         return build_menu()
     p = Path(path)

@@ -95,5 +95,6 @@ def relabel(arrays: ak.Array, run: int, events_per_lumi: int, first_event: int =
     n = len(arrays)
     idx = np.arange(n, dtype=np.int64)
     arrays = ak.with_field(arrays, np.full(n, run, dtype=np.uint32), "run")
-    arrays = ak.with_field(arrays, (idx // events_per_lumi + 1).astype(np.uint32), "luminosityBlock")
+    lumi = (idx // events_per_lumi + 1).astype(np.uint32)
+    arrays = ak.with_field(arrays, lumi, "luminosityBlock")
     return ak.with_field(arrays, (idx + first_event).astype(np.uint64), "event")

@@ -10,9 +10,9 @@ pipeline and feature spec apply unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import awkward as ak
 import numpy as np

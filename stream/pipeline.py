@@ -229,7 +229,7 @@ def run_embedded(
     Summaries of a lumisection are written once the stream has left it (and all at
     the end); ``on_result(batch, result)`` is called after each batch (dashboard hook).
     """
-    report = RunReport()
+    report = RunReport(per_rule={r.name: 0 for r in ctx.rules})
     open_lumis: dict[tuple[str, int, int], LumiSummary] = {}
     t0 = time.perf_counter()
     for batch in batches:
@@ -253,6 +253,8 @@ def run_embedded(
             store.add_deadletters(res.deadletters)
             report.deadletters += len(res.deadletters)
         report.unavailable.update(res.unavailable)
+        for rule in res.unavailable:
+            report.per_rule.pop(rule, None)
         for k, s in res.summaries.items():
             open_lumis[k] = open_lumis[k] + s if k in open_lumis else s
         # flush lumisections the stream has left (data arrive ordered by run, lumi)

@@ -12,8 +12,8 @@ from hotline.cli.common import add_store_option, config_from, store_from
 from hotline.config import Config
 from hotline.errors import SourceError
 from stream.archive import find_run
-from stream.pipeline import PipelineContext, RunReport, run_embedded
 from stream.h5source import H5Source
+from stream.pipeline import PipelineContext, RunReport, run_embedded
 from stream.replay import ReplaySource
 
 
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "through the hotline rules; alerts and per-lumisection summaries go to the alert store. "
         "Replaying the same run twice stores each alert once.",
     )
-    p.add_argument("run", nargs="?", type=int, help="run number in the archive (see 'hotline runs')")
+    p.add_argument("run", nargs="?", type=int,
+                   help="run number in the archive (see 'hotline runs')")
     p.add_argument("--files", nargs="+", metavar="FILE",
                    help="replay these ROOT files instead (or ADC2021 .h5 files; RUN then "
                         "labels them)")
@@ -75,6 +76,9 @@ def make_context(cfg: Config) -> PipelineContext:
     return PipelineContext(rules=load_menu(cfg.alerts.rules))
 
 
+MAX_LUMI_ROWS = 40
+
+
 def print_report(
     report: RunReport, source: ReplaySource | H5Source, console: Console
 ) -> None:
@@ -98,8 +102,11 @@ def print_report(
         t.add_column("run", justify="right")
         t.add_column("lumisection", justify="right")
         t.add_column("alerts", justify="right")
-        for (run, ls), n in sorted(report.per_lumi.items()):
+        rows = sorted(report.per_lumi.items())
+        for (run, ls), n in rows[:MAX_LUMI_ROWS]:
             t.add_row(str(run), str(ls), f"{n:,}")
+        if len(rows) > MAX_LUMI_ROWS:
+            t.add_row("...", f"{len(rows) - MAX_LUMI_ROWS} more", "(hotline alerts --run N)")
         console.print(t)
     for err in source.errors:
         console.print(f"[yellow]warning:[/] {err}")

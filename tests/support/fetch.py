@@ -1,4 +1,4 @@
-"""Obtain the real external inputs the tests use, into the user's cache (never at run time of Hotline).
+"""Obtain the real external inputs the tests use, into the user's cache (never at run time).
 
 - CMS NanoAOD files shipped in the coffea source archive on PyPI (``tests/samples/``).
 - Apache Kafka broker jars (``org.apache.kafka:kafka_2.13``) resolved with Maven.

@@ -35,7 +35,8 @@ def test_insert_is_idempotent_and_returns_new_only(store):
 
 
 def test_filters_and_order(store):
-    store.add_alerts([rec(rule="a", run=1, ev=1, created=1.0), rec(rule="b", run=2, ev=2, created=2.0),
+    store.add_alerts([rec(rule="a", run=1, ev=1, created=1.0),
+                      rec(rule="b", run=2, ev=2, created=2.0),
                       rec(rule="ae", run=2, ev=3, p=1e-6, created=3.0),
                       rec(rule="ae", run=2, ev=4, p=0.02, created=4.0)])
     assert [a.event for a in store.alerts()] == [4, 3, 2, 1]
