@@ -346,4 +346,9 @@ def open_store(url: str) -> AlertStore:
             f"unknown alert store URL scheme '{scheme}' in {url!r}; "
             f"use one of: {', '.join(sorted(STORE_BACKENDS))}"
         ) from None
-    return factory(url)
+    store = factory(url)
+    if isinstance(store, SQLAlertStore):
+        from alerts.outbox import install_outbox  # subscriptions: outbox rows in the alert txn
+
+        install_outbox(store)
+    return store

@@ -1,3 +1,16 @@
-"""hls4ml conversion of registered models, emulation checks, precision and resource studies."""
+"""hls4ml conversion of registered models, emulation checks, precision and resource studies.
 
-__all__: list[str] = []
+Submodules (imported on demand; hls4ml and torch are loaded only when used):
+
+* ``convert``    -- reviewed YAML build configs -> hls4ml config; score networks; pitfalls
+* ``emulation``  -- compiled C++ emulation vs onnxruntime: correlation, decision agreement
+* ``precision``  -- per-layer profiling and the ap_fixed<W,I> width scan
+* ``resources``  -- DSP/LUT/latency estimates; real reports with Vitis/Vivado HLS
+* ``targets``    -- registry of FPGA parts (register_target / get_target / available_targets)
+* ``build``      -- one build: resolve MODEL[:VERSION], convert, compile, validate, report
+* ``registry_adapter`` -- registered ae / vae models as build sources
+* ``standin``    -- small stand-in models and synthetic samples of the same architectures
+"""
+
+__all__ = ["build", "convert", "emulation", "precision", "registry_adapter", "resources",
+           "standin", "targets"]

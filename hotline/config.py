@@ -51,6 +51,15 @@ class StreamConfig:
     deadletter_topic: str = "hotline.deadletter"
     partitions: int = 4
     app_id: str = "hotline"
+    events_per_message: int = 4096  #: events per hotline.events message (one Arrow IPC batch)
+    connect_timeout: float = 30.0  #: seconds to keep retrying (with backoff) an absent broker
+    max_message_bytes: int = 16_777_216  #: largest Kafka message produced / fetched
+    commit_interval: float = 1.0  #: seconds between worker offset commits (at-least-once)
+    web_port: int = 0  #: faust worker web port; 0 = web server disabled
+    datadir: str = ""  #: faust worker data dir; empty: <state dir>/faust/<app_id>
+    sink_group: str = "hotline-sink"  #: consumer group of the alert sink
+    session_timeout: float = 10.0  #: consumer-group session timeout (dead-worker detection)
+    recovery_delay: float = 3.0  #: s a worker waits after a rebalance before resuming (faust)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class DashboardConfig:
     port: int = 5006
     allowed_origins: str = "127.0.0.1:5006,localhost:5006"
     basic_auth: str = ""  #: path to a credentials file or a password; empty: read-only only
+    cookie_secret: str = ""  #: signs login cookies; empty: random per server start
+    update_ms: int = 1000  #: period of the per-session update callback (>= 1000: max 1 Hz)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ from stream.topics import bootstrap_servers
 
 log = logging.getLogger(__name__)
 
+#: one connection attempt to an absent broker gives up after this long (then backoff, retry)
+BOOTSTRAP_TIMEOUT_MS = 2000
+
 
 def retry_with_backoff(
     what: str,
@@ -35,14 +38,18 @@ def retry_with_backoff(
     first_delay: float = 0.25,
     max_delay: float = 4.0,
 ) -> Any:
-    """Call ``attempt`` until it succeeds, sleeping 0.25, 0.5, 1, ... s; give up after ``timeout``."""
+    """Call ``attempt`` until it succeeds, sleeping 0.25, 0.5, 1, ... s; stop after ``timeout``."""
     deadline = time.monotonic() + timeout
     delay, n = first_delay, 0
     while True:
         n += 1
         try:
             return attempt()
+        except (TypeError, ValueError):
+            raise  # a programming / configuration error: retrying will not help
         except Exception as exc:  # noqa: BLE001 - kafka errors of many kinds
+            if type(exc).__name__ == "KafkaConfigurationError":
+                raise
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StreamError(
@@ -53,6 +60,36 @@ def retry_with_backoff(
             log.warning("%s failed (%s); retrying in %.2f s", what, exc, min(delay, left))
             time.sleep(min(delay, left))
             delay = min(delay * 2, max_delay)
+
+
+def fast_crc32c() -> bool:
+    """Give kafka-python a C CRC-32C when the optional ``crc32c`` package is not installed.
+
+    kafka-python checksums every record batch with CRC-32C; without the ``crc32c``
+    package it does so in pure Python (~240 ms for one 0.7 MB event batch, which
+    caps the producer at ~20k events/s). aiokafka (a faust dependency) ships the
+    same checksum as a C extension; this points kafka-python's record-batch code
+    at it (same results, ~700x faster). Returns True when the C version is in use.
+    The clean alternative is to add ``crc32c`` to the dependencies.
+    """
+    from kafka.record import default_records, util
+
+    if getattr(util, "crc32c_c", None) is not None:
+        return True
+    try:
+        from aiokafka.record.util import NO_EXTENSIONS, calc_crc32c
+    except ImportError:
+        return False
+    if NO_EXTENSIONS:
+        return False
+    default_records.calc_crc32c = calc_crc32c
+    return True
+
+
+def quiet_kafka_logs() -> None:
+    """kafka-python logs every refused connection at ERROR; the retry loop reports instead."""
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def make_producer(cfg: StreamConfig, **overrides: Any) -> Any:
@@ -67,11 +104,12 @@ def make_producer(cfg: StreamConfig, **overrides: Any) -> Any:
         linger_ms=5,
         batch_size=1_048_576,
         max_request_size=cfg.max_message_bytes,
-        buffer_memory=max(64 << 20, 4 * cfg.max_message_bytes),
         request_timeout_ms=30_000,
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
         max_block_ms=int(cfg.connect_timeout * 1000),
     )
     opts.update(overrides)
+    fast_crc32c()
     return retry_with_backoff(f"cannot connect to Kafka broker {servers}",
                               lambda: KafkaProducer(**opts), cfg.connect_timeout)
 

@@ -21,7 +21,14 @@ COMMAND_MODULES = [
     "hotline.cli.runs",
     "hotline.cli.alerts",
     "hotline.cli.demo",
+    "hotline.cli.dashboard",
     "hotline.cli.archive",
+    "hotline.cli.worker",
+    "hotline.cli.subscribe",
+    "hotline.cli.train",
+    "hotline.cli.generate",
+    "hotline.cli.firmware",
+    "hotline.cli.dqm",
 ]
 
 

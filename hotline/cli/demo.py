@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", metavar="URL", default=None,
                    help="alert store (default: a new SQLite file in a temporary folder)")
     p.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
+    p.add_argument("--serve", action="store_true",
+                   help="also serve the dashboard on http://127.0.0.1:5006 and replay the run "
+                        "there (runs until Ctrl-C; prints a one-off login for replay control)")
     p.set_defaults(handler=handle)
 
 
@@ -40,6 +43,18 @@ def handle(args: argparse.Namespace) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="hotline-demo-")
         args.store = f"sqlite:///{Path(tmp.name) / 'alerts.db'}"
     cfg = config_from(args, source={"archive": str(DEFAULT_ARCHIVE)})
+    if not cfg.model.name:  # the shipped default anomaly model joins the classic rules
+        from models.registry import DEFAULT_MODEL
+
+        cfg = cfg.with_overrides({"model": {"name": DEFAULT_MODEL}})
+    if getattr(args, "serve", False):  # dashboard + replay in the background, blocks
+        from hotline.cli.dashboard import demo_password, run_dashboard
+
+        console = Console(soft_wrap=True)
+        if not cfg.dashboard.basic_auth:
+            cfg = cfg.with_overrides({"dashboard": {"basic_auth": demo_password()}})
+            console.print(f"demo login: any user name, password {cfg.dashboard.basic_auth}")
+        return run_dashboard(cfg, autostart=(run.files, run.run, args.rate), console=console)
     ctx = make_context(cfg)
     console = Console(soft_wrap=True)
     console.print(f"Hotline demo: run {run.run} from {run.path} "

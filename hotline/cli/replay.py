@@ -73,7 +73,15 @@ def make_source(
 def make_context(cfg: Config) -> PipelineContext:
     from alerts.rules import load_menu
 
-    return PipelineContext(rules=load_menu(cfg.alerts.rules))
+    rules = load_menu(cfg.alerts.rules)
+    if not cfg.model.name:
+        return PipelineContext(rules=rules)
+    from alerts.ae_rule import AERule
+    from models.scorer import Scorer
+
+    scorer = Scorer.from_registry(cfg.model.name, cfg.model.version, cfg.model.registry)
+    rules.append(AERule(scorer, cfg.model.p_value))
+    return PipelineContext(rules=rules, spec=scorer.spec, features_required=True)
 
 
 MAX_LUMI_ROWS = 40

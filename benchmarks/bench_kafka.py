@@ -1,0 +1,383 @@
+"""Kafka path figures: throughput per worker, produce->stored latency, worker memory.
+
+Starts a real single-node Kafka 3.9.1 broker (KRaft, cached Maven jars) and one
+``hotline worker`` subprocess, then measures
+
+1. throughput replay -> broker -> one worker -> alerts, events/s, with ~4096-event
+   Arrow IPC messages, for two rule menus: ``tight`` (hotline-like alert rate,
+   ~1e-3; thresholds raised) and the default Exotica menu (alert-heavy on the
+   synthetic events: every alert is one Kafka JSON record); and the naive
+   design, one JSON message per event, each scored on its own - ratio;
+2. latency event-produced -> alert-stored (worker + sink, SQLite) at a steady
+   10 kHz input, 1000-event messages every 0.1 s: p50 / p99, for the ``moderate``
+   menu (~1 % of events alert) and the alert-heavy default menu;
+3. worker RSS at start and end of a long run (``--long-events``; 10 M in the
+   issue, scaled down by default to fit the shared 2-core machine - printed).
+
+Run: ``.venv/bin/python -m benchmarks.bench_kafka [--events N] [--long-events N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from benchmarks.common import header, save
+
+HOTLINE = str(Path(sys.executable).parent / "hotline")
+TIGHT_MENU = """
+[[rule]]
+name = "1jet_pt600"
+kind = "count"
+collection = "Jet"
+min_pt = 600
+[[rule]]
+name = "met400"
+kind = "scalar"
+branch = "MET_pt"
+min_value = 400
+[[rule]]
+name = "1mu_pt300"
+kind = "count"
+collection = "Muon"
+min_pt = 300
+[[rule]]
+name = "1e_pt300"
+kind = "count"
+collection = "Electron"
+min_pt = 300
+"""
+MODERATE_MENU = """
+[[rule]]
+name = "1jet_pt250"
+kind = "count"
+collection = "Jet"
+min_pt = 250
+[[rule]]
+name = "met250"
+kind = "scalar"
+branch = "MET_pt"
+min_value = 250
+[[rule]]
+name = "1mu_pt150"
+kind = "count"
+collection = "Muon"
+min_pt = 150
+[[rule]]
+name = "1e_pt150"
+kind = "count"
+collection = "Electron"
+min_pt = 150
+"""
+MENUS = {"tight": TIGHT_MENU, "moderate": MODERATE_MENU, "exotica": None}
+
+
+def events(n: int, seed: int, run: int, start_event: int = 0) -> ak.Array:
+    from tests.conftest import make_events
+
+    a = make_events(n, seed=seed, run=run, events_per_lumi=20_000)
+    return ak.with_field(a, np.arange(start_event + 1, start_event + n + 1, dtype=np.uint64),
+                         "event")
+
+
+def write_cfg(tmp: Path, broker: str, tag: str, menu: str | None, per_message: int) -> Path:
+    lines = ["[stream]", f'broker = "{broker}"', f'app_id = "bench-{tag}"',
+             f'events_topic = "ev-{tag}"', f'scores_topic = "sc-{tag}"',
+             f'alerts_topic = "al-{tag}"', f'deadletter_topic = "dl-{tag}"',
+             f'occupancy_topic = "oc-{tag}"', f'sink_group = "sink-{tag}"',
+             f"events_per_message = {per_message}", "partitions = 1", "session_timeout = 10.0",
+             "", "[store]", f'url = "sqlite:///{tmp / (tag + ".db")}"']
+    if menu:
+        (tmp / f"{tag}.toml").write_text(menu)
+        lines += ["", "[alerts]", f'rules = "{tmp / (tag + ".toml")}"']
+    p = tmp / f"{tag}.cfg.toml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def start_worker(cfg_path: Path, tmp: Path, name: str) -> tuple[subprocess.Popen, Path]:
+    log = tmp / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    p = subprocess.Popen([HOTLINE, "--config", str(cfg_path), "worker", "--datadir",
+                          str(tmp / f"data-{name}"), "--loglevel", "info"],
+                         stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
+                         start_new_session=True)
+    return p, log
+
+
+def stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+STAMP = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*scored (\d+) events .*: (\d+) alerts"
+)
+
+
+def scored(log: Path) -> list[tuple[float, int, int]]:
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = STAMP.match(line)
+        if m:
+            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            out.append((t, int(m.group(2)), int(m.group(3))))
+    return out
+
+
+def wait(cond, timeout: float, what: str) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def throughput(broker, tmp: Path, n: int, menu: str | None, label: str) -> dict:
+    from hotline.config import load_config
+    from stream.batch import EventBatch
+    from stream.kafka_producer import publish
+    from stream.topics import ensure_topics
+
+    tag = f"{label}-{uuid.uuid4().hex[:6]}"
+    cfg_path = write_cfg(tmp, broker.url, tag, menu, 4096)
+    cfg = load_config(cfg_path, environ={})
+    ensure_topics(cfg.stream)
+    arrays = events(n, seed=1, run=1)
+    batches = [EventBatch(arrays[i : i + 65536]) for i in range(0, n, 65536)]
+    rep = publish(batches, cfg.stream)
+    w, log = start_worker(cfg_path, tmp, tag)
+    n_msgs = rep.messages
+    try:
+        wait(lambda: len(scored(log)) >= n_msgs or w.poll() is not None, 600, "the worker")
+    finally:
+        stop(w)
+    s = scored(log)
+    if len(s) < n_msgs:
+        raise RuntimeError(f"worker scored {len(s)} of {n_msgs} messages:\n"
+                           + log.read_text()[-3000:])
+    # rate over messages 2..N (the first message's time includes the agent's start)
+    ev = sum(x[1] for x in s[1:])
+    secs = s[-1][0] - s[0][0]
+    alerts = sum(x[2] for x in s)
+    return {"label": label, "events": n, "messages": n_msgs, "produce_rate": rep.rate,
+            "message_bytes": rep.bytes / max(1, n_msgs), "rate": ev / secs if secs > 0 else 0.0,
+            "alerts": alerts, "alert_fraction": alerts / n}
+
+
+def naive_json(broker, n: int) -> dict:
+    """The naive design: one JSON message per event, decoded and scored one by one."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from stream.batch import EventBatch
+    from stream.pipeline import PipelineContext, process_batch
+
+    topic = f"naive-{uuid.uuid4().hex[:6]}"
+    records = ak.to_list(events(n, seed=2, run=1))
+    prod = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks="all")
+    for r in records:
+        prod.send(topic, key=b"1", value=json.dumps(r).encode())
+    prod.flush()
+    prod.close()
+    ctx = PipelineContext()
+    cons = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                         group_id=topic, enable_auto_commit=False)
+    done, alerts, t0 = 0, 0, None
+    while done < n:
+        for recs in cons.poll(timeout_ms=1000).values():
+            for r in recs:
+                if t0 is None:
+                    t0 = time.perf_counter()
+                batch = EventBatch(ak.Array([json.loads(r.value)]))
+                alerts += len(process_batch(batch, ctx).alerts)
+                done += 1
+    secs = time.perf_counter() - t0
+    cons.close()
+    return {"label": "naive-json-per-event", "events": n, "rate": n / secs, "alerts": alerts}
+
+
+def latency(broker, tmp: Path, seconds: float, menu: str = "moderate",
+            rate: float = 10_000.0) -> dict:
+    from alerts.sink import run_sink
+    from alerts.store import SQLiteAlertStore
+    from hotline.config import load_config
+    from stream.batch import EventBatch
+    from stream.kafka_producer import make_producer, publish
+    from stream.replay import Pacer
+    from stream.topics import ensure_topics
+
+    per_msg = int(rate / 10)
+    tag = f"lat-{uuid.uuid4().hex[:6]}"
+    cfg_path = write_cfg(tmp, broker.url, tag, MENUS[menu], per_msg)
+    cfg = load_config(cfg_path, environ={})
+    ensure_topics(cfg.stream)
+    store = SQLiteAlertStore(tmp / f"{tag}.sink.db")
+    lat: list[float] = []
+    t_send: dict[int, float] = {}
+    stop_sink = threading.Event()
+
+    def on_stored(records, new, t_stored):
+        for a in new:
+            lat.append(t_stored - t_send[(a.event - 1) // per_msg])
+
+    sink = threading.Thread(target=run_sink, args=(cfg.stream, store),
+                            kwargs={"stop": stop_sink.is_set, "on_stored": on_stored}, daemon=True)
+    sink.start()
+    w, log = start_worker(cfg_path, tmp, tag)
+    wait(lambda: "Worker ready" in log.read_text(errors="replace"), 120,
+         "the worker to join")
+    prod = make_producer(cfg.stream, linger_ms=0)
+    n_msgs = int(seconds * 10)
+    arrays = events(n_msgs * per_msg, seed=3, run=1)
+    pacer = Pacer(rate)
+    for i in range(n_msgs):
+        piece = EventBatch(arrays[i * per_msg : (i + 1) * per_msg])
+        pacer.wait(per_msg)
+        t_send[i] = time.time()
+        publish([piece], cfg.stream, producer=prod)
+    prod.close()
+    expected = None
+    try:
+        wait(lambda: len(scored(log)) >= n_msgs, 120, "the worker to catch up")
+        expected = sum(x[2] for x in scored(log))
+        wait(lambda: len(lat) >= expected, 60, "the sink to store every alert")
+    finally:
+        stop(w)
+        stop_sink.set()
+        sink.join(30)
+        store.close()
+    arr = np.array(lat)
+    return {"menu": menu, "rate_hz": rate, "events": n_msgs * per_msg,
+            "events_per_message": per_msg, "alerts": int(arr.size),
+            "p50_s": float(np.percentile(arr, 50)),
+            "p99_s": float(np.percentile(arr, 99)), "max_s": float(arr.max())}
+
+
+def memory(broker, tmp: Path, n: int, chunk: int = 200_000) -> dict:
+    import psutil
+
+    from hotline.config import load_config
+    from stream.batch import EventBatch
+    from stream.kafka_producer import make_producer, publish
+    from stream.topics import ensure_topics
+
+    tag = f"mem-{uuid.uuid4().hex[:6]}"
+    cfg_path = write_cfg(tmp, broker.url, tag, TIGHT_MENU, 4096)
+    cfg = load_config(cfg_path, environ={})
+    ensure_topics(cfg.stream)
+    w, log = start_worker(cfg_path, tmp, tag)
+    proc = psutil.Process(w.pid)
+    wait(lambda: "Worker ready" in log.read_text(errors="replace"), 120,
+         "the worker to join")
+    prod = make_producer(cfg.stream)
+    base = events(chunk, seed=4, run=2)
+    rss: list[tuple[int, float]] = []
+    sent = 0
+    n_msgs = 0
+    try:
+        while sent < n:
+            m = min(chunk, n - sent)
+            arr = ak.with_field(base[:m], np.arange(sent + 1, sent + m + 1, dtype=np.uint64),
+                                "event")
+            n_msgs += publish([EventBatch(arr)], cfg.stream, producer=prod).messages
+            sent += m
+            done = len(scored(log))
+            rss.append((done, proc.memory_info().rss / 1e6))
+        t_end = time.monotonic() + 900
+        while (done := len(scored(log))) < n_msgs:  # sample RSS while the worker catches up
+            if time.monotonic() > t_end or w.poll() is not None:
+                raise RuntimeError(f"worker stopped at {done}/{n_msgs} messages")
+            rss.append((done, proc.memory_info().rss / 1e6))
+            time.sleep(1.0)
+        rss.append((n_msgs, proc.memory_info().rss / 1e6))
+    finally:
+        prod.close()
+        stop(w)
+    first = next((r for d, r in rss if d > 0), rss[0][1])
+    half = [r for d, r in rss if d >= n_msgs // 2]
+    return {"events": n, "messages": n_msgs, "rss_start_mb": first,
+            "rss_half_mb": half[0] if half else first, "rss_end_mb": rss[-1][1],
+            "rss_max_mb": max(r for _, r in rss), "samples": rss}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=400_000, help="events for the throughput runs")
+    ap.add_argument("--naive-events", type=int, default=3_000)
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--latency-menu", nargs="+", default=["moderate", "exotica"],
+                    choices=sorted(MENUS), help="rule menus of the latency runs")
+    ap.add_argument("--long-events", type=int, default=2_000_000,
+                    help="events of the memory run (issue: 10,000,000)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "memory"])
+    args = ap.parse_args(argv)
+
+    from tests.integration.broker.kafka_server import KafkaBroker
+    from tests.support.fetch import kafka_jars
+
+    header("Kafka path: replay -> Kafka 3.9.1 (KRaft, 1 node) -> 1 faust worker -> alerts")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (machine shared with other jobs)")
+    tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-kafka-"))
+    broker = KafkaBroker(kafka_jars(), workdir=tmp / "kafka", heap="1g")
+    (tmp / "kafka").mkdir()
+    broker.start()
+    results: dict = {}
+    try:
+        if "throughput" not in args.skip:
+            tight = throughput(broker, tmp, args.events, TIGHT_MENU, "tight")
+            full = throughput(broker, tmp, args.events, None, "exotica")
+            naive = naive_json(broker, args.naive_events)
+            results["throughput"] = [tight, full, naive]
+            print(f"events: {args.events:,} per run, 4096 events per message "
+                  f"({tight['message_bytes'] / 1e6:.2f} MB Arrow IPC), 1 partition, 1 worker")
+            for r in (tight, full):
+                print(f"  {r['label']:8s} menu: {r['rate']:>10,.0f} events/s through the worker "
+                      f"(alert fraction {r['alert_fraction']:.2e}; "
+                      f"producer {r['produce_rate']:,.0f} events/s)")
+            print(f"  naive (1 JSON message per event, {args.naive_events:,} events): "
+                  f"{naive['rate']:>10,.0f} events/s")
+            print(f"  ratio batched/naive: tight {tight['rate'] / naive['rate']:.0f}x, "
+                  f"exotica {full['rate'] / naive['rate']:.0f}x  (target >= 100,000 events/s)")
+        if "latency" not in args.skip:
+            results["latency"] = []
+            for menu in args.latency_menu:
+                lat = latency(broker, tmp, args.latency_seconds, menu)
+                results["latency"].append(lat)
+                print(f"latency produce -> alert stored (worker + sink, SQLite), {menu} menu, "
+                      f"{lat['rate_hz']:,.0f} Hz, {lat['events_per_message']} events/message, "
+                      f"{lat['events']:,} events, {lat['alerts']:,} alerts: "
+                      f"p50 {lat['p50_s']:.3f} s, p99 {lat['p99_s']:.3f} s, "
+                      f"max {lat['max_s']:.3f} s (target p99 < 1 s)")
+        if "memory" not in args.skip:
+            mem = memory(broker, tmp, args.long_events)
+            results["memory"] = mem
+            print(f"worker RSS over {mem['events']:,} events (issue: 10,000,000; scaled down): "
+                  f"start {mem['rss_start_mb']:.0f} MB, half-way {mem['rss_half_mb']:.0f} MB, "
+                  f"end {mem['rss_end_mb']:.0f} MB, "
+                  f"max {mem['rss_max_mb']:.0f} MB (target < 1 GB, flat)")
+    finally:
+        broker.cleanup()
+    print(f"results: {save('kafka', results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The dashboard application: the shared hub, the per-session page factory, ``serve``.
+
+``build_hub(cfg)`` opens what all sessions share (alert store, ``LiveFeed``,
+``ReplayController``, the model's thresholds). ``create_page(hub)`` is called once per
+browser session: it builds that session's ``DashboardState``, the views over it, and a
+periodic callback (``[dashboard] update_ms``, 1 s by default) that pulls the feed and
+lets every view push its increments inside one ``hold()``. ``serve(cfg)`` runs the
+Bokeh/Tornado server; nothing is loaded at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from alerts.store import AlertStore
+from dashboard.auth import auth_kwargs, can_control, origins
+from dashboard.state import (
+    CliContextFactory,
+    Hub,
+    LiveFeed,
+    ReplayController,
+    load_model_info,
+)
+
+log = logging.getLogger(__name__)
+
+TITLE = "Hotline - shift crew"
+
+
+def build_hub(cfg: Any, store: AlertStore | None = None,
+              context_factory: Callable[[], Any] | None = None,
+              replay: bool = True, replay_mode: str = "process") -> Hub:
+    """Everything the sessions of one server share (see module docstring)."""
+    if store is None:
+        from alerts.store import open_store
+
+        store = open_store(cfg.store.resolved_url())
+    feed = LiveFeed(store, source=cfg.source.name)
+    if context_factory is None:
+        context_factory = CliContextFactory(cfg)
+    controller = None
+    if replay:
+        # the replay runs in its own process so that browser sessions never slow it down
+        controller = ReplayController(store, feed, context_factory, source_name=cfg.source.name,
+                                      tree=cfg.source.tree, step_size=cfg.source.step_size,
+                                      mode=replay_mode)
+    thresholds, reference, note = load_model_info(cfg.model.name, cfg.model.registry,
+                                                  cfg.model.version)
+    return Hub(store=store, feed=feed, replay=controller, thresholds=thresholds,
+               model_note=note, archive=cfg.source.archive, cfg=cfg, reference=reference)
+
+
+def create_page(hub: Hub, user: str | None = None) -> Any:
+    """One session's page (call inside a Bokeh session, or without one for tests)."""
+    import panel as pn
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import MISSING_RENDERERS
+
+    from dashboard.views.alerts import AlertTable
+    from dashboard.views.contributions import Contributions
+    from dashboard.views.event_display import EventDisplay
+    from dashboard.views.histogram import ScoreHistogram
+    from dashboard.views.occupancy import OccupancyView
+    from dashboard.views.overview import RunOverview
+    from dashboard.views.replay import ReplayControl
+
+    silence(MISSING_RENDERERS, True)  # rule / AE figures get their lines when data arrive
+    user = user if user is not None else (pn.state.user or "guest")
+    basic = hub.cfg.dashboard.basic_auth if hub.cfg is not None else ""
+    state = hub.new_state(user=user, can_control=can_control(user, basic))
+    state.update(force=True)
+    overview = RunOverview(state)
+    views: dict[str, Any] = {"overview": overview}
+
+    def card(title: str, *objs: Any, **kw: Any) -> Any:
+        return pn.Card(*objs, title=title, collapsible=False, sizing_mode="stretch_width",
+                       header_background="#eceff1", margin=(4, 4), **kw)
+
+    def build_details() -> list[Any]:
+        """Score histogram, alert table, drill-down, replay, occupancy (second stage)."""
+        views.update(histogram=ScoreHistogram(state), alerts=AlertTable(state),
+                     contributions=Contributions(state), event_display=EventDisplay(state),
+                     occupancy=OccupancyView(state), replay=ReplayControl(state))
+        return [
+            pn.Row(card("Alerts (newest first)", views["alerts"]),
+                   card("Why did it fire? Loss contributions", views["contributions"]),
+                   sizing_mode="stretch_width"),
+            pn.Row(card("Event display", views["event_display"]),
+                   pn.Column(card("Replay control", views["replay"]),
+                             card("Occupancy maps (DQM)", views["occupancy"]),
+                             sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
+        ]
+
+    hist_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
+                          sizing_mode="stretch_width")
+    details = pn.Column(sizing_mode="stretch_width")
+    top = pn.Row(
+        card("Classic rule rates", pn.pane.Bokeh(overview.fig_rules, sizing_mode="stretch_width"),
+             pn.pane.Bokeh(overview.fig_input, sizing_mode="stretch_width")),
+        card("Anomaly rate per threshold", pn.pane.Bokeh(overview.fig_ae,
+                                                         sizing_mode="stretch_width"),
+             overview.ae_note),
+        card("Score distribution", hist_slot), sizing_mode="stretch_width")
+    page = pn.Column(
+        pn.pane.HTML(
+            f"<div style='background:#263238;color:white;padding:8px 14px;font-size:20px;"
+            f"font-weight:600'>{TITLE}"
+            f"<span style='float:right;font-size:13px;font-weight:400'>user: {user}"
+            f"{' (read-only)' if not state.can_control else ''}</span></div>",
+            sizing_mode="stretch_width", margin=0),
+        overview.header, top, details, sizing_mode="stretch_width", margin=0,
+    )
+    page.hotline_state = state  # for tests and the benchmark
+    page.hotline_views = views
+
+    def fill() -> None:
+        # the status and rate plots go out first; the heavier detail views follow
+        rows = build_details()
+        hist_slot.objects = [views["histogram"]]
+        details.objects = rows
+
+    in_session = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if not in_session:
+        fill()
+        return page
+    pn.state.onload(fill)
+    period = hub.cfg.dashboard.update_ms if hub.cfg is not None else 1000
+
+    def tick() -> None:
+        with pn.io.hold():
+            state.update()
+            if "replay" in views and state.replay is not None:
+                views["replay"].refresh()
+
+    pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
+    return page
+
+
+def serve(cfg: Any, *, store: AlertStore | None = None, hub: Hub | None = None,
+          port: int | None = None, host: str | None = None, threaded: bool = False,
+          show: bool = False, **extra: Any) -> Any:
+    """Serve the dashboard; returns the server (a thread with ``threaded=True``)."""
+    import panel as pn
+
+    hub = hub or build_hub(cfg, store=store)
+    host = host or cfg.dashboard.host
+    port = cfg.dashboard.port if port is None else port
+    allowed = origins(cfg.dashboard.allowed_origins)
+    for h in {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}:
+        if port and f"{h}:{port}" not in allowed:
+            allowed.append(f"{h}:{port}")
+    kwargs: dict[str, Any] = dict(
+        port=port, address=host, websocket_origin=allowed, show=show, threaded=threaded,
+        title=TITLE, **auth_kwargs(cfg.dashboard.basic_auth, cfg.dashboard.cookie_secret),
+    )
+    kwargs.update(extra)
+    log.info("serving the dashboard on http://%s:%s", host, port)
+    return pn.serve({"/": lambda: create_page(hub)}, **kwargs)

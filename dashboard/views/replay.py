@@ -1,0 +1,100 @@
+"""Replay control: choose an archived run and a rate, start / stop an embedded replay.
+
+Controls are enabled only for a logged-in user (see ``dashboard.auth``); everyone
+else sees the progress read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+
+from dashboard.state import DashboardState
+
+
+class ReplayControl(pn.viewable.Viewer):
+    """Run selector, rate, start/stop buttons, progress bar."""
+
+    def __init__(self, state: DashboardState, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.runs = self._runs()
+        options = {f"run {r.run} ({r.card.get('description', '')[:40]})": r.run
+                   for r in self.runs}
+        self.run_w = pn.widgets.Select(label="archived run", options=options or {"none": None},
+                                       width=260)
+        self.rate_w = pn.widgets.IntInput(label="rate (events/s, 0 = max)", value=50_000,
+                                          start=0, step=1000, width=160)
+        self.start_w = pn.widgets.Button(label="Start replay", color="primary", width=120)
+        self.stop_w = pn.widgets.Button(label="Stop", color="danger", width=80)
+        self.progress = pn.indicators.Progress(value=0, max=1000, width=300, bar_color="info")
+        self.text = pn.pane.Markdown("", margin=(0, 10), css_classes=["hotline-replay-status"])
+        self.start_w.on_click(self._start)
+        self.stop_w.on_click(self._stop)
+        ctl = state.replay is not None and state.can_control
+        for w in (self.run_w, self.rate_w, self.start_w, self.stop_w):
+            w.disabled = not ctl
+        if state.replay is None:
+            self.login = pn.pane.Markdown("*replay control is not available on this server*")
+        elif not state.can_control:
+            self.login = pn.pane.HTML("<span style='color:#666'>read-only view - "
+                                      "<a href='/login'>log in</a> to start or stop replays"
+                                      "</span>")
+        else:
+            self.login = pn.pane.HTML(f"<span style='color:#666'>logged in as "
+                                      f"<b>{state.user}</b> - <a href='/logout'>log out</a>"
+                                      "</span>")
+        state.param.watch(self.refresh, "tick")
+        self.refresh()
+
+    def _runs(self) -> list:
+        if not self.state.archive:
+            return []
+        try:
+            from stream.archive import list_runs
+
+            return list_runs(self.state.archive, scan=False)
+        except Exception:  # noqa: BLE001 - an unreadable archive just means no choices
+            return []
+
+    def _start(self, *_: Any) -> None:
+        rp = self.state.replay
+        if rp is None or not self.state.can_control:
+            self.text.object = "**not allowed:** log in to start replays"
+            return
+        run = next((r for r in self.runs if r.run == self.run_w.value), None)
+        if run is None:
+            self.text.object = "**choose a run first**"
+            return
+        try:
+            rp.start(run.files, run.run, rate=float(self.rate_w.value) or None)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.text.object = f"**cannot start:** {exc}"
+            return
+        self.refresh()
+
+    def _stop(self, *_: Any) -> None:
+        if self.state.replay is not None and self.state.can_control:
+            self.state.replay._stop.set()  # do not block the server thread on join
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        rp = self.state.replay
+        if rp is None:
+            self.text.object = ""
+            return
+        self.progress.value = int(1000 * rp.progress)
+        self.progress.active = rp.running
+        text = rp.describe()
+        if text != self.text.object:
+            self.text.object = text
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.Row(self.run_w, self.rate_w, pn.Column(pn.Spacer(height=18),
+                                                      pn.Row(self.start_w, self.stop_w))),
+            pn.Row(self.progress, self.text),
+            self.login,
+            sizing_mode="stretch_width",
+        )

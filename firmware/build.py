@@ -1,0 +1,190 @@
+"""Firmware build of one model: resolve it, convert, compile, validate against serving, report.
+
+:func:`resolve_model` turns ``MODEL[:VERSION]`` into a :class:`ModelSource`
+(the torch score network that goes to firmware, the ONNX model serving uses,
+the calibrated thresholds and a held-out sample). Registered models come from
+``models.registry``; the ``standin-*`` names are small models of the same
+architectures trained on the fly (:mod:`firmware.standin`) for when no model
+is registered. :func:`build` writes ``<builds>/<model>/<version>/`` with the
+hls4ml Vitis project (``hls/``), the configuration used, ``report.json``
+and ``emulation.png``, and fails when decisions disagree beyond the bound.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from firmware.convert import BuildConfig, Conversion, compile_emulation, convert, predict
+from firmware.emulation import (
+    EmulationReport,
+    calibrate_thresholds,
+    check_agreement,
+    compare_scores,
+    export_onnx,
+    onnx_scores,
+    plot_scores,
+)
+from firmware.resources import ResourceEstimate, estimate, synthesize
+from hotline.errors import FirmwareError, ModelError
+
+log = logging.getLogger(__name__)
+
+STANDINS = ("standin-ae", "standin-vae", "standin-conv-ae", "standin-conv-ae-dense")
+
+
+Sample = tuple[np.ndarray, ...]  #: a batch of model inputs as serving takes them (+ mask)
+
+
+@dataclass
+class ModelSource:
+    """Everything a firmware build needs about one model.
+
+    Samples are tuples of arrays in *serving* form (stand-ins: normalised
+    features; registered models: raw features and the object mask);
+    ``firmware_inputs`` turns them into the firmware block's inputs and
+    ``serving_scores`` scores them as serving does (onnxruntime).
+    """
+
+    name: str
+    version: str
+    kind: str  #: ae | vae | conv-ae
+    score_net: Any  #: torch module (firmware inputs) -> [n, 1] score
+    input_shape: tuple[int, ...] | list[tuple[int, ...]]  #: one shape per firmware input
+    thresholds: dict[float, float]  #: p-value -> score threshold (calibrated on background)
+    background: Sample  #: held-out background events
+    signal: Sample | None = None  #: held-out anomalous events (for the TPR), optional
+    serving_scores: Any = None  #: callable(*sample) -> [n] serving scores
+    firmware_inputs: Any = None  #: callable(*sample) -> list of firmware input arrays
+    onnx: bytes | str | None = None  #: the serving ONNX model (stand-ins: the score net)
+    note: str = ""
+
+    def serve(self, sample: Sample) -> np.ndarray:
+        if self.serving_scores is not None:
+            return np.asarray(self.serving_scores(*sample), dtype=np.float64).ravel()
+        return onnx_scores(self.onnx, sample[0])
+
+    def fw_inputs(self, sample: Sample) -> list[np.ndarray]:
+        if self.firmware_inputs is not None:
+            return list(self.firmware_inputs(*sample))
+        return list(sample)
+
+    def sample(self) -> tuple[Sample, np.ndarray]:
+        """Held-out events (background then signal) and the signal flags."""
+        parts = [self.background] + ([self.signal] if self.signal is not None else [])
+        joined = tuple(np.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
+        flags = np.zeros(len(joined[0]), bool)
+        if self.signal is not None:
+            flags[len(self.background[0]):] = True
+        return joined, flags
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """``name[:version]`` -> (name, version or 'latest')."""
+    name, _, version = ref.partition(":")
+    if not name:
+        raise FirmwareError(f"model reference '{ref}' has no name; use MODEL[:VERSION]")
+    return name, version or "latest"
+
+
+def standin_source(kind: str, cfg: BuildConfig, seed: int = 0) -> ModelSource:
+    """A trained stand-in model (``ae``, ``vae``, ``conv-ae``, ``conv-ae-dense``)."""
+    from firmware.standin import standin_samples, standin_score_net
+
+    net, shape = standin_score_net(kind, seed=seed)
+    onnx = export_onnx(net, shape)
+    v = cfg.validation
+    ref, _ = standin_samples(kind, max(20000, int(10 / min(v.p_values))), 1, seed=seed + 100)
+    thresholds = calibrate_thresholds(onnx_scores(onnx, ref), v.p_values)
+    bkg, sig = standin_samples(kind, v.n_events, v.n_signal, seed=seed + 1)
+    return ModelSource(f"standin-{kind}", "0", "conv-ae" if kind.startswith("conv") else kind,
+                       net, shape, thresholds, (bkg,), (sig,), onnx=onnx,
+                       note=f"stand-in {kind} trained on a synthetic sample (firmware/standin.py)")
+
+
+def resolve_model(ref: str, cfg: BuildConfig, registry: str | None = None) -> ModelSource:
+    """Resolve ``MODEL[:VERSION]``: a ``standin-*`` name or a model of ``models.registry``."""
+    name, version = parse_model_ref(ref)
+    if name in STANDINS:
+        return standin_source(name[len("standin-"):], cfg)
+    from firmware.registry_adapter import registered_source
+
+    try:
+        return registered_source(name, version, cfg, registry)
+    except ModelError as exc:
+        raise FirmwareError(f"cannot build firmware for model '{ref}': {exc}") from exc
+
+
+@dataclass
+class BuildResult:
+    source: ModelSource
+    conversion: Conversion
+    report: EmulationReport
+    estimates: dict[float, ResourceEstimate] = field(default_factory=dict)
+    synthesis: dict[str, Any] | None = None
+    output_dir: Path = Path(".")
+    trace: dict[str, float] | None = None  #: layer -> max |firmware - torch| (with trace)
+
+
+def build(source: ModelSource, cfg: BuildConfig, output_dir: str | Path, synth: bool = False,
+          check: bool = True, clocks_mhz: tuple[float, ...] = (40.0, 240.0),
+          trace: bool = False) -> BuildResult:
+    """Convert, compile, validate against serving, estimate; write the build folder.
+
+    ``trace`` compiles the per-layer trace too and records, per layer, the max
+    |firmware - torch| on the first 1000 held-out events (``BuildResult.trace``).
+    """
+    out = Path(output_dir)
+    hls_dir = out / "hls"
+    if hls_dir.exists():
+        shutil.rmtree(hls_dir)
+    conv = compile_emulation(convert(source.score_net, source.input_shape, cfg, hls_dir,
+                                     trace=trace))
+    sample, is_sig = source.sample()
+    fw_in = source.fw_inputs(sample)
+    fw = predict(conv, fw_in)
+    sv = source.serve(sample)
+    report = compare_scores(fw, sv, source.thresholds, is_sig, cfg.validation.min_agreement)
+    clocks = sorted(set(clocks_mhz) | {cfg.clock_mhz})
+    ests = {c: estimate(conv.hls_model, c, cfg.reuse_factor) for c in clocks}
+    synthesis = synthesize(conv.hls_model) if synth else None
+    result = BuildResult(source, conv, report, ests, synthesis, out)
+    if trace:
+        from firmware.precision import trace_differences
+
+        result.trace = trace_differences(conv, [a[:1000] for a in fw_in])
+    _write(result, cfg, fw, sv)
+    if check:
+        check_agreement(report, f"firmware build of {source.name}:{source.version}")
+    return result
+
+
+def _write(result: BuildResult, cfg: BuildConfig, fw: np.ndarray, sv: np.ndarray) -> None:
+    out = result.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    src = Path(cfg.source)
+    if src.is_file():
+        shutil.copyfile(src, out / "config.yaml")
+    s = result.source
+    data = {
+        "model": s.name, "version": s.version, "kind": s.kind, "note": s.note,
+        "config": cfg.source, "part": cfg.resolved_part(), "clock_mhz": cfg.clock_mhz,
+        "io_type": cfg.io_type, "strategy": cfg.strategy, "reuse_factor": cfg.reuse_factor,
+        "precision": {"input": cfg.precision.input, "default": cfg.precision.default,
+                      "accum": cfg.precision.accum, "score": cfg.precision.score},
+        "dense_view_fixes": [list(f) for f in result.conversion.graph.view_fixes],
+        "convert_s": result.conversion.convert_s, "compile_s": result.conversion.compile_s,
+        "emulation": result.report.to_dict(),
+        "estimates": {f"{c:g}MHz": e.to_dict() for c, e in result.estimates.items()},
+        "synthesis": result.synthesis,
+        "trace_max_abs_diff": result.trace,
+    }
+    (out / "report.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
+    plot_scores(fw, sv, s.thresholds, out / "emulation.png",
+                title=f"{s.name}:{s.version} {cfg.precision.default}")

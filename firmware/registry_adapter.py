@@ -1,0 +1,133 @@
+"""Registered models (``models.registry``) as firmware build sources.
+
+What goes to firmware for each card kind:
+
+* ``ae``: the dense AE plus its masked MSE score, all in firmware. The block
+  has two inputs, the *normalised* features (padded slots 0) and the 0/1
+  feature mask, and computes ``sum((x - AE(x))**2 * m) / F`` -- the serving
+  graph's ``total``. Normalisation (log10 pT, offset, scale) is the step in
+  front of the block: in the L1 system the input links deliver scaled
+  hardware units; here ``training.normalise.Normaliser.transform`` applies it.
+* ``vae``: the mu-only encoder scoring ``sum(mu**2)`` (the AXOL1TL score),
+  compared with the serving graph's ``mu2`` output. When the card's score is
+  not ``mu2`` its thresholds are for another score, so mu2 thresholds are
+  calibrated on a separate background reference sample (said in the note).
+* ``conv-ae`` (DQM maps, not an L1 trigger path) is not built yet: its score
+  (Poisson deviance, per-unit chi2 p-values) is not a firmware computation.
+
+The held-out sample is drawn like the training's (``training.train.load_sample``
+with the card's data source and background process) with a seed the training
+never used; the signal sample is the card's first signal process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from firmware.convert import BuildConfig, ae_score_net, vae_mu_score_net
+from firmware.emulation import calibrate_thresholds
+from hotline.errors import FirmwareError
+
+log = logging.getLogger(__name__)
+
+HELDOUT_SEED_OFFSET = 7919  #: added to the training seed: events the training never saw
+
+
+def _card_thresholds(card: dict[str, Any], p_values: tuple[float, ...]) -> dict[float, float]:
+    out = {}
+    for t in card.get("thresholds", []):
+        for p in p_values:
+            if np.isclose(float(t["p"]), p, rtol=1e-9, atol=0):
+                out[float(p)] = float(t["threshold"])
+    return out
+
+
+def heldout_sample(card: dict[str, Any], n: int, seed_offset: int, process: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features and object mask of ``n`` events of the card's background (or ``process``)."""
+    from detectors.spec import FeatureSpec
+    from training.train import load_sample
+
+    tr = card.get("training") or {}
+    spec = FeatureSpec.from_dict(card["feature_spec"])
+    data: dict[str, Any] = {"source": tr.get("source") or "synthetic"}
+    if tr.get("archive"):
+        data["archive"] = tr["archive"]
+    proc = process or tr.get("background")
+    if not proc:
+        raise FirmwareError(f"model card of {card.get('name')} names no background process "
+                            "(training.background); cannot draw a held-out sample")
+    seed = int(tr.get("seed", 1)) + seed_offset
+    fm = load_sample(proc, data, n, seed, spec)
+    return fm.x[:n], fm.mask[:n]
+
+
+def registered_source(name: str, version: str, cfg: BuildConfig, registry: str | None = None,
+                      sample: tuple[np.ndarray, np.ndarray] | None = None,
+                      signal: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+    """A :class:`firmware.build.ModelSource` for a registered ``ae`` or ``vae`` model."""
+    from firmware.build import ModelSource
+    from models.registry import load_model
+    from models.scorer import Scorer
+    from training.normalise import Normaliser
+
+    model = load_model(name, version, registry)
+    card = model.card
+    if model.kind == "conv-ae":
+        raise FirmwareError(
+            f"model {name} v{model.version} is a DQM conv-AE; its score (Poisson deviance, "
+            "per-unit p-values) is not built as firmware yet -- see firmware/registry_adapter.py"
+        )
+    net = model.torch_model()
+    norm = Normaliser.from_dict(card["normalisation"])
+    spec = model.feature_spec()
+    f, o = spec.n_features, spec.n_objects
+    scorer = Scorer(model)
+    v = cfg.validation
+    if sample is None:
+        sample = heldout_sample(card, v.n_events, HELDOUT_SEED_OFFSET)
+    if signal is None and v.n_signal > 0:
+        sigs = list(((card.get("training") or {}).get("signals") or {}).keys())
+        if sigs:
+            signal = heldout_sample(card, v.n_signal, HELDOUT_SEED_OFFSET + 1, sigs[0])
+    note = f"registered model {name} v{model.version} ({model.kind})"
+
+    def fw_inputs(x: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        xn = norm.transform(x, mask)
+        fmask = np.repeat(mask.astype(np.float32), f // o, axis=1)
+        return [xn, fmask] if model.kind == "ae" else [xn]
+
+    if model.kind == "ae":
+        score_net = ae_score_net(net, f, masked=True)
+        shape: Any = [(f,), (f,)]
+
+        def serve(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            return scorer.score_arrays(x, mask).total
+
+        thresholds = _card_thresholds(card, v.p_values)
+        if str(card.get("score", "recon")) != "recon":
+            thresholds = {}
+    else:
+        score_net = vae_mu_score_net(net.encoder, net.mu)
+        shape = (f,)
+
+        def serve(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            return scorer.score_arrays(x, mask).extra["mu2"]
+
+        thresholds = _card_thresholds(card, v.p_values) if card.get("score") == "mu2" else {}
+    if not thresholds:
+        n_ref = max(20000, int(10 / min(v.p_values)))
+        ref = heldout_sample(card, n_ref, HELDOUT_SEED_OFFSET + 2)
+        thresholds = calibrate_thresholds(serve(*ref), v.p_values)
+        note += f"; thresholds calibrated here on {len(ref[0])} background events"
+    else:
+        missing = [p for p in v.p_values if p not in thresholds]
+        if missing:
+            note += f"; card has no threshold for p = {', '.join(f'{p:g}' for p in missing)}"
+    return ModelSource(name, model.version, model.kind, score_net, shape, thresholds,
+                       tuple(sample), tuple(signal) if signal is not None else None,
+                       serving_scores=serve, firmware_inputs=fw_inputs,
+                       onnx=str(model.onnx_path), note=note)

@@ -1,0 +1,76 @@
+"""Registry of firmware targets: the FPGA parts Hotline builds L1 firmware for.
+
+A target names a part, the hls4ml backend that writes its project, the LHC-era
+system it sits in, and the part's resource totals (used to express the
+resource estimates of :mod:`firmware.resources` as a fraction of the device).
+``register_target`` / ``get_target`` / ``available_targets``; the built-in
+parts are added by :func:`register_builtins` (a duplicate name is refused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.errors import FirmwareError
+
+
+@dataclass(frozen=True)
+class FirmwareTarget:
+    """One FPGA part a firmware build can be made for."""
+
+    name: str
+    part: str
+    backend: str = "Vitis"
+    description: str = ""
+    dsp: int = 0  #: DSP slices on the part
+    lut: int = 0  #: 6-input LUTs
+    ff: int = 0  #: flip-flops
+    bram_36k: int = 0  #: 36 kb block RAMs
+
+
+_TARGETS: dict[str, FirmwareTarget] = {}
+
+
+def register_target(target: FirmwareTarget) -> FirmwareTarget:
+    """Add a target; refuses a name that is already registered."""
+    if target.name in _TARGETS:
+        raise FirmwareError(f"firmware target '{target.name}' is already registered")
+    _TARGETS[target.name] = target
+    return target
+
+
+def get_target(name: str) -> FirmwareTarget:
+    """The target called ``name`` (built-ins are registered on first use)."""
+    if not _TARGETS:
+        register_builtins()
+    try:
+        return _TARGETS[name]
+    except KeyError:
+        raise FirmwareError(
+            f"unknown firmware target '{name}'; available: {', '.join(available_targets())}"
+        ) from None
+
+
+def available_targets() -> list[str]:
+    """Names of the registered targets, sorted."""
+    if not _TARGETS:
+        register_builtins()
+    return sorted(_TARGETS)
+
+
+def register_builtins() -> None:
+    """Register the parts used by the CMS Phase-2 L1 trigger (idempotent)."""
+    builtins = [
+        FirmwareTarget("vu13p", "xcvu13p-flga2577-2-e", "Vitis",
+                       "CMS Phase-2 L1 Global Trigger / Correlator (Serenity, APx)",
+                       dsp=12288, lut=1728000, ff=3456000, bram_36k=2688),
+        FirmwareTarget("vu9p", "xcvu9p-flgb2104-2-e", "Vitis",
+                       "CMS Phase-2 L1 (Virtex UltraScale+ VU9P boards)",
+                       dsp=6840, lut=1182240, ff=2364480, bram_36k=2160),
+        FirmwareTarget("ku15p", "xcku15p-ffva1760-2-e", "Vitis",
+                       "Kintex UltraScale+ (CMS Phase-2 calorimeter trigger boards)",
+                       dsp=1968, lut=522720, ff=1045440, bram_36k=984),
+    ]
+    for t in builtins:
+        if t.name not in _TARGETS:
+            register_target(t)

@@ -1,0 +1,185 @@
+"""``hotline train``, ``hotline calibrate``, ``hotline models``: anomaly-model commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hotline.errors import ConfigError, ModelError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train anomaly models (AE / VAE) and write the evaluation report",
+        description="Train the models of a training configuration (TOML, see "
+        "training/configs/), export them to ONNX, calibrate thresholds on held-out "
+        "background, evaluate them on the signal and fault samples, and write plots and a "
+        "comparison table into a run folder. --register copies the models marked "
+        "'register = true' into the model registry.",
+    )
+    p.add_argument("--config", dest="train_config", metavar="TOML", required=True,
+                   help="training configuration file")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="parent folder of the run folder (default: the config's 'out')")
+    p.add_argument("--register", action="store_true",
+                   help="register the models marked 'register = true' in the registry")
+    p.add_argument("--registry", metavar="DIR", default=None,
+                   help="model registry folder (env: HOTLINE_MODEL_REGISTRY)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=handle_train)
+
+    c = sub.add_parser(
+        "calibrate",
+        help="compute alert thresholds of a model from a background reference sample",
+        description="Score a background reference sample with a registered model and store "
+        "thresholds for background p-values (default 0.05, 0.01, 1e-3, 1e-4, 1e-5) in its "
+        "card. Where the reference is too small for a p-value the tail is extrapolated with "
+        "a generalised-Pareto fit (its uncertainty is recorded), or the p-value is refused. "
+        "--rate/--input-rate adds the p-value giving a target alert rate.",
+    )
+    c.add_argument("model", help="registered model name (see 'hotline models')")
+    c.add_argument("--version", default="latest", help="model version (default: latest)")
+    c.add_argument("--registry", metavar="DIR", default=None, help="model registry folder")
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--runs", type=int, nargs="+", metavar="RUN",
+                     help="reference runs from the sample archive")
+    src.add_argument("--process", metavar="NAME",
+                     help="reference process from the sample archive (e.g. sm)")
+    src.add_argument("--synthetic", type=int, metavar="N",
+                     help="N events of the built-in toy background (for tests)")
+    c.add_argument("--archive", metavar="DIR", default=None,
+                   help="sample archive (default ~/.cache/hotline/samples/archive)")
+    c.add_argument("--events", type=int, default=None, help="at most this many events")
+    c.add_argument("--p", type=float, nargs="+", default=None, metavar="P",
+                   help="p-values (default 0.05 0.01 1e-3 1e-4 1e-5)")
+    c.add_argument("--rate", type=float, default=None, metavar="PER_DAY",
+                   help="target alert rate, alerts per day (needs --input-rate)")
+    c.add_argument("--input-rate", type=float, default=None, metavar="HZ",
+                   help="background input rate, events per second")
+    c.add_argument("--bootstrap", type=int, default=100, metavar="N",
+                   help="bootstrap resamples of the tail fit for the uncertainty (default 100)")
+    c.set_defaults(handler=handle_calibrate)
+
+    m = sub.add_parser("models", help="list the registered anomaly models",
+                       description="List the models in the registry with their thresholds.")
+    m.add_argument("--registry", metavar="DIR", default=None, help="model registry folder")
+    m.set_defaults(handler=handle_models)
+
+
+def _registry(args: argparse.Namespace) -> str:
+    from hotline.cli.common import config_from
+
+    cfg = config_from(args, model={"registry": getattr(args, "registry", None)})
+    return cfg.model.registry
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    from training.report import best_vs_baseline
+    from training.train import TrainConfig, run_training
+
+    cfg = TrainConfig.from_toml(args.train_config)
+    console = Console(soft_wrap=True)
+    if not args.no_progress:
+        logging.getLogger("training").setLevel(logging.INFO)
+    res = run_training(cfg, out=args.out, register=args.register, registry=_registry(args),
+                       progress=not args.no_progress, plots=not args.no_plots)
+    t = Table(title=f"run {res['run_dir']}")
+    for col in ("model", "epochs", "val loss", "signal", "AUC", "TPR@1e-3", "TPR@1e-5"):
+        t.add_column(col, justify="left" if col in ("model", "signal") else "right")
+    for mname, r in res["models"].items():
+        for sname, s in r["metrics"]["signals"].items():
+            tp = s["tpr_at_fpr"]
+            cell = [("refused" if tp.get(f, {}).get("tpr") is None else
+                     f"{tp[f]['tpr']:.4f}" + (" (gpd)" if tp[f]["method"] == "gpd" else ""))
+                    for f in ("0.001", "1e-05")]
+            t.add_row(mname, str(r["training"]["epochs_run"]),
+                      f"{r['training']['val_loss']:.5f}", sname, f"{s['auc']:.4f}", *cell)
+    console.print(t)
+    bvb = best_vs_baseline(res)
+    if len(res["models"]) > 1 and bvb:
+        console.print(f"best: {bvb['best']} (mean AUC {bvb['mean_auc_best']:.4f}) vs baseline "
+                      f"{bvb['baseline']} ({bvb['mean_auc_baseline']:.4f}); beats it on "
+                      f"{bvb['wins_auc']}/{bvb['signals']} signals (AUC)")
+    for mname, r in res["models"].items():
+        if "registered" in r:
+            console.print(f"registered {mname}: {r['registered']}")
+    console.print(f"report: {res['run_dir']}")
+    return 0
+
+
+def handle_calibrate(args: argparse.Namespace) -> int:
+    from detectors.features import extract_features
+    from models.registry import load_model, update_card
+    from models.scorer import Scorer
+    from models.thresholds import (
+        DEFAULT_P_VALUES,
+        calibrate,
+        p_for_rate,
+        reference_contributions,
+    )
+    from training.train import SAMPLES_DIR, features_from_runs, sample_runs, synthetic_events
+
+    model = load_model(args.model, args.version, _registry(args))
+    spec = model.feature_spec()
+    p_values = list(args.p or DEFAULT_P_VALUES)
+    if (args.rate is None) != (args.input_rate is None):
+        raise ConfigError("--rate and --input-rate go together")
+    if args.rate is not None:
+        p_values.append(p_for_rate(args.rate, args.input_rate))
+    archive = Path(args.archive or SAMPLES_DIR)
+    if args.synthetic:
+        fm = extract_features(synthetic_events("sm", args.synthetic, seed=12345), spec)
+        fm.x, fm.mask = fm.x[~fm.bad], fm.mask[~fm.bad]
+        source = {"synthetic": "sm", "events": args.synthetic}
+    else:
+        runs = args.runs or sample_runs(archive).get(args.process)
+        if not runs:
+            raise ModelError(f"no runs of process '{args.process}' in {archive}")
+        fm = features_from_runs(runs, archive, spec, max_events=args.events)
+        source = {"archive": str(archive), "runs": runs}
+    res = Scorer(model).score_arrays(fm.x, fm.mask)
+    scores = res.total
+    cal = calibrate(scores, p_values, n_boot=args.bootstrap)
+    cal["reference_contributions"] = reference_contributions(
+        res.per_type, res.per_object, res.type_labels, res.object_labels)
+    model = update_card(model, **cal, calibration={"reference": source, "n_ref": len(scores),
+                                                    "rate": args.rate,
+                                                    "input_rate": args.input_rate})
+    console = Console(soft_wrap=True)
+    t = Table(title=f"{model.name} v{model.version}: thresholds from {len(scores):,} events")
+    for col in ("p-value", "threshold", "uncertainty", "method"):
+        t.add_column(col, justify="right")
+    for th in cal["thresholds"]:
+        t.add_row(f"{th['p']:g}", f"{th['threshold']:.5g}", f"{th['uncertainty']:.2g}",
+                  th["method"])
+    for r in cal["refused"]:
+        t.add_row(f"{r['p']:g}", "refused", "", r["reason"])
+    console.print(t)
+    return 0
+
+
+def handle_models(args: argparse.Namespace) -> int:
+    from models.registry import available_models
+
+    reg = _registry(args)
+    models = available_models(reg)
+    console = Console(soft_wrap=True)
+    if not models:
+        console.print(f"no models in {reg}")
+        return 0
+    t = Table(title=f"models in {reg}")
+    for col in ("name", "version", "kind", "score", "reference events", "p-values"):
+        t.add_column(col)
+    for m in models:
+        score = str(m["score"])
+        score = score if len(score) < 24 else score[:22] + "…"
+        t.add_row(m["name"], m["version"], m["kind"], score, str(m["n_ref"] or "-"),
+                  ", ".join(f"{p:g}" for p in m["thresholds"]) or "not calibrated")
+    console.print(t)
+    return 0

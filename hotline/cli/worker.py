@@ -1,0 +1,111 @@
+"""``hotline worker`` (a faust worker scoring ``hotline.events``) and ``hotline sink``.
+
+``hotline worker`` checks the broker first (bounded retry with backoff, then a
+one-line error), creates the topics if needed and runs the faust worker until
+SIGTERM / Ctrl-C. Start several for more throughput: Kafka shares the
+partitions of ``hotline.events`` between them. ``hotline sink`` writes alerts,
+summaries and dead letters from Kafka into the alert store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.config import Config
+
+
+def _add_stream_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", metavar="URL", default=None,
+                   help="Kafka broker, kafka://HOST:PORT (env: HOTLINE_STREAM_BROKER)")
+    p.add_argument("--connect-timeout", type=float, default=None, metavar="S",
+                   help="give up if the broker cannot be reached for this long (default 30 s)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="score events from Kafka (hotline.events) and publish alerts (faust worker)",
+        description="Run one faust worker: read event batches from hotline.events, apply the "
+        "hotline rules (same code as 'hotline replay'), publish alerts to hotline.alerts, "
+        "lumisection summaries to hotline.scores and undecodable input to hotline.deadletter. "
+        "Run several workers to share the partitions. Stop with Ctrl-C or SIGTERM.",
+    )
+    _add_stream_options(p)
+    p.add_argument("--rules", metavar="TOML", default=None,
+                   help="rule menu file (default: built-in Exotica Hotline menu)")
+    p.add_argument("--datadir", metavar="DIR", default=None,
+                   help="faust data directory of this worker (env: HOTLINE_STREAM_DATADIR)")
+    p.add_argument("--web-port", type=int, default=None, metavar="PORT",
+                   help="faust web/health port (default: disabled)")
+    p.add_argument("--loglevel", default="warning", help="faust log level (default warning)")
+    p.set_defaults(handler=handle_worker)
+
+    s = sub.add_parser(
+        "sink",
+        help="write alerts from Kafka (hotline.alerts) into the alert store",
+        description="Consume hotline.alerts, hotline.scores and hotline.deadletter and write them "
+        "into the alert store; offsets are committed only after the store write, and alerts are "
+        "stored once each even if records are read twice.",
+    )
+    _add_stream_options(s)
+    add_store_option(s)
+    s.add_argument("--idle-exit", type=float, default=None, metavar="S",
+                   help="stop after S seconds without new records (default: run forever)")
+    s.set_defaults(handler=handle_sink)
+
+
+def _config(args: argparse.Namespace, **extra: dict) -> Config:
+    stream = {"broker": args.broker, "connect_timeout": args.connect_timeout,
+              **extra.pop("stream", {})}
+    return config_from(args, stream=stream, **extra)
+
+
+def wait_for_broker(cfg: Config) -> None:
+    """Bounded retry with backoff until the broker answers, then create missing topics."""
+    from stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, quiet_kafka_logs, retry_with_backoff
+    from stream.topics import bootstrap_servers, ensure_topics
+
+    quiet_kafka_logs()
+
+    def probe() -> None:
+        from kafka import KafkaAdminClient
+
+        KafkaAdminClient(bootstrap_servers=bootstrap_servers(cfg.stream.broker),
+                         request_timeout_ms=5000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS).close()
+
+    retry_with_backoff(f"cannot reach Kafka broker {cfg.stream.broker}", probe,
+                       cfg.stream.connect_timeout)
+    ensure_topics(cfg.stream, timeout=cfg.stream.connect_timeout)
+
+
+def handle_worker(args: argparse.Namespace) -> int:
+    from faust import Worker
+
+    from stream.faust_app import make_app
+
+    cfg = _config(args, stream={"datadir": args.datadir, "web_port": args.web_port},
+                  alerts={"rules": args.rules})
+    wait_for_broker(cfg)
+    from stream.topics import initialise_group_offsets
+
+    initialise_group_offsets(cfg.stream, timeout=cfg.stream.connect_timeout)
+    app = make_app(cfg)
+    worker = Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()  # returns on SIGTERM / SIGINT (exits the process)
+    return 0
+
+
+def handle_sink(args: argparse.Namespace) -> int:
+    from alerts.sink import run_sink
+
+    cfg = _config(args)
+    wait_for_broker(cfg)
+    with store_from(cfg) as store:
+        logging.getLogger(__name__).warning("sink: writing %s into %s",
+                                            cfg.stream.alerts_topic, store.url)
+        report = run_sink(cfg.stream, store, idle_exit=args.idle_exit)
+    print(f"sink stored {report.alerts_new:,} new alerts ({report.alerts_seen:,} read), "
+          f"{report.summaries:,} summary updates, {report.deadletters:,} dead letters")
+    return 0

@@ -1,0 +1,353 @@
+"""The DQM convolutional autoencoder: torch definition, ONNX export, onnxruntime scorer.
+
+One conv-AE per monitored subsystem looks at a lumisection's occupancy map as
+an image. Architecture (hls4ml-friendly: no ConvTranspose, no Flatten/Unflatten,
+no reshape)::
+
+    x [N, 1, H, W] -> Conv3x3(c1) ReLU -> AvgPool(p1) -> Conv3x3(c2) ReLU -> AvgPool(p2)
+                   -> Conv3x3(c2) ReLU -> Upsample(p2) -> Conv3x3(c1) ReLU -> Upsample(p1)
+                   -> Conv3x3(c1) ReLU -> Conv3x3(1) -> x_hat
+
+The pools run along the phi axis only (``default_arch``): the bottleneck keeps one
+value per eta row (or wheel/station row) and channel.
+
+Input normalisation (``normalise``): ``x = counts / (n_events * reference)`` where
+``reference`` is the mean hits/event per cell of the good training lumisections
+(so a good map is ~1 everywhere whatever the luminosity). The reconstruction is
+turned back into expected counts ``mu = x_hat * n_events * reference`` and each
+cell's loss is the Poisson deviance ``2 (n ln(n/mu) - (n - mu))`` (a chi2-like,
+statistics-aware loss: dead cells and hot cells both count). Cell losses summed
+over each hardware unit (channel, chamber, board, HV channel, sector ...) give
+per-unit contributions; each unit sum is turned into a p-value with a scaled
+chi2 whose mean and variance were measured on good lumisections (stored in the
+card as ``unit_null``); a second test per unit, the pull of its summed counts
+against the summed expectation (standardised with its good-data mean and
+variance), catches coherent efficiency drops that a chi2 over many cells dilutes;
+a unit's p-value is the better of the two (x2 for trying both). The map's score
+(card ``score_mode = "level_min_p"``) is the largest over unit levels of
+``-log10(smallest unit p-value of the level) - log10(units in the level)``
+(Bonferroni per level, so 960 channels do not drown 60 sectors); its thresholds
+per p-value come from ``models.thresholds.calibrate`` on held-out good lumisections.
+
+The ONNX graph holds only the network (x -> x_hat), written with ``onnx.helper``
+(Conv, Relu, AveragePool, Resize-nearest): what hls4ml will convert later.
+Registered under ``models/registry/<name>/<version>/`` via ``models.registry``
+(card kind ``conv-ae``, ``feature_spec`` null, ``geometry`` = the geometry as data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.geometry import Geometry
+from hotline.errors import ModelError
+
+OPSET = 17
+MU_FLOOR = 1e-3  #: expected counts are floored here (a reconstruction can never be 0)
+
+
+def default_arch(geo: Geometry, c1: int = 4, c2: int = 4, pool1: int | None = None
+                 ) -> dict[str, Any]:
+    """Architecture dict for a geometry: two pooling steps along the phi axis.
+
+    Pooling runs along phi (the direction in which a good detector looks alike), so
+    the bottleneck holds one value per (row of eta/station) and channel: a fault in
+    a few sectors barely moves it, and the decoder predicts each cell from what
+    the whole phi ring sees in this lumisection (luminosity, pileup).
+    """
+    h, w = geo.shape
+    axis = geo.built.phi_axis
+    n = (h, w)[axis]
+    divs = [d for d in range(2, n) if n % d == 0]
+    if not divs:
+        raise ModelError(f"geometry '{geo.name}': phi axis of {n} cells cannot be pooled")
+    p1 = pool1 or min(divs, key=lambda d: abs(d - n**0.5))
+    if n % p1:
+        raise ModelError(f"geometry '{geo.name}': first pool {p1} does not divide {n}")
+    pools = [[p1, 1], [n // p1, 1]] if axis == 0 else [[1, p1], [1, n // p1]]
+    return {"kind": "conv-ae", "shape": [h, w], "channels": [c1, c2], "pools": pools}
+
+
+def build_conv_ae(arch: dict[str, Any]) -> Any:
+    """A fresh torch ``nn.Sequential`` for ``arch`` (see module docstring)."""
+    import torch.nn as nn
+
+    c1, c2 = (int(c) for c in arch["channels"])
+    (a, b), (c, d) = arch["pools"]
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.AvgPool2d((a, b)),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.AvgPool2d((c, d)),
+        nn.Conv2d(c2, c2, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=(c, d)),
+        nn.Conv2d(c2, c1, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=(a, b)),
+        nn.Conv2d(c1, c1, 3, padding=1), nn.ReLU(), nn.Conv2d(c1, 1, 3, padding=1),
+    )
+
+
+def export_onnx(model: Any, arch: dict[str, Any], path: str | Path) -> Path:
+    """Write the torch conv-AE as an ONNX graph x [N,1,H,W] -> x_hat [N,1,H,W]."""
+    import onnx
+    import torch.nn as nn
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, w = (int(v) for v in arch["shape"])
+    nodes, inits = [], []
+    cur = "x"
+    for i, layer in enumerate(model):
+        out = f"t{i}"
+        if isinstance(layer, nn.Conv2d):
+            wn, bn = f"w{i}", f"b{i}"
+            inits.append(numpy_helper.from_array(layer.weight.detach().numpy().astype(np.float32),
+                                                 wn))
+            inits.append(numpy_helper.from_array(layer.bias.detach().numpy().astype(np.float32),
+                                                 bn))
+            nodes.append(helper.make_node("Conv", [cur, wn, bn], [out], kernel_shape=[3, 3],
+                                          pads=[1, 1, 1, 1], strides=[1, 1]))
+        elif isinstance(layer, nn.ReLU):
+            nodes.append(helper.make_node("Relu", [cur], [out]))
+        elif isinstance(layer, nn.AvgPool2d):
+            k = [int(v) for v in layer.kernel_size]
+            nodes.append(helper.make_node("AveragePool", [cur], [out], kernel_shape=k,
+                                          strides=k))
+        elif isinstance(layer, nn.Upsample):
+            sn = f"s{i}"
+            f = [float(v) for v in layer.scale_factor]
+            inits.append(numpy_helper.from_array(np.array([1, 1, *f], np.float32), sn))
+            nodes.append(helper.make_node("Resize", [cur, "", sn], [out], mode="nearest",
+                                          coordinate_transformation_mode="asymmetric",
+                                          nearest_mode="floor"))
+        else:  # pragma: no cover - build_conv_ae makes only the layers above
+            raise ModelError(f"conv-AE export: unsupported layer {layer}")
+        cur = out
+    nodes.append(helper.make_node("Identity", [cur], ["x_hat"]))
+    graph = helper.make_graph(
+        nodes, "hotline_conv_ae",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, h, w])],
+        [helper.make_tensor_value_info("x_hat", TensorProto.FLOAT, ["N", 1, h, w])],
+        inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="hotline")
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    path = Path(path)
+    onnx.save(m, str(path))
+    return path
+
+
+# --------------------------------------------------------------------------- numpy side
+
+def normalise(counts: np.ndarray, n_events: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Counts [n, H, W] -> float32 [n, 1, H, W] in units of the reference occupancy."""
+    n = counts.shape[0]
+    ref = np.asarray(reference, np.float64).reshape(1, *counts.shape[1:])
+    ne = np.maximum(np.asarray(n_events, np.float64), 1.0).reshape(n, 1, 1)
+    return (counts / (ne * ref)).astype(np.float32)[:, None]
+
+
+def poisson_deviance(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Per-cell Poisson deviance 2 (n ln(n/mu) - (n - mu)); 0 log 0 = 0."""
+    mu = np.maximum(mu, MU_FLOOR)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0)
+    return 2.0 * (t - (n - mu))
+
+
+def unit_log10_p(loss: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """-log10 p of unit losses under a scaled chi2 with the good-data mean and variance."""
+    from scipy.special import chdtrc
+    from scipy.stats import chi2
+
+    a = var / (2.0 * mean)
+    nu = 2.0 * mean**2 / var
+    x = np.maximum(loss, 0.0) / a
+    p = chdtrc(nu, x)
+    out = -np.log10(np.maximum(p, 1e-300))
+    tiny = p < 1e-250  # deep tail: use the log survival function directly
+    if tiny.any():
+        nu_b = np.broadcast_to(nu, x.shape)
+        out[tiny] = -chi2.logsf(x[tiny], nu_b[tiny]) / np.log(10.0)
+    return out
+
+
+@dataclass
+class DQMScores:
+    """Scores of N maps of one subsystem (per map, per cell, per hardware unit)."""
+
+    geometry: Geometry
+    score: np.ndarray  #: [N] -log10 of the smallest unit p-value
+    p_value: np.ndarray  #: [N] background p-value of the score (from the reference)
+    cell_loss: np.ndarray  #: [N, cells] Poisson deviance
+    expected: np.ndarray  #: [N, cells] reconstructed expected counts
+    unit_loss: np.ndarray  #: [N, units] summed cell loss per unit (all levels)
+    unit_logp: np.ndarray  #: [N, units] -log10 p per unit (all levels)
+    unit_excess: np.ndarray | None = None  #: [N, units] (loss - good mean) per cell
+    unit_pull: np.ndarray | None = None  #: [N, units] (sum n - sum mu) / sqrt(sum mu)
+    unit_mu: np.ndarray | None = None  #: [N, units] expected counts per unit
+
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def level_scores(self, level: str) -> np.ndarray:
+        """[N, units of level] ranking scores (unit -log10 p) at one level."""
+        return self.unit_logp[:, self.geometry.level_slices()[self.geometry.level(level).name]]
+
+    def top_units(self, i: int, k: int = 5, min_log10_p: float = 3.0) -> list[dict[str, Any]]:
+        """The k hardware units of map i that best say what broke, over all levels.
+
+        Units significant after the per-level correction (``-log10 p - log10 n_units >=
+        min_log10_p``) are candidates; a unit inside a larger candidate whose excess loss
+        per cell is at least 2/3 of its own is *explained* by it (a dead board's channels
+        and chambers are not listed, the board is). Remaining candidates are ordered by
+        excess loss per cell (most specific first); if none is significant, by p-value.
+        """
+        geo = self.geometry
+        _, _, labels = geo.membership
+        total = max(float(self.cell_loss[i].sum()), 1e-12)
+        corr = np.concatenate([np.full(sl.stop - sl.start, np.log10(sl.stop - sl.start))
+                               for sl in geo.level_slices().values()])
+        cand = np.flatnonzero(self.unit_logp[i] - corr >= min_log10_p)
+        if cand.size and self.unit_excess is not None:
+            d = self.unit_excess[i]
+            sub = geo.contains[np.ix_(cand, cand)]  # [parent, child]
+            explained = (sub & (d[cand][:, None] >= d[cand][None, :] / 1.5)).any(axis=0)
+            keep = cand[~explained]
+            rest = cand[explained]
+            order = np.concatenate([keep[np.argsort(-d[keep], kind="stable")],
+                                    rest[np.argsort(-self.unit_logp[i][rest], kind="stable")]])
+            order = order[:k]
+        else:
+            order = np.lexsort((-self.unit_loss[i], -self.unit_logp[i]))[:k]
+        out = []
+        for j in order:
+            level, u = labels[j]
+            out.append({"level": level, "unit": self.geometry.unit_name(level, u),
+                        "contribution": round(float(self.unit_loss[i, j]) / total, 4),
+                        "loss": round(float(self.unit_loss[i, j]), 3),
+                        "log10_p": round(float(self.unit_logp[i, j]), 2)})
+        return out
+
+
+class ConvAEScorer:
+    """onnxruntime scorer of one registered conv-AE (card + model.onnx)."""
+
+    def __init__(self, card: dict[str, Any], onnx_path: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        from detectors.geometry import Geometry
+        from models.thresholds import ReferenceDistribution
+
+        if card.get("kind") != "conv-ae":
+            raise ModelError(f"{onnx_path}: model kind is {card.get('kind')!r}, not 'conv-ae'")
+        self.card = card
+        self.geometry = Geometry.from_dict(card["geometry"], source=f"card of {card['name']}")
+        self.reference = np.asarray(card["normalisation"]["reference"], np.float64)
+        if self.reference.size != self.geometry.n_cells:
+            raise ModelError(f"model {card['name']}: reference has {self.reference.size} cells, "
+                             f"geometry {self.geometry.n_cells}")
+        null = card.get("unit_null") or {}
+        self.null_mean = np.asarray(null.get("mean", []), np.float64)
+        self.null_var = np.asarray(null.get("var", []), np.float64)
+        self.sum_mean = np.asarray(null.get("sum_mean", []), np.float64)
+        self.sum_var = np.asarray(null.get("sum_var", []), np.float64)
+        #: statistics-aware form: bias and extra variance relative to the expected counts
+        self.sum_rel_bias = np.asarray(null.get("sum_rel_bias", []), np.float64)
+        self.sum_rel_var = np.asarray(null.get("sum_rel_var", []), np.float64)
+        self.ref_dist = (ReferenceDistribution.from_dict(card["reference"])
+                         if card.get("reference") else None)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), opts,
+                                            providers=["CPUExecutionProvider"])
+        from scipy.sparse import csr_matrix
+
+        # cells -> units (all levels), sparse: each cell is in one unit per level
+        self.membership = csr_matrix(self.geometry.membership[0].astype(np.float64))
+
+    @classmethod
+    def from_registry(cls, name: str, version: str | int = "latest",
+                      registry: str | Path | None = None, threads: int = 1) -> ConvAEScorer:
+        from models.registry import load_model
+
+        m = load_model(name, version, registry)
+        return cls(m.card, m.onnx_path, threads)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", "conv-ae"))
+
+    @property
+    def subsystem(self) -> str:
+        return self.geometry.name
+
+    def threshold(self, p: float) -> float:
+        for t in self.card.get("thresholds", []):
+            if abs(float(t["p"]) - p) <= 1e-12 * max(p, 1e-300):
+                return float(t["threshold"])
+        if self.ref_dist is None:
+            raise ModelError(f"model {self.name} has no threshold for p = {p:g}")
+        return self.ref_dist.isf(p)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["x_hat"], {"x": np.ascontiguousarray(x, np.float32)})[0]
+
+    def score_counts(self, counts: np.ndarray, n_events: np.ndarray) -> DQMScores:
+        """Score maps: counts [N, H, W] (raw hits) with their event numbers [N]."""
+        counts = np.asarray(counts, np.float64)
+        if counts.ndim == 2:
+            counts = counts[None]
+        if counts.shape[1:] != self.geometry.shape:
+            raise ModelError(
+                f"model {self.name}: occupancy map of shape {counts.shape[1:]} does not fit "
+                f"geometry '{self.geometry.name}' {self.geometry.shape}"
+            )
+        n = counts.shape[0]
+        ne = np.maximum(np.asarray(n_events, np.float64).reshape(n), 1.0)
+        x = normalise(counts, ne, self.reference)
+        x_hat = self.reconstruct(x)[:, 0].reshape(n, -1).astype(np.float64)
+        mu = np.maximum(x_hat, 0.0) * ne[:, None] * self.reference[None]
+        flat = counts.reshape(n, -1)
+        cell = poisson_deviance(flat, mu)
+        unit_loss = cell @ self.membership
+        # coherent deficit/excess of a whole unit: pull of its summed counts
+        unit_mu = np.maximum(mu @ self.membership, MU_FLOOR)
+        unit_pull = (flat @ self.membership - unit_mu) / np.sqrt(unit_mu)
+        if self.null_mean.size == unit_loss.shape[1]:
+            logp = unit_log10_p(unit_loss, self.null_mean[None], self.null_var[None])
+            if self.sum_rel_bias.size == unit_loss.shape[1]:
+                # the model's relative bias and spread scale with the counts: a map with
+                # 10x fewer events than the calibration gets a 10x smaller correction
+                z = ((unit_pull - self.sum_rel_bias[None] * np.sqrt(unit_mu))
+                     / np.sqrt(1.0 + self.sum_rel_var[None] * unit_mu))
+            elif self.sum_mean.size == unit_loss.shape[1]:
+                z = (unit_pull - self.sum_mean[None]) / np.sqrt(self.sum_var[None])
+            if self.sum_mean.size == unit_loss.shape[1]:
+                from scipy.special import log_ndtr
+
+                logp_sum = -(np.log(2.0) + log_ndtr(-np.abs(z))) / np.log(10.0)
+                # the better of the two tests per unit, corrected for trying two
+                logp = np.maximum(logp, logp_sum) - np.log10(2.0)
+        else:  # not calibrated yet (during training): a loss per cell
+            logp = unit_loss / self.geometry.membership[1][None]
+        logp = np.minimum(logp, 1e4)  # finite for JSON (p below 1e-10000 is just "broken")
+        if self.card.get("score_mode", "min_p") == "level_min_p":
+            # smallest p per unit level, corrected for the number of units in the level
+            score = np.max([logp[:, sl].max(axis=1) - np.log10(sl.stop - sl.start)
+                            for sl in self.geometry.level_slices().values()], axis=0)
+        else:
+            score = logp.max(axis=1)
+        # beyond the reference's reach (bounded tail fits give 0) report the smallest
+        # p-value it supports: 1 / (100 x reference size)
+        pv = (np.maximum(self.ref_dist.p_value(score), 0.01 / self.ref_dist.n_ref)
+              if self.ref_dist is not None else np.full(n, np.nan))
+        ncell = self.geometry.membership[1][None]
+        if self.null_mean.size == unit_loss.shape[1]:
+            excess = (unit_loss - self.null_mean[None]) / ncell
+        else:
+            excess = unit_loss / ncell
+        return DQMScores(self.geometry, score, pv, cell, mu, unit_loss, logp, excess, unit_pull,
+                         unit_mu)

@@ -1,0 +1,241 @@
+"""ONNX export: one self-contained scoring graph per registered model.
+
+The graph is written directly with ``onnx.helper`` from the trained torch
+weights (no exporter dependency; BatchNorm folded into the preceding Gemm), and
+it **bakes in the normalisation and the loss decomposition**, so serving is a
+single onnxruntime call on raw features::
+
+    inputs : x    float32 [N, F]   raw features (FeatureMatrix.x)
+             mask bool    [N, O]   True = real object (FeatureMatrix.mask)
+    outputs: per_feature [N, F]   masked squared error / F   (normalised space)
+             per_object  [N, O]   per_feature summed over (pt, eta, phi)
+             per_type    [N, K]   per_object summed over object types
+             total       [N]      reconstruction MSE = sum of per_object
+             kl, mu2     [N]      VAE only: KL divergence, AXOL1TL mu^2 sum
+
+Normalisation in the graph is exactly ``training.normalise.Normaliser``
+(log10 of pT columns for the log-pT scheme, then (u - offset) * scale, padded
+slots -> 0). ``reference_scores`` computes the same numbers with numpy + torch;
+the tests require agreement to 1e-5.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.spec import FeatureSpec
+from hotline.errors import ModelError
+from training.normalise import PT_FLOOR, Normaliser
+
+OPSET = 17
+
+
+def _linear_layers(seq: Any) -> list[tuple[str, Any]]:
+    """Flatten an nn.Sequential into [("gemm", (W, b)), ("act", (name, alpha))] with BN folded."""
+    from torch import nn
+
+    out: list[tuple[str, Any]] = []
+    for m in seq:
+        if isinstance(m, nn.Linear):
+            out.append(("gemm", [m.weight.detach().double().numpy().copy(),
+                                 m.bias.detach().double().numpy().copy()]))
+        elif isinstance(m, nn.BatchNorm1d):
+            if not out or out[-1][0] != "gemm":
+                raise ModelError("BatchNorm must follow a Linear layer to be folded")
+            w, b = out[-1][1]
+            g = m.weight.detach().double().numpy()
+            beta = m.bias.detach().double().numpy()
+            mean = m.running_mean.detach().double().numpy()
+            var = m.running_var.detach().double().numpy()
+            s = g / np.sqrt(var + m.eps)
+            out[-1] = ("gemm", [w * s[:, None], (b - mean) * s + beta])
+        elif isinstance(m, nn.ReLU):
+            out.append(("act", ("Relu", None)))
+        elif isinstance(m, nn.Tanh):
+            out.append(("act", ("Tanh", None)))
+        elif isinstance(m, nn.LeakyReLU):
+            out.append(("act", ("LeakyRelu", float(m.negative_slope))))
+        elif isinstance(m, nn.ELU):
+            out.append(("act", ("Elu", float(m.alpha))))
+        else:
+            raise ModelError(f"cannot export layer {type(m).__name__} to ONNX")
+    return out
+
+
+class _Graph:
+    """Tiny builder around onnx.helper: unique names, constants, nodes."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.k = 0
+
+    def name(self, base: str) -> str:
+        self.k += 1
+        return f"{base}_{self.k}"
+
+    def const(self, value: np.ndarray, base: str = "c") -> str:
+        from onnx import numpy_helper
+
+        n = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(value), n))
+        return n
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        from onnx import helper
+
+        o = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [o], **attrs))
+        return o
+
+    def dense(self, x: str, layers: list[tuple[str, Any]]) -> str:
+        for kind, p in layers:
+            if kind == "gemm":
+                w, b = p
+                x = self.op("Gemm", [x, self.const(w.astype(np.float32), "W"),
+                                     self.const(b.astype(np.float32), "B")], transB=1)
+            else:
+                op_type, alpha = p
+                x = self.op(op_type, [x], alpha=alpha) if alpha is not None else self.op(
+                    op_type, [x])
+        return x
+
+
+def build_scoring_graph(
+    model: Any, normaliser: Normaliser, spec: FeatureSpec, name: str = "hotline"
+) -> Any:
+    """The onnx.ModelProto of the scoring graph (see module docstring)."""
+    from onnx import TensorProto, checker, helper
+
+    model.eval()
+    f, o = spec.n_features, spec.n_objects
+    if normaliser.n_features != f or model.arch["n_inputs"] != f:
+        raise ModelError(
+            f"model ({model.arch['n_inputs']} inputs), normalisation ({normaliser.n_features}) "
+            f"and feature spec '{spec.name}' ({f}) disagree"
+        )
+    types = spec.object_type_index()
+    k = len(spec.object_types)
+    tmat = np.zeros((o, k), np.float32)
+    tmat[np.arange(o), types] = 1.0
+
+    # object mask -> feature mask with one small MatMul (much faster in onnxruntime than
+    # broadcasting a [N, O, 1] tensor); the loss scale 1/F rides along in ``fm_loss``
+    expand = np.zeros((o, f), np.float32)
+    for j in range(o):
+        expand[j, 3 * j:3 * j + 3] = 1.0
+    g = _Graph()
+    mf = g.op("Cast", ["mask"], to=TensorProto.FLOAT)
+    fm_loss = g.op("MatMul", [mf, g.const(expand / f)])
+    # normalisation, with log10 and (u - offset) * scale folded into one slope/intercept
+    slope = normaliser.scale.astype(np.float64).copy()
+    icept = -normaliser.offset.astype(np.float64) * normaliser.scale
+    cols = list(normaliser.pt_columns) if normaliser.log_pt else []
+    rest_cols = [c for c in range(f) if c % 3]
+    if cols and cols == list(range(0, f, 3)) and not icept[rest_cols].any():
+        # log-pT scheme on (pt, eta, phi) triplets: log only the pT slice; eta/phi have no
+        # offset, so their scale and the object mask fold into one [O, 2 O] MatMul
+        slope[cols] = slope[cols] / np.log(10.0)
+        x3 = g.op("Reshape", ["x", g.const(np.array([-1, o, 3], np.int64))])
+        ax2 = g.const(np.array([2], np.int64))
+        pt = g.op("Reshape", [g.op("Slice", [x3, g.const(np.array([0], np.int64)),
+                                             g.const(np.array([1], np.int64)), ax2]),
+                              g.const(np.array([-1, o], np.int64))])
+        rest = g.op("Reshape", [g.op("Slice", [x3, g.const(np.array([1], np.int64)),
+                                               g.const(np.array([3], np.int64)), ax2]),
+                                g.const(np.array([-1, 2 * o], np.int64))])
+        lpt = g.op("Log", [g.op("Clip", [pt, g.const(np.float32(PT_FLOOR))])])
+        npt = g.op("Mul", [g.op("Add", [g.op("Mul", [lpt, g.const(slope[cols].astype(
+            np.float32))]), g.const(icept[cols].astype(np.float32))]), mf])
+        expand2 = np.zeros((o, 2 * o), np.float32)
+        for j in range(o):
+            expand2[j, 2 * j:2 * j + 2] = 1.0
+        fm2 = g.op("MatMul", [mf, g.const(expand2 * slope[rest_cols].astype(np.float32))])
+        nrest = g.op("Mul", [rest, fm2])
+        xn = g.op("Reshape", [
+            g.op("Concat", [g.op("Reshape", [npt, g.const(np.array([-1, o, 1], np.int64))]),
+                            g.op("Reshape", [nrest, g.const(np.array([-1, o, 2], np.int64))])],
+                 axis=2),
+            g.const(np.array([-1, f], np.int64))])
+    else:
+        fm = g.op("MatMul", [mf, g.const(expand)])
+        x = "x"
+        if cols:
+            sel = np.zeros(f, bool)
+            sel[cols] = True
+            slope[cols] = slope[cols] / np.log(10.0)
+            logged = g.op("Log", [g.op("Clip", [x, g.const(np.float32(PT_FLOOR))])])
+            x = g.op("Where", [g.const(sel), logged, x])
+        u = g.op("Add", [g.op("Mul", [x, g.const(slope.astype(np.float32))]),
+                         g.const(icept.astype(np.float32))])
+        xn = g.op("Mul", [u, fm])
+
+    outputs = ["per_feature", "per_object", "per_type", "total"]
+    if model.kind == "vae":
+        h = g.dense(xn, _linear_layers(model.encoder))
+        mu = g.dense(h, _linear_layers([model.mu]))
+        lv = g.dense(h, _linear_layers([model.logvar]))
+        recon = g.dense(mu, _linear_layers(model.decoder))
+        mu_sq = g.op("Mul", [mu, mu])
+        axis1 = g.const(np.array([1], np.int64))
+        g.op("ReduceSum", [mu_sq, axis1], out="mu2", keepdims=0)
+        inner = g.op("Sub", [g.op("Sub", [g.op("Add", [lv, g.const(np.float32(1.0))]), mu_sq]),
+                             g.op("Exp", [lv])])
+        g.op("Mul", [g.op("ReduceSum", [inner, axis1], keepdims=0), g.const(np.float32(-0.5))],
+             out="kl")
+        outputs += ["kl", "mu2"]
+    else:
+        h = g.dense(xn, _linear_layers(model.encoder))
+        z = g.dense(h, _linear_layers([model.to_latent]))
+        recon = g.dense(z, _linear_layers(model.decoder))
+    d = g.op("Sub", [recon, xn])
+    per_feature = g.op("Mul", [g.op("Mul", [d, d]), fm_loss], out="per_feature")
+    per_obj = g.op("MatMul", [per_feature, g.const(expand.T.copy())], out="per_object")
+    g.op("MatMul", [per_obj, g.const(tmat)], out="per_type")
+    g.op("ReduceSum", [per_obj, g.const(np.array([1], np.int64))], out="total", keepdims=0)
+
+    shapes = {"per_feature": ["N", f], "per_object": ["N", o], "per_type": ["N", k],
+              "total": ["N"], "kl": ["N"], "mu2": ["N"]}
+    graph = helper.make_graph(
+        g.nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", f]),
+         helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", o])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in outputs],
+        g.inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="hotline")
+    proto.ir_version = 8
+    checker.check_model(proto)
+    return proto
+
+
+def export_onnx(
+    model: Any, normaliser: Normaliser, spec: FeatureSpec, path: str | Path, name: str = "hotline"
+) -> Path:
+    """Write the scoring graph of ``model`` to ``path`` (see module docstring)."""
+    proto = build_scoring_graph(model, normaliser, spec, name=name)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(proto.SerializeToString())
+    return p
+
+
+def reference_scores(
+    model: Any, normaliser: Normaliser, x: np.ndarray, mask: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Torch (+ numpy normalisation) scores of raw features: the parity reference for ONNX."""
+    import torch
+
+    from models.nets import feature_mask, torch_scores
+
+    model.eval()
+    xn = torch.from_numpy(normaliser.transform(x, mask))
+    fm = feature_mask(torch.from_numpy(mask), x.shape[1])
+    with torch.no_grad():
+        s = torch_scores(model, xn, fm)
+    return {k: v.numpy() for k, v in s.items()}

@@ -1,0 +1,243 @@
+"""The serving-time scorer: onnxruntime on batches, with the loss decomposition.
+
+``Scorer(model)`` / ``Scorer.from_registry(name, version)`` opens the model's
+ONNX scoring graph in one single-threaded onnxruntime session. ``score(features)``
+takes a ``detectors.features.FeatureMatrix`` (raw features + object mask) and
+returns a ``ScoreResult``: per event the total score and its decomposition into
+per-feature, per-object (met, e1..e4, mu1..mu4, j1..j10) and per-type (MET,
+electrons, muons, jets) contributions that sum to the total.
+
+Normalisation is baked into the ONNX graph (see ``models.export``): the scorer
+passes raw features and the mask, so serving and training apply exactly the
+same transformation, and padded objects are masked from the loss in both.
+
+For a VAE scored by ``kl`` or ``mu2`` the latent score has no per-feature
+decomposition; the contributions are then the reconstruction-loss shares
+rescaled to sum to the score (documented attribution, not a decomposition).
+
+``p_value(total)`` maps scores to background p-values with the reference
+survival table + tail fit stored in the card; ``threshold(p)`` returns the
+calibrated threshold (or refuses when the reference cannot support p).
+
+Bad input -- wrong feature count or feature spec, NaN/inf values -- raises
+``ModelError`` naming the problem; the pipeline quarantines such batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hotline.errors import ModelError
+from models.registry import RegisteredModel, load_model
+from models.thresholds import ReferenceDistribution
+
+log = logging.getLogger(__name__)
+
+CHUNK = 8192  #: batches larger than this run in chunks (cache-friendly, no extra copies)
+
+
+@dataclass
+class ScoreResult:
+    """Scores of one batch (numpy arrays, float32 unless noted)."""
+
+    total: np.ndarray  #: [n]
+    per_feature: np.ndarray  #: [n, F]
+    per_object: np.ndarray  #: [n, O]
+    per_type: np.ndarray  #: [n, K]
+    object_labels: list[str]
+    type_labels: list[str]
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  #: recon, kl, mu2 (VAE)
+
+    def __len__(self) -> int:
+        return int(self.total.shape[0])
+
+    def contributions(self, i: int, digits: int = 6) -> dict[str, dict[str, float]]:
+        """Event ``i``'s contributions as {"objects": {label: v}, "types": {label: v}}."""
+        return {
+            "objects": {lab: round(float(v), digits)
+                        for lab, v in zip(self.object_labels, self.per_object[i])},
+            "types": {lab: round(float(v), digits)
+                      for lab, v in zip(self.type_labels, self.per_type[i])},
+        }
+
+    def top_type(self, reference: dict[str, Any] | None = None) -> np.ndarray:
+        """Index of the most anomalous object type of each event.
+
+        Without ``reference``: the largest per-type contribution. With the card's
+        ``reference_contributions`` ({"types": {"mean": [...], "std": [...]}}): the
+        largest standardised excess (c - mean) / std over the background, so a type
+        with many slots (jets) does not win just by being large on average.
+        """
+        if not reference:
+            return np.argmax(self.per_type, axis=1)
+        mean = np.asarray(reference["types"]["mean"], np.float64)
+        std = np.maximum(np.asarray(reference["types"]["std"], np.float64), 1e-12)
+        return np.argmax((self.per_type - mean) / std, axis=1)
+
+    def excess(self, i: int, reference: dict[str, Any], digits: int = 3) -> dict[str, float]:
+        """Event ``i``'s per-type standardised excess over the background reference."""
+        mean = np.asarray(reference["types"]["mean"], np.float64)
+        std = np.maximum(np.asarray(reference["types"]["std"], np.float64), 1e-12)
+        z = (self.per_type[i] - mean) / std
+        return {lab: round(float(v), digits) for lab, v in zip(self.type_labels, z)}
+
+
+class Scorer:
+    """onnxruntime scorer of a registered model (see module docstring)."""
+
+    def __init__(self, model: RegisteredModel, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        from detectors.spec import FeatureSpec
+
+        self.model = model
+        self.card = model.card
+        self.spec = FeatureSpec.from_dict(self.card["feature_spec"])
+        self._spec_dict = self.spec.to_dict()
+        self.score_name = str(self.card.get("score", "recon"))
+        self.object_labels = self.spec.object_labels
+        self.type_labels = self.spec.object_types
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(model.onnx_path), sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise ModelError(f"model {model.name} v{model.version}: onnxruntime cannot load "
+                             f"{model.onnx_path}: {exc}") from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        if set(inputs) != {"x", "mask"} or inputs["x"][1] != self.spec.n_features:
+            raise ModelError(f"model {model.name} v{model.version}: ONNX inputs {inputs} do not "
+                             f"match the card's feature spec ({self.spec.n_features} features)")
+        if self.score_name != "recon" and self.score_name not in self.outputs:
+            raise ModelError(f"model {model.name}: score '{self.score_name}' is not an output")
+        ref = self.card.get("reference")
+        self.reference = ReferenceDistribution.from_dict(ref) if ref else None
+        #: mean/std of per-type and per-object contributions on the reference background
+        self.reference_contributions: dict[str, Any] | None = self.card.get(
+            "reference_contributions")
+
+    @classmethod
+    def from_registry(
+        cls, name: str, version: str | int = "latest", registry: str | Path | None = None
+    ) -> Scorer:
+        return cls(load_model(name, version, registry))
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def _check(self, x: np.ndarray, mask: np.ndarray, where: str) -> None:
+        f, o = self.spec.n_features, self.spec.n_objects
+        if x.ndim != 2 or x.shape[1] != f:
+            raise ModelError(
+                f"{where}: model {self.name} v{self.version} expects {f} features "
+                f"(spec '{self.spec.name}'), got an array of shape {x.shape}"
+            )
+        if mask.shape != (x.shape[0], o):
+            raise ModelError(f"{where}: object mask has shape {mask.shape}, "
+                             f"expected ({x.shape[0]}, {o})")
+        if not np.isfinite(x).all():
+            rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+            if rows.size:
+                raise ModelError(
+                    f"{where}: {rows.size} event(s) hold NaN/inf features (first rows "
+                    f"{rows[:5].tolist()}); quarantine them before scoring"
+                )
+
+    def score_arrays(self, x: np.ndarray, mask: np.ndarray, where: str = "batch") -> ScoreResult:
+        """Score raw features ``x`` [n, F] with object ``mask`` [n, O]."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        mask = np.ascontiguousarray(mask, dtype=bool)
+        self._check(x, mask, where)
+        if x.shape[0] == 0:
+            o, k = self.spec.n_objects, len(self.type_labels)
+            z = np.zeros(0, np.float32)
+            return ScoreResult(z, np.zeros((0, x.shape[1]), np.float32), np.zeros((0, o),
+                               np.float32), np.zeros((0, k), np.float32),
+                               self.object_labels, self.type_labels)
+        if x.shape[0] > CHUNK:
+            out = self._run_chunked(x, mask)
+        else:
+            out = dict(zip(self.outputs, self.session.run(None, {"x": x, "mask": mask})))
+        res = ScoreResult(out["total"], out["per_feature"], out["per_object"], out["per_type"],
+                          self.object_labels, self.type_labels)
+        if "kl" in out:
+            res.extra = {"recon": out["total"], "kl": out["kl"], "mu2": out["mu2"]}
+            if self.score_name != "recon":
+                total = out[self.score_name]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(res.total > 0, total / res.total, 0.0).astype(np.float32)
+                res.per_feature = res.per_feature * ratio[:, None]
+                res.per_object = res.per_object * ratio[:, None]
+                res.per_type = res.per_type * ratio[:, None]
+                res.total = total
+        return res
+
+    def _run_chunked(self, x: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """Large batches: run in CHUNK-row pieces that onnxruntime writes straight into
+        preallocated result arrays (IO binding), keeping the working set in cache."""
+        n = x.shape[0]
+        widths = {"per_feature": x.shape[1], "per_object": mask.shape[1],
+                  "per_type": len(self.type_labels)}
+        out = {k: np.empty((n, widths[k]) if k in widths else (n,), np.float32)
+               for k in self.outputs}
+        io = self.session.io_binding()
+        for s in range(0, n, CHUNK):
+            e = min(n, s + CHUNK)
+            io.bind_cpu_input("x", x[s:e])
+            io.bind_cpu_input("mask", mask[s:e])
+            for k, arr in out.items():
+                view = arr[s:e]
+                io.bind_output(k, "cpu", 0, np.float32, list(view.shape), view.ctypes.data)
+            self.session.run_with_iobinding(io)
+        return out
+
+    def check_spec(self, features: Any) -> None:
+        """``ModelError`` unless ``features`` (a FeatureMatrix) uses this model's feature spec."""
+        spec = getattr(features, "spec", None)
+        if spec is not None and spec.to_dict() != self._spec_dict:
+            raise ModelError(
+                f"features use spec '{spec.name}' ({spec.n_features} features), but model "
+                f"{self.name} v{self.version} was trained on spec '{self.spec.name}' "
+                f"({self.spec.n_features} features); extract features with the model's spec"
+            )
+
+    def score(self, features: Any) -> ScoreResult:
+        """Score a ``FeatureMatrix`` (its spec must be the model's)."""
+        self.check_spec(features)
+        return self.score_arrays(features.x, features.mask)
+
+    def p_value(self, total: np.ndarray) -> np.ndarray:
+        """Background p-value of each score, from the card's reference distribution."""
+        if self.reference is None:
+            raise ModelError(f"model {self.name} v{self.version} is not calibrated "
+                             "(no reference distribution); run 'hotline calibrate'")
+        return self.reference.p_value(total)
+
+    def threshold(self, p: float) -> float:
+        """The score threshold for background p-value ``p``."""
+        for t in self.card.get("thresholds", []):
+            if np.isclose(t["p"], p, rtol=1e-9, atol=0):
+                return float(t["threshold"])
+        for r in self.card.get("refused", []):
+            if np.isclose(r["p"], p, rtol=1e-9, atol=0):
+                raise ModelError(f"model {self.name} v{self.version}: no threshold for "
+                                 f"p = {p:g}: {r['reason']}")
+        if self.reference is None:
+            raise ModelError(f"model {self.name} v{self.version} is not calibrated; "
+                             "run 'hotline calibrate'")
+        return self.reference.isf(p)

@@ -1,0 +1,231 @@
+"""Threshold calibration from a reference (background) score distribution.
+
+``calibrate(scores, p_values)`` turns reference scores into:
+
+* ``thresholds`` -- for each p: the score above which a background event has
+  probability p, with ``n_ref`` (reference size), ``method`` (``empirical`` when
+  the reference holds at least ``MIN_EXPECTED`` events above the threshold,
+  else ``gpd``: a generalised-Pareto fit to the upper tail, extrapolated) and
+  ``uncertainty`` (one-sigma: binomial order-statistic interval for empirical,
+  bootstrap of the tail fit for gpd);
+* ``refused`` -- p-values the reference cannot support (extrapolation beyond
+  ``MAX_EXTRAPOLATION`` x the reference size, or too few tail events to fit),
+  each with the reason, so a too-small reference is visible, never hidden;
+* ``reference`` -- a compact survival table (score vs log10 p) plus the tail
+  parameters, from which ``ReferenceDistribution.p_value`` maps any score to a
+  p-value at serving time with numpy only (no scipy).
+
+``p_for_rate(alerts_per_day, input_rate_hz)`` converts a target alert rate into a
+p-value (p = rate_out / rate_in).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hotline.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_P_VALUES = (0.05, 0.01, 1e-3, 1e-4, 1e-5)
+MIN_EXPECTED = 25  #: reference events above an empirical threshold
+MIN_TAIL = 50  #: exceedances needed for a tail fit
+TAIL_FRACTION = 0.02  #: fraction of the reference used for the tail fit (>= MIN_TAIL events)
+MAX_EXTRAPOLATION = 100.0  #: refuse p < 1 / (MAX_EXTRAPOLATION * n_ref)
+SECONDS_PER_DAY = 86_400.0
+
+
+def p_for_rate(alerts_per_day: float, input_rate_hz: float) -> float:
+    """The p-value that gives ``alerts_per_day`` alerts at ``input_rate_hz`` background events/s."""
+    if input_rate_hz <= 0 or alerts_per_day <= 0:
+        raise ModelError("alert rate and input rate must be positive")
+    p = alerts_per_day / (input_rate_hz * SECONDS_PER_DAY)
+    if p >= 1:
+        raise ModelError(
+            f"{alerts_per_day} alerts/day at {input_rate_hz} events/s means p = {p:.3g} >= 1"
+        )
+    return p
+
+
+def _gpd_sf(y: np.ndarray, c: float, scale: float) -> np.ndarray:
+    """Survival function of the generalised Pareto distribution (numpy only)."""
+    y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    if abs(c) < 1e-9:
+        return np.exp(-y / scale)
+    base = 1.0 + c * y / scale
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.where(base > 0, np.power(np.maximum(base, 1e-300), -1.0 / c), 0.0)
+    return out
+
+
+def _gpd_isf(q: float, c: float, scale: float) -> float:
+    if abs(c) < 1e-9:
+        return -scale * np.log(q)
+    return scale / c * (q ** (-c) - 1.0)
+
+
+def _fit_tail(exc: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import genpareto
+
+    c, _, scale = genpareto.fit(exc, floc=0.0)
+    return float(c), float(scale)
+
+
+@dataclass
+class ReferenceDistribution:
+    """Survival function of the reference scores: a table plus a GPD tail above ``u``."""
+
+    scores: np.ndarray  #: increasing scores
+    log10_p: np.ndarray  #: decreasing log10 survival probabilities at ``scores``
+    n_ref: int
+    u: float | None = None
+    p_u: float | None = None
+    shape: float | None = None
+    scale: float | None = None
+
+    def p_value(self, score: np.ndarray) -> np.ndarray:
+        """p-value (background survival probability) of each score; vectorised."""
+        s = np.asarray(score, dtype=np.float64)
+        p = np.power(10.0, np.interp(s, self.scores, self.log10_p,
+                                     left=0.0, right=float(self.log10_p[-1])))
+        if self.u is not None:
+            above = s > self.u
+            if above.any():
+                p[above] = self.p_u * _gpd_sf(s[above] - self.u, self.shape, self.scale)
+        else:
+            # no tail model: beyond the largest reference score p is at most 1/n_ref
+            p[s > self.scores[-1]] = min(float(10 ** self.log10_p[-1]), 1.0 / self.n_ref)
+        return p
+
+    def isf(self, p: float) -> float:
+        """The score whose p-value is ``p`` (inverse survival function)."""
+        if not 0 < p < 1:
+            raise ModelError(f"p-value must be in (0, 1), got {p}")
+        if self.n_ref * p * MAX_EXTRAPOLATION < 1:
+            raise ModelError(
+                f"reference of {self.n_ref:,} events is too small for p = {p:g} "
+                f"(more than {MAX_EXTRAPOLATION:.0f}x extrapolation); recalibrate with "
+                f">= {int(1 / (p * MAX_EXTRAPOLATION)):,} reference events"
+            )
+        if self.u is not None and p < self.p_u:
+            return float(self.u + _gpd_isf(p / self.p_u, self.shape, self.scale))
+        if self.u is None and p < 10 ** self.log10_p[-1]:
+            raise ModelError(f"p = {p:g} is beyond the reference table and no tail fit exists")
+        return float(np.interp(np.log10(p), self.log10_p[::-1], self.scores[::-1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        tail = None
+        if self.u is not None:
+            tail = {"u": self.u, "p_u": self.p_u, "shape": self.shape, "scale": self.scale}
+        return {"n_ref": self.n_ref, "scores": [float(v) for v in self.scores],
+                "log10_p": [float(v) for v in self.log10_p], "tail": tail}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReferenceDistribution:
+        try:
+            tail = d.get("tail") or {}
+            scores = np.asarray(d["scores"], dtype=np.float64)
+            logp = np.asarray(d["log10_p"], dtype=np.float64)
+            if scores.size < 2 or scores.shape != logp.shape:
+                raise ValueError("scores and log10_p must be equal-length lists (>= 2)")
+            return cls(scores, logp, int(d["n_ref"]), tail.get("u"), tail.get("p_u"),
+                       tail.get("shape"), tail.get("scale"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"invalid reference distribution in model card: {exc}") from None
+
+
+def reference_contributions(
+    per_type: np.ndarray, per_object: np.ndarray, type_labels: list[str],
+    object_labels: list[str],
+) -> dict[str, Any]:
+    """Mean and std of per-type / per-object contributions on the reference background."""
+    return {
+        "types": {"labels": list(type_labels),
+                  "mean": [float(v) for v in per_type.mean(0)],
+                  "std": [float(v) for v in per_type.std(0)]},
+        "objects": {"labels": list(object_labels),
+                    "mean": [float(v) for v in per_object.mean(0)],
+                    "std": [float(v) for v in per_object.std(0)]},
+    }
+
+
+def calibrate(
+    scores: np.ndarray,
+    p_values: tuple[float, ...] | list[float] = DEFAULT_P_VALUES,
+    seed: int = 0,
+    n_boot: int = 100,
+) -> dict[str, Any]:
+    """Thresholds for ``p_values`` from reference ``scores`` (see module docstring).
+
+    Returns ``{"thresholds": [...], "refused": [...], "reference": {...}}`` ready for
+    the model card.
+    """
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    if s.size < 20 or not np.isfinite(s).all():
+        raise ModelError(
+            f"cannot calibrate: the reference needs >= 20 finite scores, got {s.size}"
+            + ("" if np.isfinite(s).all() else " (with NaN/inf)")
+        )
+    n = s.size
+    n_tail = max(MIN_TAIL, int(TAIL_FRACTION * n))
+    tail_ok = n_tail <= n // 2
+    ref: ReferenceDistribution
+    boot: list[tuple[float, float]] = []
+    if tail_ok:
+        u = float(s[n - n_tail - 1])
+        p_u = n_tail / n
+        exc = s[n - n_tail:] - u
+        c, sc = _fit_tail(exc)
+        rng = np.random.default_rng(seed)
+        for _ in range(n_boot):
+            try:
+                boot.append(_fit_tail(rng.choice(exc, exc.size, replace=True)))
+            except Exception:  # noqa: BLE001 - a failed resample fit is just skipped
+                continue
+    grid_p = np.logspace(0, np.log10(1.0 / n), 200)
+    q = np.quantile(s, 1.0 - grid_p)
+    if tail_ok:
+        keep = grid_p >= p_u
+        ref = ReferenceDistribution(q[keep], np.log10(grid_p[keep]), n, u, p_u, c, sc)
+    else:
+        ref = ReferenceDistribution(q, np.log10(grid_p), n)
+
+    thresholds: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for p in sorted(p_values, reverse=True):
+        p = float(p)
+        if not 0 < p < 1:
+            raise ModelError(f"p-value must be in (0, 1), got {p}")
+        if n * p >= MIN_EXPECTED:
+            t = float(np.quantile(s, 1.0 - p))
+            sig = np.sqrt(n * p * (1 - p))
+            lo = float(np.quantile(s, max(0.0, 1.0 - (n * p + sig) / n)))
+            hi = float(np.quantile(s, min(1.0, 1.0 - (n * p - sig) / n)))
+            thresholds.append({"p": p, "threshold": t, "n_ref": n, "method": "empirical",
+                               "uncertainty": (hi - lo) / 2})
+            continue
+        if n * p * MAX_EXTRAPOLATION < 1:
+            refused.append({"p": p, "n_ref": n, "reason": (
+                f"reference of {n:,} events is too small for p = {p:g}: it would need "
+                f"extrapolating {1 / (n * p):.0f}x beyond the reference size "
+                f"(limit {MAX_EXTRAPOLATION:.0f}x); use >= {int(1 / (p * MAX_EXTRAPOLATION)):,} "
+                "reference events")})
+            continue
+        if not tail_ok:
+            refused.append({"p": p, "n_ref": n, "reason": (
+                f"reference of {n:,} events has fewer than {2 * MIN_TAIL} events; "
+                "no tail fit possible")})
+            continue
+        t = u + _gpd_isf(p / p_u, c, sc)
+        ts = [u + _gpd_isf(p / p_u, bc, bs) for bc, bs in boot]
+        unc = float(np.std(ts)) if ts else float("nan")
+        thresholds.append({"p": p, "threshold": float(t), "n_ref": n, "method": "gpd",
+                           "uncertainty": unc, "tail": {"n_tail": n_tail, "u": u,
+                                                        "shape": c, "scale": sc}})
+    for r in refused:
+        log.info("threshold refused: %s", r["reason"])
+    return {"thresholds": thresholds, "refused": refused, "reference": ref.to_dict()}

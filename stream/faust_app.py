@@ -1,0 +1,101 @@
+"""The faust-streaming application of the distributed path: ``make_app(cfg)``.
+
+Delivery guarantee (why a SIGKILLed worker loses no alert and duplicates none
+in the store): the app runs with ``processing_guarantee="at_least_once"``. An
+agent sends a batch's alerts, summaries and dead letters and waits for the
+broker to confirm them before it takes the next message; faust commits the
+consumer offset of ``hotline.events`` only for messages the agent has finished
+(acked), and flushes its producer before every commit (every
+``[stream] commit_interval`` s). So a worker killed at any point has either
+published everything a message produced, or its offset was not committed and
+the message is processed again after a rebalance (by the restarted worker or
+another one). Re-processing produces the *same* alert ids (hash of source, run,
+lumisection, event, rule), and the alert store inserts each id once, so the
+store ends up exact: at-least-once delivery + idempotent store = effectively
+once. (Exactly-once transactions would add Kafka transaction latency and still
+need the idempotent store for the sink side.) Per-lumisection *summaries* and
+the faust count tables are additive, so a message re-processed after a crash is
+counted twice there; alerts are exact. ``hotline worker`` also commits the start
+offset of every ``hotline.events`` partition the group never committed
+(``stream.topics.initialise_group_offsets``), so the first rebalances of a fresh
+group cannot skip records either.
+
+No module-level app: nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from hotline.config import Config, default_state_dir
+from stream.pipeline import PipelineContext
+from stream.topics import Topics, topics_for
+
+log = logging.getLogger(__name__)
+
+
+def make_app(
+    cfg: Config,
+    ctx: PipelineContext | None = None,
+    datadir: str | Path | None = None,
+    web_port: int | None = None,
+    tables: bool = True,
+    extra_agents: Iterable[Callable[[Any, Topics], Any]] = (),
+) -> Any:
+    """A configured ``faust.App`` with the Hotline agents attached (not started).
+
+    ``extra_agents``: callables ``f(app, topics)`` that attach more agents (e.g. the DQM
+    occupancy agent of ``stream.agents_dqm``) to the same app and topics.
+    """
+    import faust
+
+    from stream.agents import register_agents
+    from stream.codecs import register_codecs
+
+    s = cfg.stream
+    register_codecs()
+    port = s.web_port if web_port is None else web_port
+    datadir = Path(datadir or s.datadir or default_state_dir() / "faust" / s.app_id)
+    app = faust.App(
+        s.app_id,
+        broker=s.broker,
+        processing_guarantee="at_least_once",
+        broker_commit_interval=s.commit_interval,
+        broker_commit_every=1000,
+        broker_session_timeout=s.session_timeout,
+        broker_heartbeat_interval=max(0.5, s.session_timeout / 10),
+        broker_request_timeout=max(40.0, s.session_timeout + 5),
+        broker_rebalance_timeout=max(20.0, s.session_timeout * 2),
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=s.max_message_bytes,
+        producer_max_request_size=s.max_message_bytes,
+        producer_acks=-1,
+        topic_partitions=s.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        table_cleanup_interval=60.0,
+        # wait after a rebalance before table recovery / resuming streams: workers that join
+        # one after another then cause one rebalance, not a recovery cut short by a second
+        # one (seen here to leave a worker idle on its new partitions with faust 0.15.3)
+        stream_recovery_delay=s.recovery_delay,
+        stream_buffer_maxsize=16,
+        web_enabled=port > 0,
+        web_port=port if port > 0 else 6066,
+        web_host="0.0.0.0" if port > 0 else "127.0.0.1",
+        datadir=str(datadir),
+        store="memory://",
+        autodiscover=False,
+        logging_config=None,
+    )
+    if ctx is None:
+        from hotline.cli.replay import make_context
+
+        ctx = make_context(cfg)
+    topics = topics_for(s)
+    register_agents(app, topics, ctx, tables=tables)
+    for attach in extra_agents:
+        attach(app, topics)
+    return app

@@ -1,0 +1,26 @@
+"""DQM integration fixtures: a tiny trained registry and an archive with high-statistics LS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_events
+from tests.unit.dqm.conftest import train_tiny
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("dqm-registry"))
+
+
+@pytest.fixture(scope="session")
+def dqm_archive(tmp_path_factory) -> Path:
+    """Run 11: 20,000 events, 5,000 per lumisection (4 lumisections), two ROOT files."""
+    from stream.archive_writer import write_run
+
+    root = tmp_path_factory.mktemp("dqm-archive") / "archive"
+    arrays = make_events(20_000, seed=11, run=11, events_per_lumi=5_000)
+    write_run(root, 11, arrays, events_per_file=10_000, card={"description": "dqm test run"})
+    return root

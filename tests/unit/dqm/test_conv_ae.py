@@ -1,0 +1,95 @@
+"""The conv-AE: hls4ml-friendly graph, ONNX = torch, Poisson loss, scorer, registry card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from detectors.geometry import get_geometry
+from detectors.occupancy import synthesize_lumis
+from hotline.errors import ModelError
+from models.conv_ae import (
+    ConvAEScorer,
+    build_conv_ae,
+    default_arch,
+    export_onnx,
+    poisson_deviance,
+)
+from models.registry import available_models, load_model
+
+
+@pytest.mark.parametrize("name", ["muon_barrel", "calo_regions"])
+def test_onnx_graph_matches_torch_and_uses_only_hls4ml_friendly_ops(name, tmp_path):
+    geo = get_geometry(name)
+    arch = default_arch(geo)
+    torch.manual_seed(1)
+    model = build_conv_ae(arch).eval()
+    path = export_onnx(model, arch, tmp_path / "m.onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert ops <= {"Conv", "Relu", "AveragePool", "Resize", "Identity"}
+    assert not ops & {"ConvTranspose", "Reshape", "Flatten", "Gemm"}
+    x = np.random.default_rng(0).uniform(0.5, 1.5, (3, 1, *geo.shape)).astype(np.float32)
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    want = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert got.shape == x.shape
+
+
+def test_poisson_deviance():
+    n = np.array([0.0, 5.0, 5.0, 100.0])
+    mu = np.array([3.0, 5.0, 10.0, 50.0])
+    d = poisson_deviance(n, mu)
+    assert d[1] == pytest.approx(0.0)
+    assert d[0] == pytest.approx(6.0)  # a dead cell costs 2 mu
+    assert d[3] > d[2] > 0
+
+
+def test_tiny_registered_models(tiny_registry):
+    models = {m["name"]: m for m in available_models(tiny_registry)}
+    assert set(models) == {"conv_calo_regions"} and models["conv_calo_regions"]["kind"] == "conv-ae"
+    m = load_model("conv_calo_regions", registry=tiny_registry)
+    card = m.card
+    assert card["kind"] == "conv-ae" and card["geometry"]["name"] == "calo_regions"
+    assert len(card["normalisation"]["reference"]) == 252
+    assert card["architecture"]["pools"] == [[3, 1], [6, 1]]
+    assert len(card["unit_null"]["mean"]) == 252 + 126 + 36 + 18
+    assert {t["p"] for t in card["thresholds"]} >= {0.05, 0.01, 1e-3}
+    assert card["onnx"]["sha256"] and "hotline dqm train" in card["regenerate"]
+    assert m.onnx_path.stat().st_size < 1_000_000
+    json.dumps(card)
+
+
+def test_shipped_models_are_small_and_documented():
+    for g in ("muon_barrel", "calo_regions"):
+        m = load_model(f"conv_{g}")
+        assert m.card["kind"] == "conv-ae" and m.card["geometry"]["name"] == g
+        assert m.onnx_path.stat().st_size + (m.path / "card.json").stat().st_size < 1_000_000
+        assert m.card["regenerate"].startswith("hotline dqm train")
+        assert m.card["training"]["n_calib"] >= 1000
+
+
+def test_scorer_finds_a_dead_board():
+    sc = ConvAEScorer.from_registry("conv_muon_barrel")
+    geo = sc.geometry
+    good = synthesize_lumis(geo, 20, seed=5, run=50,
+                            events_per_lumi=sc.card["training"]["events_per_lumi"])
+    s = sc.score_counts(good.counts, good.n_events)
+    assert s.cell_loss.shape == (20, 960) and s.unit_logp.shape[1] == geo.membership[0].shape[1]
+    assert np.all(s.p_value > 1e-4)
+    from detectors.faults import Fault, inject
+
+    bad, (t,) = inject(good.counts[0], geo, [Fault("dead_board", unit="W0 S03")])
+    b = sc.score_counts(bad[None], good.n_events[:1])
+    assert b.score[0] > 5 * sc.threshold(1e-3)
+    assert b.p_value[0] < 1e-4
+    top = b.top_units(0, 3)
+    assert any(u["unit"].startswith("W0 S03") for u in top)
+    assert int(np.argmax(b.level_scores("board")[0])) == t.units[0]
+    with pytest.raises(ModelError, match="does not fit geometry"):
+        sc.score_counts(np.zeros((1, 18, 14)), np.ones(1))

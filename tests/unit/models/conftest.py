@@ -1,0 +1,67 @@
+"""Fixtures for the model tests: tiny trained models in a temporary registry (seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+def tiny_features(n: int = 2000, seed: int = 1, process: str = "sm"):
+    from detectors.features import extract_features
+    from training.train import synthetic_events
+
+    return extract_features(synthetic_events(process, n, seed))
+
+
+def make_tiny_model(
+    registry: Path, name: str = "tiny", arch: dict[str, Any] | None = None,
+    scheme: str = "custom", n: int = 3000, epochs: int = 2, calibrate_on: int = 4000,
+):
+    """Train a tiny model on synthetic background, export, register and calibrate it."""
+    import torch
+
+    from detectors.spec import DEFAULT_SPEC
+    from models.export import export_onnx, reference_scores
+    from models.registry import register_model, update_card
+    from models.scorer import Scorer
+    from models.thresholds import calibrate, reference_contributions
+    from training.normalise import fit_normaliser
+    from training.train import train_model
+
+    fm = tiny_features(n, seed=1)
+    norm = fit_normaliser([(fm.x, fm.mask)], scheme)
+    xn = norm.transform(fm.x, fm.mask)
+    half = n // 2
+    res = train_model(arch or {"kind": "ae"}, xn[:half], fm.mask[:half], xn[half:],
+                      fm.mask[half:], {"epochs": epochs, "batch_size": 256, "seed": 3},
+                      progress=False)
+    work = registry.parent / f"work-{name}"
+    work.mkdir(parents=True, exist_ok=True)
+    export_onnx(res.model, norm, DEFAULT_SPEC, work / "model.onnx")
+    torch.save(res.model.state_dict(), work / "weights.pt")
+    card = {"kind": res.model.kind, "feature_spec": DEFAULT_SPEC.to_dict(),
+            "normalisation": norm.to_dict(), "architecture": res.model.arch,
+            "score": res.model.arch["score"]}
+    reg = register_model(name, work / "model.onnx", card, work / "weights.pt", registry=registry)
+    if calibrate_on:
+        ref = tiny_features(calibrate_on, seed=7)
+        s = reference_scores(res.model, norm, ref.x, ref.mask)
+        score = s[res.model.arch["score"]] if res.model.kind == "vae" else s["recon"]
+        cal = calibrate(np.asarray(score, np.float64), n_boot=20)
+        r = Scorer(reg).score(ref)
+        cal["reference_contributions"] = reference_contributions(
+            r.per_type, r.per_object, r.type_labels, r.object_labels)
+        reg = update_card(reg, **cal)
+    return reg, res.model, norm
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory) -> Path:
+    """A registry with a tiny AE ('tiny') and a tiny VAE scored by mu^2 ('tiny_vae')."""
+    reg = tmp_path_factory.mktemp("models") / "registry"
+    make_tiny_model(reg, "tiny", {"kind": "ae", "variant": "leaky_bn"})
+    make_tiny_model(reg, "tiny_vae", {"kind": "vae", "variant": "elu_bn", "score": "mu2"})
+    return reg

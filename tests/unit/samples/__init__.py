@@ -1,0 +1,1 @@
+"""Unit tests of the fast detector simulation and the process registry."""

@@ -1,0 +1,136 @@
+"""Evaluation of a trained model on held-out background, signals and detector faults.
+
+All scores come from the serving path (the onnxruntime ``Scorer``), so what is
+evaluated is what runs in the stream. Per signal: ROC curve, AUC (Mann-Whitney
+rank statistic) and the signal efficiency (TPR) at background FPR 1e-2 .. 1e-5;
+the background threshold for each FPR comes from ``models.thresholds.calibrate``
+on the held-out background (empirical where the sample supports it, generalised
+Pareto tail extrapolation with its uncertainty where not, or refused -- then the
+TPR is reported as None with the reason). Per fault sample: the fraction of
+alerted events (score above the p = ``attribution_p`` threshold) whose largest
+per-type contribution is the faulty object type.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from models.thresholds import calibrate
+
+log = logging.getLogger(__name__)
+
+FPRS = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def auc(bkg: np.ndarray, sig: np.ndarray) -> float:
+    """Area under the ROC curve = P(score_sig > score_bkg) (ties count half)."""
+    from scipy.stats import rankdata
+
+    both = np.concatenate([bkg, sig])
+    ranks = rankdata(both)
+    r_sig = ranks[len(bkg):].sum()
+    n_b, n_s = len(bkg), len(sig)
+    return float((r_sig - n_s * (n_s + 1) / 2) / (n_b * n_s))
+
+
+def roc_curve(bkg: np.ndarray, sig: np.ndarray, points: int = 400) -> tuple[np.ndarray, ...]:
+    """(fpr, tpr) on a log-spaced threshold grid (compact, for plots)."""
+    both = np.concatenate([bkg, sig])
+    qs = np.unique(np.quantile(both, 1 - np.logspace(0, -6, points)))
+    bs, ss = np.sort(bkg), np.sort(sig)
+    fpr = 1 - np.searchsorted(bs, qs, side="right") / len(bs)
+    tpr = 1 - np.searchsorted(ss, qs, side="right") / len(ss)
+    return fpr, tpr
+
+
+def tpr_at_fpr(
+    bkg: np.ndarray, sig: np.ndarray, fprs=FPRS, seed: int = 0, cal: dict | None = None
+) -> dict[str, Any]:
+    """TPR at each FPR, thresholds calibrated on ``bkg`` (empirical / GPD / refused).
+
+    ``tpr_range`` propagates the threshold's one-sigma uncertainty to the TPR.
+    """
+    cal = cal or calibrate(bkg, fprs, seed=seed, n_boot=30)
+    out: dict[str, Any] = {}
+    for t in cal["thresholds"]:
+        thr, unc = t["threshold"], t["uncertainty"]
+        tpr = float((sig > thr).mean())
+        lo = float((sig > thr + unc).mean()) if np.isfinite(unc) else tpr
+        hi = float((sig > thr - unc).mean()) if np.isfinite(unc) else tpr
+        out[f"{t['p']:g}"] = {"tpr": tpr, "threshold": thr, "method": t["method"],
+                              "tpr_range": [lo, hi]}
+    for r in cal["refused"]:
+        out[f"{r['p']:g}"] = {"tpr": None, "method": "refused", "reason": r["reason"]}
+    return out
+
+
+def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]:
+    """Per fault sample: alerted fraction and how often the top type is the faulty one."""
+    from training.train import FAULT_TYPES
+
+    thr = scorer.threshold(p)
+    out: dict[str, Any] = {}
+    for name, fm in faults.items():
+        faulty = next((t for key, t in FAULT_TYPES.items() if key in name), None)
+        res = scorer.score(fm)
+        alerted = res.total > thr
+        n_alert = int(alerted.sum())
+        labels = np.asarray(res.type_labels)
+        ref = scorer.reference_contributions
+        top = labels[res.top_type()[alerted]]
+        exc = labels[res.top_type(ref)[alerted]] if ref else top
+        counts = {lab: int((top == lab).sum()) for lab in res.type_labels}
+        frac = float((top == faulty).mean()) if n_alert and faulty else None
+        frac_exc = float((exc == faulty).mean()) if n_alert and faulty and ref else None
+        # sample level: which type's mean contribution moved most vs the background reference
+        # (in units of the background's standard error), what a shifter sees per lumisection
+        shift_type = None
+        if ref:
+            mean = np.asarray(ref["types"]["mean"])
+            std = np.maximum(np.asarray(ref["types"]["std"]), 1e-12)
+            shift = (res.per_type.mean(0) - mean) / (std / np.sqrt(len(fm)))
+            shift_type = str(labels[int(np.argmax(shift))])
+        out[name] = {"faulty_type": faulty, "p": p, "threshold": thr, "n_events": len(fm),
+                     "sample_top_type": shift_type,
+                     "sample_shift_sigma": ({lab: round(float(v), 1) for lab, v in
+                                             zip(labels, shift)} if ref else None),
+                     "n_alerted": n_alert, "alert_fraction": n_alert / max(len(fm), 1),
+                     "top_type_counts": counts, "top_type_is_faulty": frac,
+                     "top_type_is_faulty_excess": frac_exc}
+    return out
+
+
+def evaluate_model(
+    scorer: Any, model: Any, normaliser: Any, x_bkg: np.ndarray, m_bkg: np.ndarray,
+    signals: dict[str, Any], faults: dict[str, Any], out: Any = None,
+    attribution_p: float = 1e-3, seed: int = 0, n_boot: int = 30,
+) -> dict[str, Any]:
+    """Metrics of one model (see module docstring); plots into ``out`` when given."""
+    bkg = scorer.score_arrays(x_bkg, m_bkg).total.astype(np.float64)
+    metrics: dict[str, Any] = {"n_background_test": len(bkg), "signals": {}}
+    rocs = {}
+    cal = calibrate(bkg, FPRS, seed=seed, n_boot=n_boot)
+    for name, fm in signals.items():
+        sig = scorer.score(fm).total.astype(np.float64)
+        metrics["signals"][name] = {"auc": auc(bkg, sig), "n": len(sig),
+                                    "tpr_at_fpr": tpr_at_fpr(bkg, sig, seed=seed, cal=cal)}
+        rocs[name] = roc_curve(bkg, sig)
+    metrics["roc"] = {k: {"fpr": f.tolist(), "tpr": t.tolist()} for k, (f, t) in rocs.items()}
+    if faults:
+        try:
+            metrics["attribution"] = attribution(scorer, faults, attribution_p)
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal for the study
+            metrics["attribution"] = {"error": str(exc)}
+    if out is not None:
+        from models.export import reference_scores
+        from training.report import plot_model
+
+        n = min(len(x_bkg), 20_000)
+        ref = reference_scores(model, normaliser, x_bkg[:n], m_bkg[:n])
+        xn = normaliser.transform(x_bkg[:n], m_bkg[:n])
+        plot_model(out, scorer, bkg, {k: scorer.score(v).total for k, v in signals.items()},
+                   rocs, xn, ref["recon_out"], m_bkg[:n], metrics)
+    return metrics

@@ -1,0 +1,534 @@
+"""Training: data loading, the training loop, and the ``hotline train`` driver.
+
+A training configuration (TOML, see ``training/configs/``) names the data, the
+normalisation, one or more models (``[[model]]`` tables: kind, variant, layer
+sizes) and the loop settings. ``run_training(config)`` then, for each model:
+
+1. loads the background features (archived runs via ``stream.replay.ReplaySource``
+   + ``detectors.features.extract_features``, or the built-in ``synthetic`` toy
+   generator for tests and for when no generated samples exist), drops events
+   flagged bad, and splits train / validation / test with a fixed seed;
+2. fits the normalisation on the training split (the first pass);
+3. trains on CPU (one thread) with Adam, the masked MSE (padded objects masked
+   out; + beta * KL for a VAE), early stopping on the validation loss, and a
+   checkpoint of the best weights in the run folder;
+4. exports the ONNX scoring graph, calibrates thresholds on the held-out
+   background, evaluates on the signal / fault samples (``training.evaluate``)
+   and writes the plots and the comparison table (``training.report``);
+5. registers the model in the run folder's registry (and in the shipped
+   registry with ``--register``).
+
+Everything is seeded (numpy, torch), so a run is reproducible on one machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.features import FeatureMatrix, extract_features
+from detectors.spec import DEFAULT_SPEC, FeatureSpec
+from hotline.errors import ConfigError, ModelError, SourceError
+
+log = logging.getLogger(__name__)
+
+#: the generated-sample archive of ``hotline generate`` (README.txt one level up)
+SAMPLES_DIR = Path.home() / ".cache" / "hotline" / "samples" / "archive"
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class TrainConfig:
+    """A parsed training configuration (see training/configs/default.toml)."""
+
+    name: str = "ae_default"
+    out: str = "runs/training"
+    data: dict[str, Any] = field(default_factory=dict)
+    normalisation: dict[str, Any] = field(default_factory=lambda: {"scheme": "custom"})
+    models: list[dict[str, Any]] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        p = Path(path)
+        try:
+            d = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"training configuration {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"training configuration {p} is not valid TOML: {exc}") from None
+        return cls.from_dict(d, source=str(p))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "") -> TrainConfig:
+        known = {"name", "out", "data", "normalisation", "model", "training", "calibration",
+                 "evaluation"}
+        extra = set(d) - known
+        if extra:
+            raise ConfigError(f"training configuration {source}: unknown keys "
+                              f"{', '.join(sorted(extra))}; known: {', '.join(sorted(known))}")
+        models = d.get("model", [])
+        if isinstance(models, dict):
+            models = [models]
+        if not models:
+            raise ConfigError(f"training configuration {source}: no [[model]] table")
+        for i, m in enumerate(models):
+            m.setdefault("name", f"model{i}")
+        names = [m["name"] for m in models]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"training configuration {source}: model names must be unique")
+        return cls(name=d.get("name", "ae_default"), out=d.get("out", "runs/training"),
+                   data=d.get("data", {}), normalisation=d.get("normalisation",
+                                                               {"scheme": "custom"}),
+                   models=models, training=d.get("training", {}),
+                   calibration=d.get("calibration", {}), evaluation=d.get("evaluation", {}),
+                   source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "data": self.data, "normalisation": self.normalisation,
+                "model": self.models, "training": self.training,
+                "calibration": self.calibration, "evaluation": self.evaluation}
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+SYNTHETIC_PROCESSES = ("sm", "A4l", "LQ_btau", "h0_tautau", "hplus_taunu",
+                       "fault_muon_scale", "fault_hot_jet", "fault_dead_jets")
+#: object type a fault corrupts (for the attribution study)
+FAULT_TYPES = {"fault_muon_scale": "muons", "fault_hot_jet": "jets", "fault_dead_jets": "jets",
+               "muon_scale": "muons", "hot_cell": "jets", "dead_region": "jets",
+               "dead_calo": "jets", "electron_phi": "electrons", "wrong_phi": "electrons"}
+
+
+def synthetic_events(process: str, n: int, seed: int = 0) -> Any:
+    """A toy NanoAOD-like chunk (awkward) for ``process``: an L1-like single-lepton SM
+    stream, four toy signals named after the seed study's, and three detector faults.
+
+    These are *not* physics samples (no matrix elements, no showers): they exist so
+    that training, scoring and the tests run anywhere in seconds. The real samples
+    come from ``hotline generate`` (Pythia8 + fast simulation).
+    """
+    import awkward as ak
+
+    if process not in SYNTHETIC_PROCESSES:
+        raise ConfigError(f"unknown synthetic process '{process}'; "
+                          f"known: {', '.join(SYNTHETIC_PROCESSES)}")
+    rng = np.random.default_rng([seed, SYNTHETIC_PROCESSES.index(process)])
+
+    def objs(counts: np.ndarray, pt0: float, scale: float, eta_max: float):
+        tot = int(counts.sum())
+        return (pt0 + rng.exponential(scale, tot), rng.uniform(-eta_max, eta_max, tot),
+                rng.uniform(-np.pi, np.pi, tot), counts)
+
+    def merge(*parts):
+        pts, etas, phis, cnts = zip(*[p for p in parts if p is not None])
+        out = []
+        for vals in (pts, etas, phis):
+            lists = [ak.unflatten(v.astype(np.float32), c) for v, c in zip(vals, cnts)]
+            out.append(ak.concatenate(lists, axis=1) if len(lists) > 1 else lists[0])
+        return out
+
+    is_e = rng.random(n) < 0.5
+    lead = rng.exponential(15.0, n) + 24.0
+    e_lead = objs(is_e.astype(np.int64), 0, 1, 2.4)
+    e_lead = (lead[is_e], e_lead[1], e_lead[2], e_lead[3])
+    m_lead = objs((~is_e).astype(np.int64), 0, 1, 2.0)
+    m_lead = (lead[~is_e], m_lead[1], m_lead[2], m_lead[3])
+    e_extra = objs(rng.poisson(0.15, n), 5, 15, 2.4)
+    m_extra = objs(rng.poisson(0.15, n), 5, 15, 2.0)
+    jets = objs(rng.poisson(2.0, n), 16, 30, 3.9)
+    met = rng.exponential(25.0, n) + 5.0
+    extra_e = extra_m = extra_j = None
+    if process == "A4l":
+        extra_e = objs(np.full(n, 2), 8, 15, 2.4)
+        extra_m = objs(np.full(n, 1), 8, 15, 2.0)
+    elif process == "LQ_btau":
+        extra_j = objs(np.full(n, 2), 60, 80, 2.5)
+        met = met + rng.exponential(40.0, n)
+    elif process == "h0_tautau":
+        extra_j = objs(np.full(n, 1), 30, 25, 2.5)
+        met = met + rng.exponential(50.0, n)
+    elif process == "hplus_taunu":
+        extra_j = objs(np.full(n, 1), 50, 60, 2.5)
+        met = met + 40.0 + rng.exponential(60.0, n)
+    e_pt, e_eta, e_phi = merge(e_lead, e_extra, extra_e)
+    m_pt, m_eta, m_phi = merge(m_lead, m_extra, extra_m)
+    j_pt, j_eta, j_phi = merge(jets, extra_j)
+    if process == "fault_muon_scale":  # muon pT scale x3 in eta > 0, 0 < phi < pi/2 (toy)
+        region = (m_eta > 0) & (m_phi > 0) & (m_phi < np.pi / 2)
+        m_pt = ak.where(region, m_pt * 3.0, m_pt)
+    elif process == "fault_hot_jet":  # a hot cell: fake 150-400 GeV jet at eta 1.5, phi 2
+        hot = objs(np.ones(n, np.int64), 150, 0, 0.01)
+        hot = (hot[0] + rng.uniform(0, 250, n), hot[1] + 1.5, np.full(n, 2.0), hot[3])
+        j_pt, j_eta, j_phi = merge((ak.to_numpy(ak.flatten(j_pt)), ak.to_numpy(ak.flatten(
+            j_eta)), ak.to_numpy(ak.flatten(j_phi)), ak.to_numpy(ak.num(j_pt))), hot)
+    elif process == "fault_dead_jets":  # dead calorimeter: no jets with |eta| < 1.5 + MET
+        keep = abs(j_eta) > 1.5
+        lost = ak.to_numpy(ak.sum(ak.where(keep, 0.0, j_pt), axis=1))
+        j_pt, j_eta, j_phi = j_pt[keep], j_eta[keep], j_phi[keep]
+        met = met + 2.0 * lost
+    idx = np.arange(n)
+    return ak.Array({
+        "run": np.full(n, 1, np.uint32), "luminosityBlock": (idx // 1000 + 1).astype(np.uint32),
+        "event": (idx + 1).astype(np.uint64),
+        "MET_pt": met.astype(np.float32),
+        "MET_phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
+        "Electron_pt": e_pt, "Electron_eta": e_eta, "Electron_phi": e_phi,
+        "Muon_pt": m_pt, "Muon_eta": m_eta, "Muon_phi": m_phi,
+        "Jet_pt": j_pt, "Jet_eta": j_eta, "Jet_phi": j_phi,
+    })
+
+
+# --------------------------------------------------------------------------- archived samples
+
+
+def sample_runs(archive: str | Path = SAMPLES_DIR) -> dict[str, list[int]]:
+    """Process name -> run numbers of an archive of generated samples.
+
+    Read from each run's ``run.json`` card (``process`` key) and, failing that, from
+    ``README.txt`` lines of the form ``<run> <process>`` / ``run_000123: process``.
+    """
+    from stream.archive import list_runs
+
+    out: dict[str, list[int]] = {}
+    root = Path(archive).expanduser()
+    if not root.is_dir():
+        return out
+    for info in list_runs(root, scan=False):
+        proc = info.card.get("process") or info.card.get("sample")
+        if proc:
+            out.setdefault(str(proc), []).append(info.run)
+    readme = next((p for p in (root / "README.txt", root.parent / "README.txt") if p.is_file()),
+                  None)
+    if readme is not None:
+        known = {r for rs in out.values() for r in rs}
+        for line in readme.read_text().splitlines():
+            m = re.match(r"\s*(?:run_)?0*(\d+)\s*[:=\->|\s]\s*[>]?\s*([A-Za-z0-9_+\-.]+)", line)
+            if m and int(m.group(1)) not in known:
+                out.setdefault(m.group(2), []).append(int(m.group(1)))
+    return out
+
+
+def features_from_runs(
+    runs: list[int], archive: str | Path, spec: FeatureSpec = DEFAULT_SPEC,
+    max_events: int | None = None,
+) -> FeatureMatrix:
+    """Features of archived runs (replay + extract); bad events dropped; at most ``max_events``."""
+    from detectors.features import required_branches
+    from stream.archive import find_run
+    from stream.replay import ReplaySource
+
+    files = []
+    for r in runs:  # a run still being generated may hold no file yet: use the others
+        try:
+            files.extend(find_run(Path(archive).expanduser(), r).files)
+        except SourceError as exc:
+            log.warning("skipping run %s: %s", r, exc)
+    if not files:
+        raise ModelError(f"runs {runs} in {archive} hold no readable ROOT files yet")
+    branches = required_branches(spec, set())
+    for obj in spec.objects:
+        for prefix in obj.fallbacks:
+            branches.extend(obj.branches(prefix))
+    xs, ms = [], []
+    total = 0
+    src = ReplaySource(files=files, branches=branches, step_size=50_000)
+    for batch in src:
+        fm = extract_features(batch.arrays, spec, where=batch.origin)
+        xs.append(fm.x[~fm.bad])
+        ms.append(fm.mask[~fm.bad])
+        total += int((~fm.bad).sum())
+        if max_events and total >= max_events:
+            break
+    if not xs:
+        raise ModelError(f"runs {runs} in {archive} gave no events"
+                         + (f": {src.errors}" if src.errors else ""))
+    x, m = np.concatenate(xs), np.concatenate(ms)
+    if max_events:
+        x, m = x[:max_events], m[:max_events]
+    return FeatureMatrix(x=x, mask=m, bad=np.zeros(len(x), bool), spec=spec, collections={})
+
+
+def load_sample(
+    process: str, data: dict[str, Any], n: int, seed: int, spec: FeatureSpec = DEFAULT_SPEC
+) -> FeatureMatrix:
+    """Features of one process: from the archive (``data.source = "archive"``) or synthetic."""
+    if data.get("source", "synthetic") == "synthetic":
+        fm = extract_features(synthetic_events(process, n, seed), spec, where=process)
+        keep = ~fm.bad
+        return FeatureMatrix(fm.x[keep], fm.mask[keep], fm.bad[keep], spec, fm.collections)
+    archive = data.get("archive", str(SAMPLES_DIR))
+    runs = data.get("runs", {}).get(process) or sample_runs(archive).get(process)
+    if not runs:
+        raise ModelError(f"no runs of process '{process}' in sample archive {archive}; "
+                         f"known: {', '.join(sorted(sample_runs(archive))) or 'none'}")
+    return features_from_runs([int(r) for r in runs], archive, spec, max_events=n)
+
+
+# --------------------------------------------------------------------------- the training loop
+
+
+@dataclass
+class TrainResult:
+    model: Any
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    stopped_early: bool
+
+
+def train_model(
+    arch: dict[str, Any],
+    xn_train: np.ndarray, m_train: np.ndarray, xn_val: np.ndarray, m_val: np.ndarray,
+    settings: dict[str, Any], checkpoint: Path | None = None, progress: bool = True,
+) -> TrainResult:
+    """Train one model on normalised inputs (padded slots zero) with early stopping."""
+    import torch
+
+    from models.nets import build_model, feature_mask, kl_divergence, masked_mse
+
+    torch.set_num_threads(int(settings.get("threads", 1)))
+    seed = int(settings.get("seed", 1))
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    epochs = int(settings.get("epochs", 20))
+    bs = int(settings.get("batch_size", 1024))
+    patience = int(settings.get("patience", 4))
+    beta = float(model.arch.get("beta", 1.0))
+    opt = torch.optim.Adam(model.parameters(), lr=float(settings.get("lr", 1e-3)),
+                           weight_decay=float(settings.get("weight_decay", 0.0)))
+    xt, mt = torch.from_numpy(xn_train), feature_mask(torch.from_numpy(m_train), xn_train.shape[1])
+    xv, mv = torch.from_numpy(xn_val), feature_mask(torch.from_numpy(m_val), xn_val.shape[1])
+    gen = torch.Generator().manual_seed(seed)
+
+    def loss_of(x, m, reduce=True):
+        out = model(x)
+        if model.kind == "vae":
+            recon, mu, lv = out
+            loss = masked_mse(x, recon, m) + beta * kl_divergence(mu, lv) / x.shape[1]
+        else:
+            loss = masked_mse(x, out, m)
+        return loss.mean() if reduce else loss
+
+    history: dict[str, list[float]] = {"train": [], "val": []}
+    best, best_state, best_epoch, bad_epochs = float("inf"), None, -1, 0
+    t0 = time.perf_counter()
+    stopped = False
+    from tqdm import tqdm
+
+    bar = tqdm(range(epochs), desc=f"train {arch.get('name', model.kind)}", disable=not progress,
+               leave=False)
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        tot, cnt = 0.0, 0
+        for i in range(0, len(xt), bs):
+            idx = perm[i:i + bs]
+            if len(idx) < 2:
+                continue
+            loss = loss_of(xt[idx], mt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(idx)
+            cnt += len(idx)
+        model.eval()
+        with torch.no_grad():
+            val = float(loss_of(xv, mv))
+        history["train"].append(tot / max(cnt, 1))
+        history["val"].append(val)
+        bar.set_postfix(train=f"{tot / max(cnt, 1):.4g}", val=f"{val:.4g}")
+        if val < best - 1e-7:
+            best, best_epoch, bad_epochs = val, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+            if checkpoint is not None:
+                torch.save(best_state, checkpoint)
+        else:
+            bad_epochs += 1
+            if bad_epochs >= patience:
+                stopped = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, history, best_epoch, len(history["val"]),
+                       time.perf_counter() - t0, stopped)
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def split_indices(n: int, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, ...]:
+    """Shuffled train / val / test indices (val and test fractions given)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = int(fractions[0] * n), int(fractions[1] * n)
+    return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
+
+
+def run_training(
+    cfg: TrainConfig, out: str | Path | None = None, register: bool = False,
+    registry: str | Path | None = None, progress: bool = True, plots: bool = True,
+) -> dict[str, Any]:
+    """Train, export, calibrate, evaluate and register every model of ``cfg``.
+
+    Returns a summary dict (also written to ``<run folder>/summary.json``).
+    """
+    import torch
+
+    from models.export import export_onnx
+    from models.registry import register_model
+    from models.scorer import Scorer
+    from models.thresholds import DEFAULT_P_VALUES, calibrate, reference_contributions
+    from training.evaluate import evaluate_model
+    from training.normalise import fit_normaliser
+
+    spec = DEFAULT_SPEC
+    data = cfg.data
+    seed = int(cfg.training.get("seed", 1))
+    np.random.seed(seed)
+    run_dir = Path(out or cfg.out) / time.strftime(f"{cfg.name}-%Y%m%dT%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    n_bkg = int(data.get("n_background", 20_000))
+    bkg_proc = data.get("background", "sm")
+    log.info("loading %d background events (%s)", n_bkg, bkg_proc)
+    bkg = load_sample(bkg_proc, data, n_bkg, seed, spec)
+    tr, va, te = split_indices(len(bkg), (float(data.get("val_fraction", 0.15)),
+                                          float(data.get("test_fraction", 0.35))), seed)
+    norm_cfg = dict(cfg.normalisation)
+    scheme = norm_cfg.pop("scheme", "custom")
+    chunk = 50_000
+    norm = fit_normaliser(((bkg.x[tr[i:i + chunk]], bkg.mask[tr[i:i + chunk]])
+                           for i in range(0, len(tr), chunk)), scheme,
+                          pt_a=float(norm_cfg.get("a", 1.0)), pt_b=float(norm_cfg.get("b", 1.0)))
+    xn = norm.transform(bkg.x, bkg.mask)
+    n_sig = int(data.get("n_signal", 5_000))
+    missing: dict[str, str] = {}
+
+    def optional(names: list[str], s: int) -> dict[str, FeatureMatrix]:
+        out = {}
+        for p in names:
+            try:
+                out[p] = load_sample(p, data, n_sig, s, spec)
+            except (ModelError, SourceError) as exc:  # evaluate what exists, say what not
+                missing[p] = str(exc)
+                log.warning("sample %s unavailable, not evaluated: %s", p, exc)
+        return out
+
+    signals = optional(data.get("signals", ["A4l", "LQ_btau", "h0_tautau", "hplus_taunu"]),
+                       seed + 1)
+    faults = optional(data.get("faults", ["fault_muon_scale", "fault_hot_jet"]), seed + 2)
+    p_values = tuple(cfg.calibration.get("p_values", DEFAULT_P_VALUES))
+    n_cal = len(te) // 2
+    cal_idx, test_idx = te[:n_cal], te[n_cal:]
+    data_summary = {
+        "source": data.get("source", "synthetic"),
+        "archive": data.get("archive") if data.get("source") == "archive" else None,
+        "background": bkg_proc, "n_background": len(bkg), "n_train": len(tr),
+        "n_val": len(va), "n_calibration": int(n_cal), "n_test": len(test_idx),
+        "signals": {k: len(v) for k, v in signals.items()},
+        "faults": {k: len(v) for k, v in faults.items()}, "seed": seed,
+        "unavailable": missing,
+    }
+    if data_summary["source"] == "archive":  # how to regenerate: runs, processes, seeds
+        from stream.archive import find_run
+
+        arch = Path(data.get("archive", str(SAMPLES_DIR))).expanduser()
+        used = [bkg_proc, *signals, *faults]
+        runs = {p: r for p, r in sample_runs(arch).items() if p in used}
+        def card_of(r: int) -> dict[str, Any]:
+            try:
+                return find_run(arch, r).card
+            except SourceError:
+                return {"note": "no files when training ran"}
+
+        data_summary["runs"] = {
+            p: [{"run": r, "seed": card_of(r).get("seed"),
+                 "regenerate": card_of(r).get("regenerate")} for r in rs]
+            for p, rs in runs.items()}
+    results: dict[str, Any] = {"run_dir": str(run_dir), "models": {}, "data": data_summary}
+    for mcfg in cfg.models:
+        mname = mcfg["name"]
+        arch = {k: v for k, v in mcfg.items() if k not in ("name", "register", "description")}
+        mdir = run_dir / mname
+        mdir.mkdir(exist_ok=True)
+        res = train_model(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va],
+                          {**cfg.training, "name": mname}, checkpoint=mdir / "checkpoint.pt",
+                          progress=progress)
+        model = res.model
+        torch.save(model.state_dict(), mdir / "weights.pt")
+        export_onnx(model, norm, spec, mdir / "model.onnx", name=mname)
+        card = {
+            "kind": model.kind, "description": mcfg.get("description", ""),
+            "feature_spec": spec.to_dict(), "normalisation": norm.to_dict(),
+            "architecture": model.arch, "score": model.arch["score"],
+            "onnx": {"inputs": {"x": ["N", spec.n_features], "mask": ["N", spec.n_objects]},
+                     "outputs": ["per_feature", "per_object", "per_type", "total"]
+                     + (["kl", "mu2"] if model.kind == "vae" else []),
+                     "normalisation": "baked into the graph"},
+            "training": {**data_summary, "config": cfg.source, "settings": cfg.training,
+                         "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
+                         "stopped_early": res.stopped_early, "seconds": round(res.seconds, 1),
+                         "val_loss": res.history["val"][res.best_epoch],
+                         "torch": torch.__version__},
+            "regenerate": (f"hotline train --config {cfg.source or '<config>'}"
+                           + (" --register" if mcfg.get("register") else "")),
+        }
+        reg_local = register_model(mname, mdir / "model.onnx", card, mdir / "weights.pt",
+                                   registry=run_dir / "registry", version=1, overwrite=True)
+        scorer = Scorer(reg_local)
+        cal_res = scorer.score_arrays(bkg.x[cal_idx], bkg.mask[cal_idx])
+        cal = calibrate(cal_res.total, p_values, seed=seed,
+                        n_boot=int(cfg.calibration.get("n_boot", 100)))
+        cal["reference_contributions"] = reference_contributions(
+            cal_res.per_type, cal_res.per_object, cal_res.type_labels, cal_res.object_labels)
+        from models.registry import update_card
+
+        reg_local = update_card(reg_local, **cal)
+        scorer = Scorer(reg_local)
+        ev = evaluate_model(scorer, model, norm, bkg.x[test_idx], bkg.mask[test_idx],
+                            signals, faults, out=mdir if plots else None,
+                            attribution_p=float(cfg.evaluation.get("attribution_p", 1e-3)),
+                            n_boot=int(cfg.calibration.get("n_boot", 100)) // 3 + 1)
+        ev["history"] = res.history
+        reg_local = update_card(reg_local, metrics={k: v for k, v in ev.items()
+                                                    if k not in ("history", "scores", "roc")})
+        results["models"][mname] = {"arch": model.arch, "metrics": ev,
+                                    "registry": str(reg_local.path),
+                                    "training": card["training"]}
+        if register and mcfg.get("register"):
+            reg = register_model(mname, reg_local.onnx_path,
+                                 {k: v for k, v in reg_local.card.items()
+                                  if k not in ("name", "version", "created")},
+                                 reg_local.weights_path, registry=registry)
+            results["models"][mname]["registered"] = str(reg.path)
+            log.info("registered %s v%s in %s", mname, reg.version, reg.path)
+    if plots:
+        from training.report import write_report
+
+        write_report(results, run_dir)
+    (run_dir / "summary.json").write_text(json.dumps(
+        {k: v for k, v in results.items()}, indent=1, default=_jsonable))
+    return results
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
