@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from hotline.cli.common import add_store_option, config_from, store_from
 from hotline.config import Config
@@ -40,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--web-port", type=int, default=None, metavar="PORT",
                    help="faust web/health port (default: disabled)")
     p.add_argument("--loglevel", default="warning", help="faust log level (default warning)")
+    p.add_argument("--no-dqm", action="store_true",
+                   help="do not score occupancy maps (hotline.occupancy); by default the worker "
+                        "scores them with every registered conv-AE model")
     p.set_defaults(handler=handle_worker)
 
     s = sub.add_parser(
@@ -80,6 +84,21 @@ def wait_for_broker(cfg: Config) -> None:
     ensure_topics(cfg.stream, timeout=cfg.stream.connect_timeout)
 
 
+def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
+    """The occupancy-scoring agent (``stream.agents_dqm``) when conv-AE models are registered."""
+    if not enabled:
+        return []
+    from stream.agents_dqm import register_dqm_agent
+    from stream.dqm_pipeline import DQMContext
+
+    dctx = DQMContext.from_registry(None, cfg.model.registry)
+    if not dctx.scorers:
+        logging.getLogger(__name__).warning("no conv-AE model registered: occupancy maps on %s "
+                                            "are not scored", cfg.stream.occupancy_topic)
+        return []
+    return [lambda app, topics: register_dqm_agent(app, topics, dctx)]
+
+
 def handle_worker(args: argparse.Namespace) -> int:
     from faust import Worker
 
@@ -91,7 +110,7 @@ def handle_worker(args: argparse.Namespace) -> int:
     from stream.topics import initialise_group_offsets
 
     initialise_group_offsets(cfg.stream, timeout=cfg.stream.connect_timeout)
-    app = make_app(cfg)
+    app = make_app(cfg, extra_agents=dqm_agents(cfg, enabled=not args.no_dqm))
     worker = Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # returns on SIGTERM / SIGINT (exits the process)
     return 0
