@@ -13,7 +13,6 @@ returns an object with ``name``, ``needs`` (branches) and ``evaluate(arrays)``.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 import awkward as ak
 import numpy as np
 
+from hotline.config import read_toml
 from hotline.errors import ConfigError
 
 
@@ -218,13 +218,7 @@ def load_menu(path: str | Path | None) -> list[Any]:
     """Rules from a TOML file of ``[[rule]]`` tables; the built-in menu when ``path`` is empty."""
     if not path:
         return build_menu()
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"rule menu {p} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"rule menu {p} is not valid TOML: {exc}") from None
+    data = read_toml(path, "rule menu")
     if "rule" not in data:
-        raise ConfigError(f"rule menu {p} has no [[rule]] tables")
+        raise ConfigError(f"rule menu {path} has no [[rule]] tables")
     return build_menu(data["rule"])

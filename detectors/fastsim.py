@@ -35,7 +35,6 @@ objects, as a particle-flow MET would.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hotline.config import read_toml
 from hotline.errors import ConfigError
 
 PARAMS_FILE = Path(__file__).with_name("fastsim_params.toml")
@@ -187,11 +187,7 @@ class FastSimParams:
 
     @classmethod
     def from_toml(cls, path: str | Path = PARAMS_FILE) -> FastSimParams:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read fast-sim parameters {path}: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_toml(path, "fast-sim parameter file"))
 
     def with_pileup(self, mu: float) -> FastSimParams:
         return replace(self, pileup=replace(self.pileup, mu=float(mu)))

@@ -16,7 +16,6 @@ filled by ``register_builtins()`` from the bundled TOML files).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hotline.config import read_toml
 from hotline.errors import ConfigError
 
 GEOMETRY_DIR = Path(__file__).resolve().parent / "geometry"
@@ -192,14 +192,7 @@ class Geometry:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Geometry:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"geometry file {p} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"geometry file {p} is not valid TOML: {exc}") from None
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(read_toml(path, "geometry file"), source=str(path))
 
 
 # --------------------------------------------------------------------------- layouts

@@ -10,11 +10,11 @@ Other layouts (photons, taus, more jets) are configuration, not code.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hotline.config import read_toml
 from hotline.errors import ConfigError
 
 FIELDS = ("pt", "eta", "phi")
@@ -119,13 +119,7 @@ class FeatureSpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> FeatureSpec:
-        p = Path(path)
-        try:
-            return cls.from_dict(tomllib.loads(p.read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"feature spec file {p} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"feature spec file {p} is not valid TOML: {exc}") from None
+        return cls.from_dict(read_toml(path, "feature spec file"))
 
 
 #: ADC2021 layout. Cuts follow the challenge's object definitions

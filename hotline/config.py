@@ -129,6 +129,19 @@ class Config:
         return _apply(self, overrides, origin="override")
 
 
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; ``ConfigError`` naming ``what`` and the file when absent or invalid."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {p} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {p} is a folder, not a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     typ_name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
     try:
@@ -203,14 +216,7 @@ def load_config(
     cfg = Config()
     path = path or environ.get("HOTLINE_CONFIG") or None
     if path:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file {p} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
-        cfg = _apply(cfg, data, origin=str(p))
+        cfg = _apply(cfg, read_toml(path, "configuration file"), origin=str(path))
     cfg = _apply(cfg, _env_overrides(environ), origin="environment")
     if cli:
         cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in cli.items()}

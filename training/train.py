@@ -28,7 +28,6 @@ import json
 import logging
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ import numpy as np
 
 from detectors.features import FeatureMatrix, extract_features
 from detectors.spec import DEFAULT_SPEC, FeatureSpec
+from hotline.config import read_toml
 from hotline.errors import ConfigError, ModelError, SourceError
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,7 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
-        p = Path(path)
-        try:
-            d = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"training configuration {p} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"training configuration {p} is not valid TOML: {exc}") from None
-        return cls.from_dict(d, source=str(p))
+        return cls.from_dict(read_toml(path, "training configuration"), source=str(path))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "") -> TrainConfig:
