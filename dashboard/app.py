@@ -52,8 +52,18 @@ def build_hub(cfg: Any, store: AlertStore | None = None,
                model_note=note, archive=cfg.source.archive, cfg=cfg, reference=reference)
 
 
-def create_page(hub: Hub, user: str | None = None) -> Any:
-    """One session's page (call inside a Bokeh session, or without one for tests)."""
+def alert_from_args(args: dict[str, Any]) -> str:
+    """The alert id of a ``?alert=<id>`` page URL (e-mails link there); "" if absent."""
+    vals = args.get("alert") or []
+    val = vals[0] if vals else b""
+    return (val.decode(errors="replace") if isinstance(val, bytes) else str(val)).strip()
+
+
+def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> Any:
+    """One session's page (call inside a Bokeh session, or without one for tests).
+
+    ``alert`` (default: the ``?alert=<id>`` URL query) is selected once the views exist.
+    """
     import panel as pn
     from bokeh.core.validation import silence
     from bokeh.core.validation.warnings import MISSING_RENDERERS
@@ -65,12 +75,17 @@ def create_page(hub: Hub, user: str | None = None) -> Any:
     from dashboard.views.occupancy import OccupancyView
     from dashboard.views.overview import RunOverview
     from dashboard.views.replay import ReplayControl
+    from dashboard.views.subscriptions import SubscriptionsView
 
     silence(MISSING_RENDERERS, True)  # rule / AE figures get their lines when data arrive
     user = user if user is not None else (pn.state.user or "guest")
     basic = hub.cfg.dashboard.basic_auth if hub.cfg is not None else ""
     state = hub.new_state(user=user, can_control=can_control(user, basic))
     state.update(force=True)
+    if alert is None:
+        alert = alert_from_args(pn.state.session_args or {})
+    dashboard_url = (f"http://{hub.cfg.dashboard.host}:{hub.cfg.dashboard.port}/"
+                     if hub.cfg is not None else "")
     overview = RunOverview(state)
     views: dict[str, Any] = {"overview": overview}
 
@@ -82,7 +97,8 @@ def create_page(hub: Hub, user: str | None = None) -> Any:
         """Score histogram, alert table, drill-down, replay, occupancy (second stage)."""
         views.update(histogram=ScoreHistogram(state), alerts=AlertTable(state),
                      contributions=Contributions(state), event_display=EventDisplay(state),
-                     occupancy=OccupancyView(state), replay=ReplayControl(state))
+                     occupancy=OccupancyView(state), replay=ReplayControl(state),
+                     subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url))
         return [
             pn.Row(card("Alerts (newest first)", views["alerts"]),
                    card("Why did it fire? Loss contributions", views["contributions"]),
@@ -92,6 +108,7 @@ def create_page(hub: Hub, user: str | None = None) -> Any:
                              card("Occupancy maps (DQM)", views["occupancy"]),
                              sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
+            card("Alert subscriptions and delivery log", views["subscriptions"]),
         ]
 
     hist_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
@@ -121,6 +138,8 @@ def create_page(hub: Hub, user: str | None = None) -> Any:
         rows = build_details()
         hist_slot.objects = [views["histogram"]]
         details.objects = rows
+        if alert:
+            state.select(alert)
 
     in_session = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
     if not in_session:
@@ -134,6 +153,8 @@ def create_page(hub: Hub, user: str | None = None) -> Any:
             state.update()
             if "replay" in views and state.replay is not None:
                 views["replay"].refresh()
+            if "subscriptions" in views:
+                views["subscriptions"].refresh()  # re-reads the store at most once per second
 
     pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page
