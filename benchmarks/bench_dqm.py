@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--n-good", type=int, default=4000)
     ap.add_argument("--geometry", action="append", default=None)
+    ap.add_argument("--events-per-lumi", type=int, default=None,
+                    help="mean events per lumisection (default: each model's calibration size)")
     args = ap.parse_args(argv)
 
     from detectors.dqm_baselines import Reference, available_baselines, get_baseline
@@ -51,14 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"lumisections for thresholds + {args.n_good} independent for the false-alarm check; "
           "batch = all maps of one configuration")
     t0 = time.perf_counter()
-    ev = evaluate(geos, trials=args.trials, n_good=args.n_good, progress=True)
+    ev = evaluate(geos, trials=args.trials, n_good=args.n_good, progress=True,
+                  events_per_lumi=args.events_per_lumi)
     print(format_table(ev))
 
     print("\nscoring one lumisection map (best wall / mean CPU, ms):")
     timing: dict[str, dict[str, list[float]]] = {}
     for g in geos:
         sc = ConvAEScorer.from_registry(f"conv_{g}")
-        epl = int(sc.card["training"]["events_per_lumi"])
+        epl = int(args.events_per_lumi or sc.card.get("calibration", {}).get("events_per_lumi")
+                  or sc.card["training"]["events_per_lumi"])
         ls = synthesize_lumis(sc.geometry, 101, seed=3, run=400, events_per_lumi=epl)
         ref = Reference.from_maps(sc.geometry, ls.counts[1:], ls.n_events[1:])
         one, ne = ls.counts[:1], ls.n_events[:1]

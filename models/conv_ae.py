@@ -23,7 +23,11 @@ chi2 whose mean and variance were measured on good lumisections (stored in the
 card as ``unit_null``); a second test per unit, the pull of its summed counts
 against the summed expectation (standardised with its good-data mean and
 variance), catches coherent efficiency drops that a chi2 over many cells dilutes;
-a unit's p-value is the better of the two (x2 for trying both). The map's score
+for unit levels with a measured cell covariance (card ``unit_null.whiten``: chambers
+and sectors, ``whiten_units``) that sum is the whitened one, ``w . r`` with
+``w = C^-1 sqrt(mu)`` over the unit's standardised residuals ``r = (n - mu)/sqrt(mu)``:
+the hits of one muon are correlated across stations, so the optimal weights are
+not uniform; a unit's p-value is the better of the two tests (x2 for trying both). The map's score
 (card ``score_mode = "level_min_p"``) is the largest over unit levels of
 ``-log10(smallest unit p-value of the level) - log10(units in the level)``
 (Bonferroni per level, so 960 channels do not drown 60 sectors); its thresholds
@@ -172,6 +176,42 @@ def unit_log10_p(loss: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndar
     return out
 
 
+WHITEN_MAX_CELLS = 32  #: levels with at most this many cells per unit get a whitened test
+
+
+def whiten_units(r: np.ndarray, mu: np.ndarray, cells: np.ndarray, ridge: float = 1e-3
+                 ) -> dict[str, list]:
+    """Weights of the whitened sum test of each unit, from good-data residuals.
+
+    ``r`` [N, cells] are standardised residuals ``(n - mu) / sqrt(mu)`` of good
+    lumisections, ``mu`` [N, cells] their expected counts, ``cells`` [units, k] the
+    cells of each unit. Hits of one muon are correlated across stations and the
+    reconstruction adds correlated errors, so the plain count sum of a unit is not the
+    best test of a coherent efficiency change: with the measured covariance ``C`` of
+    the unit's residuals (overdispersion and correlations measured on good data) and
+    the signal direction ``d = sqrt(mu)`` (a relative change ``eps`` moves ``r`` by
+    ``eps sqrt(mu)``), the optimal linear statistic is ``w . (r - m)`` with
+    ``w = C^-1 d``, scaled to unit variance on good data.
+    """
+    ru = r[:, cells]  # [N, units, k]
+    m = ru.mean(axis=0)
+    x = ru - m
+    cov = np.einsum("nui,nuj->uij", x, x) / max(len(r) - 1, 1)
+    k = cells.shape[1]
+    cov += ridge * np.trace(cov, axis1=1, axis2=2)[:, None, None] / k * np.eye(k)[None]
+    d = np.sqrt(np.maximum(mu[:, cells], MU_FLOOR)).mean(axis=0)  # [units, k]
+    w = np.linalg.solve(cov, d[..., None])[..., 0]
+    w = w / np.sqrt(np.einsum("ui,uij,uj->u", w, cov, w))[:, None]
+    return {"cells": cells.tolist(), "w": [[round(float(v), 6) for v in row] for row in w],
+            "off": [round(float(v), 6) for v in np.einsum("ui,ui->u", w, m)]}
+
+
+def whitened_z(r: np.ndarray, wd: dict[str, np.ndarray]) -> np.ndarray:
+    """[N, units] whitened sum statistic (unit variance on good data; < 0 = deficit)."""
+    cells = wd["cells"].astype(np.int64)
+    return np.einsum("nui,ui->nu", r[:, cells], wd["w"]) - wd["off"][None]
+
+
 @dataclass
 class DQMScores:
     """Scores of N maps of one subsystem (per map, per cell, per hardware unit)."""
@@ -256,6 +296,9 @@ class ConvAEScorer:
         #: statistics-aware form: bias and extra variance relative to the expected counts
         self.sum_rel_bias = np.asarray(null.get("sum_rel_bias", []), np.float64)
         self.sum_rel_var = np.asarray(null.get("sum_rel_var", []), np.float64)
+        #: per level: whitened sum test weights [units, cells per unit] (``whiten_units``)
+        self.whiten = {lv: {k: np.asarray(v, np.float64) for k, v in d.items()}
+                       for lv, d in (null.get("whiten") or {}).items()}
         self.ref_dist = (ReferenceDistribution.from_dict(card["reference"])
                          if card.get("reference") else None)
         opts = ort.SessionOptions()
@@ -325,6 +368,14 @@ class ConvAEScorer:
                      / np.sqrt(1.0 + self.sum_rel_var[None] * unit_mu))
             elif self.sum_mean.size == unit_loss.shape[1]:
                 z = (unit_pull - self.sum_mean[None]) / np.sqrt(self.sum_var[None])
+            if self.whiten:
+                # units with a measured cell covariance: the whitened (optimal linear) sum
+                # test replaces the plain summed-count pull
+                z = np.array(z, copy=True)
+                base = self.geometry.level_slices()
+                r = (flat - mu) / np.sqrt(np.maximum(mu, MU_FLOOR))
+                for lv, wd in self.whiten.items():
+                    z[:, base[lv]] = whitened_z(r, wd)
             if self.sum_mean.size == unit_loss.shape[1]:
                 from scipy.special import log_ndtr
 

@@ -32,11 +32,13 @@ from detectors.faults import Fault, get_fault_kind, inject
 from detectors.geometry import Geometry, get_geometry
 from detectors.occupancy import LumiSet, synthesize_lumis
 from models.conv_ae import (
+    WHITEN_MAX_CELLS,
     ConvAEScorer,
     build_conv_ae,
     default_arch,
     export_onnx,
     normalise,
+    whiten_units,
 )
 
 log = logging.getLogger(__name__)
@@ -146,8 +148,7 @@ def train_dqm(
                       "cell over the good training lumisections",
             "reference": [float(v) for v in ref],
         },
-        "score": "max over unit levels of -log10(min unit p-value) - log10(units in level); "
-                 "unit p-value: scaled chi2 of the unit's summed Poisson deviance",
+        "score": SCORE_TEXT,
     }
     card["score_mode"] = "level_min_p"
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,7 +190,8 @@ def calibrate_card(card: dict[str, Any], name: str, onnx_path: Path, null: LumiS
         "sum_mean": [float(v) for v in npull.mean(axis=0)],
         "sum_var": [float(v) for v in np.maximum(npull.var(axis=0), 1e-6)],
         "sum_rel_bias": [float(v) for v in npull.mean(axis=0) / np.sqrt(umu)],
-        "sum_rel_var": [float(v) for v in np.maximum(npull.var(axis=0) - 1.0, 0.0) / umu]}}
+        "sum_rel_var": [float(v) for v in np.maximum(npull.var(axis=0) - 1.0, 0.0) / umu],
+        "whiten": whiten_levels(scorer.geometry, null.counts, ns.expected)}}
     scorer = ConvAEScorer({**card, **out, "name": name, "reference": None}, onnx_path)
     cs = scorer.score_counts(calib.counts, calib.n_events).score
     cal = calibrate(cs, DQM_P_VALUES, seed=s.seed, n_boot=s.n_boot)
@@ -197,27 +199,71 @@ def calibrate_card(card: dict[str, Any], name: str, onnx_path: Path, null: LumiS
     return out
 
 
-def recalibrate_dqm(name: str, registry: str | Path | None = None) -> Any:
-    """Re-measure unit_null and thresholds of a registered conv-AE (same samples, same seeds)
-    with the current score definition; the ONNX file is unchanged."""
-    from models.registry import load_model, update_card
+def whiten_levels(geo: Geometry, counts: np.ndarray, mu: np.ndarray) -> dict[str, Any]:
+    """Whitened sum-test weights (``models.conv_ae.whiten_units``) of every unit level
+    whose units have the same number of cells, 2 to ``WHITEN_MAX_CELLS`` (chambers,
+    sectors), from good lumisections' counts and reconstructed expectations."""
+    r = (counts.reshape(len(counts), -1) - mu) / np.sqrt(np.maximum(mu, 1e-3))
+    out: dict[str, Any] = {}
+    for name, lv in geo.levels.items():
+        cells = [lv.cells(u) for u in range(lv.n_units)]
+        k = {len(c) for c in cells}
+        if len(k) == 1 and 1 < k.pop() <= WHITEN_MAX_CELLS:
+            out[name] = whiten_units(r, mu, np.array(cells))
+    return out
+
+
+def recalibrate_dqm(name: str, registry: str | Path | None = None,
+                    events_per_lumi: int | None = None, version: str | int | None = None,
+                    overwrite: bool = False) -> Any:
+    """Re-measure unit_null (incl. the whitened unit tests) and thresholds of a registered
+    conv-AE with the current score definition; the ONNX file is unchanged.
+
+    ``events_per_lumi`` calibrates at another mean lumisection size than the training's
+    (the network sees maps normalised per event, so it carries over; the good-data
+    spreads and the thresholds do not); it is stored in the card's ``calibration`` and
+    the evaluation uses it. With ``version`` the result is registered as that new
+    version (same ONNX and weights); without, the card is updated in place.
+    """
+    from models.registry import load_model, register_model, update_card
 
     m = load_model(name, registry=registry)
     tr = m.card["training"]
+    epl = int(events_per_lumi or m.card.get("calibration", {}).get("events_per_lumi")
+              or tr["events_per_lumi"])
     s = TrainSettings(n_null=int(tr["n_null"]), n_calib=int(tr["n_calib"]),
-                      events_per_lumi=int(tr["events_per_lumi"]),
-                      lumi_spread=float(tr["lumi_spread"]), pileup=tuple(tr["pileup"]),
-                      seed=int(tr["seed"]))
+                      events_per_lumi=epl, lumi_spread=float(tr["lumi_spread"]),
+                      pileup=tuple(tr["pileup"]), seed=int(tr["seed"]))
     geo = get_geometry(m.card["geometry"]["name"])
     kw = dict(events_per_lumi=s.events_per_lumi, lumi_spread=s.lumi_spread, pileup=s.pileup)
     null = synthesize_lumis(geo, s.n_null, seed=s.seed, run=101, **kw)
     calib = synthesize_lumis(geo, s.n_calib, seed=s.seed, run=102, **kw)
     card = {**m.card, "score_mode": "level_min_p"}
     card.update(calibrate_card(card, name, m.onnx_path, null, calib, s))
-    card["score"] = ("max over unit levels of -log10(min unit p-value) - log10(units in level); "
-                     "unit p-value: scaled chi2 of the unit's summed Poisson deviance")
-    return update_card(m, **{k: card[k] for k in ("score_mode", "score", "unit_null",
-                                                  "thresholds", "refused", "reference")})
+    card["score"] = SCORE_TEXT
+    cmd = (f"hotline dqm train --geometry {geo.name} --recalibrate --events-per-lumi {epl}"
+           + (f" --version {version}" if version is not None else ""))
+    card["calibration"] = {"events_per_lumi": epl, "n_null": s.n_null, "n_calib": s.n_calib,
+                           "seed": s.seed,
+                           "regenerate": f"{m.card.get('regenerate', '')} (as version "
+                                         f"{m.version}); then {cmd}"}
+    keys = ("score_mode", "score", "unit_null", "thresholds", "refused", "reference",
+            "calibration")
+    if version is None:
+        return update_card(m, **{k: card[k] for k in keys})
+    for k in ("name", "version", "created", "onnx"):
+        card.pop(k, None)
+    return register_model(name, m.onnx_path, card,
+                          weights_file=m.weights_path if m.weights_path.exists() else None,
+                          registry=registry, version=version, overwrite=overwrite)
+
+
+SCORE_TEXT = (
+    "max over unit levels of -log10(min unit p-value) - log10(units in level); unit "
+    "p-value: the better (x2) of a scaled chi2 of the unit's summed Poisson deviance and a "
+    "Gaussian test of its counts against the reconstruction: the whitened (C^-1 sqrt(mu)) "
+    "sum over the unit's cells for levels in unit_null.whiten (covariance measured on good "
+    "lumisections), else the summed-count pull with the good-data bias and overdispersion")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -286,7 +332,9 @@ def evaluate(
         geo = get_geometry(gname)
         scorer = ConvAEScorer.from_registry(model_name(geo), registry=registry)
         tr = scorer.card.get("training", {})
-        kw = dict(events_per_lumi=events_per_lumi or int(tr.get("events_per_lumi", 20_000)),
+        epl = scorer.card.get("calibration", {}).get("events_per_lumi") or tr.get(
+            "events_per_lumi", 20_000)
+        kw = dict(events_per_lumi=events_per_lumi or int(epl),
                   lumi_spread=float(tr.get("lumi_spread", 0.3)),
                   pileup=tuple(tr.get("pileup", (20.0, 60.0))))
         # the reference run for the baselines: 100 good lumisections of another run

@@ -96,8 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--n-train", type=int, default=2000, help="good lumisections to train on")
     t.add_argument("--n-calib", type=int, default=5000,
                    help="good lumisections for the thresholds")
-    t.add_argument("--events-per-lumi", type=int, default=50_000,
-                   help="mean events per good lumisection (50,000)")
+    t.add_argument("--events-per-lumi", type=int, default=None,
+                   help="mean events per good lumisection (training: 50,000; with "
+                        "--recalibrate: the model's calibration size)")
     t.add_argument("--channels", default="4,4", metavar="C1,C2",
                    help="conv channels of the outer and inner layers (4,4)")
     t.add_argument("--pool1", type=int, default=None,
@@ -220,7 +221,8 @@ def handle_inject(args: argparse.Namespace) -> int:
     scorer = ctx.scorers[geo.name]
     tr = scorer.card.get("training", {})
     good = synthesize_lumis(geo, args.lumis, seed=args.seed, run=args.run,
-                            events_per_lumi=int(tr.get("events_per_lumi", 20_000)))
+                            events_per_lumi=int(scorer.card.get("calibration", {}).get(
+                                "events_per_lumi") or tr.get("events_per_lumi", 20_000)))
     faulty = args.faulty if args.faulty is not None else {good.first_lumi + args.lumis // 2}
     maps, truth = [], {}
     for m in good.maps(cfg.source.name):
@@ -274,10 +276,11 @@ def handle_train(args: argparse.Namespace) -> int:
     for g in args.geometry or available_geometries():
         geo = get_geometry(g)
         if args.recalibrate:
-            m = recalibrate_dqm(model_name(geo), reg)
+            m = recalibrate_dqm(model_name(geo), reg, events_per_lumi=args.events_per_lumi,
+                                version=args.version, overwrite=args.overwrite)
         else:
             s = TrainSettings(n_train=args.n_train, n_calib=args.n_calib, epochs=args.epochs,
-                              events_per_lumi=args.events_per_lumi, seed=args.seed,
+                              events_per_lumi=args.events_per_lumi or 50_000, seed=args.seed,
                               channels=channels, pool1=args.pool1)  # type: ignore[arg-type]
             m = train_dqm(geo, s, registry=reg, version=args.version,
                           overwrite=args.overwrite, progress=not args.no_progress)

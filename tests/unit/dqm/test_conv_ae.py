@@ -93,3 +93,66 @@ def test_scorer_finds_a_dead_board():
     assert int(np.argmax(b.level_scores("board")[0])) == t.units[0]
     with pytest.raises(ModelError, match="does not fit geometry"):
         sc.score_counts(np.zeros((1, 18, 14)), np.ones(1))
+
+
+def test_whitened_unit_test_is_standard_on_good_data_and_beats_the_plain_sum():
+    from models.conv_ae import whiten_units, whitened_z
+
+    rng = np.random.default_rng(3)
+    n, k = 20_000, 4
+    mu = np.tile([400.0, 100.0, 100.0, 900.0], (n, 1))
+    # a common mode (one track crossing every station) on top of independent noise
+    common = rng.normal(0.0, 1.0, (n, 1)) * np.sqrt(mu) * np.array([0.9, 0.9, 0.9, 0.2])
+    r_good = rng.normal(0.0, 1.0, (n, k)) + common / np.sqrt(mu)
+    cells = np.arange(k)[None]
+    wd = {key: np.asarray(v, np.float64)
+          for key, v in whiten_units(r_good[: n // 2], mu[: n // 2], cells).items()}
+    z_null = whitened_z(r_good[n // 2 :], wd)[:, 0]
+    assert abs(z_null.std() - 1.0) < 0.03 and abs(z_null.mean()) < 0.03
+    # a coherent 3 % efficiency drop: r moves by -0.03 sqrt(mu)
+    r_bad = r_good[n // 2 :] - 0.03 * np.sqrt(mu[n // 2 :])
+    z_bad = whitened_z(r_bad, wd)[:, 0]
+    plain = (r_good[n // 2 :] * np.sqrt(mu[n // 2 :])).sum(axis=1)
+    plain_bad = (r_bad * np.sqrt(mu[n // 2 :])).sum(axis=1)
+    snr_plain = -(plain_bad.mean() - plain.mean()) / plain.std()
+    snr_white = -(z_bad.mean() - z_null.mean())
+    assert snr_white > 1.1 * snr_plain
+
+
+def test_shipped_muon_model_sees_a_20_percent_efficiency_drop_in_one_sector():
+    from detectors.faults import Fault, inject
+
+    sc = ConvAEScorer.from_registry("conv_muon_barrel")
+    assert set(sc.whiten) == {"chamber", "sector"}
+    epl = sc.card["calibration"]["events_per_lumi"]
+    geo = sc.geometry
+    ls = synthesize_lumis(geo, 20, seed=9, run=60, events_per_lumi=epl)
+    bad, truth = [], []
+    for i in range(len(ls)):
+        c, (t,) = inject(ls.counts[i], geo, [Fault("hv_drop", 0.2, seed=i)], seed=4)
+        bad.append(c)
+        truth.append(t.units[0])
+    s = sc.score_counts(np.array(bad), ls.n_events)
+    det = s.score > sc.threshold(1e-3)
+    assert det.sum() >= 15
+    top = np.argmax(s.level_scores("sector"), axis=1)
+    assert (top[det] == np.array(truth)[det]).mean() >= 0.9
+
+
+def test_recalibrate_registers_a_new_version_with_the_same_network(tiny_registry, tmp_path):
+    import shutil
+
+    from training.dqm import recalibrate_dqm
+
+    reg = tmp_path / "reg"
+    shutil.copytree(tiny_registry, reg)
+    old = load_model("conv_calo_regions", registry=reg)
+    new = recalibrate_dqm("conv_calo_regions", reg, events_per_lumi=20_000, version=2)
+    assert new.version == "2" and old.version == "1"
+    assert new.card["onnx"]["sha256"] == old.card["onnx"]["sha256"]
+    assert new.card["calibration"]["events_per_lumi"] == 20_000
+    assert "--recalibrate --events-per-lumi 20000" in new.card["calibration"]["regenerate"]
+    assert new.card["unit_null"]["whiten"]  # calo levels of equal-size units are whitened
+    assert load_model("conv_calo_regions", registry=reg).version == "2"
+    assert (reg / "conv_calo_regions" / "1" / "card.json").read_text() == (
+        tiny_registry / "conv_calo_regions" / "1" / "card.json").read_text()
