@@ -8,6 +8,16 @@
 - Summaries: ``{"schema": 1, "summary": LumiSummary.to_dict()}``.
 - Dead letters: JSON with the reason; the raw payload base64-encoded.
 
+Decoding takes a fast path for the usual flat NanoAOD layout (a record of
+numeric columns and lists of numbers, no missing values, no parameters): the
+awkward arrays are numpy views of the Arrow buffers, built without
+``ak.from_arrow`` and without Python extension-type objects (their per-column metadata
+parsing was most of the ~3 ms decode of a 4096-event message): the record
+batch is read against the plain storage schema; the plan is computed once per
+schema message and the result is the same array, same form, as
+``ak.from_arrow`` gives. Anything else
+goes through ``ak.from_arrow``.
+
 Every decode error is a ``StreamError`` naming what is wrong, so the agent can
 route the message to ``hotline.deadletter`` and go on. ``register_codecs()``
 makes the same formats available to faust (``hotline_events``, ``hotline_alert``).
@@ -18,9 +28,11 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from functools import lru_cache
 from typing import Any
 
 import awkward as ak
+import numpy as np
 
 from alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.errors import HotlineError, StreamError
@@ -48,7 +60,6 @@ def encode_batch(batch: EventBatch, version: int = EVENTS_SCHEMA_VERSION) -> byt
 
 def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
     """Bytes -> ``EventBatch``; ``StreamError`` for anything malformed or of another version."""
-    import pyarrow as pa
 
     if not data or len(data) < _HEAD.size:
         raise StreamError(f"{origin}: event message is empty or too short "
@@ -62,8 +73,7 @@ def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
                           f"(this Hotline reads version {EVENTS_SCHEMA_VERSION})")
     try:
         header = json.loads(data[_HEAD.size : _HEAD.size + hlen])
-        table = pa.ipc.open_stream(memoryview(data)[_HEAD.size + hlen :]).read_all()
-        arrays = ak.from_arrow(table)
+        arrays = arrays_from_ipc(memoryview(data)[_HEAD.size + hlen :])
     except Exception as exc:  # noqa: BLE001 - every corrupt payload becomes a dead letter
         raise StreamError(f"{origin}: event batch is corrupt "
                           f"({type(exc).__name__}: {str(exc)[:160]})") from None
@@ -75,6 +85,106 @@ def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
                           origin=f"{origin} ({header.get('origin', '?')})")
     except HotlineError as exc:
         raise StreamError(str(exc)) from None
+
+
+#: ``(kind, values dtype, offsets dtype)`` per column; kind "num" or "list"
+_Plan = tuple[tuple[str, np.dtype, np.dtype | None], ...]
+
+
+def _strip(t: Any) -> Any:
+    """An Arrow type with the (awkward) extension types replaced by their storage types."""
+    import pyarrow as pa
+
+    if isinstance(t, pa.ExtensionType):
+        return _strip(t.storage_type)
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        f = t.value_field
+        make = pa.large_list if pa.types.is_large_list(t) else pa.list_
+        return make(pa.field(f.name, _strip(f.type), f.nullable))
+    return t
+
+
+@lru_cache(maxsize=16)
+def _plan(schema_message: bytes) -> tuple[_Plan, Any] | None:
+    """Fast-path plan and plain-storage Arrow schema of one IPC schema message, or None
+    when the layout needs ``ak.from_arrow``."""
+    import pyarrow as pa
+
+    schema = pa.ipc.read_schema(pa.py_buffer(schema_message))
+    form = ak.from_arrow_schema(schema)
+    if not isinstance(form, ak.forms.RecordForm) or form.is_tuple or form.parameters:
+        return None
+    plan = []
+    for content in form.contents:
+        if content.parameters:
+            return None
+        if isinstance(content, ak.forms.ListOffsetForm):
+            offsets = {"i32": np.dtype(np.int32), "i64": np.dtype(np.int64)}.get(content.offsets)
+            inner = content.content
+            if offsets is None or not isinstance(inner, ak.forms.NumpyForm):
+                return None
+            kind, leaf = "list", inner
+        elif isinstance(content, ak.forms.NumpyForm):
+            kind, leaf, offsets = "num", content, None
+        else:
+            return None
+        if leaf.parameters or leaf.inner_shape:
+            return None
+        dtype = np.dtype(ak.types.numpytype.primitive_to_dtype(leaf.primitive))
+        if dtype.kind not in "iuf":  # bool is bit-packed in Arrow, datetimes carry units
+            return None
+        plan.append((kind, dtype, offsets))
+    storage = pa.schema([pa.field(f.name, _strip(f.type), f.nullable) for f in schema])
+    for (kind, _, _), f in zip(plan, storage, strict=True):
+        if (kind == "list") != (pa.types.is_large_list(f.type) or pa.types.is_list(f.type)):
+            return None
+    return tuple(plan), storage
+
+
+def _view(arr: Any, dtype: np.dtype, extra: int = 0) -> np.ndarray:
+    """Numpy view of the data (or offsets) buffer of a non-null Arrow array."""
+    n = len(arr) + extra
+    return np.frombuffer(arr.buffers()[1], dtype, count=arr.offset + n)[arr.offset :]
+
+
+def arrays_from_ipc(body: Any) -> ak.Array:
+    """An Arrow IPC stream -> ``ak.Array``: what ``ak.from_arrow`` of the table gives, through
+    the fast path (module docstring) when the layout allows it."""
+    import pyarrow as pa
+
+    buf = pa.py_buffer(body)
+    reader = pa.ipc.MessageReader.open_stream(buf)
+    first = reader.read_next_message()
+    fast = _plan(first.serialize().to_pybytes()) if first.type == "schema" else None
+    batches = []
+    if fast is not None:
+        while True:
+            try:
+                msg = reader.read_next_message()
+            except StopIteration:
+                break
+            if msg.type != "record batch":
+                fast = None
+                break
+            batches.append(pa.ipc.read_record_batch(msg, fast[1]))
+    if fast is None or len(batches) != 1 or batches[0].num_rows == 0:
+        return ak.from_arrow(pa.ipc.open_stream(buf).read_all())
+    rb = batches[0]
+    rb.validate(full=True)  # offsets in bounds: a corrupt message fails here, not later
+    contents = []
+    for (kind, dtype, offsets), arr in zip(fast[0], rb.columns, strict=True):
+        if arr.null_count:
+            return ak.from_arrow(pa.ipc.open_stream(buf).read_all())
+        if kind == "num":
+            contents.append(ak.contents.NumpyArray(_view(arr, dtype)))
+            continue
+        values = arr.values
+        if values.null_count:
+            return ak.from_arrow(pa.ipc.open_stream(buf).read_all())
+        contents.append(ak.contents.ListOffsetArray(
+            ak.index.Index(_view(arr, offsets, extra=1)),
+            ak.contents.NumpyArray(_view(values, dtype))))
+    return ak.Array(ak.contents.RecordArray(contents, rb.schema.names, length=rb.num_rows))
 
 
 def encode_alert(record: AlertRecord) -> bytes:

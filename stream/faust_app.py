@@ -2,8 +2,9 @@
 
 Delivery guarantee (why a SIGKILLed worker loses no alert and duplicates none
 in the store): the app runs with ``processing_guarantee="at_least_once"``. An
-agent sends a batch's alerts, summaries and dead letters and waits for the
-broker to confirm them before it takes the next message; faust commits the
+agent actor sends a batch's alerts, summaries and dead letters and waits for the
+broker to confirm them (and those of every earlier message of the partition,
+see ``stream.agents``) before it takes its next message; faust commits the
 consumer offset of ``hotline.events`` only for messages the agent has finished
 (acked), and flushes its producer before every commit (every
 ``[stream] commit_interval`` s). So a worker killed at any point has either

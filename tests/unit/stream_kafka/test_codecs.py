@@ -125,3 +125,55 @@ def test_fast_crc32c_matches_kafka_python():
     assert fast_crc32c()
     data = memoryview(bytearray(os.urandom(5000)))
     assert default_records.calc_crc32c(data) == crc_py(data)
+
+
+def _ipc(table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("arrays", [
+    make_events(777, run=3)[13:700],                     # flat NanoAOD layout: fast path
+    ak.Array({"run": [1, 1, 2], "event": [1, 2, 3], "ok": [True, False, True],  # bool: fallback
+              "Jet_pt": [[1.0], [], [2.0, None]]}),      # missing values: fallback
+    ak.Array({"run": [1, 2], "event": [1, 2], "Jet": [[{"pt": 1.0}], []]}),  # records: fallback
+    ak.with_parameter(ak.Array({"run": [5], "event": [9], "x": [[1, 2]]}), "__doc__", "d"),
+])
+def test_ipc_fast_path_equals_ak_from_arrow(arrays):
+    from stream.codecs import arrays_from_ipc
+
+    table = ak.to_arrow_table(arrays)
+    got = arrays_from_ipc(_ipc(table))
+    want = ak.from_arrow(table)
+    assert got.layout.form == want.layout.form
+    assert ak.array_equal(got, want) and ak.to_list(got) == ak.to_list(arrays)
+
+
+def test_ipc_fast_path_rejects_corrupt_offsets():
+    """List offsets pointing past the values fail the decode (-> dead letter), not later."""
+    import numpy as np
+    import pyarrow as pa
+
+    from stream.codecs import _plan, arrays_from_ipc
+
+    item = pa.field("item", pa.float64(), nullable=False)
+    typ = pa.large_list(item)
+    values = pa.array([1.0, 2.0], pa.float64())
+    schema = pa.schema([pa.field("x", typ, nullable=False)])
+
+    arr = pa.Array.from_buffers(typ, 2, [None, pa.py_buffer(np.array([0, 1, 2], np.int64))],
+                                children=[values])
+    good = _ipc(pa.Table.from_arrays([arr], schema=schema))
+    # pyarrow refuses to build the bad array, so corrupt the serialized offsets instead
+    ok_offsets = np.array([0, 1, 2], np.int64).tobytes()
+    assert good.count(ok_offsets) == 1
+    bad = good.replace(ok_offsets, np.array([0, 1, 50], np.int64).tobytes())
+    pa_reader = pa.ipc.MessageReader.open_stream(pa.py_buffer(good))
+    assert _plan(pa_reader.read_next_message().serialize().to_pybytes()) is not None  # fast
+    assert ak.to_list(arrays_from_ipc(good)) == [{"x": [1.0]}, {"x": [2.0]}]
+    with pytest.raises(pa.ArrowInvalid):
+        arrays_from_ipc(bad)
