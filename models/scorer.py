@@ -38,7 +38,7 @@ from models.thresholds import ReferenceDistribution
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8192  #: batches larger than this run in chunks (cache-friendly, no extra copies)
+CHUNK = 4096  #: batches larger than this run in chunks (cache-friendly, no extra copies)
 
 
 @dataclass

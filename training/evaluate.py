@@ -8,7 +8,9 @@ on the held-out background (empirical where the sample supports it, generalised
 Pareto tail extrapolation with its uncertainty where not, or refused -- then the
 TPR is reported as None with the reason). Per fault sample: the fraction of
 alerted events (score above the p = ``attribution_p`` threshold) whose largest
-per-type contribution is the faulty object type.
+per-type contribution is the faulty object type -- over all alerted events and,
+where the fault leaves a visible per-event footprint in the model's inputs
+(``fault_affected``), over the alerted events the fault actually touched.
 """
 
 from __future__ import annotations
@@ -67,6 +69,40 @@ def tpr_at_fpr(
     return out
 
 
+def fault_affected(name: str, fm: Any) -> np.ndarray | None:
+    """Per event: did the detector fault of sample ``name`` touch the model's inputs?
+
+    The generated fault samples carry only a per-sample ``fault`` code, not a per-event
+    marker, so "affected" is derived from the stored objects with the fault definitions
+    of ``detectors.fastsim``: muon_scale -- a real muon slot inside ``MUON_SCALE_BOX``;
+    hot_cell -- a real jet slot at the hot cell (eta, phi); electron_phi -- any real
+    electron slot (every electron is rotated). dead_calo removes objects and leaves no
+    trace in the output, so it returns None (no restriction possible).
+    """
+    from detectors import fastsim
+
+    labels = list(fm.spec.object_labels)
+    x, mask = np.asarray(fm.x), np.asarray(fm.mask, bool)
+
+    def slots(prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = [j for j, lab in enumerate(labels) if lab.rstrip("0123456789") == prefix]
+        cols = np.asarray(idx, int)
+        return x[:, 3 * cols + 1], x[:, 3 * cols + 2], mask[:, cols]
+
+    if "muon_scale" in name:
+        eta, phi, real = slots("mu")
+        e0, e1, p0, p1 = fastsim.MUON_SCALE_BOX
+        return (real & (eta > e0) & (eta < e1) & (phi > p0) & (phi < p1)).any(axis=1)
+    if "hot_cell" in name:
+        eta, phi, real = slots("j")
+        at = np.isclose(eta, fastsim.HOT_CELL_ETA, atol=1e-4) & np.isclose(
+            phi, fastsim.HOT_CELL_PHI, atol=1e-4)
+        return (real & at).any(axis=1)
+    if "electron_phi" in name:
+        return slots("e")[2].any(axis=1)
+    return None
+
+
 def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]:
     """Per fault sample: alerted fraction and how often the top type is the faulty one."""
     from training.train import FAULT_TYPES
@@ -93,7 +129,22 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
             std = np.maximum(np.asarray(ref["types"]["std"]), 1e-12)
             shift = (res.per_type.mean(0) - mean) / (std / np.sqrt(len(fm)))
             shift_type = str(labels[int(np.argmax(shift))])
+        # restricted to the alerted events the fault actually touched (when derivable)
+        affected = fault_affected(name, fm)
+        aff: dict[str, Any] = {"n_affected": None, "n_alerted_affected": None,
+                               "top_type_is_faulty_affected": None,
+                               "top_type_is_faulty_excess_affected": None}
+        if affected is not None:
+            sel = affected[alerted]
+            n_sel = int(sel.sum())
+            aff = {"n_affected": int(affected.sum()), "n_alerted_affected": n_sel,
+                   "top_type_is_faulty_affected": (float((top[sel] == faulty).mean())
+                                                   if n_sel and faulty else None),
+                   "top_type_is_faulty_excess_affected": (float((exc[sel] == faulty).mean())
+                                                          if n_sel and faulty and ref
+                                                          else None)}
         out[name] = {"faulty_type": faulty, "p": p, "threshold": thr, "n_events": len(fm),
+                     **aff,
                      "sample_top_type": shift_type,
                      "sample_shift_sigma": ({lab: round(float(v), 1) for lab, v in
                                              zip(labels, shift)} if ref else None),

@@ -171,8 +171,9 @@ def comparison_markdown(results: dict[str, Any]) -> str:
     if att:
         lines += ["", "| model | fault sample | faulty type | alerted | top type = faulty "
                   "(largest contribution) | (largest standardised excess) | "
-                  "sample-level top type (mean shift) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "sample-level top type (mean shift) | alerted & affected | "
+                  "top type = faulty, affected (largest) | (excess) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
 
         def pct(v: Any) -> str:
             return "n/a" if v is None else f"{100 * v:.1f} %"
@@ -184,7 +185,12 @@ def comparison_markdown(results: dict[str, Any]) -> str:
                          f"/{a.get('n_events')} (p={a.get('p'):g}) | "
                          f"{pct(a.get('top_type_is_faulty'))} | "
                          f"{pct(a.get('top_type_is_faulty_excess'))} | "
-                         f"{a.get('sample_top_type')} |")
+                         f"{a.get('sample_top_type')} | "
+                         + ("n/a (no per-event footprint)" if a.get("n_affected") is None
+                            else f"{a.get('n_alerted_affected')}/{a.get('n_alerted')} "
+                                 f"({a.get('n_affected')} affected)")
+                         + f" | {pct(a.get('top_type_is_faulty_affected'))} | "
+                         f"{pct(a.get('top_type_is_faulty_excess_affected'))} |")
     return "\n".join(lines) + "\n"
 
 
