@@ -82,6 +82,8 @@ class BuildConfig:
     io_type: str = "io_parallel"
     strategy: str = "Latency"
     reuse_factor: int = 1
+    #: entries of the lookup tables of tanh / sigmoid / softmax layers (hls4ml default 1024)
+    table_size: int = 1024
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
@@ -164,6 +166,7 @@ def load_build_config(path: str | Path | None = None, model: str | None = None,
         io_type=str(data.get("io_type", "io_parallel")),
         strategy=str(data.get("strategy", "Latency")),
         reuse_factor=int(data.get("reuse_factor", 1)),
+        table_size=int(data.get("table_size", 1024)),
         precision=prec,
         validation=_section(ValidationConfig, data.get("validation"), f"{p} [validation]"),
         scan=_section(ScanConfig, data.get("scan"), f"{p} [scan]"),
@@ -173,6 +176,8 @@ def load_build_config(path: str | Path | None = None, model: str | None = None,
         raise ConfigError(f"{p}: io_type must be io_parallel or io_stream, not {cfg.io_type!r}")
     if cfg.strategy not in ("Latency", "Resource"):
         raise ConfigError(f"{p}: strategy must be Latency or Resource, not {cfg.strategy!r}")
+    if cfg.table_size < 2 or cfg.table_size & (cfg.table_size - 1):
+        raise ConfigError(f"{p}: table_size must be a power of two >= 2, not {cfg.table_size}")
     if cfg.reuse_factor < 1 or cfg.clock_mhz <= 0:
         raise ConfigError(f"{p}: reuse_factor must be >= 1 and clock_mhz > 0")
     if not 0 < cfg.validation.min_agreement <= 1:
@@ -418,6 +423,8 @@ def hls_config(model: Any, input_shape: Any, cfg: BuildConfig,
     graph = graph or inspect_graph(model)
     score, inputs = set(graph.score_nodes), set(graph.inputs)
     for lname, lc in hc["LayerName"].items():
+        if "TableSize" in lc:  # activation lookup tables (tanh, sigmoid, softmax)
+            lc["TableSize"] = cfg.table_size
         p = lc.get("Precision")
         if not isinstance(p, dict):
             continue

@@ -346,3 +346,21 @@ def test_pruning_zeroes_weights_keeps_them_zero_and_reports_tpr():
     assert "75%" in format_pruning(pts, [0.01])[2]
     with pytest.raises(ValueError, match="fraction"):
         magnitude_prune(net, 1.0)
+
+
+def test_activation_table_size_from_the_reviewed_config(tmp_path):
+    """The tanh lookup-table size comes from the YAML (the tanh AE needs 4096 entries)."""
+    import torch
+
+    from firmware.convert import hls_config, load_build_config
+
+    cfg = load_build_config()  # firmware/configs/default.yaml
+    assert cfg.table_size == 4096
+    m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    hc = hls_config(m, (4,), cfg)
+    sizes = [lc["TableSize"] for lc in hc["LayerName"].values() if "TableSize" in lc]
+    assert sizes == [4096]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("table_size: 1000\n")
+    with pytest.raises(ConfigError, match="table_size must be a power of two"):
+        load_build_config(bad)
