@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.rules import RULE_KINDS, RuleOutcome, register_builtins, register_rule_kind
+from alerts.rules import RULE_KINDS, RuleOutcome, register_rule_kind
 from hotline.errors import ModelError
 
 
@@ -95,11 +95,6 @@ def make_ae_rule(
 
 
 def register_ae_rule_kind() -> None:
-    """Make ``kind = "ae"`` usable in rule menus (idempotent).
-
-    The built-in kinds are registered first: ``alerts.rules`` fills them lazily only
-    while its registry is empty, so registering ``ae`` alone would hide them.
-    """
-    register_builtins()
+    """Make ``kind = "ae"`` usable in rule menus (idempotent)."""
     if "ae" not in RULE_KINDS:
         register_rule_kind("ae", make_ae_rule)

@@ -23,6 +23,7 @@ import numpy as np
 
 from hotline.config import read_toml
 from hotline.errors import ConfigError
+from hotline.registry import Registry
 
 
 @dataclass
@@ -137,38 +138,29 @@ class SumPtRule:
         return RuleOutcome(self.name, ak.to_numpy(ak.sum(pt[sel], axis=1)) > self.min_sum)
 
 
-RULE_KINDS: dict[str, Callable[..., Any]] = {}
+def _builtin_rule_kinds() -> list[tuple[str, Callable[..., Any]]]:
+    return [("count", CountRule), ("scalar", ScalarRule), ("sum_pt", SumPtRule)]
+
+
+RULE_KINDS: Registry[Callable[..., Any]] = Registry("rule kind", _builtin_rule_kinds)
 
 
 def register_rule_kind(kind: str, factory: Callable[..., Any]) -> None:
     """Make ``kind`` usable in rule menus; a duplicate name is refused."""
-    if kind in RULE_KINDS:
-        raise ConfigError(f"rule kind '{kind}' is already registered")
-    RULE_KINDS[kind] = factory
+    RULE_KINDS.register(kind, factory)
 
 
 def get_rule_kind(kind: str) -> Callable[..., Any]:
-    if not RULE_KINDS:
-        register_builtins()
-    try:
-        return RULE_KINDS[kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown rule kind '{kind}'; available: {', '.join(available_rule_kinds())}"
-        ) from None
+    return RULE_KINDS.get(kind)
 
 
 def available_rule_kinds() -> list[str]:
-    if not RULE_KINDS:
-        register_builtins()
-    return sorted(RULE_KINDS)
+    return RULE_KINDS.available()
 
 
 def register_builtins() -> None:
-    """Register the built-in rule kinds (idempotent)."""
-    for kind, factory in (("count", CountRule), ("scalar", ScalarRule), ("sum_pt", SumPtRule)):
-        if kind not in RULE_KINDS:
-            register_rule_kind(kind, factory)
+    """Register the built-in rule kinds (idempotent; lookups do it by themselves)."""
+    RULE_KINDS.available()
 
 
 #: The CMS Exotica Hotline menu (classic cut-based rules), as data.

@@ -32,7 +32,7 @@ from scipy.special import betaln, gammaln
 from scipy.stats import chi2
 
 from detectors.geometry import Geometry
-from hotline.errors import ConfigError
+from hotline.registry import Registry
 
 
 @dataclass
@@ -132,31 +132,28 @@ def beta_binomial(counts: np.ndarray, ref: Reference) -> BaselineScores:
     return BaselineScores(ref.geometry, ab.max(axis=1), pull, _unit_max(ref.geometry, ab))
 
 
-_BASELINES: dict[str, Callable[[np.ndarray, Reference], BaselineScores]] = {}
+BaselineFn = Callable[[np.ndarray, Reference], BaselineScores]
+_BASELINES: Registry[BaselineFn] = Registry(
+    "DQM baseline",
+    lambda: [("poisson_pull", poisson_pull), ("chi2_unit", chi2_unit),
+             ("beta_binomial", beta_binomial)],
+    sort=False,
+)
 
 
-def register_baseline(name: str, fn: Callable[[np.ndarray, Reference], BaselineScores]) -> None:
+def register_baseline(name: str, fn: BaselineFn) -> None:
     """Register a baseline test; a duplicate name is refused."""
-    if name in _BASELINES:
-        raise ConfigError(f"DQM baseline '{name}' is already registered")
-    _BASELINES[name] = fn
+    _BASELINES.register(name, fn)
 
 
 def register_builtins() -> None:
-    for name, fn in (("poisson_pull", poisson_pull), ("chi2_unit", chi2_unit),
-                     ("beta_binomial", beta_binomial)):
-        _BASELINES.setdefault(name, fn)
+    """Register the built-in baselines (idempotent; lookups do it by themselves)."""
+    _BASELINES.available()
 
 
-def get_baseline(name: str) -> Callable[[np.ndarray, Reference], BaselineScores]:
-    register_builtins()
-    try:
-        return _BASELINES[name]
-    except KeyError:
-        raise ConfigError(f"unknown DQM baseline '{name}'; available: "
-                          f"{', '.join(available_baselines())}") from None
+def get_baseline(name: str) -> BaselineFn:
+    return _BASELINES.get(name)
 
 
 def available_baselines() -> list[str]:
-    register_builtins()
-    return list(_BASELINES)
+    return _BASELINES.available()

@@ -45,6 +45,7 @@ import numpy as np
 
 from hotline.config import read_toml
 from hotline.errors import ConfigError
+from hotline.registry import Registry
 
 PARAMS_FILE = Path(__file__).with_name("fastsim_params.toml")
 
@@ -468,28 +469,21 @@ class EventFault:
     prefilter_scale: float = 1.0  #: generator pre-filter lowered by this (faults raising pT)
 
 
-_FAULTS: dict[str, EventFault] = {}
+_FAULTS: Registry[EventFault] = Registry(
+    "detector fault", lambda: [(f.name, f) for f in _builtin_faults()])
 
 
 def register_event_fault(fault: EventFault) -> EventFault:
-    if fault.name in _FAULTS:
-        raise ConfigError(f"detector fault '{fault.name}' is already registered")
-    _FAULTS[fault.name] = fault
-    return fault
+    """Make ``fault`` usable by name; a duplicate name is refused."""
+    return _FAULTS.register(fault.name, fault)
 
 
 def get_event_fault(name: str) -> EventFault:
-    register_builtins()
-    try:
-        return _FAULTS[name]
-    except KeyError:
-        raise ConfigError(f"unknown detector fault '{name}' "
-                          f"(known: {', '.join(available_event_faults())})") from None
+    return _FAULTS.get(name)
 
 
 def available_event_faults() -> list[str]:
-    register_builtins()
-    return sorted(_FAULTS)
+    return _FAULTS.available()
 
 
 def apply_fault(reco: ak.Array, name: str | None, rng: np.random.Generator) -> ak.Array:
@@ -582,25 +576,29 @@ def _electron_phi(reco: ak.Array, rng: np.random.Generator) -> ak.Array:
     return _met_shift(reco, nx - ox, ny - oy)
 
 
+def _builtin_faults() -> list[EventFault]:
+    return [
+        EventFault(
+            "muon_scale", 1,
+            f"muon pT scale x{MUON_SCALE} for muons in eta {MUON_SCALE_BOX[:2]}, "
+            f"phi {MUON_SCALE_BOX[2:]} (mis-aligned muon chamber / wrong B-field map)",
+            _muon_scale, prefilter_scale=MUON_SCALE),
+        EventFault(
+            "dead_calo", 2,
+            f"dead calorimeter region eta {DEAD_CALO_BOX[:2]}, phi {DEAD_CALO_BOX[2:]}: jets and "
+            "electrons there are lost (their momentum reappears as MET)", _dead_calo),
+        EventFault(
+            "hot_cell", 3,
+            f"hot calorimeter cell at eta={HOT_CELL_ETA}, phi={HOT_CELL_PHI}: in "
+            f"{HOT_CELL_RATE:.0%} of events a fake jet of 20 + Exp({HOT_CELL_MEAN_PT}) GeV "
+            "(with matching fake MET)", _hot_cell),
+        EventFault(
+            "electron_phi", 4,
+            f"electron phi rotated by {ELECTRON_PHI_SHIFT} rad (wrong tracker-ECAL alignment "
+            "constant); MET recomputed from the wrong direction", _electron_phi),
+    ]
+
+
 def register_builtins() -> None:
-    """Register the built-in detector faults (idempotent)."""
-    if _FAULTS:
-        return
-    register_event_fault(EventFault(
-        "muon_scale", 1,
-        f"muon pT scale x{MUON_SCALE} for muons in eta {MUON_SCALE_BOX[:2]}, "
-        f"phi {MUON_SCALE_BOX[2:]} (mis-aligned muon chamber / wrong B-field map)",
-        _muon_scale, prefilter_scale=MUON_SCALE))
-    register_event_fault(EventFault(
-        "dead_calo", 2,
-        f"dead calorimeter region eta {DEAD_CALO_BOX[:2]}, phi {DEAD_CALO_BOX[2:]}: jets and "
-        "electrons there are lost (their momentum reappears as MET)", _dead_calo))
-    register_event_fault(EventFault(
-        "hot_cell", 3,
-        f"hot calorimeter cell at eta={HOT_CELL_ETA}, phi={HOT_CELL_PHI}: in "
-        f"{HOT_CELL_RATE:.0%} of events a fake jet of 20 + Exp({HOT_CELL_MEAN_PT}) GeV "
-        "(with matching fake MET)", _hot_cell))
-    register_event_fault(EventFault(
-        "electron_phi", 4,
-        f"electron phi rotated by {ELECTRON_PHI_SHIFT} rad (wrong tracker-ECAL alignment "
-        "constant); MET recomputed from the wrong direction", _electron_phi))
+    """Register the built-in detector faults (idempotent; lookups do it by themselves)."""
+    _FAULTS.available()

@@ -10,42 +10,36 @@ A new channel is a ``Channel`` subclass plus ``register_channel("name", TheClass
 
 from __future__ import annotations
 
-from hotline.errors import ConfigError
-
-CHANNELS: dict[str, type] = {}
+from hotline.registry import Registry
 
 
-def register_channel(name: str, cls: type) -> None:
-    """Make channel ``name`` available to subscriptions; duplicates are refused."""
-    if name in CHANNELS:
-        raise ConfigError(f"delivery channel '{name}' is already registered")
-    CHANNELS[name] = cls
-
-
-def register_builtins() -> None:
-    """Register webhook, email and kafka (idempotent)."""
+def _builtin_channels() -> list[tuple[str, type]]:
     from alerts.channels.email import EmailChannel
     from alerts.channels.kafka import KafkaChannel
     from alerts.channels.webhook import WebhookChannel
 
-    for name, cls in (("webhook", WebhookChannel), ("email", EmailChannel),
-                      ("kafka", KafkaChannel)):
-        if name not in CHANNELS:
-            register_channel(name, cls)
+    return [("webhook", WebhookChannel), ("email", EmailChannel), ("kafka", KafkaChannel)]
+
+
+CHANNELS: Registry[type] = Registry("delivery channel", _builtin_channels)
+
+
+def register_channel(name: str, cls: type) -> None:
+    """Make channel ``name`` available to subscriptions; duplicates are refused."""
+    CHANNELS.register(name, cls)
+
+
+def register_builtins() -> None:
+    """Register webhook, email and kafka (idempotent; lookups do it by themselves)."""
+    CHANNELS.available()
 
 
 def get_channel(name: str) -> type:
-    register_builtins()
-    try:
-        return CHANNELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown delivery channel '{name}'; "
-                          f"available: {', '.join(available_channels())}") from None
+    return CHANNELS.get(name)
 
 
 def available_channels() -> list[str]:
-    register_builtins()
-    return sorted(CHANNELS)
+    return CHANNELS.available()
 
 
 __all__ = ["CHANNELS", "available_channels", "get_channel", "register_builtins",
