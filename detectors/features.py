@@ -30,6 +30,8 @@ class FeatureMatrix:
     ``mask`` is True where an object slot holds a real object (False = padding).
     ``bad`` is True for events whose inputs held NaN/inf (their rows are zero).
     ``collections`` maps each object name to the branch prefix actually used.
+    ``weights`` are physical event weights when the events come from a weighted
+    (biased-sampling) sample, else None (every event weighs 1).
     """
 
     x: np.ndarray
@@ -37,6 +39,7 @@ class FeatureMatrix:
     bad: np.ndarray
     spec: FeatureSpec
     collections: dict[str, str]
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -15,6 +15,11 @@
   parameters, from which ``ReferenceDistribution.p_value`` maps any score to a
   p-value at serving time with numpy only (no scipy).
 
+Weighted references (``weights``: physical event weights of a biased-sampling
+sample, e.g. QCD drawn with a pTHat bias) give weighted quantiles, a weighted
+maximum-likelihood tail fit and counting criteria on the Kish effective size
+``(sum w)^2 / sum w^2`` (``n_eff`` in the card) instead of the raw event count.
+
 ``p_for_rate(alerts_per_day, input_rate_hz)`` converts a target alert rate into a
 p-value (p = rate_out / rate_in).
 """
@@ -68,11 +73,51 @@ def _gpd_isf(q: float, c: float, scale: float) -> float:
     return scale / c * (q ** (-c) - 1.0)
 
 
-def _fit_tail(exc: np.ndarray) -> tuple[float, float]:
+def _fit_tail(exc: np.ndarray, w: np.ndarray | None = None) -> tuple[float, float]:
+    """GPD (shape, scale) of exceedances ``exc``; weighted maximum likelihood with ``w``."""
     from scipy.stats import genpareto
 
     c, _, scale = genpareto.fit(exc, floc=0.0)
-    return float(c), float(scale)
+    if w is None:
+        return float(c), float(scale)
+    from scipy.optimize import minimize
+
+    wn = np.asarray(w, np.float64) / np.mean(w)
+
+    def nll(theta: np.ndarray) -> float:
+        k, sc = float(theta[0]), float(np.exp(theta[1]))
+        z = 1.0 + k * exc / sc
+        if (z <= 0).any():
+            return 1e300
+        logf = -np.log(sc) - (np.log(z) / k + np.log(z) if abs(k) > 1e-9 else exc / sc)
+        return float(-(wn * logf).sum())
+
+    res = minimize(nll, np.array([c, np.log(max(scale, 1e-12))]), method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000})
+    return float(res.x[0]), float(np.exp(res.x[1]))
+
+
+def _kish(w: np.ndarray) -> float:
+    s2 = float((w * w).sum())
+    return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
+class _WeightedSample:
+    """Sorted scores with weights: weighted quantiles and survival fractions."""
+
+    def __init__(self, scores: np.ndarray, weights: np.ndarray) -> None:
+        o = np.argsort(scores, kind="stable")
+        self.s = scores[o]
+        self.w = weights[o]
+        self.total = float(self.w.sum())
+        # mid-point cumulative fractions (Hazen): unweighted this is np.quantile-like
+        self.cdf = (np.cumsum(self.w) - 0.5 * self.w) / self.total
+
+    def quantile(self, q: np.ndarray | float) -> np.ndarray:
+        return np.interp(q, self.cdf, self.s)
+
+    def above(self, t: float) -> np.ndarray:
+        return self.s > t
 
 
 @dataclass
@@ -140,17 +185,20 @@ class ReferenceDistribution:
 
 def reference_contributions(
     per_type: np.ndarray, per_object: np.ndarray, type_labels: list[str],
-    object_labels: list[str],
+    object_labels: list[str], weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Mean and std of per-type / per-object contributions on the reference background."""
-    return {
-        "types": {"labels": list(type_labels),
-                  "mean": [float(v) for v in per_type.mean(0)],
-                  "std": [float(v) for v in per_type.std(0)]},
-        "objects": {"labels": list(object_labels),
-                    "mean": [float(v) for v in per_object.mean(0)],
-                    "std": [float(v) for v in per_object.std(0)]},
-    }
+    """(Weighted) mean and std of per-type / per-object contributions on the reference."""
+
+    def stats(a: np.ndarray) -> tuple[list[float], list[float]]:
+        a = np.asarray(a, np.float64)
+        mean = np.average(a, axis=0, weights=weights)
+        std = np.sqrt(np.average((a - mean) ** 2, axis=0, weights=weights))
+        return [float(v) for v in mean], [float(v) for v in std]
+
+    tm, ts = stats(per_type)
+    om, os_ = stats(per_object)
+    return {"types": {"labels": list(type_labels), "mean": tm, "std": ts},
+            "objects": {"labels": list(object_labels), "mean": om, "std": os_}}
 
 
 def calibrate(
@@ -158,12 +206,16 @@ def calibrate(
     p_values: tuple[float, ...] | list[float] = DEFAULT_P_VALUES,
     seed: int = 0,
     n_boot: int = 100,
+    weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Thresholds for ``p_values`` from reference ``scores`` (see module docstring).
 
-    Returns ``{"thresholds": [...], "refused": [...], "reference": {...}}`` ready for
-    the model card.
+    ``weights``: physical event weights (None: every event weighs 1). Returns
+    ``{"thresholds": [...], "refused": [...], "reference": {...}}`` for the model card.
     """
+    if weights is not None:
+        return _calibrate_weighted(np.asarray(scores, np.float64),
+                                   np.asarray(weights, np.float64), p_values, seed, n_boot)
     s = np.sort(np.asarray(scores, dtype=np.float64))
     if s.size < 20 or not np.isfinite(s).all():
         raise ModelError(
@@ -226,6 +278,85 @@ def calibrate(
         thresholds.append({"p": p, "threshold": float(t), "n_ref": n, "method": "gpd",
                            "uncertainty": unc, "tail": {"n_tail": n_tail, "u": u,
                                                         "shape": c, "scale": sc}})
+    for r in refused:
+        log.info("threshold refused: %s", r["reason"])
+    return {"thresholds": thresholds, "refused": refused, "reference": ref.to_dict()}
+
+
+def _calibrate_weighted(
+    scores: np.ndarray, weights: np.ndarray, p_values: tuple[float, ...] | list[float],
+    seed: int, n_boot: int,
+) -> dict[str, Any]:
+    """``calibrate`` for a weighted reference: weighted quantiles, Kish-size criteria."""
+    if scores.shape != weights.shape:
+        raise ModelError(f"calibration weights: {weights.shape} weights for "
+                         f"{scores.shape} scores")
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise ModelError("calibration weights must be finite, >= 0 and not all 0")
+    if scores.size < 20 or not np.isfinite(scores).all():
+        raise ModelError(
+            f"cannot calibrate: the reference needs >= 20 finite scores, got {scores.size}"
+            + ("" if np.isfinite(scores).all() else " (with NaN/inf)"))
+    ws = _WeightedSample(scores, weights)
+    n = scores.size
+    n_eff = _kish(weights)
+    tail_p = max(TAIL_FRACTION, MIN_TAIL / n_eff)
+    u = float(ws.quantile(1.0 - tail_p))
+    above = ws.above(u)
+    tail_ok = int(above.sum()) >= MIN_TAIL and tail_p <= 0.5
+    boot: list[tuple[float, float]] = []
+    if tail_ok:
+        exc, wt = ws.s[above] - u, ws.w[above]
+        p_u = float(wt.sum() / ws.total)
+        c, sc = _fit_tail(exc, wt)
+        rng = np.random.default_rng(seed)
+        for _ in range(n_boot):
+            i = rng.integers(0, exc.size, exc.size)
+            try:
+                boot.append(_fit_tail(exc[i], wt[i]))
+            except Exception:  # noqa: BLE001 - a failed resample fit is just skipped
+                continue
+    n_ref_eff = max(int(round(n_eff)), 1)
+    grid_p = np.logspace(0, np.log10(1.0 / n_ref_eff), 200)
+    q = ws.quantile(1.0 - grid_p)
+    if tail_ok:
+        keep = grid_p >= p_u
+        ref = ReferenceDistribution(q[keep], np.log10(grid_p[keep]), n_ref_eff, u, p_u, c, sc)
+    else:
+        ref = ReferenceDistribution(q, np.log10(grid_p), n_ref_eff)
+    thresholds: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for p in sorted(p_values, reverse=True):
+        p = float(p)
+        if not 0 < p < 1:
+            raise ModelError(f"p-value must be in (0, 1), got {p}")
+        t = float(ws.quantile(1.0 - p))
+        sel = ws.above(t)
+        if _kish(ws.w[sel]) >= MIN_EXPECTED and n_eff * p >= MIN_EXPECTED:
+            dp = np.sqrt(p * (1 - p) / n_eff)
+            lo, hi = ws.quantile([1.0 - min(p + dp, 1.0), 1.0 - max(p - dp, 0.0)])
+            thresholds.append({"p": p, "threshold": t, "n_ref": n, "n_eff": round(n_eff, 1),
+                               "method": "empirical", "uncertainty": float(hi - lo) / 2})
+            continue
+        if n_eff * p * MAX_EXTRAPOLATION < 1:
+            refused.append({"p": p, "n_ref": n, "n_eff": round(n_eff, 1), "reason": (
+                f"weighted reference of {n:,} events (Kish effective size {n_eff:,.0f}) is "
+                f"too small for p = {p:g}: it would need extrapolating {1 / (n_eff * p):.0f}x "
+                f"(limit {MAX_EXTRAPOLATION:.0f}x); use >= "
+                f"{int(1 / (p * MAX_EXTRAPOLATION)):,} effective reference events")})
+            continue
+        if not tail_ok:
+            refused.append({"p": p, "n_ref": n, "n_eff": round(n_eff, 1), "reason": (
+                f"weighted reference of {n:,} events has fewer than {MIN_TAIL} events in its "
+                "upper tail; no tail fit possible")})
+            continue
+        t = u + _gpd_isf(p / p_u, c, sc)
+        ts = [u + _gpd_isf(p / p_u, bc, bs) for bc, bs in boot]
+        unc = float(np.std(ts)) if ts else float("nan")
+        thresholds.append({"p": p, "threshold": float(t), "n_ref": n, "n_eff": round(n_eff, 1),
+                           "method": "gpd", "uncertainty": unc,
+                           "tail": {"n_tail": int(above.sum()), "u": u, "p_u": p_u,
+                                    "shape": c, "scale": sc}})
     for r in refused:
         log.info("threshold refused: %s", r["reason"])
     return {"thresholds": thresholds, "refused": refused, "reference": ref.to_dict()}

@@ -27,8 +27,23 @@ log = logging.getLogger(__name__)
 FPRS = (1e-2, 1e-3, 1e-4, 1e-5)
 
 
-def auc(bkg: np.ndarray, sig: np.ndarray) -> float:
-    """Area under the ROC curve = P(score_sig > score_bkg) (ties count half)."""
+def _bkg_cdf(bkg: np.ndarray, w: np.ndarray, t: np.ndarray, side: str) -> np.ndarray:
+    """Weighted fraction of background at or below (side right) / below (left) ``t``."""
+    o = np.argsort(bkg, kind="stable")
+    cw = np.concatenate([[0.0], np.cumsum(w[o])]) / w.sum()
+    return cw[np.searchsorted(bkg[o], t, side=side)]
+
+
+def auc(bkg: np.ndarray, sig: np.ndarray, w_bkg: np.ndarray | None = None) -> float:
+    """Area under the ROC curve = P(score_sig > score_bkg) (ties count half).
+
+    ``w_bkg``: background event weights (None: unweighted).
+    """
+    if w_bkg is not None:
+        w = np.asarray(w_bkg, np.float64)
+        lo = _bkg_cdf(bkg, w, sig, "left")
+        hi = _bkg_cdf(bkg, w, sig, "right")
+        return float(np.mean(0.5 * (lo + hi)))
     from scipy.stats import rankdata
 
     both = np.concatenate([bkg, sig])
@@ -38,24 +53,29 @@ def auc(bkg: np.ndarray, sig: np.ndarray) -> float:
     return float((r_sig - n_s * (n_s + 1) / 2) / (n_b * n_s))
 
 
-def roc_curve(bkg: np.ndarray, sig: np.ndarray, points: int = 400) -> tuple[np.ndarray, ...]:
-    """(fpr, tpr) on a log-spaced threshold grid (compact, for plots)."""
+def roc_curve(bkg: np.ndarray, sig: np.ndarray, points: int = 400,
+              w_bkg: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(fpr, tpr) on a log-spaced threshold grid (compact, for plots); FPR weighted."""
     both = np.concatenate([bkg, sig])
     qs = np.unique(np.quantile(both, 1 - np.logspace(0, -6, points)))
     bs, ss = np.sort(bkg), np.sort(sig)
-    fpr = 1 - np.searchsorted(bs, qs, side="right") / len(bs)
+    if w_bkg is not None:
+        fpr = 1 - _bkg_cdf(bkg, np.asarray(w_bkg, np.float64), qs, "right")
+    else:
+        fpr = 1 - np.searchsorted(bs, qs, side="right") / len(bs)
     tpr = 1 - np.searchsorted(ss, qs, side="right") / len(ss)
     return fpr, tpr
 
 
 def tpr_at_fpr(
-    bkg: np.ndarray, sig: np.ndarray, fprs=FPRS, seed: int = 0, cal: dict | None = None
+    bkg: np.ndarray, sig: np.ndarray, fprs=FPRS, seed: int = 0, cal: dict | None = None,
+    w_bkg: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """TPR at each FPR, thresholds calibrated on ``bkg`` (empirical / GPD / refused).
 
     ``tpr_range`` propagates the threshold's one-sigma uncertainty to the TPR.
     """
-    cal = cal or calibrate(bkg, fprs, seed=seed, n_boot=30)
+    cal = cal or calibrate(bkg, fprs, seed=seed, n_boot=30, weights=w_bkg)
     out: dict[str, Any] = {}
     for t in cal["thresholds"]:
         thr, unc = t["threshold"], t["uncertainty"]
@@ -103,8 +123,22 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
     return None
 
 
+def _kish(w: np.ndarray) -> float:
+    from training.weights import kish
+
+    return kish(w)
+
+
+def wfrac(hit: np.ndarray, w: np.ndarray) -> float | None:
+    """Weighted fraction of True in ``hit`` (None when there is no weight)."""
+    return float(np.average(hit, weights=w)) if len(w) and w.sum() > 0 else None
+
+
 def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]:
-    """Per fault sample: alerted fraction and how often the top type is the faulty one."""
+    """Per fault sample: alerted fraction and how often the top type is the faulty one.
+
+    Fractions are weighted with the sample's event weights (``FeatureMatrix.weights``).
+    """
     from training.train import FAULT_TYPES
 
     thr = scorer.threshold(p)
@@ -114,20 +148,25 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
         res = scorer.score(fm)
         alerted = res.total > thr
         n_alert = int(alerted.sum())
+        w = (np.asarray(fm.weights, np.float64) if getattr(fm, "weights", None) is not None
+             else np.ones(len(fm)))
+
         labels = np.asarray(res.type_labels)
         ref = scorer.reference_contributions
         top = labels[res.top_type()[alerted]]
         exc = labels[res.top_type(ref)[alerted]] if ref else top
         counts = {lab: int((top == lab).sum()) for lab in res.type_labels}
-        frac = float((top == faulty).mean()) if n_alert and faulty else None
-        frac_exc = float((exc == faulty).mean()) if n_alert and faulty and ref else None
+        wa = w[alerted]
+        frac = wfrac(top == faulty, wa) if n_alert and faulty else None
+        frac_exc = wfrac(exc == faulty, wa) if n_alert and faulty and ref else None
         # sample level: which type's mean contribution moved most vs the background reference
         # (in units of the background's standard error), what a shifter sees per lumisection
         shift_type = None
         if ref:
             mean = np.asarray(ref["types"]["mean"])
             std = np.maximum(np.asarray(ref["types"]["std"]), 1e-12)
-            shift = (res.per_type.mean(0) - mean) / (std / np.sqrt(len(fm)))
+            shift = ((np.average(res.per_type, axis=0, weights=w) - mean)
+                     / (std / np.sqrt(max(_kish(w), 1.0))))
             shift_type = str(labels[int(np.argmax(shift))])
         # restricted to the alerted events the fault actually touched (when derivable)
         affected = fault_affected(name, fm)
@@ -138,9 +177,9 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
             sel = affected[alerted]
             n_sel = int(sel.sum())
             aff = {"n_affected": int(affected.sum()), "n_alerted_affected": n_sel,
-                   "top_type_is_faulty_affected": (float((top[sel] == faulty).mean())
+                   "top_type_is_faulty_affected": (wfrac(top[sel] == faulty, wa[sel])
                                                    if n_sel and faulty else None),
-                   "top_type_is_faulty_excess_affected": (float((exc[sel] == faulty).mean())
+                   "top_type_is_faulty_excess_affected": (wfrac(exc[sel] == faulty, wa[sel])
                                                           if n_sel and faulty and ref
                                                           else None)}
         out[name] = {"faulty_type": faulty, "p": p, "threshold": thr, "n_events": len(fm),
@@ -148,7 +187,7 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
                      "sample_top_type": shift_type,
                      "sample_shift_sigma": ({lab: round(float(v), 1) for lab, v in
                                              zip(labels, shift)} if ref else None),
-                     "n_alerted": n_alert, "alert_fraction": n_alert / max(len(fm), 1),
+                     "n_alerted": n_alert, "alert_fraction": float(w[alerted].sum() / w.sum()),
                      "top_type_counts": counts, "top_type_is_faulty": frac,
                      "top_type_is_faulty_excess": frac_exc}
     return out
@@ -158,17 +197,26 @@ def evaluate_model(
     scorer: Any, model: Any, normaliser: Any, x_bkg: np.ndarray, m_bkg: np.ndarray,
     signals: dict[str, Any], faults: dict[str, Any], out: Any = None,
     attribution_p: float = 1e-3, seed: int = 0, n_boot: int = 30,
+    w_bkg: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one model (see module docstring); plots into ``out`` when given."""
+    """Metrics of one model (see module docstring); plots into ``out`` when given.
+
+    ``w_bkg``: physical weights of the background events (FPRs, AUCs and thresholds
+    are then weighted; ``n_background_test_eff`` is the Kish effective size).
+    """
+    from training.weights import kish
+
     bkg = scorer.score_arrays(x_bkg, m_bkg).total.astype(np.float64)
-    metrics: dict[str, Any] = {"n_background_test": len(bkg), "signals": {}}
+    metrics: dict[str, Any] = {"n_background_test": len(bkg),
+                               "n_background_test_eff": round(kish(w_bkg, len(bkg)), 1),
+                               "weighted": w_bkg is not None, "signals": {}}
     rocs = {}
-    cal = calibrate(bkg, FPRS, seed=seed, n_boot=n_boot)
+    cal = calibrate(bkg, FPRS, seed=seed, n_boot=n_boot, weights=w_bkg)
     for name, fm in signals.items():
         sig = scorer.score(fm).total.astype(np.float64)
-        metrics["signals"][name] = {"auc": auc(bkg, sig), "n": len(sig),
+        metrics["signals"][name] = {"auc": auc(bkg, sig, w_bkg), "n": len(sig),
                                     "tpr_at_fpr": tpr_at_fpr(bkg, sig, seed=seed, cal=cal)}
-        rocs[name] = roc_curve(bkg, sig)
+        rocs[name] = roc_curve(bkg, sig, w_bkg=w_bkg)
     metrics["roc"] = {k: {"fpr": f.tolist(), "tpr": t.tolist()} for k, (f, t) in rocs.items()}
     if faults:
         try:

@@ -163,12 +163,21 @@ def fit_normaliser(
     scheme: str = "custom",
     pt_a: float = 1.0,
     pt_b: float = 1.0,
+    eta_weight: float = 1.0,
+    phi_weight: float = 1.0,
 ) -> Normaliser:
     """Fit ``scheme`` on ``chunks`` of (x [n, f], mask [n, objects]) -- the first pass.
 
     ``custom`` needs no statistics (``pt_a``/``pt_b`` are its constants: log10 pT
     of ~10 GeV -> 0, of ~100 GeV -> 1); the chunks are still read to check shapes.
+    ``eta_weight``/``phi_weight`` multiply the eta/5 and phi/pi columns: a feature's
+    squared residual, hence its share of the score, scales with weight^2. Uniform phi
+    carries little the AE can learn yet dominates the loss at weight 1 (see README,
+    "Attribution"); 0 removes a column from the model's view and its score entirely.
     """
+    for name, w in (("eta_weight", eta_weight), ("phi_weight", phi_weight)):
+        if not (np.isfinite(w) and w >= 0):
+            raise ModelError(f"normalisation {name} must be a finite number >= 0, got {w}")
     if scheme not in SCHEMES:
         raise ModelError(f"unknown normalisation scheme '{scheme}'; known: {', '.join(SCHEMES)}")
     stats: RunningStats | None = None
@@ -185,10 +194,13 @@ def fit_normaliser(
         sc = np.ones(f)
         off[pt] = pt_a
         sc[pt] = 1.0 / pt_b
-        sc[eta] = 1.0 / 5.0
-        sc[phi] = 1.0 / np.pi
+        sc[eta] = eta_weight / 5.0
+        sc[phi] = phi_weight / np.pi
+        params = {"a": pt_a, "b": pt_b}
+        if (eta_weight, phi_weight) != (1.0, 1.0):
+            params.update(eta_weight=eta_weight, phi_weight=phi_weight)
         return Normaliser("custom", off.astype(np.float32), sc.astype(np.float32), log_pt=True,
-                          pt_columns=tuple(pt), params={"a": pt_a, "b": pt_b})
+                          pt_columns=tuple(pt), params=params)
     if scheme == "minmax":
         lo = np.where(np.isfinite(stats.lo), stats.lo, 0.0)
         sc = _safe_scale(stats.hi - stats.lo)

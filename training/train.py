@@ -219,10 +219,16 @@ def features_from_runs(
     runs: list[int], archive: str | Path, spec: FeatureSpec = DEFAULT_SPEC,
     max_events: int | None = None,
 ) -> FeatureMatrix:
-    """Features of archived runs (replay + extract); bad events dropped; at most ``max_events``."""
+    """Features of archived runs (replay + extract); bad events dropped; at most ``max_events``.
+
+    When the runs carry ``genWeight`` (and ``sample``), the result holds physical event
+    weights (``training.weights.component_weights``: genWeight normalised to mean 1
+    within each sample component); else ``weights`` is None.
+    """
     from detectors.features import required_branches
     from stream.archive import find_run
     from stream.replay import ReplaySource
+    from training.weights import component_weights
 
     files = []
     for r in runs:  # a run still being generated may hold no file yet: use the others
@@ -236,23 +242,36 @@ def features_from_runs(
     for obj in spec.objects:
         for prefix in obj.fallbacks:
             branches.extend(obj.branches(prefix))
-    xs, ms = [], []
+    xs, ms, gws, codes = [], [], [], []
     total = 0
-    src = ReplaySource(files=files, branches=branches, step_size=50_000)
+    src = ReplaySource(files=files, branches=[*branches, "genWeight", "sample"],
+                       step_size=50_000)
     for batch in src:
         fm = extract_features(batch.arrays, spec, where=batch.origin)
-        xs.append(fm.x[~fm.bad])
-        ms.append(fm.mask[~fm.bad])
-        total += int((~fm.bad).sum())
+        good = ~fm.bad
+        xs.append(fm.x[good])
+        ms.append(fm.mask[good])
+        fields = set(batch.arrays.fields)
+        if "genWeight" in fields:
+            gws.append(np.asarray(batch.arrays["genWeight"], np.float64)[good])
+            codes.append(np.asarray(batch.arrays["sample"], np.int64)[good]
+                         if "sample" in fields else np.zeros(int(good.sum()), np.int64))
+        total += int(good.sum())
         if max_events and total >= max_events:
             break
     if not xs:
         raise ModelError(f"runs {runs} in {archive} gave no events"
                          + (f": {src.errors}" if src.errors else ""))
     x, m = np.concatenate(xs), np.concatenate(ms)
-    if max_events:
-        x, m = x[:max_events], m[:max_events]
-    return FeatureMatrix(x=x, mask=m, bad=np.zeros(len(x), bool), spec=spec, collections={})
+    n = min(len(x), max_events or len(x))
+    x, m = x[:n], m[:n]
+    weights = None
+    if gws and len(gws) == len(xs):  # every file carried genWeight
+        weights = component_weights(np.concatenate(codes)[:n], np.concatenate(gws)[:n])
+    if weights is not None and np.allclose(weights, 1.0):
+        weights = None
+    return FeatureMatrix(x=x, mask=m, bad=np.zeros(len(x), bool), spec=spec, collections={},
+                         weights=weights)
 
 
 def load_sample(
@@ -288,8 +307,12 @@ def train_model(
     arch: dict[str, Any],
     xn_train: np.ndarray, m_train: np.ndarray, xn_val: np.ndarray, m_val: np.ndarray,
     settings: dict[str, Any], checkpoint: Path | None = None, progress: bool = True,
+    w_train: np.ndarray | None = None, w_val: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train one model on normalised inputs (padded slots zero) with early stopping."""
+    """Train one model on normalised inputs (padded slots zero) with early stopping.
+
+    ``w_train``/``w_val``: physical event weights; the loss is then the weighted mean.
+    """
     import torch
 
     from models.nets import build_model, feature_mask, kl_divergence, masked_mse
@@ -306,16 +329,18 @@ def train_model(
                            weight_decay=float(settings.get("weight_decay", 0.0)))
     xt, mt = torch.from_numpy(xn_train), feature_mask(torch.from_numpy(m_train), xn_train.shape[1])
     xv, mv = torch.from_numpy(xn_val), feature_mask(torch.from_numpy(m_val), xn_val.shape[1])
+    wt = None if w_train is None else torch.from_numpy(np.asarray(w_train, np.float32))
+    wv = None if w_val is None else torch.from_numpy(np.asarray(w_val, np.float32))
     gen = torch.Generator().manual_seed(seed)
 
-    def loss_of(x, m, reduce=True):
+    def loss_of(x, m, w=None):
         out = model(x)
         if model.kind == "vae":
             recon, mu, lv = out
             loss = masked_mse(x, recon, m) + beta * kl_divergence(mu, lv) / x.shape[1]
         else:
             loss = masked_mse(x, out, m)
-        return loss.mean() if reduce else loss
+        return loss.mean() if w is None else (loss * w).sum() / w.sum()
 
     history: dict[str, list[float]] = {"train": [], "val": []}
     best, best_state, best_epoch, bad_epochs = float("inf"), None, -1, 0
@@ -333,7 +358,7 @@ def train_model(
             idx = perm[i:i + bs]
             if len(idx) < 2:
                 continue
-            loss = loss_of(xt[idx], mt[idx])
+            loss = loss_of(xt[idx], mt[idx], None if wt is None else wt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -341,7 +366,7 @@ def train_model(
             cnt += len(idx)
         model.eval()
         with torch.no_grad():
-            val = float(loss_of(xv, mv))
+            val = float(loss_of(xv, mv, wv))
         history["train"].append(tot / max(cnt, 1))
         history["val"].append(val)
         bar.set_postfix(train=f"{tot / max(cnt, 1):.4g}", val=f"{val:.4g}")
@@ -388,6 +413,7 @@ def run_training(
     from models.thresholds import DEFAULT_P_VALUES, calibrate, reference_contributions
     from training.evaluate import evaluate_model
     from training.normalise import fit_normaliser
+    from training.weights import kish
 
     spec = DEFAULT_SPEC
     data = cfg.data
@@ -400,6 +426,12 @@ def run_training(
     bkg_proc = data.get("background", "sm")
     log.info("loading %d background events (%s)", n_bkg, bkg_proc)
     bkg = load_sample(bkg_proc, data, n_bkg, seed, spec)
+    # physical event weights (QCD: biased pTHat sampling) unless [training] weighted = false
+    weighted = bool(cfg.training.get("weighted", True)) and bkg.weights is not None
+    w_all = bkg.weights if weighted else None
+
+    def w_of(idx: np.ndarray) -> np.ndarray | None:
+        return None if w_all is None else w_all[idx]
     tr, va, te = split_indices(len(bkg), (float(data.get("val_fraction", 0.15)),
                                           float(data.get("test_fraction", 0.35))), seed)
     norm_cfg = dict(cfg.normalisation)
@@ -407,7 +439,9 @@ def run_training(
     chunk = 50_000
     norm = fit_normaliser(((bkg.x[tr[i:i + chunk]], bkg.mask[tr[i:i + chunk]])
                            for i in range(0, len(tr), chunk)), scheme,
-                          pt_a=float(norm_cfg.get("a", 1.0)), pt_b=float(norm_cfg.get("b", 1.0)))
+                          pt_a=float(norm_cfg.get("a", 1.0)), pt_b=float(norm_cfg.get("b", 1.0)),
+                          eta_weight=float(norm_cfg.get("eta_weight", 1.0)),
+                          phi_weight=float(norm_cfg.get("phi_weight", 1.0)))
     xn = norm.transform(bkg.x, bkg.mask)
     n_sig = int(data.get("n_signal", 5_000))
     missing: dict[str, str] = {}
@@ -425,6 +459,9 @@ def run_training(
     signals = optional(data.get("signals", ["A4l", "LQ_btau", "h0_tautau", "hplus_taunu"]),
                        seed + 1)
     faults = optional(data.get("faults", ["fault_muon_scale", "fault_hot_jet"]), seed + 2)
+    if not weighted:
+        for fm in faults.values():
+            fm.weights = None
     p_values = tuple(cfg.calibration.get("p_values", DEFAULT_P_VALUES))
     n_cal = len(te) // 2
     cal_idx, test_idx = te[:n_cal], te[n_cal:]
@@ -435,7 +472,8 @@ def run_training(
         "n_val": len(va), "n_calibration": int(n_cal), "n_test": len(test_idx),
         "signals": {k: len(v) for k, v in signals.items()},
         "faults": {k: len(v) for k, v in faults.items()}, "seed": seed,
-        "unavailable": missing,
+        "unavailable": missing, "weighted": weighted,
+        "n_background_eff": round(kish(w_all, len(bkg)), 1),
     }
     if data_summary["source"] == "archive":  # how to regenerate: runs, processes, seeds
         from stream.archive import find_run
@@ -461,7 +499,7 @@ def run_training(
         mdir.mkdir(exist_ok=True)
         res = train_model(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va],
                           {**cfg.training, "name": mname}, checkpoint=mdir / "checkpoint.pt",
-                          progress=progress)
+                          progress=progress, w_train=w_of(tr), w_val=w_of(va))
         model = res.model
         torch.save(model.state_dict(), mdir / "weights.pt")
         export_onnx(model, norm, spec, mdir / "model.onnx", name=mname)
@@ -486,9 +524,10 @@ def run_training(
         scorer = Scorer(reg_local)
         cal_res = scorer.score_arrays(bkg.x[cal_idx], bkg.mask[cal_idx])
         cal = calibrate(cal_res.total, p_values, seed=seed,
-                        n_boot=int(cfg.calibration.get("n_boot", 100)))
+                        n_boot=int(cfg.calibration.get("n_boot", 100)), weights=w_of(cal_idx))
         cal["reference_contributions"] = reference_contributions(
-            cal_res.per_type, cal_res.per_object, cal_res.type_labels, cal_res.object_labels)
+            cal_res.per_type, cal_res.per_object, cal_res.type_labels, cal_res.object_labels,
+            weights=w_of(cal_idx))
         from models.registry import update_card
 
         reg_local = update_card(reg_local, **cal)
@@ -496,7 +535,8 @@ def run_training(
         ev = evaluate_model(scorer, model, norm, bkg.x[test_idx], bkg.mask[test_idx],
                             signals, faults, out=mdir if plots else None,
                             attribution_p=float(cfg.evaluation.get("attribution_p", 1e-3)),
-                            n_boot=int(cfg.calibration.get("n_boot", 100)) // 3 + 1)
+                            n_boot=int(cfg.calibration.get("n_boot", 100)) // 3 + 1,
+                            w_bkg=w_of(test_idx))
         ev["history"] = res.history
         reg_local = update_card(reg_local, metrics={k: v for k, v in ev.items()
                                                     if k not in ("history", "scores", "roc")})

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="background input rate, events per second")
     c.add_argument("--bootstrap", type=int, default=100, metavar="N",
                    help="bootstrap resamples of the tail fit for the uncertainty (default 100)")
+    c.add_argument("--unweighted", action="store_true",
+                   help="ignore the reference's event weights (genWeight of biased samples); "
+                        "by default thresholds are weighted p-values")
     c.set_defaults(handler=handle_calibrate)
 
     m = sub.add_parser("models", help="list the registered anomaly models",
@@ -145,14 +148,18 @@ def handle_calibrate(args: argparse.Namespace) -> int:
         source = {"archive": str(archive), "runs": runs}
     res = Scorer(model).score_arrays(fm.x, fm.mask)
     scores = res.total
-    cal = calibrate(scores, p_values, n_boot=args.bootstrap)
+    weights = None if args.unweighted else fm.weights
+    cal = calibrate(scores, p_values, n_boot=args.bootstrap, weights=weights)
     cal["reference_contributions"] = reference_contributions(
-        res.per_type, res.per_object, res.type_labels, res.object_labels)
+        res.per_type, res.per_object, res.type_labels, res.object_labels, weights=weights)
     model = update_card(model, **cal, calibration={"reference": source, "n_ref": len(scores),
+                                                    "weighted": weights is not None,
                                                     "rate": args.rate,
                                                     "input_rate": args.input_rate})
     console = Console(soft_wrap=True)
-    t = Table(title=f"{model.name} v{model.version}: thresholds from {len(scores):,} events")
+    eff = (f" (weighted, Kish effective size {cal['thresholds'][0].get('n_eff', 0):,.0f})"
+           if weights is not None and cal["thresholds"] else "")
+    t = Table(title=f"{model.name} v{model.version}: thresholds from {len(scores):,} events{eff}")
     for col in ("p-value", "threshold", "uncertainty", "method"):
         t.add_column(col, justify="right")
     for th in cal["thresholds"]:
