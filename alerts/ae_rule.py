@@ -66,6 +66,8 @@ class AERule:
         row = np.full(n, -1, np.int64)
         row[idx] = np.arange(idx.size)
         model, version = self.scorer.name, self.scorer.version
+        ref = self.scorer.reference_contributions
+        explained: list[np.ndarray] = []  # computed once, on the first alert's details
 
         def details(i: int) -> dict[str, Any]:
             r = int(row[i])
@@ -75,9 +77,12 @@ class AERule:
             out = {"contributions": res.contributions(r), "model": model, "version": version,
                    "threshold": self.threshold, "p_value_threshold": self.p_value}
             out["top_type"] = res.type_labels[int(np.argmax(res.per_type[r]))]
-            ref = self.scorer.reference_contributions
             if ref:  # (c - mean) / std per type vs the background reference: a second view
                 out["excess"] = res.excess(r, ref)
+                if not explained:
+                    explained.append(res.attribute(ref))
+                # MET is derived: a MET-topped score is explained by the anomalous visible type
+                out["explained_by"] = res.type_labels[int(explained[0][r])]
             return out
 
         return RuleOutcome(self.name, mask, kind="ae", score=score, p_value=pval,

@@ -821,6 +821,12 @@ class DashboardState(param.Parameterized):
         total = sum(out["objects"]["value"]) or 1.0
         top = ", ".join(f"{k} {float(v) / total:.0%}" for k, v in objs[:3])
         out["note"] = f"score {a.score:.3g}: largest contributions {top}" if a.score else top
+        exp = a.payload.get("explained_by")
+        if exp and types and exp != types[0][0]:
+            out["note"] += (f"; points to **{exp}** ({types[0][0]} is derived from the visible "
+                            f"objects and {exp} are anomalous too)")
+        elif exp:
+            out["note"] += f"; points to **{exp}**"
         return out
 
     def event_objects(self) -> dict[str, Any]:

@@ -79,6 +79,31 @@ class ScoreResult:
         std = np.maximum(np.asarray(reference["types"]["std"], np.float64), 1e-12)
         return np.argmax((self.per_type - mean) / std, axis=1)
 
+    def attribute(self, reference: dict[str, Any] | None = None,
+                  follow_z: float = 1.0) -> np.ndarray:
+        """Index of the object type that explains each event's score (shown to the crew).
+
+        The largest per-type contribution -- except that MET, which is derived (minus the
+        vector sum of the visible objects), is followed to the visible type that moved
+        it: when MET is the top contribution and the largest visible type's contribution
+        is more than ``follow_z`` background standard deviations above its reference mean
+        (``reference_contributions``), that type is named. MET stays when no visible type
+        is anomalous (invisible particles, objects lost in a dead region). Without a
+        reference this is ``top_type()``.
+        """
+        top = np.argmax(self.per_type, axis=1)
+        labels = list(self.type_labels)
+        if not reference or "MET" not in labels:
+            return top
+        k_met = labels.index("MET")
+        mean = np.asarray(reference["types"]["mean"], np.float64)
+        std = np.maximum(np.asarray(reference["types"]["std"], np.float64), 1e-12)
+        visible = self.per_type.astype(np.float64).copy()
+        visible[:, k_met] = -np.inf
+        second = np.argmax(visible, axis=1)
+        z = (self.per_type[np.arange(len(top)), second] - mean[second]) / std[second]
+        return np.where((top == k_met) & (z > follow_z), second, top)
+
     def excess(self, i: int, reference: dict[str, Any], digits: int = 3) -> dict[str, float]:
         """Event ``i``'s per-type standardised excess over the background reference."""
         mean = np.asarray(reference["types"]["mean"], np.float64)

@@ -155,10 +155,12 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
         ref = scorer.reference_contributions
         top = labels[res.top_type()[alerted]]
         exc = labels[res.top_type(ref)[alerted]] if ref else top
+        expl = labels[res.attribute(ref)[alerted]] if ref else top
         counts = {lab: int((top == lab).sum()) for lab in res.type_labels}
         wa = w[alerted]
         frac = wfrac(top == faulty, wa) if n_alert and faulty else None
         frac_exc = wfrac(exc == faulty, wa) if n_alert and faulty and ref else None
+        frac_expl = wfrac(expl == faulty, wa) if n_alert and faulty and ref else None
         # sample level: which type's mean contribution moved most vs the background reference
         # (in units of the background's standard error), what a shifter sees per lumisection
         shift_type = None
@@ -189,7 +191,8 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
                                              zip(labels, shift)} if ref else None),
                      "n_alerted": n_alert, "alert_fraction": float(w[alerted].sum() / w.sum()),
                      "top_type_counts": counts, "top_type_is_faulty": frac,
-                     "top_type_is_faulty_excess": frac_exc}
+                     "top_type_is_faulty_excess": frac_exc,
+                     "explained_by_faulty": frac_expl}
     return out
 
 

@@ -26,7 +26,8 @@ resolution and isolation); ``mpi=True`` switches them on.
 Written branches: NanoAOD-style ``Electron_*``, ``Muon_*``, ``Photon_*``,
 ``Jet_*``, ``MET_pt/phi``, ids ``run``, ``luminosityBlock``, ``event``, plus
 ``sample`` (int32 process code; the code -> name map is in ``run.json``),
-``fault`` (int32 detector-fault code, 0 = none) and ``genWeight`` (float32,
+``fault`` (int32 detector-fault code, 0 = none; the fault's strength, when not
+its default, is ``fault_size`` in ``run.json``) and ``genWeight`` (float32,
 1 unless the process is biased). ``run.json`` records the process, events,
 seed, chunking, versions, the MPI setting, fast-sim parameters, and the filter
 efficiency and generation speed.
@@ -101,6 +102,8 @@ class GenerateRequest:
     events_per_lumi: int = 1000
     mpi: bool = False
     pileup: float = 0.0
+    #: strength of the process's detector fault (None: the fault's default size)
+    fault_size: float | None = None
 
     @property
     def run(self) -> int:
@@ -120,7 +123,19 @@ class GenerateRequest:
         """What must match for a resumed run to continue the same sample."""
         return {"process": self.process, "events": self.events, "seed": self.seed,
                 "chunk_size": self.chunk_size, "events_per_lumi": self.events_per_lumi,
-                "mpi": self.mpi, "pileup": self.pileup, "settings_hash": settings_hash(self)}
+                "mpi": self.mpi, "pileup": self.pileup, "fault_size": self.fault_size,
+                "settings_hash": settings_hash(self)}
+
+    def check_fault_size(self) -> None:
+        """``ConfigError`` when ``fault_size`` is given for a process without a fault, or is
+        not valid for the process's fault."""
+        if self.fault_size is None:
+            return
+        proc = get_process(self.process)
+        if not proc.fault:
+            raise ConfigError(f"--fault-size {self.fault_size:g}: process '{self.process}' has "
+                              "no detector fault (use a fault process such as sm_mix_hot_cell)")
+        get_event_fault(proc.fault).check_size(self.fault_size)
 
 
 @dataclass
@@ -183,6 +198,8 @@ def settings_hash(req: GenerateRequest) -> str:
 
     proc = get_process(req.process)
     parts = [proc.name, proc.filter, str(proc.fault), *proc.pythia]
+    if req.fault_size is not None:  # only then: the hashes of default-size runs stay as they were
+        parts.append(f"fault_size={req.fault_size!r}")
     for comp, frac in proc.components:
         parts += [comp, repr(frac), *get_process(comp).pythia]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
@@ -216,21 +233,26 @@ def _weights(batch: ak.Array) -> np.ndarray:
 
 
 def simulate_batch(batch: ak.Array, params: FastSimParams, rng: np.random.Generator,
-                   proc: Process, fault: str | None = None,
+                   proc: Process, fault: str | None = None, fault_size: float | None = None,
                    ) -> tuple[ak.Array, np.ndarray, np.ndarray, int, float]:
     """Pythia batch -> (passing reco events, their weights, pass mask over the batch,
-    number simulated, CPU seconds of the simulation)."""
+    number simulated, CPU seconds of the simulation). ``fault_size``: the fault's strength
+    (None: its default)."""
     t0 = time.process_time()
     fs = final_state(batch.prt)
     w = _weights(batch)
-    scale = get_event_fault(fault).prefilter_scale if fault else 1.0
+    if fault:
+        ef = get_event_fault(fault)
+        scale = ef.prefilter_scale(ef.check_size(fault_size))
+    else:
+        scale = 1.0
     if proc.filter == "single_lepton":
         pre = truth_prefilter(fs, params.trigger.truth_prefilter_pt / scale)
     else:
         pre = np.ones(len(fs), dtype=bool)
     idx = np.flatnonzero(pre)
     reco = simulate(fs[idx], params, rng)
-    reco = apply_fault(reco, fault, rng)
+    reco = apply_fault(reco, fault, rng, fault_size)
     keep = (single_lepton_mask(reco, params) if proc.filter == "single_lepton"
             else np.ones(len(reco), dtype=bool))
     mask = np.zeros(len(fs), dtype=bool)
@@ -240,7 +262,8 @@ def simulate_batch(batch: ak.Array, params: FastSimParams, rng: np.random.Genera
 
 def generate_component(proc: Process, n: int, seed: int, params: FastSimParams,
                        fault: str | None = None, mpi: bool = False,
-                       stats: ChunkStats | None = None) -> ak.Array:
+                       stats: ChunkStats | None = None,
+                       fault_size: float | None = None) -> ak.Array:
     """Exactly ``n`` passing events of a (non-mixture) process, deterministic in ``seed``."""
     stats = stats if stats is not None else ChunkStats()
     name = proc.name
@@ -265,7 +288,7 @@ def generate_component(proc: Process, n: int, seed: int, params: FastSimParams,
         stats.cpu_gen[name] += time.process_time() - t0
         if len(batch) == 0:
             raise HotlineError(f"process '{name}': Pythia produced no events (seed {seed})")
-        reco, w, mask, nsim, dt = simulate_batch(batch, params, rng, proc, fault)
+        reco, w, mask, nsim, dt = simulate_batch(batch, params, rng, proc, fault, fault_size)
         stats.cpu_sim[name] += dt
         stats.simulated[name] += nsim
         wall = _weights(batch)
@@ -311,12 +334,14 @@ def generate_chunk(req: GenerateRequest, k: int, params: FastSimParams | None = 
         for (comp, _), c in zip(proc.components, counts, strict=True):
             cp = get_process(comp)
             pieces.append(generate_component(cp, int(c), _seed(req.seed, k, cp.code), params,
-                                             fault=proc.fault, mpi=req.mpi, stats=stats))
+                                             fault=proc.fault, mpi=req.mpi, stats=stats,
+                                             fault_size=req.fault_size))
         arrays = ak.concatenate([p for p in pieces if len(p)])
         arrays = arrays[rng.permutation(len(arrays))]
     else:
         arrays = generate_component(proc, n, _seed(req.seed, k, proc.code), params,
-                                    fault=proc.fault, mpi=req.mpi, stats=stats)
+                                    fault=proc.fault, mpi=req.mpi, stats=stats,
+                                    fault_size=req.fault_size)
     arrays = ak.with_field(arrays, np.full(len(arrays), fault_code, np.int32), "fault")
     stats.cpu_total = time.process_time() - t_cpu
     stats.wall = time.perf_counter() - t_wall
@@ -398,6 +423,8 @@ def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
         "component_settings": {c: list(get_process(c).pythia) for c, _ in proc.components},
         "filter": proc.filter,
         "fault": proc.fault,
+        "fault_size_effective": (get_event_fault(proc.fault).check_size(req.fault_size)
+                                 if proc.fault else None),
         "sample_codes": {str(c): codes[c] for c in sorted(used)},
         "fault_codes": {"0": "none", **({str(get_event_fault(proc.fault).code): proc.fault}
                                          if proc.fault else {})},
@@ -410,6 +437,8 @@ def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
                                   f"--events-per-lumi {req.events_per_lumi}"
                                   + (" --mpi" if req.mpi else "")
                                   + (f" --pileup {req.pileup}" if req.pileup else "")
+                                  + (f" --fault-size {req.fault_size!r}"
+                                     if req.fault_size is not None else "")
                                   + command_suffix),
     }
     if stats is not None:
@@ -468,6 +497,7 @@ def generate(requests: Sequence[GenerateRequest], jobs: int = 1,
             raise ConfigError(f"--events must be >= 1, got {req.events}")
         if req.chunk_size < 1 or req.events_per_lumi < 1:
             raise ConfigError("--chunk-size and --events-per-lumi must be >= 1")
+        req.check_fault_size()
         _ = req.run
         _check_resume(req, params)
         req.out.mkdir(parents=True, exist_ok=True)

@@ -494,12 +494,18 @@ def run_training(
     results: dict[str, Any] = {"run_dir": str(run_dir), "models": {}, "data": data_summary}
     for mcfg in cfg.models:
         mname = mcfg["name"]
-        arch = {k: v for k, v in mcfg.items() if k not in ("name", "register", "description")}
+        arch = {k: v for k, v in mcfg.items()
+                if k not in ("name", "register", "description", "seed")}
+        # a [[model]] table may set its own seed (seed studies: same data split, new init)
+        settings = {**cfg.training, "name": mname,
+                    **({"seed": int(mcfg["seed"])} if "seed" in mcfg else {})}
         mdir = run_dir / mname
         mdir.mkdir(exist_ok=True)
         res = train_model(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va],
-                          {**cfg.training, "name": mname}, checkpoint=mdir / "checkpoint.pt",
-                          progress=progress, w_train=w_of(tr), w_val=w_of(va))
+                          settings, checkpoint=mdir / "checkpoint.pt",
+                          progress=progress,
+                          **({"w_train": w_of(tr), "w_val": w_of(va)}
+                             if cfg.training.get("weighted_loss", True) else {}))
         model = res.model
         torch.save(model.state_dict(), mdir / "weights.pt")
         export_onnx(model, norm, spec, mdir / "model.onnx", name=mname)

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "hotline.cli.worker",
     "hotline.cli.subscribe",
     "hotline.cli.train",
+    "hotline.cli.attribution",
     "hotline.cli.generate",
     "hotline.cli.firmware",
     "hotline.cli.dqm",

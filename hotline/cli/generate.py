@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="switch multi-parton interactions on (off by default: ~5x faster)")
     p.add_argument("--pileup", type=float, default=0.0, metavar="MU",
                    help="mean pileup interactions (parametric soft particles; default 0)")
+    p.add_argument("--fault-size", type=float, default=None, metavar="SIZE",
+                   help="strength of the detector fault of a sm_mix_<fault> process (default: "
+                        "the fault's own; e.g. muon_scale: pT factor 1.3, hot_cell: mean "
+                        "fake-jet pT 60 GeV); see --list for what each size means")
     p.add_argument("--chunk-size", type=int, default=2000,
                    help="events per file / resumable unit (default 2000)")
     p.add_argument("--events-per-lumi", type=int, default=1000,
@@ -69,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(console: Console) -> int:
+    from detectors.fastsim import available_event_faults, get_event_fault
     from training.processes import available_processes, get_process
 
     t = Table(title="Processes for 'hotline generate'")
@@ -78,6 +83,13 @@ def _list(console: Console) -> int:
         pr = get_process(name)
         t.add_row(name, str(pr.code), pr.kind, pr.description)
     console.print(t)
+    f = Table(title="Detector faults of the sm_mix_<fault> processes (--fault-size)")
+    for c in ("fault", "object type", "size means", "default", "allowed"):
+        f.add_column(c, overflow="fold")
+    for name in available_event_faults():
+        ef = get_event_fault(name)
+        f.add_row(name, ef.faulty_type, ef.size_help, f"{ef.default_size:g}", ef.size_rule)
+    console.print(f)
     return 0
 
 
@@ -114,7 +126,7 @@ def handle(args: argparse.Namespace) -> int:
         outs = [out / f"run_{args.first_run + i:06d}" for i in range(len(args.process))]
     reqs = [GenerateRequest(name, args.events, args.seed, o, chunk_size=args.chunk_size,
                             events_per_lumi=args.events_per_lumi, mpi=args.mpi,
-                            pileup=args.pileup)
+                            pileup=args.pileup, fault_size=args.fault_size)
             for name, o in zip(args.process, outs, strict=True)]
     extra = f" --params {shlex.quote(args.params)}" if args.params else ""
     cards = generate(reqs, jobs=args.jobs, params=params, progress=not args.no_progress,

@@ -161,3 +161,24 @@ def test_p_values_and_thresholds_from_card(tiny_registry):
     assert (np.diff(pv) <= 1e-12).all() and pv[0] <= 1 and pv[-1] > 0
     with pytest.raises(ModelError, match="too small"):
         sc.threshold(1e-9)
+
+
+def test_attribution_follows_a_derived_met_to_the_anomalous_visible_type():
+    from models.scorer import ScoreResult
+
+    labels = ["MET", "electrons", "muons", "jets"]
+    ref = {"types": {"labels": labels, "mean": [0.01, 0.01, 0.01, 0.04],
+                     "std": [0.01, 0.01, 0.01, 0.03]}}
+    per_type = np.array([
+        [0.50, 0.00, 0.40, 0.05],   # MET top, muons anomalous (z = 39) -> muons
+        [0.50, 0.00, 0.00, 0.06],   # MET top, jets normal (z = 0.7) -> MET stays
+        [0.10, 0.00, 0.00, 0.90],   # jets top -> jets
+        [0.30, 0.02, 0.00, 0.20],   # MET top, jets z = 5.3 -> jets
+    ], np.float32)
+    res = ScoreResult(per_type.sum(1), np.zeros((4, 57), np.float32),
+                      np.zeros((4, 19), np.float32), per_type, [f"o{i}" for i in range(19)],
+                      labels)
+    got = [labels[k] for k in res.attribute(ref)]
+    assert got == ["muons", "MET", "jets", "jets"]
+    assert [labels[k] for k in res.top_type()] == ["MET", "MET", "jets", "MET"]
+    assert [labels[k] for k in res.attribute(None)] == ["MET", "MET", "jets", "MET"]
