@@ -660,7 +660,7 @@ def _builtin_faults() -> list[EventFault]:
             f"phi {MUON_SCALE_BOX[2:]} (mis-aligned muon chamber / wrong B-field map)",
             _muon_scale, faulty_type="muons", default_size=MUON_SCALE,
             size_help="pT factor of the muons in the faulty region (1 = no fault)",
-            sizes=(1.1, 1.3, 1.6, 2.0, 3.0), size_ok=lambda s: 0 < s <= 100,
+            sizes=(1.3, 2.0, 3.0, 5.0, 10.0, 30.0), size_ok=lambda s: 0 < s <= 100,
             size_rule="0 < size <= 100", prefilter_scale=lambda s: max(s, 1.0)),
         EventFault(
             "dead_calo", 2,

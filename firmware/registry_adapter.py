@@ -81,6 +81,12 @@ def registered_source(name: str, version: str, cfg: BuildConfig, registry: str |
             f"model {name} v{model.version} is a DQM conv-AE; its score (Poisson deviance, "
             "per-unit p-values) is not built as firmware yet -- see firmware/registry_adapter.py"
         )
+    if model.kind == "ensemble":
+        n = len(card["architecture"].get("members", []))
+        raise FirmwareError(
+            f"model {name} v{model.version} is a seed ensemble of {n} AEs ({n}x the resources "
+            "of one); it serves the software trigger / stream. For L1, build a single AE "
+            "(e.g. ae_default) -- ensembles are not built as firmware")
     net = model.torch_model()
     norm = Normaliser.from_dict(card["normalisation"])
     spec = model.feature_spec()

@@ -104,6 +104,13 @@ class _Graph:
         return x
 
 
+def _ae_recon(g: _Graph, ae: Any, xn: str) -> str:
+    """Nodes of one dense AE's reconstruction of ``xn``."""
+    h = g.dense(xn, _linear_layers(ae.encoder))
+    z = g.dense(h, _linear_layers([ae.to_latent]))
+    return g.dense(z, _linear_layers(ae.decoder))
+
+
 def build_scoring_graph(
     model: Any, normaliser: Normaliser, spec: FeatureSpec, name: str = "hotline"
 ) -> Any:
@@ -180,12 +187,19 @@ def build_scoring_graph(
         g.op("Mul", [g.op("ReduceSum", [inner, axis1], keepdims=0), g.const(np.float32(-0.5))],
              out="kl")
         outputs += ["kl", "mu2"]
+    if model.kind == "ensemble":  # mean over the members of the squared errors
+        acc = None
+        for member in model.members:
+            d = g.op("Sub", [_ae_recon(g, member, xn), xn])
+            sq = g.op("Mul", [d, d])
+            acc = sq if acc is None else g.op("Add", [acc, sq])
+        sq = g.op("Mul", [acc, g.const(np.float32(1.0 / len(model.members)))])
     else:
-        h = g.dense(xn, _linear_layers(model.encoder))
-        z = g.dense(h, _linear_layers([model.to_latent]))
-        recon = g.dense(z, _linear_layers(model.decoder))
-    d = g.op("Sub", [recon, xn])
-    per_feature = g.op("Mul", [g.op("Mul", [d, d]), fm_loss], out="per_feature")
+        if model.kind != "vae":
+            recon = _ae_recon(g, model, xn)
+        d = g.op("Sub", [recon, xn])
+        sq = g.op("Mul", [d, d])
+    per_feature = g.op("Mul", [sq, fm_loss], out="per_feature")
     per_obj = g.op("MatMul", [per_feature, g.const(expand.T.copy())], out="per_object")
     per_type = g.op("MatMul", [per_obj, g.const(tmat)], out="per_type")
     # total = sum over the K types (4 columns, not 19): the same sum, fewer reads

@@ -11,6 +11,12 @@ The default is the ADC2021 baseline dense AE 57-32-16-3-16-32-57 (ReLU). The
 seed study's variants are presets of the same class (``VARIANTS``): tanh,
 LeakyReLU + BatchNorm, ELU + BatchNorm. The decoder mirrors the encoder.
 
+A seed **ensemble** (``{"kind": "ensemble", "members": [arch, ...]}``) holds
+several dense AEs trained from different seeds on the same data; its score is the
+mean of the members' masked squared errors, per feature, so the decomposition into
+objects and types still sums to the score. Averaging removes most of the
+seed-to-seed spread of a single 3-dimensional-bottleneck AE (see README).
+
 The VAE has three anomaly scores: the reconstruction MSE of decode(mu), the KL
 divergence of q(z|x) from N(0, 1), and the ``mu^2`` sum of the CMS AXOL1TL
 trigger (the KL term without the variance part, cheap in firmware).
@@ -30,7 +36,7 @@ from torch import nn
 from hotline.errors import ModelError
 
 ACTIVATIONS = ("relu", "tanh", "leaky_relu", "elu")
-KINDS = ("ae", "vae")
+KINDS = ("ae", "vae", "ensemble")
 
 #: the seed study's variants, as architecture overrides
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -55,6 +61,17 @@ DEFAULT_ARCH: dict[str, Any] = {
 
 def normalise_arch(arch: dict[str, Any]) -> dict[str, Any]:
     """Complete ``arch`` with defaults (and a ``variant`` preset) and validate it."""
+    if arch.get("kind") == "ensemble":
+        members = arch.get("members")
+        if not isinstance(members, list) or not members:
+            raise ModelError("an ensemble needs a non-empty 'members' list of AE architectures")
+        norm = [normalise_arch(m) for m in members]
+        if any(m["kind"] != "ae" for m in norm):
+            raise ModelError("ensemble members must be plain AEs (kind 'ae')")
+        if len({m["n_inputs"] for m in norm}) != 1:
+            raise ModelError("ensemble members disagree on the number of inputs")
+        return {"kind": "ensemble", "members": norm, "n_inputs": norm[0]["n_inputs"],
+                "score": "recon"}
     out = dict(DEFAULT_ARCH)
     variant = arch.get("variant")
     if variant is not None:
@@ -153,9 +170,34 @@ class VAE(nn.Module):
         return self.decoder(z), mu, logvar
 
 
-def build_model(arch: dict[str, Any]) -> AE | VAE:
-    """A fresh torch module (``AE`` or ``VAE``) for the card's ``architecture`` dict."""
+class Ensemble(nn.Module):
+    """Seed ensemble of dense AEs: forward returns the members' reconstructions [M, n, F]."""
+
+    kind = "ensemble"
+
+    def __init__(self, arch: dict[str, Any]) -> None:
+        super().__init__()
+        self.arch = arch
+        self.members = nn.ModuleList([AE(a) for a in arch["members"]])
+
+    @classmethod
+    def of(cls, members: list[AE]) -> Ensemble:
+        """An ensemble of already trained AEs (their weights are kept)."""
+        ens = cls({"kind": "ensemble", "members": [m.arch for m in members],
+                   "n_inputs": members[0].arch["n_inputs"], "score": "recon"})
+        for dst, src in zip(ens.members, members):
+            dst.load_state_dict(src.state_dict())
+        return ens.eval()
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.members])
+
+
+def build_model(arch: dict[str, Any]) -> AE | VAE | Ensemble:
+    """A fresh torch module (``AE``, ``VAE`` or ``Ensemble``) for a card's ``architecture``."""
     a = normalise_arch(arch)
+    if a["kind"] == "ensemble":
+        return Ensemble(a)
     return AE(a) if a["kind"] == "ae" else VAE(a)
 
 
@@ -183,6 +225,10 @@ def mu2_score(mu):
 def torch_scores(model: Any, xn, fmask) -> dict[str, Any]:
     """All scores of ``model`` on normalised inputs: per_feature, recon (+ kl, mu2 for a VAE)."""
     out = model(xn)
+    if model.kind == "ensemble":  # mean of the members' squared errors; mean reconstruction
+        per_feature = ((out - xn) ** 2).mean(dim=0) * fmask / xn.shape[1]
+        return {"recon_out": out.mean(dim=0), "per_feature": per_feature,
+                "recon": per_feature.sum(dim=1)}
     if model.kind == "vae":
         recon, mu, logvar = out
     else:

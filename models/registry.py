@@ -31,7 +31,7 @@ from hotline.errors import ModelError
 DEFAULT_REGISTRY = Path(__file__).resolve().parent / "registry"
 DEFAULT_MODEL = "ae_default"  #: the small shipped model ``hotline demo`` uses
 CARD_SCHEMA = 1
-KINDS = ("ae", "vae", "conv-ae")
+KINDS = ("ae", "vae", "conv-ae", "ensemble")
 REQUIRED = ("name", "version", "kind", "feature_spec", "onnx")
 
 

@@ -387,6 +387,33 @@ def train_model(
                        time.perf_counter() - t0, stopped)
 
 
+def train_ensemble(
+    arch: dict[str, Any], xn_train: np.ndarray, m_train: np.ndarray, xn_val: np.ndarray,
+    m_val: np.ndarray, settings: dict[str, Any], folder: Path, progress: bool = True,
+    w_train: np.ndarray | None = None, w_val: np.ndarray | None = None,
+) -> TrainResult:
+    """A seed ensemble: ``members`` AEs (the rest of ``arch``) trained with seeds
+    seed, seed + 1, ...; on the same data split, each with its own early stopping."""
+    from models.nets import Ensemble
+
+    n = int(arch.get("members", 3))
+    if n < 2:
+        raise ConfigError(f"an ensemble needs >= 2 members, got {n}")
+    member_arch = {k: v for k, v in arch.items() if k != "members"} | {"kind": "ae"}
+    seed = int(settings.get("seed", 1))
+    results = []
+    for i in range(n):
+        results.append(train_model(
+            member_arch, xn_train, m_train, xn_val, m_val,
+            {**settings, "seed": seed + i, "name": f"{settings.get('name', 'ens')}[{i}]"},
+            checkpoint=folder / f"checkpoint_{i}.pt", progress=progress,
+            w_train=w_train, w_val=w_val))
+    first = results[0]
+    return TrainResult(Ensemble.of([r.model for r in results]), first.history,
+                       first.best_epoch, max(r.epochs_run for r in results),
+                       sum(r.seconds for r in results), all(r.stopped_early for r in results))
+
+
 # --------------------------------------------------------------------------- the driver
 
 
@@ -480,7 +507,9 @@ def run_training(
 
         arch = Path(data.get("archive", str(SAMPLES_DIR))).expanduser()
         used = [bkg_proc, *signals, *faults]
-        runs = {p: r for p, r in sample_runs(arch).items() if p in used}
+        configured = data.get("runs") or {}  # [data.runs] pins runs; else every run found
+        runs = {p: ([int(x) for x in configured[p]] if p in configured else r)
+                for p, r in sample_runs(arch).items() if p in used}
         def card_of(r: int) -> dict[str, Any]:
             try:
                 return find_run(arch, r).card
@@ -501,11 +530,15 @@ def run_training(
                     **({"seed": int(mcfg["seed"])} if "seed" in mcfg else {})}
         mdir = run_dir / mname
         mdir.mkdir(exist_ok=True)
-        res = train_model(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va],
-                          settings, checkpoint=mdir / "checkpoint.pt",
-                          progress=progress,
-                          **({"w_train": w_of(tr), "w_val": w_of(va)}
-                             if cfg.training.get("weighted_loss", True) else {}))
+        wkw = ({"w_train": w_of(tr), "w_val": w_of(va)}
+               if cfg.training.get("weighted_loss", True) else {})
+        if arch.get("kind") == "ensemble":
+            res = train_ensemble(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va], settings,
+                                 mdir, progress, **wkw)
+        else:
+            res = train_model(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va],
+                              settings, checkpoint=mdir / "checkpoint.pt",
+                              progress=progress, **wkw)
         model = res.model
         torch.save(model.state_dict(), mdir / "weights.pt")
         export_onnx(model, norm, spec, mdir / "model.onnx", name=mname)
