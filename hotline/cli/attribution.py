@@ -100,22 +100,25 @@ def handle(args: argparse.Namespace) -> int:
         t = Table(title=f"{fname} -> {r['faulty_type']}   (size: {r['size_help']})",
                   box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
                   collapse_padding=True)
-        for c in ("size", "trig.eff", "rate", "caused", "argmax", "excess", "alerts",
-                  "argmax ", "excess "):
+        for c in ("size", "trig.eff", "rate", "caused", "argmax", "excess", "expl.", "alerts",
+                  "argmax ", "expl. "):
             t.add_column(c, justify="right", no_wrap=True)
         for s in r["sizes"]:
             c, a = s["caused"], s["alerted"]
             t.add_row(f"{s['size']:g}", f"{s['trigger_efficiency']:.3f}",
                       _rate(s["alert_fraction_faulted"]), str(s["n_caused"]),
                       _pct(c["argmax"]["faulty_fraction"]),
-                      _pct(c.get("excess", {}).get("faulty_fraction")), str(s["n_alerted"]),
+                      _pct(c.get("excess", {}).get("faulty_fraction")),
+                      _pct(c.get("attribute", {}).get("faulty_fraction")), str(s["n_alerted"]),
                       _pct(a["argmax"]["faulty_fraction"]),
-                      _pct(a.get("excess", {}).get("faulty_fraction")))
+                      _pct(a.get("attribute", {}).get("faulty_fraction")))
         console.print(t)
     console.print("rate: weighted alert fraction after the fault; caused: alerts after the "
-                  "fault and not before; argmax / excess: share of the caused (then of all "
-                  "alerted) events whose top type is the faulty type, by the raw largest "
-                  "contribution / the largest excess over the background reference")
+                  "fault and not before; argmax / excess / expl.: share of the caused (then of "
+                  "all alerted) events whose top type is the faulty type, by the raw largest "
+                  "contribution / the largest excess over the background reference / the type "
+                  "alerts name (explained_by: the largest contribution, a derived MET followed "
+                  "to the anomalous visible type)")
     console.print("rates and fractions are weighted with the physical event weights")
     for cav in res["caveats"]:
         console.print(f"[yellow]caveat:[/] {cav}")

@@ -34,6 +34,8 @@ kind = "vae"
 score = "kl"
 """
 
+DEMO_ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
+
 
 def test_train_calibrate_and_list(tmp_path: Path, capsys):
     cfg = tmp_path / "tiny.toml"
@@ -67,6 +69,22 @@ def test_train_calibrate_and_list(tmp_path: Path, capsys):
     card = json.loads((reg / "t_ae" / "1" / "card.json").read_text())
     assert any(abs(t["p"] - 30 / 8.64e6) < 1e-12 for t in card["thresholds"])
     assert card["calibration"]["n_ref"] == 5000
+
+    # a weighted reference (the generated demo run: pTHat-biased QCD with genWeight) gives
+    # weighted thresholds with the Kish size; --unweighted ignores the weights
+    thr = {}
+    for extra in ([], ["--unweighted"]):
+        assert main(["calibrate", "t_ae", "--registry", str(reg), "--archive", str(DEMO_ARCHIVE),
+                     "--runs", "1", "--bootstrap", "5", *extra]) == 0
+        out = capsys.readouterr().out
+        card = json.loads((reg / "t_ae" / "1" / "card.json").read_text())
+        assert card["calibration"]["weighted"] is (not extra)
+        assert ("Kish effective size" in out) is (not extra)
+        thr[bool(extra)] = {t["p"]: t["threshold"] for t in card["thresholds"]}
+    n_eff = card["thresholds"][0].get("n_eff")
+    assert n_eff is None  # unweighted: no effective size
+    # the biased QCD tail pushes the unweighted 1 % threshold up
+    assert thr[True][0.01] > thr[False][0.01]
 
     assert main(["models", "--registry", str(reg)]) == 0
     assert "t_ae" in capsys.readouterr().out

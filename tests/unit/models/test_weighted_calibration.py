@@ -1,5 +1,7 @@
 """Weighted references: biased-sampling weights give the thresholds of the true distribution."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,8 @@ from hotline.errors import ModelError
 from models.thresholds import ReferenceDistribution, calibrate
 from training.evaluate import auc, roc_curve
 from training.weights import component_weights, kish
+
+DEMO_ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
 
 
 def _biased_exponential(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -84,9 +88,9 @@ def test_archived_runs_carry_physical_weights():
     from stream.archive import find_run
     from training.train import features_from_runs
 
-    fm = features_from_runs([1], "data/archive", max_events=5_000)
+    fm = features_from_runs([1], DEMO_ARCHIVE, max_events=5_000)
     assert fm.weights is not None and len(fm.weights) == len(fm) == 5_000
-    run = find_run("data/archive", 1)
+    run = find_run(DEMO_ARCHIVE, 1)
     with uproot.open(run.files[0]) as f:
         codes = f["Events"]["sample"].array(library="np", entry_stop=5_000)
     assert fm.weights[codes == 2].mean() == pytest.approx(1.0)  # qcd: biased, renormalised
