@@ -22,9 +22,10 @@ reproducible from ``Fault.seed``. ``inject(counts, geometry, faults)`` returns t
 new counts and an ``Injected`` record per fault (level, unit numbers, names): the
 truth that localisation is judged against.
 
-Registries: ``register_fault_kind/get_fault_kind/available_fault_kinds`` and
+Registries (:class:`hotline.registry.Registry`, built-ins loaded on first use):
+``register_fault_kind/get_fault_kind/available_fault_kinds`` and
 ``register_scenario/get_scenario/available_scenarios`` (a scenario = a named list
-of faults), filled by ``register_builtins()``.
+of faults); ``register_builtins()`` loads the built-ins explicitly.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 
 from detectors.geometry import Geometry
 from hotline.errors import ConfigError
+from hotline.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -85,53 +87,38 @@ class FaultKind:
     judge_role: str | None = None
 
 
-_KINDS: dict[str, FaultKind] = {}
-_SCENARIOS: dict[str, tuple[str, list[Fault]]] = {}
+_KINDS: Registry[FaultKind] = Registry(
+    "fault kind", lambda: [(k.name, k) for k in _builtin_kinds()], sort=False)
+#: scenario name -> (description, faults)
+_SCENARIOS: Registry[tuple[str, list[Fault]]] = Registry(
+    "fault scenario", lambda: _builtin_scenarios(), sort=False)
 
 
 def register_fault_kind(kind: FaultKind) -> None:
     """Register a fault kind; a duplicate name is refused."""
-    if kind.name in _KINDS:
-        raise ConfigError(f"fault kind '{kind.name}' is already registered")
-    _KINDS[kind.name] = kind
+    _KINDS.register(kind.name, kind)
 
 
 def get_fault_kind(name: str) -> FaultKind:
-    register_builtins()
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown fault kind '{name}'; available: {', '.join(available_fault_kinds())}"
-        ) from None
+    return _KINDS.get(name)
 
 
 def available_fault_kinds() -> list[str]:
-    register_builtins()
-    return list(_KINDS)
+    return _KINDS.available()
 
 
 def register_scenario(name: str, description: str, faults: Sequence[Fault]) -> None:
     """Register a named fault scenario; a duplicate name is refused."""
-    if name in _SCENARIOS:
-        raise ConfigError(f"fault scenario '{name}' is already registered")
-    _SCENARIOS[name] = (description, list(faults))
+    _SCENARIOS.register(name, (description, list(faults)))
 
 
 def get_scenario(name: str) -> list[Fault]:
-    register_builtins()
-    try:
-        return list(_SCENARIOS[name][1])
-    except KeyError:
-        raise ConfigError(
-            f"unknown fault scenario '{name}'; available: {', '.join(available_scenarios())}"
-        ) from None
+    return list(_SCENARIOS.get(name)[1])
 
 
 def available_scenarios() -> dict[str, str]:
     """Scenario name -> description."""
-    register_builtins()
-    return {k: v[0] for k, v in _SCENARIOS.items()}
+    return {k: _SCENARIOS.get(k)[0] for k in _SCENARIOS.available()}
 
 
 # --------------------------------------------------------------------------- kinds
@@ -214,10 +201,13 @@ def _pick_units(geo: Geometry, kind: FaultKind, level: str, n: int,
 
 
 def register_builtins() -> None:
-    """Register the built-in fault kinds and scenarios (idempotent)."""
-    if _KINDS:
-        return
-    for k in (
+    """Register the built-in fault kinds and scenarios (idempotent; lookups do it by themselves)."""
+    _KINDS.available()
+    _SCENARIOS.available()
+
+
+def _builtin_kinds() -> list[FaultKind]:
+    return [
         FaultKind("dead_channel", "channels read zero", "channel", 1, "number of dead channels",
                   (1, 4), _dead, n_units=lambda s: max(int(s), 1)),
         FaultKind("dead_board", "a readout board reads zero", "board", 1,
@@ -230,9 +220,11 @@ def register_builtins() -> None:
                   "board", 0.3, "fraction of hits out of time", (0.15, 0.3), _timing),
         FaultKind("misrouted", "cables of two units swapped", "misroute", 1,
                   "number of swapped pairs", (1,), _misroute, n_units=lambda s: max(int(s), 1)),
-    ):
-        _KINDS[k.name] = k
-    for name, desc, faults in (
+    ]
+
+
+def _builtin_scenarios() -> list[tuple[str, tuple[str, list[Fault]]]]:
+    return [(name, (desc, faults)) for name, desc, faults in (
         ("dead-board", "one readout board dead", [Fault("dead_board")]),
         ("dead-channel", "one dead channel", [Fault("dead_channel")]),
         ("hot-channel-10x", "one channel at 10x its occupancy", [Fault("hot_channel", 10)]),
@@ -245,8 +237,7 @@ def register_builtins() -> None:
         ("bad-night", "a dead board, a hot channel and a sagging sector together",
          [Fault("dead_board", seed=1), Fault("hot_channel", 5, seed=2),
           Fault("hv_drop", 0.3, seed=3)]),
-    ):
-        _SCENARIOS[name] = (desc, faults)
+    )]
 
 
 def inject(

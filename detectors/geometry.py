@@ -9,9 +9,10 @@ cell layout is built by a *layout kind* (``muon_barrel``, ``eta_phi_grid``)
 from the file's ``[layout_params]``. ``[roles]`` says which level a fault of a
 kind acts on (``board``, ``hv``, ``sector``, ``channel``, ``misroute``).
 
-Registries: ``register_layout/get_layout/available_layouts`` (cell layouts) and
-``register_geometry/get_geometry/available_geometries`` (named geometries,
-filled by ``register_builtins()`` from the bundled TOML files).
+Registries (:class:`hotline.registry.Registry`, built-ins loaded on first use):
+``register_layout/get_layout/available_layouts`` (cell layouts) and
+``register_geometry/get_geometry/available_geometries`` (named geometries; the
+built-ins are the bundled TOML files, ``register_builtins()`` loads them explicitly).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from hotline.config import read_toml
 from hotline.errors import ConfigError
+from hotline.registry import Registry
 
 GEOMETRY_DIR = Path(__file__).resolve().parent / "geometry"
 
@@ -198,31 +200,23 @@ class Geometry:
 # --------------------------------------------------------------------------- layouts
 
 LayoutBuilder = Callable[[dict[str, Any], dict[str, Any]], Layout]
-_LAYOUTS: dict[str, LayoutBuilder] = {}
+_LAYOUTS: Registry[LayoutBuilder] = Registry(
+    "geometry layout",
+    lambda: [("muon_barrel", muon_barrel_layout), ("eta_phi_grid", eta_phi_grid_layout)],
+)
 
 
 def register_layout(name: str, builder: LayoutBuilder) -> None:
     """Register a cell-layout kind; a duplicate name is refused."""
-    if name in _LAYOUTS:
-        raise ConfigError(f"geometry layout '{name}' is already registered")
-    _LAYOUTS[name] = builder
+    _LAYOUTS.register(name, builder)
 
 
 def get_layout(name: str) -> LayoutBuilder:
-    if not _LAYOUTS:
-        _register_builtin_layouts()
-    try:
-        return _LAYOUTS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown geometry layout '{name}'; available: {', '.join(available_layouts())}"
-        ) from None
+    return _LAYOUTS.get(name)
 
 
 def available_layouts() -> list[str]:
-    if not _LAYOUTS:
-        _register_builtin_layouts()
-    return sorted(_LAYOUTS)
+    return _LAYOUTS.available()
 
 
 def _wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -320,46 +314,37 @@ def eta_phi_grid_layout(p: dict[str, Any], hits: dict[str, Any]) -> Layout:
                   tuple(f"{e:+.2f}" for e in eta_c), levels, locate, shape.ravel(), phi_axis=0)
 
 
-def _register_builtin_layouts() -> None:
-    for name, fn in (("muon_barrel", muon_barrel_layout), ("eta_phi_grid", eta_phi_grid_layout)):
-        if name not in _LAYOUTS:
-            _LAYOUTS[name] = fn
-
-
 # --------------------------------------------------------------------------- geometries
 
-_GEOMETRIES: dict[str, Geometry] = {}
+def _builtin_geometries() -> list[tuple[str, Geometry]]:
+    geos = [Geometry.from_toml(path) for path in sorted(GEOMETRY_DIR.glob("*.toml"))]
+    return [(geo.name, geo) for geo in geos]
+
+
+_GEOMETRIES: Registry[Geometry] = Registry("detector geometry", _builtin_geometries)
 
 
 def register_geometry(geo: Geometry) -> None:
     """Register a named geometry; a duplicate name is refused."""
-    if geo.name in _GEOMETRIES:
-        raise ConfigError(f"geometry '{geo.name}' is already registered")
-    _GEOMETRIES[geo.name] = geo
+    _GEOMETRIES.register(geo.name, geo)
 
 
 def register_builtins() -> None:
     """Register the bundled geometries (``detectors/geometry/*.toml``); idempotent."""
-    for path in sorted(GEOMETRY_DIR.glob("*.toml")):
-        geo = Geometry.from_toml(path)
-        if geo.name not in _GEOMETRIES:
-            _GEOMETRIES[geo.name] = geo
+    _GEOMETRIES.available()
 
 
 def get_geometry(name: str) -> Geometry:
     """A registered geometry by name, or a geometry TOML file by path."""
     if name.endswith(".toml"):
         return Geometry.from_toml(name)
-    register_builtins()
-    try:
-        return _GEOMETRIES[name]
-    except KeyError:
+    if name not in _GEOMETRIES:
         raise ConfigError(
-            f"unknown detector geometry '{name}'; available: "
-            f"{', '.join(available_geometries())} (or give a .toml file)"
-        ) from None
+            f"unknown {_GEOMETRIES.what} '{name}'; available: "
+            f"{', '.join(_GEOMETRIES.available())} (or give a .toml file)"
+        )
+    return _GEOMETRIES.get(name)
 
 
 def available_geometries() -> list[str]:
-    register_builtins()
-    return sorted(_GEOMETRIES)
+    return _GEOMETRIES.available()

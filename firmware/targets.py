@@ -3,8 +3,9 @@
 A target names a part, the hls4ml backend that writes its project, the LHC-era
 system it sits in, and the part's resource totals (used to express the
 resource estimates of :mod:`firmware.resources` as a fraction of the device).
-``register_target`` / ``get_target`` / ``available_targets``; the built-in
-parts are added by :func:`register_builtins` (a duplicate name is refused).
+``register_target`` / ``get_target`` / ``available_targets`` (a
+:class:`hotline.registry.Registry`; a duplicate name is refused); the built-in
+parts are loaded on first use, or explicitly by :func:`register_builtins`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hotline.errors import FirmwareError
+from hotline.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -28,39 +30,8 @@ class FirmwareTarget:
     bram_36k: int = 0  #: 36 kb block RAMs
 
 
-_TARGETS: dict[str, FirmwareTarget] = {}
-
-
-def register_target(target: FirmwareTarget) -> FirmwareTarget:
-    """Add a target; refuses a name that is already registered."""
-    if target.name in _TARGETS:
-        raise FirmwareError(f"firmware target '{target.name}' is already registered")
-    _TARGETS[target.name] = target
-    return target
-
-
-def get_target(name: str) -> FirmwareTarget:
-    """The target called ``name`` (built-ins are registered on first use)."""
-    if not _TARGETS:
-        register_builtins()
-    try:
-        return _TARGETS[name]
-    except KeyError:
-        raise FirmwareError(
-            f"unknown firmware target '{name}'; available: {', '.join(available_targets())}"
-        ) from None
-
-
-def available_targets() -> list[str]:
-    """Names of the registered targets, sorted."""
-    if not _TARGETS:
-        register_builtins()
-    return sorted(_TARGETS)
-
-
-def register_builtins() -> None:
-    """Register the parts used by the CMS Phase-2 L1 trigger (idempotent)."""
-    builtins = [
+def _builtin_targets() -> list[tuple[str, FirmwareTarget]]:
+    targets = [
         FirmwareTarget("vu13p", "xcvu13p-flga2577-2-e", "Vitis",
                        "CMS Phase-2 L1 Global Trigger / Correlator (Serenity, APx)",
                        dsp=12288, lut=1728000, ff=3456000, bram_36k=2688),
@@ -71,6 +42,28 @@ def register_builtins() -> None:
                        "Kintex UltraScale+ (CMS Phase-2 calorimeter trigger boards)",
                        dsp=1968, lut=522720, ff=1045440, bram_36k=984),
     ]
-    for t in builtins:
-        if t.name not in _TARGETS:
-            register_target(t)
+    return [(t.name, t) for t in targets]
+
+
+_TARGETS: Registry[FirmwareTarget] = Registry(
+    "firmware target", _builtin_targets, error=FirmwareError)
+
+
+def register_target(target: FirmwareTarget) -> FirmwareTarget:
+    """Add a target; refuses a name that is already registered."""
+    return _TARGETS.register(target.name, target)
+
+
+def get_target(name: str) -> FirmwareTarget:
+    """The target called ``name`` (built-ins are registered on first use)."""
+    return _TARGETS.get(name)
+
+
+def available_targets() -> list[str]:
+    """Names of the registered targets, sorted."""
+    return _TARGETS.available()
+
+
+def register_builtins() -> None:
+    """Register the parts used by the CMS Phase-2 L1 trigger (idempotent)."""
+    _TARGETS.available()

@@ -36,9 +36,13 @@ class Registry(Generic[T]):
 
     def _load(self) -> None:
         if not self._loaded:
-            self._loaded = True
-            for name, item in self._builtins():  # type: ignore[misc]
-                self._items.setdefault(name, item)
+            self._loaded = True  # first: a loader that looks names up must not recurse
+            try:
+                for name, item in self._builtins():  # type: ignore[misc]
+                    self._items.setdefault(name, item)
+            except BaseException:
+                self._loaded = False  # a failed load is retried (and fails loudly) next time
+                raise
 
     def register(self, name: str, item: T) -> T:
         """Add ``item`` as ``name``; a name that is already registered is refused."""

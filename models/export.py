@@ -14,9 +14,10 @@ single onnxruntime call on raw features::
              kl, mu2     [N]      VAE only: KL divergence, AXOL1TL mu^2 sum
 
 Normalisation in the graph is exactly ``training.normalise.Normaliser``
-(log10 of pT columns for the log-pT scheme, then (u - offset) * scale, padded
-slots -> 0). ``reference_scores`` computes the same numbers with numpy + torch;
-the tests require agreement to 1e-5.
+(phi from the MET direction when ``phi_frame = "met"``, log10 of pT columns for
+the log-pT scheme, then (u - offset) * scale, padded slots -> 0).
+``reference_scores`` computes the same numbers with numpy + torch; the tests
+require agreement to 1e-5.
 """
 
 from __future__ import annotations
@@ -137,6 +138,23 @@ def build_scoring_graph(
     g = _Graph()
     mf = g.op("Cast", ["mask"], to=TensorProto.FLOAT)
     fm_loss = g.op("MatMul", [mf, g.const(expand / f)])
+    xin = "x"
+    if normaliser.phi_frame == "met":  # phi from the MET direction, wrapped to [-pi, pi)
+        phi_cols = list(range(2, f, 3))
+        sel_phi = np.zeros((f, o), np.float32)
+        sel_phi[phi_cols, np.arange(o)] = 1.0
+        e_met = np.zeros((f, 1), np.float32)
+        e_met[2, 0] = 1.0
+        two_pi = np.float32(2.0) * np.float32(np.pi)
+        d = g.op("Sub", [g.op("MatMul", ["x", g.const(sel_phi)]),
+                         g.op("MatMul", ["x", g.const(e_met)])])
+        turns = g.op("Floor", [g.op("Div", [g.op("Add", [d, g.const(np.float32(np.pi))]),
+                                            g.const(two_pi)])])
+        wrapped = g.op("Sub", [d, g.op("Mul", [turns, g.const(two_pi)])])
+        keep = np.ones(f, np.float32)
+        keep[phi_cols] = 0.0
+        xin = g.op("Add", [g.op("Mul", ["x", g.const(keep)]),
+                           g.op("MatMul", [wrapped, g.const(sel_phi.T.copy())])])
     # normalisation, with log10 and (u - offset) * scale folded into one slope/intercept
     slope = normaliser.scale.astype(np.float64).copy()
     icept = -normaliser.offset.astype(np.float64) * normaliser.scale
@@ -152,17 +170,17 @@ def build_scoring_graph(
         select[cols, np.arange(o)] = 1.0
         rest_slope = np.zeros(f, np.float64)
         rest_slope[rest_cols] = slope[rest_cols]
-        pt = g.op("MatMul", ["x", g.const(select)])
+        pt = g.op("MatMul", [xin, g.const(select)])
         lpt = g.op("Log", [g.op("Clip", [pt, g.const(np.float32(PT_FLOOR))])])
         npt = g.op("Mul", [g.op("Add", [g.op("Mul", [lpt, g.const(slope[cols].astype(
             np.float32))]), g.const(icept[cols].astype(np.float32))]), mf])
         fm_rest = g.op("MatMul", [mf, g.const((expand * rest_slope[None, :]).astype(
             np.float32))])
-        xn = g.op("Add", [g.op("Mul", ["x", fm_rest]),
+        xn = g.op("Add", [g.op("Mul", [xin, fm_rest]),
                           g.op("MatMul", [npt, g.const(select.T.copy())])])
     else:
         fm = g.op("MatMul", [mf, g.const(expand)])
-        x = "x"
+        x = xin
         if cols:
             sel = np.zeros(f, bool)
             sel[cols] = True

@@ -16,6 +16,12 @@ Schemes:
 * ``custom``  -- the log-pT scheme of the compression study:
   pT -> (log10 pT - a) / b, eta -> eta / 5, phi -> phi / pi.
 
+``phi_frame = "met"`` (any scheme) first measures every object's phi from the MET
+direction, wrapped to [-pi, pi) (MET's own phi becomes 0): physics is invariant
+under a global rotation about the beam, so the absolute phi is noise the AE would
+otherwise have to reproduce, while the angles to MET carry physics (a W's lepton
+opposite its neutrino).
+
 Statistics are computed over real objects only (``FeatureMatrix.mask``); padded
 slots never enter the fit and are set to 0 in normalised space.
 """
@@ -31,6 +37,20 @@ import numpy as np
 from hotline.errors import ModelError
 
 SCHEMES = ("minmax", "standard", "custom")
+PHI_FRAMES = ("lab", "met")
+
+
+def rotate_phi_to_met(x: np.ndarray) -> np.ndarray:
+    """``x`` [n, f] with every phi column (2, 5, ...) measured from column 2 (MET phi).
+
+    Wrapped to [-pi, pi) in float32, the arithmetic of the ONNX graph. Padded slots
+    get arbitrary values here; ``Normaliser.transform`` zeroes them.
+    """
+    u = x.astype(np.float32, copy=True)
+    pi = np.float32(np.pi)
+    d = u[:, 2::3] - u[:, 2:3]
+    u[:, 2::3] = d - np.float32(2.0) * pi * np.floor((d + pi) / (np.float32(2.0) * pi))
+    return u
 PT_FLOOR = 1e-3  #: GeV; keeps log10 finite for padded (zero) pT before masking
 
 
@@ -44,6 +64,7 @@ class Normaliser:
     log_pt: bool = False
     pt_columns: tuple[int, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    phi_frame: str = "lab"  #: "lab" or "met" (phi measured from the MET direction)
 
     @property
     def n_features(self) -> int:
@@ -55,7 +76,7 @@ class Normaliser:
             raise ModelError(
                 f"normaliser expects [n, {self.n_features}] features, got shape {x.shape}"
             )
-        u = x.astype(np.float32, copy=True)
+        u = rotate_phi_to_met(x) if self.phi_frame == "met" else x.astype(np.float32, copy=True)
         if self.log_pt and self.pt_columns:
             cols = list(self.pt_columns)
             u[:, cols] = np.log10(np.maximum(u[:, cols], np.float32(PT_FLOOR)))
@@ -79,7 +100,10 @@ class Normaliser:
             "offset": [float(v) for v in self.offset],
             "scale": [float(v) for v in self.scale],
             "params": self.params,
-            "formula": "xn = (log10(max(x, pt_floor)) if log_pt and pT column else x - offset)"
+            "phi_frame": self.phi_frame,
+            "formula": ("phi -> wrap(phi - phi_MET) to [-pi, pi) first; " if self.phi_frame
+                        == "met" else "")
+                       + "xn = (log10(max(x, pt_floor)) if log_pt and pT column else x - offset)"
                        " * scale; padded object slots -> 0 and masked from the loss",
         }
 
@@ -96,9 +120,16 @@ class Normaliser:
                 scheme=str(d["scheme"]), offset=off, scale=sc, log_pt=bool(d.get("log_pt")),
                 pt_columns=tuple(int(c) for c in d.get("pt_columns", ())),
                 params=dict(d.get("params", {})),
+                phi_frame=_phi_frame(d.get("phi_frame", "lab")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"invalid normalisation in model card: {exc}") from None
+
+
+def _phi_frame(value: Any) -> str:
+    if value not in PHI_FRAMES:
+        raise ModelError(f"unknown phi_frame '{value}'; known: {', '.join(PHI_FRAMES)}")
+    return str(value)
 
 
 def _columns(n_features: int) -> tuple[list[int], list[int], list[int]]:
@@ -165,6 +196,7 @@ def fit_normaliser(
     pt_b: float = 1.0,
     eta_weight: float = 1.0,
     phi_weight: float = 1.0,
+    phi_frame: str = "lab",
 ) -> Normaliser:
     """Fit ``scheme`` on ``chunks`` of (x [n, f], mask [n, objects]) -- the first pass.
 
@@ -175,6 +207,9 @@ def fit_normaliser(
     carries little the AE can learn yet dominates the loss at weight 1 (see README,
     "Attribution"); 0 removes a column from the model's view and its score entirely.
     """
+    phi_frame = _phi_frame(phi_frame)
+    if phi_frame == "met":  # statistics of the rotated features
+        chunks = ((rotate_phi_to_met(x), m) for x, m in chunks)
     for name, w in (("eta_weight", eta_weight), ("phi_weight", phi_weight)):
         if not (np.isfinite(w) and w >= 0):
             raise ModelError(f"normalisation {name} must be a finite number >= 0, got {w}")
@@ -200,13 +235,15 @@ def fit_normaliser(
         if (eta_weight, phi_weight) != (1.0, 1.0):
             params.update(eta_weight=eta_weight, phi_weight=phi_weight)
         return Normaliser("custom", off.astype(np.float32), sc.astype(np.float32), log_pt=True,
-                          pt_columns=tuple(pt), params=params)
+                          pt_columns=tuple(pt), params=params, phi_frame=phi_frame)
     if scheme == "minmax":
         lo = np.where(np.isfinite(stats.lo), stats.lo, 0.0)
         sc = _safe_scale(stats.hi - stats.lo)
         return Normaliser("minmax", lo.astype(np.float32), sc.astype(np.float32),
                           params={"min": lo.tolist(), "max": np.where(
-                              np.isfinite(stats.hi), stats.hi, 0.0).tolist()})
+                              np.isfinite(stats.hi), stats.hi, 0.0).tolist()},
+                          phi_frame=phi_frame)
     sc = _safe_scale(stats.std)
     return Normaliser("standard", stats.mean.astype(np.float32), sc.astype(np.float32),
-                      params={"mean": stats.mean.tolist(), "std": stats.std.tolist()})
+                      params={"mean": stats.mean.tolist(), "std": stats.std.tolist()},
+                      phi_frame=phi_frame)

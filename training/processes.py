@@ -19,14 +19,17 @@ Built-in processes (``register_builtins``):
   ``sm_mix_dead_calo``, ``sm_mix_hot_cell``, ``sm_mix_electron_phi``.
 
 Users add a process with ``register_process(Process(...))``; a duplicate name
-or code is refused.
+or code is refused. The processes live in a :class:`hotline.registry.Registry`
+whose built-ins are loaded on first use (before any lookup or registration).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hotline.errors import ConfigError
+from hotline.registry import Registry
 
 #: settings every process gets (beams, quiet output); MPI is set by the generator
 COMMON_SETTINGS: tuple[str, ...] = (
@@ -68,7 +71,7 @@ class Process:
         return bool(self.components)
 
 
-_PROCESSES: dict[str, Process] = {}
+_PROCESSES: Registry[Process] = Registry("process", lambda: _builtin_processes(), sort=False)
 
 #: ADC2021 single-lepton stream composition (fractions of passing events)
 SM_FRACTIONS: tuple[tuple[str, float], ...] = (
@@ -76,58 +79,71 @@ SM_FRACTIONS: tuple[tuple[str, float], ...] = (
 )
 
 
-def register_process(proc: Process) -> Process:
-    """Add ``proc`` to the registry; duplicate names or codes are refused."""
-    if proc.name in _PROCESSES:
-        raise ConfigError(f"process '{proc.name}' is already registered")
-    clash = [p.name for p in _PROCESSES.values() if p.code == proc.code]
+def _check(proc: Process, known: Mapping[str, Process]) -> None:
+    """Refuse a sample code already used in ``known`` or a mixture of unknown components."""
+    clash = [p.name for p in known.values() if p.code == proc.code]
     if clash:
         raise ConfigError(f"process '{proc.name}': sample code {proc.code} is used by {clash[0]}")
     for comp, frac in proc.components:
-        if comp not in _PROCESSES:
+        if comp not in known:
             raise ConfigError(f"mixture '{proc.name}': component '{comp}' is not registered")
         if frac < 0:
             raise ConfigError(f"mixture '{proc.name}': negative fraction for '{comp}'")
-    _PROCESSES[proc.name] = proc
-    return proc
+
+
+def _registered() -> dict[str, Process]:
+    return {name: _PROCESSES.get(name) for name in _PROCESSES.available()}
+
+
+def register_process(proc: Process) -> Process:
+    """Add ``proc`` to the registry; duplicate names or codes are refused."""
+    if proc.name not in _PROCESSES:  # a duplicate name is refused by the registry itself
+        _check(proc, _registered())
+    return _PROCESSES.register(proc.name, proc)
 
 
 def get_process(name: str) -> Process:
     """The registered process ``name`` (``ConfigError`` listing the known ones otherwise)."""
-    register_builtins()
-    try:
-        return _PROCESSES[name]
-    except KeyError:
+    if name not in _PROCESSES:
         raise ConfigError(f"unknown process '{name}' (known: "
-                          f"{', '.join(available_processes())}; see 'hotline generate --list')"
-                          ) from None
+                          f"{', '.join(available_processes())}; see 'hotline generate --list')")
+    return _PROCESSES.get(name)
 
 
 def available_processes() -> list[str]:
-    register_builtins()
-    return list(_PROCESSES)
+    return _PROCESSES.available()
 
 
 def sample_codes() -> dict[int, str]:
     """Code -> process name for every registered process (the ``sample`` branch)."""
-    register_builtins()
-    return {p.code: p.name for p in _PROCESSES.values()}
+    return {p.code: p.name for p in _registered().values()}
 
 
 def register_builtins() -> None:
-    """Register the built-in processes (idempotent)."""
-    if _PROCESSES:
-        return
+    """Register the built-in processes (idempotent; lookups do it by themselves)."""
+    _PROCESSES.available()
+
+
+def _builtin_processes() -> list[tuple[str, Process]]:
+    """The built-in processes, checked like user ones (codes unique, components known)."""
     from detectors.fastsim import available_event_faults, get_event_fault
 
+    procs: dict[str, Process] = {}
+
+    def add(proc: Process) -> None:
+        if proc.name in procs:
+            raise ConfigError(f"process '{proc.name}' is already registered")
+        _check(proc, procs)
+        procs[proc.name] = proc
+
     lep_w = ("24:onMode = off", "24:onIfAny = 11 13 15")
-    register_process(Process(
+    add(Process(
         "w_lnu", 1,
         "W -> l nu (l = e, mu, tau) via f fbar' -> W (WeakSingleBoson:ffbar2W); "
         "59.2 % of the single-lepton stream.",
         pythia=("WeakSingleBoson:ffbar2W = on", *lep_w), expected_efficiency=0.35,
         tags=("sm",)))
-    register_process(Process(
+    add(Process(
         "qcd", 2,
         "QCD multijet, made affordable. BIAS: only heavy-flavour pair production "
         "(HardQCD:hardbbbar, HardQCD:hardccbar; no flavour excitation, gluon splitting or "
@@ -141,7 +157,7 @@ def register_builtins() -> None:
                 "PhaseSpace:pTHatMin = 20.", "PhaseSpace:bias2Selection = on",
                 "PhaseSpace:bias2SelectionPow = 3.", "PhaseSpace:bias2SelectionRef = 20."),
         weighted=True, expected_efficiency=0.04, tags=("sm",)))
-    register_process(Process(
+    add(Process(
         "z_ll", 3,
         "Z/gamma* -> l l (l = e, mu, tau), m(ll) > 50 GeV (WeakSingleBoson:ffbar2gmZ); "
         "6.7 % of the single-lepton stream. SPEED/FIDELITY: tau decays are isotropic "
@@ -152,45 +168,45 @@ def register_builtins() -> None:
         pythia=("WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 11 13 15",
                 "PhaseSpace:mHatMin = 50.", "TauDecays:mode = 0"), expected_efficiency=0.5,
         tags=("sm",)))
-    register_process(Process(
+    add(Process(
         "ttbar", 4,
         "t tbar pair production (Top:gg2ttbar, Top:qqbar2ttbar), all decays; "
         "0.3 % of the single-lepton stream.",
         pythia=("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"), expected_efficiency=0.4,
         tags=("sm",)))
-    register_process(Process(
+    add(Process(
         "sm_mix", 5,
         "Standard Model mixture of the ADC2021 single-lepton stream: w_lnu 59.2 %, qcd 33.8 %, "
         "z_ll 6.7 %, ttbar 0.3 % of passing events (multinomial per chunk, shuffled).",
         components=SM_FRACTIONS, tags=("sm",)))
-    register_process(Process(
+    add(Process(
         "a_4l", 10,
         "Signal: neutral scalar A (m = 50 GeV) from g g -> A, A -> Z Z* -> 4 l (l = e, mu).",
         pythia=("Higgs:useBSM = on", "HiggsBSM:gg2A3 = on", "HiggsA3:coup2Z = 1.0",
                 "36:m0 = 50.", "36:onMode = off", "36:onIfMatch = 23 23", "23:onMode = off",
                 "23:onIfAny = 11 13"), expected_efficiency=0.5, kind="signal"))
-    register_process(Process(
+    add(Process(
         "lq_btau", 11,
         "Signal: scalar leptoquark (m = 80 GeV), pair and single production "
         "(LeptoQuark:all), LQ -> b tau.",
         pythia=("LeptoQuark:all = on", "42:m0 = 80.", "42:0:products = 5 -15"),
         expected_efficiency=0.15, kind="signal"))
-    register_process(Process(
+    add(Process(
         "h0_tautau", 12,
         "Signal: neutral scalar h0 (m = 60 GeV) from g g -> h0 (HiggsSM:gg2H, mass moved to "
         "60 GeV), h0 -> tau tau.",
         pythia=("HiggsSM:gg2H = on", "25:m0 = 60.", "25:onMode = off",
                 "25:onIfMatch = 15 -15"), expected_efficiency=0.1, kind="signal"))
-    register_process(Process(
+    add(Process(
         "hplus_taunu", 13,
         "Signal: charged scalar h+- (m = 60 GeV) from f fbar' -> h+- (HiggsBSM:ffbar2H+-), "
         "h+- -> tau nu.",
         pythia=("Higgs:useBSM = on", "HiggsBSM:ffbar2H+- = on", "37:m0 = 60.",
                 "37:onMode = off", "37:onIfAny = 15"), expected_efficiency=0.1, kind="signal"))
-    for k, fault in enumerate(available_event_faults()):
+    for fault in available_event_faults():
         f = get_event_fault(fault)
-        register_process(Process(
+        add(Process(
             f"sm_mix_{fault}", 20 + f.code,
             f"Standard Model mixture (as sm_mix) seen by a faulty detector: {f.description}.",
             components=SM_FRACTIONS, fault=fault, kind="fault", tags=("sm", "fault")))
-        del k
+    return list(procs.items())

@@ -468,7 +468,8 @@ def run_training(
                            for i in range(0, len(tr), chunk)), scheme,
                           pt_a=float(norm_cfg.get("a", 1.0)), pt_b=float(norm_cfg.get("b", 1.0)),
                           eta_weight=float(norm_cfg.get("eta_weight", 1.0)),
-                          phi_weight=float(norm_cfg.get("phi_weight", 1.0)))
+                          phi_weight=float(norm_cfg.get("phi_weight", 1.0)),
+                          phi_frame=str(norm_cfg.get("phi_frame", "lab")))
     xn = norm.transform(bkg.x, bkg.mask)
     n_sig = int(data.get("n_signal", 5_000))
     missing: dict[str, str] = {}

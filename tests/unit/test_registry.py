@@ -40,3 +40,20 @@ def test_rule_kinds_keep_builtins_next_to_ae():
 
     register_ae_rule_kind()
     assert {"count", "scalar", "sum_pt", "ae"} <= set(available_rule_kinds())
+
+
+def test_a_failed_builtin_load_is_retried_not_left_empty():
+    from hotline.registry import Registry
+
+    calls = []
+
+    def builtins():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("bundled file unreadable")
+        return [("a", 1)]
+
+    reg = Registry("thing", builtins)
+    with pytest.raises(OSError):
+        reg.get("a")
+    assert reg.get("a") == 1 and len(calls) == 2
