@@ -4,7 +4,11 @@
 id: a hash of (source, run, lumisection, event, rule), so processing the same
 data twice yields the same ids and the store keeps each alert once.
 ``LumiSummary`` counts what was seen in one (run, lumisection); summaries merge
-with ``+`` so partial results from several batches or workers combine.
+with ``+`` so partial results from several batches or workers combine. A partial
+summary carries a ``part`` id: a hash of (source, run, lumisection, ``EventSet``
+of its events), so the same events summarised twice (a re-processed batch, a
+re-read record, a second replay) give the same part id and the store adds each
+part once (``AlertStore.add_summary_parts``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 SCHEMA_VERSION = 1
+_MASK64 = (1 << 64) - 1
 
 
 def alert_id(source: str, run: int, lumi: int, event: int, rule: str) -> str:
@@ -105,9 +112,59 @@ class AlertRecord:
             raise StreamError(f"alert record is incomplete: {exc}") from None
 
 
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser of each value (uint64 arithmetic, wrapping)."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@dataclass(frozen=True)
+class EventSet:
+    """Identity of the events of one lumisection in a batch: count, min / max event
+    number and an order-free digest (sum mod 2**64 of a 64-bit mix of each number).
+
+    ``a + b`` is the identity of the union of two disjoint sets, so the identity of a
+    whole lumisection does not depend on how its events were cut into batches.
+    """
+
+    n: int = 0
+    lo: int = 0
+    hi: int = 0
+    digest: int = 0
+
+    @classmethod
+    def of(cls, events: Any) -> EventSet:
+        ev = np.asarray(events, dtype=np.int64).ravel()
+        if ev.size == 0:
+            return cls()
+        mixed = _mix64(ev.astype(np.uint64))
+        return cls(int(ev.size), int(ev.min()), int(ev.max()),
+                   int(np.add.reduce(mixed, dtype=np.uint64)))
+
+    def __add__(self, other: EventSet) -> EventSet:
+        if not self.n:
+            return other
+        if not other.n:
+            return self
+        return EventSet(self.n + other.n, min(self.lo, other.lo), max(self.hi, other.hi),
+                        (self.digest + other.digest) & _MASK64)
+
+    def part_id(self, source: str, run: int, lumi: int) -> str:
+        """The part id of a summary of these events: 24 hex chars of sha256."""
+        key = (f"{source}\x1f{int(run)}\x1f{int(lumi)}\x1f{self.n}\x1f{self.lo}\x1f{self.hi}"
+               f"\x1f{self.digest:016x}")
+        return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
 @dataclass
 class LumiSummary:
-    """What one (source, run, lumisection) saw: events, bad events, alerts per rule."""
+    """What one (source, run, lumisection) saw: events, bad events, alerts per rule.
+
+    ``part``: the part id of a partial summary (``EventSet.part_id``), or None for a
+    merged / whole summary (``a + b`` has none) and for records of older writers.
+    """
 
     source: str
     run: int
@@ -119,6 +176,7 @@ class LumiSummary:
     score_hist: dict[str, list[int]] = field(default_factory=dict)
     first_seen: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
+    part: str | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -149,6 +207,8 @@ class LumiSummary:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["unavailable"] = sorted(self.unavailable)
+        if d["part"] is None:  # whole summaries keep the layout they always had
+            del d["part"]
         return d
 
     @classmethod

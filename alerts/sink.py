@@ -5,17 +5,22 @@ records, decodes them (``stream.codecs``), writes them into the alert store
 (SQLite or PostgreSQL) and only then commits the consumer offsets. A sink
 killed between the store write and the commit re-reads those records on
 restart: alerts are keyed by their stable id, so nothing is duplicated.
-Summaries arrive as per-batch partial ``LumiSummary`` records; the sink merges
-them with the stored summary of that lumisection (one sink per store is
-assumed for the merge). Records that cannot be decoded become dead letters in
-the store, with the reason; nothing is dropped silently.
+Summaries arrive as per-batch partial ``LumiSummary`` records, each with a part
+id derived from the events it summarises (``stream.pipeline``); the sink hands
+them to ``AlertStore.add_summary_parts``, which adds each part id once per
+lumisection, in one transaction with the read of the stored row (under a row
+lock on PostgreSQL). So summaries are exact too - across re-read records, batches
+re-processed after a worker crash, and several sinks writing one store. (Only
+records of older writers, without a part id, are added without that check.)
+Records that cannot be decoded become dead letters in the store, with the
+reason; nothing is dropped silently. Dead letters have no id: a re-read can
+store one twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,38 +42,13 @@ class SinkReport:
 
     alerts_seen: int = 0
     alerts_new: int = 0
-    summaries: int = 0
+    summaries: int = 0  #: partial summaries read
+    summaries_new: int = 0  #: ... of which were new and added (the rest were seen before)
     deadletters: int = 0
     records: int = 0
     commits: int = 0
     commit_failures: int = 0
     started: float = field(default_factory=time.time)
-
-
-class SummaryMerger:
-    """Adds partial summaries to what the store holds; remembers the last ``size`` lumisections."""
-
-    def __init__(self, store: AlertStore, size: int = 4096) -> None:
-        self.store = store
-        self.size = size
-        self.cache: OrderedDict[tuple[str, int, int], LumiSummary] = OrderedDict()
-        self.loaded_runs: set[tuple[str, int]] = set()
-
-    def merge(self, parts: list[LumiSummary]) -> list[LumiSummary]:
-        out: dict[tuple[str, int, int], LumiSummary] = {}
-        for s in parts:
-            if (s.source, s.run) not in self.loaded_runs:
-                for old in self.store.summaries(source=s.source, run=s.run):
-                    self.cache.setdefault(old.key, old)
-                self.loaded_runs.add((s.source, s.run))
-            prev = self.cache.get(s.key)
-            merged = prev + s if prev is not None else s
-            self.cache[s.key] = merged
-            self.cache.move_to_end(s.key)
-            out[s.key] = merged
-        while len(self.cache) > self.size:
-            self.cache.popitem(last=False)
-        return list(out.values())
 
 
 def make_consumer(cfg: StreamConfig, group: str | None = None, **overrides: Any) -> Any:
@@ -109,7 +89,7 @@ def make_consumer(cfg: StreamConfig, group: str | None = None, **overrides: Any)
 
 
 def write_records(
-    records: list[Any], store: AlertStore, merger: SummaryMerger, t: Any, report: SinkReport
+    records: list[Any], store: AlertStore, t: Any, report: SinkReport
 ) -> list[AlertRecord]:
     """Decode one poll's records and write them; returns the alerts that were new."""
     alerts: list[AlertRecord] = []
@@ -130,12 +110,12 @@ def write_records(
     new = store.add_alerts(alerts)
     if dead:
         store.add_deadletters(dead)
-    if parts:
-        store.upsert_summaries(merger.merge(parts))
+    applied = store.add_summary_parts(parts) if parts else 0
     report.records += len(records)
     report.alerts_seen += len(alerts)
     report.alerts_new += len(new)
     report.summaries += len(parts)
+    report.summaries_new += applied
     report.deadletters += len(dead)
     return new
 
@@ -157,7 +137,6 @@ def run_sink(
     t = topics_for(cfg)
     own = consumer is None
     consumer = consumer or make_consumer(cfg, group=group)
-    merger = SummaryMerger(store)
     report = SinkReport()
     last = time.monotonic()
     from kafka.errors import KafkaError
@@ -178,14 +157,14 @@ def run_sink(
                     break
                 continue
             last = time.monotonic()
-            new = write_records(records, store, merger, t, report)
+            new = write_records(records, store, t, report)
             try:
                 consumer.commit()  # only after the store transactions succeeded
                 report.commits += 1
                 backoff = 0.25
             except KafkaError as exc:
                 # not committed: these records may be read again (after a rebalance); the
-                # store inserts each alert id once, so that is harmless
+                # store inserts each alert id and each summary part id once: harmless
                 log.warning("sink: offset commit failed (%s); records may be re-read", exc)
                 report.commit_failures += 1
             if on_stored is not None:

@@ -7,8 +7,13 @@ from ``sqlite:///path`` or ``postgresql://...``.
 
 Inserting is idempotent: alerts are keyed by their stable id and
 ``add_alerts`` returns only the records that were new, inside the same
-transaction (so an outbox written there never double-counts). Summaries are
-upserted (replaced) per (source, run, lumisection).
+transaction (so an outbox written there never double-counts). Partial
+summaries are idempotent too: ``add_summary_parts`` records each part id in
+``lumi_summary_parts`` and, in the same transaction, adds only the parts that
+were new to the row of their (source, run, lumisection) in ``lumi_summaries``
+(read under a row lock, add, write), so re-reads, re-processed batches and
+concurrent sinks count every part exactly once. ``upsert_summaries`` replaces
+whole summaries.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,9 @@ SCHEMA_SQL = [
         source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL,
         n_events BIGINT NOT NULL, n_bad BIGINT NOT NULL, data TEXT NOT NULL,
         updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, run, lumi))""",
+    """CREATE TABLE IF NOT EXISTS lumi_summary_parts (
+        source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL, part TEXT NOT NULL,
+        added DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, run, lumi, part))""",
     """CREATE TABLE IF NOT EXISTS deadletters (
         seq {autoinc}, source TEXT NOT NULL, origin TEXT NOT NULL, reason TEXT NOT NULL,
         run BIGINT, lumi BIGINT, events TEXT NOT NULL, payload {blob},
@@ -60,7 +70,15 @@ class AlertStore(ABC):
         """Insert; return the records that were not already stored."""
 
     @abstractmethod
-    def upsert_summaries(self, summaries: Iterable[LumiSummary]) -> None: ...
+    def upsert_summaries(self, summaries: Iterable[LumiSummary]) -> None:
+        """Write whole summaries, replacing what is stored for their lumisections."""
+
+    @abstractmethod
+    def add_summary_parts(self, parts: Iterable[LumiSummary]) -> int:
+        """Add partial summaries, each part id once per lumisection; returns parts applied.
+
+        A part without an id (``part`` None, older writers) is always added.
+        """
 
     @abstractmethod
     def add_deadletters(self, items: Iterable[DeadLetter]) -> None: ...
@@ -109,6 +127,8 @@ class SQLAlertStore(AlertStore):
     ph = "?"
     autoinc = "INTEGER PRIMARY KEY AUTOINCREMENT"
     blob = "BLOB"
+    #: row lock on a SELECT inside a write transaction ("" where the transaction locks the db)
+    for_update = ""
 
     #: called inside the insert transaction with (cursor, new records); subscriptions hook here
     on_new_alerts: list[Callable[[Any, list[AlertRecord]], None]]
@@ -167,6 +187,66 @@ class SQLAlertStore(AlertStore):
                 "updated = excluded.updated",
                 rows,
             )
+
+    def add_summary_parts(self, parts: Iterable[LumiSummary]) -> int:
+        # one transaction: new part ids are claimed and their sums written together, so a
+        # crash leaves neither a claimed-but-unadded part nor an added-but-unclaimed one.
+        # Keys and parts are handled in sorted order, so concurrent writers on PostgreSQL
+        # take their locks in the same order (no deadlock).
+        by_key: dict[tuple[str, int, int], dict[str | None, list[LumiSummary]]] = {}
+        for s in parts:
+            by_key.setdefault(s.key, {}).setdefault(s.part, []).append(s)
+        if not by_key:
+            return 0
+        ph = self.ph
+        applied = 0
+        with self.transaction() as cur:
+            for key in sorted(by_key):
+                source, run, lumi = key
+                add: LumiSummary | None = None
+                groups = by_key[key]
+                for part in sorted(groups, key=lambda p: (p is not None, p or "")):
+                    if part is None:
+                        new = groups[None]  # no id: merge as older writers expect
+                    else:
+                        cur.execute(
+                            "INSERT INTO lumi_summary_parts (source, run, lumi, part, added) "
+                            f"VALUES ({ph},{ph},{ph},{ph},{ph}) "
+                            "ON CONFLICT (source, run, lumi, part) DO NOTHING",
+                            (source, run, lumi, part, time.time()),
+                        )
+                        new = groups[part][:1] if cur.rowcount == 1 else []
+                    for s in new:
+                        add = s if add is None else add + s
+                    applied += len(new)
+                if add is not None:
+                    self._add_to_summary(cur, add)
+        return applied
+
+    def _add_to_summary(self, cur: Any, add: LumiSummary) -> None:
+        """``lumi_summaries[add.key] += add`` with ``cur`` inside a write transaction."""
+        ph = self.ph
+        whole = replace(add, part=None)
+        cur.execute(
+            "INSERT INTO lumi_summaries (source, run, lumi, n_events, n_bad, data, updated) "
+            f"VALUES ({','.join([ph] * 7)}) ON CONFLICT (source, run, lumi) DO NOTHING",
+            (*whole.key, whole.n_events, whole.n_bad, json.dumps(whole.to_dict()),
+             whole.last_seen),
+        )
+        if cur.rowcount == 1:
+            return
+        cur.execute(
+            f"SELECT data FROM lumi_summaries WHERE source = {ph} AND run = {ph} AND lumi = {ph}"
+            f"{self.for_update}",
+            whole.key,
+        )
+        merged = LumiSummary.from_dict(json.loads(cur.fetchone()[0])) + whole
+        cur.execute(
+            f"UPDATE lumi_summaries SET n_events = {ph}, n_bad = {ph}, data = {ph}, "
+            f"updated = {ph} WHERE source = {ph} AND run = {ph} AND lumi = {ph}",
+            (merged.n_events, merged.n_bad, json.dumps(merged.to_dict()), merged.last_seen,
+             *merged.key),
+        )
 
     def add_deadletters(self, items: Iterable[DeadLetter]) -> None:
         rows = [

@@ -7,6 +7,10 @@ registers the ``postgresql://`` and ``postgres://`` URL schemes for
 ``alerts.store.open_store``. Several processes may share one database: schema
 creation is serialised with an advisory lock and alert inserts use
 ``ON CONFLICT (id) DO NOTHING``, so concurrent sinks never duplicate an alert.
+Partial summaries (``add_summary_parts``) claim their part ids with the same
+``ON CONFLICT DO NOTHING`` and add to the lumisection's row read with
+``SELECT ... FOR UPDATE`` in the same transaction, so concurrent sinks add each
+part once and lose no update.
 A lost connection is re-opened on the next transaction.
 """
 
@@ -40,6 +44,7 @@ class PostgresAlertStore(SQLAlertStore):
     ph = "%s"
     autoinc = "BIGSERIAL PRIMARY KEY"
     blob = "BYTEA"
+    for_update = " FOR UPDATE"
 
     def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
         super().__init__()

@@ -121,6 +121,7 @@ def wipe(store: Any) -> None:
     with store.transaction() as cur:
         cur.execute("DELETE FROM alerts")
         cur.execute("DELETE FROM lumi_summaries")
+        cur.execute("DELETE FROM lumi_summary_parts")  # else a replay counts as already seen
 
 
 def replay(hub: Any, folder: Path, rate: float | None) -> dict:

@@ -10,10 +10,13 @@ so no further micro-batching) it:
 2. calls ``stream.pipeline.process_batch`` - the same function as the embedded
    path, nothing re-implemented;
 3. sends one JSON record per alert to ``hotline.alerts`` (key = alert id), the
-   batch's per-lumisection summaries to ``hotline.scores`` and event-level dead
-   letters to ``hotline.deadletter``, and waits for the broker's confirmation;
+   batch's per-lumisection summaries (each with its part id, so the store counts a
+   re-processed message once) to ``hotline.scores`` and event-level dead letters to
+   ``hotline.deadletter``, and waits for the broker's confirmation;
 4. updates two tables (changelogged in Kafka): events and alerts per
-   "run:lumisection", from which the anomaly rate per lumisection follows.
+   "run:lumisection", from which the anomaly rate per lumisection follows. These
+   are additive: a message re-processed after a crash is counted twice in them
+   (the store's summaries are the exact numbers).
 
 Pipelining: the agent runs ``CONCURRENCY`` (4) actors on the one topic, so
 actors decode and score the next messages while earlier ones wait for the

@@ -5,7 +5,10 @@
   awkward record array (``ak.to_arrow_table``: jagged object collections stay
   jagged; run / luminosityBlock / event are plain columns).
 - Alerts: ``AlertRecord.to_json()`` UTF-8; decoding checks its ``schema`` field.
-- Summaries: ``{"schema": 1, "summary": LumiSummary.to_dict()}``.
+- Summaries: ``{"schema": 1, "summary": LumiSummary.to_dict(), "part": id}``; ``part``
+  (the partial summary's part id) is left out when there is none, and records
+  without it (older writers) decode with ``part`` None: the store then adds them
+  as before, without de-duplication. Older readers ignore the extra key.
 - Dead letters: JSON with the reason; the raw payload base64-encoded.
 
 Decoding takes a fast path for the usual flat NanoAOD layout (a record of
@@ -205,7 +208,12 @@ def decode_alert(data: bytes | None, origin: str = "kafka") -> AlertRecord:
 
 
 def encode_summary(summary: LumiSummary) -> bytes:
-    return json.dumps({"schema": SUMMARY_SCHEMA_VERSION, "summary": summary.to_dict()}).encode()
+    body = summary.to_dict()
+    body.pop("part", None)  # at the top level, where older readers ignore it
+    msg: dict[str, Any] = {"schema": SUMMARY_SCHEMA_VERSION, "summary": body}
+    if summary.part is not None:
+        msg["part"] = summary.part
+    return json.dumps(msg).encode()
 
 
 def decode_summary(data: bytes | None, origin: str = "kafka") -> LumiSummary:
@@ -214,7 +222,12 @@ def decode_summary(data: bytes | None, origin: str = "kafka") -> LumiSummary:
         if d.get("schema") != SUMMARY_SCHEMA_VERSION:
             raise StreamError(f"{origin}: summary schema version {d.get('schema')!r} is not "
                               f"supported (this Hotline reads {SUMMARY_SCHEMA_VERSION})")
-        return LumiSummary.from_dict(d["summary"])
+        summary = LumiSummary.from_dict(d["summary"])
+        part = d.get("part", summary.part)
+        if part is not None and not (isinstance(part, str) and part):
+            raise StreamError(f"{origin}: summary part id {part!r} is not a non-empty string")
+        summary.part = part
+        return summary
     except StreamError:
         raise
     except Exception as exc:  # noqa: BLE001

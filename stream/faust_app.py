@@ -14,12 +14,16 @@ another one). Re-processing produces the *same* alert ids (hash of source, run,
 lumisection, event, rule), and the alert store inserts each id once, so the
 store ends up exact: at-least-once delivery + idempotent store = effectively
 once. (Exactly-once transactions would add Kafka transaction latency and still
-need the idempotent store for the sink side.) Per-lumisection *summaries* and
-the faust count tables are additive, so a message re-processed after a crash is
-counted twice there; alerts are exact. ``hotline worker`` also commits the start
-offset of every ``hotline.events`` partition the group never committed
-(``stream.topics.initialise_group_offsets``), so the first rebalances of a fresh
-group cannot skip records either.
+need the idempotent store for the sink side.) Per-lumisection *summaries* are
+exact the same way: each partial summary carries a part id derived from the
+events it covers (``stream.pipeline``), the same whichever worker re-processes
+the message, and the store adds each part id once (``add_summary_parts``, one
+transaction, safe with several sinks). Only the faust count tables (events and
+alerts per lumisection, changelogged in Kafka) stay additive: a message
+re-processed after a crash is counted twice there. ``hotline worker`` also
+commits the start offset of every ``hotline.events`` partition the group never
+committed (``stream.topics.initialise_group_offsets``), so the first rebalances
+of a fresh group cannot skip records either.
 
 No module-level app: nothing happens at import time.
 """

@@ -5,9 +5,17 @@ embedded loop here and the faust agents): features -> rules (classic and
 anomaly-score rules) -> alert records + per-lumisection summaries + dead
 letters. It is a pure synchronous function over a columnar batch.
 
+Every per-lumisection summary of a batch carries a part id
+(``LumiSummary.part``): a hash of (source, run, lumisection, ``EventSet`` of
+that lumisection's events in the batch), so whichever worker (re-)processes a
+batch, its partial summaries have the same ids and the store adds each once.
+
 ``run_embedded(source, ctx, store)`` drives a source through it and writes the
 results to an alert store, flushing a lumisection's summary when the stream
-has moved past it (and everything at the end), so memory stays bounded.
+has moved past it (and everything at the end), so memory stays bounded. The
+flushed summary is one part whose id is that of all its events (``EventSet``
+identities add up), so replaying the same data again - with any batch size,
+when the data are ordered by lumisection - adds nothing: the summaries stay exact.
 """
 
 from __future__ import annotations
@@ -15,12 +23,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from alerts.records import AlertRecord, DeadLetter, LumiSummary
+from alerts.records import AlertRecord, DeadLetter, EventSet, LumiSummary
 from alerts.rules import RuleOutcome, build_menu
 from detectors.features import FeatureMatrix, extract_features, required_branches
 from detectors.spec import DEFAULT_SPEC, FeatureSpec
@@ -71,18 +79,26 @@ class PipelineContext:
 
 @dataclass
 class BatchResult:
-    """What one batch produced; merge with ``+``."""
+    """What one batch produced; merge with ``+``.
+
+    ``event_sets``: the ``EventSet`` of each summary's events (the part ids come from
+    them; a merged summary gets the id of the merged set, see ``summary_parts``).
+    """
 
     alerts: list[AlertRecord] = field(default_factory=list)
     summaries: dict[tuple[str, int, int], LumiSummary] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     n_events: int = 0
+    event_sets: dict[tuple[str, int, int], EventSet] = field(default_factory=dict)
 
     def __add__(self, other: BatchResult) -> BatchResult:
         sums = dict(self.summaries)
         for k, s in other.summaries.items():
             sums[k] = sums[k] + s if k in sums else s
+        sets = dict(self.event_sets)
+        for k, e in other.event_sets.items():
+            sets[k] = sets[k] + e if k in sets else e
         unav = {**self.unavailable, **other.unavailable}
         return BatchResult(
             self.alerts + other.alerts,
@@ -90,7 +106,16 @@ class BatchResult:
             self.deadletters + other.deadletters,
             unav,
             self.n_events + other.n_events,
+            sets,
         )
+
+    def summary_parts(self) -> list[LumiSummary]:
+        """The summaries, each with the part id of its events (for ``add_summary_parts``)."""
+        out = []
+        for k, s in self.summaries.items():
+            ev = self.event_sets.get(k)
+            out.append(replace(s, part=ev.part_id(*k)) if ev is not None else s)
+        return out
 
 
 def _objects_payloads(features: FeatureMatrix | None, idx: np.ndarray) -> list[list[list[Any]]]:
@@ -139,8 +164,11 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     now = time.time()
     groups = _group(run, lumi)
     for (r, ls), sel in groups:
+        events = EventSet.of(event[sel])
         s = LumiSummary(batch.source, r, ls, int(sel.size), int(bad[sel].sum()),
-                        first_seen=now, last_seen=now)
+                        first_seen=now, last_seen=now,
+                        part=events.part_id(batch.source, r, ls))
+        result.event_sets[s.key] = events
         for o in outcomes:
             if o.mask is None:
                 s.unavailable.add(o.rule)
@@ -227,10 +255,22 @@ def run_embedded(
     """Drive ``batches`` through ``process_batch`` into ``store``; returns a ``RunReport``.
 
     Summaries of a lumisection are written once the stream has left it (and all at
-    the end); ``on_result(batch, result)`` is called after each batch (dashboard hook).
+    the end), as one part (``store.add_summary_parts``) whose id is that of all the
+    lumisection's events; ``on_result(batch, result)`` is called after each batch
+    (dashboard hook).
     """
     report = RunReport(per_rule={r.name: 0 for r in ctx.rules})
-    open_lumis: dict[tuple[str, int, int], LumiSummary] = {}
+    open_lumis = BatchResult()  # summaries and event sets of the lumisections not yet written
+
+    def flush(keys: list[tuple[str, int, int]]) -> None:
+        done = BatchResult()
+        for k in keys:
+            done.summaries[k] = open_lumis.summaries.pop(k)
+            if k in open_lumis.event_sets:
+                done.event_sets[k] = open_lumis.event_sets.pop(k)
+        if keys:
+            store.add_summary_parts(done.summary_parts())
+
     t0 = time.perf_counter()
     for batch in batches:
         try:
@@ -255,18 +295,18 @@ def run_embedded(
         report.unavailable.update(res.unavailable)
         for rule in res.unavailable:
             report.per_rule.pop(rule, None)
-        for k, s in res.summaries.items():
-            open_lumis[k] = open_lumis[k] + s if k in open_lumis else s
-        # flush lumisections the stream has left (data arrive ordered by run, lumi)
+        open_lumis = open_lumis + BatchResult(summaries=res.summaries,
+                                              event_sets=res.event_sets)
+        # flush lumisections the stream has left (data arrive ordered by run, lumi; one
+        # that comes back later is written again as a further part, and added)
         latest = max(res.summaries) if res.summaries else None
         if latest is not None:
-            done = [k for k in open_lumis if k[:2] != latest[:2] or k[2] < latest[2]]
-            if done:
-                store.upsert_summaries([open_lumis.pop(k) for k in done])
+            flush([k for k in open_lumis.summaries
+                   if k[:2] != latest[:2] or k[2] < latest[2]])
         report.events += res.n_events
         report.batches += 1
         if on_result is not None:
             on_result(batch, res)
-    store.upsert_summaries(open_lumis.values())
+    flush(list(open_lumis.summaries))
     report.seconds = time.perf_counter() - t0
     return report

@@ -126,5 +126,6 @@ def handle_sink(args: argparse.Namespace) -> int:
                                             cfg.stream.alerts_topic, store.url)
         report = run_sink(cfg.stream, store, idle_exit=args.idle_exit)
     print(f"sink stored {report.alerts_new:,} new alerts ({report.alerts_seen:,} read), "
-          f"{report.summaries:,} summary updates, {report.deadletters:,} dead letters")
+          f"{report.summaries:,} partial summaries ({report.summaries_new:,} new), "
+          f"{report.deadletters:,} dead letters")
     return 0

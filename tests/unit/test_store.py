@@ -92,3 +92,37 @@ def test_record_json_schema_check():
     with pytest.raises(StreamError, match="schema version 99"):
         AlertRecord.from_dict({**d, "schema": 99})
     assert r.significance == pytest.approx(4.2649, abs=1e-3)
+
+
+def part(ls, events, rule_hits=1, part_id=True, source="s"):
+    """A partial summary of ``events`` of lumisection ``ls`` of run 1 (with its part id)."""
+    from alerts.records import EventSet
+
+    ev = EventSet.of(events)
+    return LumiSummary(source, 1, ls, n_events=len(events), n_bad=1,
+                       rule_counts={"a": rule_hits}, score_hist={"ae": [len(events), 0]},
+                       unavailable={"pho"}, first_seen=10.0 + ls, last_seen=20.0 + ls,
+                       part=ev.part_id(source, 1, ls) if part_id else None)
+
+
+def test_summary_parts_counted_once(store):
+    a, b = part(5, range(1, 101)), part(5, range(101, 151), rule_hits=2)
+    assert store.add_summary_parts([a]) == 1
+    assert store.add_summary_parts([a]) == 0  # re-read / re-processed: nothing added
+    assert store.add_summary_parts([a, b, b]) == 1  # only b is new, and counted once
+    [got] = store.summaries(run=1)
+    assert (got.n_events, got.n_bad, got.rule_counts) == (150, 2, {"a": 3})
+    assert got.score_hist == {"ae": [150, 0]} and got.unavailable == {"pho"}
+    assert got.part is None  # a stored (merged) summary is not a part
+    assert store.add_summary_parts([b, part(6, range(151, 161)), a]) == 1
+    assert [(s.lumi, s.n_events) for s in store.summaries(run=1)] == [(5, 150), (6, 10)]
+
+
+def test_summary_parts_without_id_merge_as_before(store):
+    legacy = part(3, range(1, 11), part_id=False)
+    assert store.add_summary_parts([legacy, legacy]) == 2
+    assert store.add_summary_parts([legacy]) == 1
+    [got] = store.summaries()
+    assert got.n_events == 30 and got.rule_counts == {"a": 3}
+    store.upsert_summaries([part(3, range(1, 5), part_id=False)])  # whole summary: replaces
+    assert store.summaries()[0].n_events == 4

@@ -76,14 +76,22 @@ def test_sigkilled_worker_restarted_store_exact(stream_env, workers, tmp_path):
         feeder.join(60)
         wait_for(lambda: stored_ids(sink.store) == expected, 90,
                  "the restarted worker to complete the store")
+        wait_for(lambda: sum(s.n_events for s in sink.store.summaries()) >= 12_000, 30,
+                 "the summaries of all events")
         time.sleep(1.0)  # let late duplicates (if any) reach the store
         assert stored_ids(sink.store) == expected
         assert sink.store.count_alerts() == len(expected)
         assert "scored" in workers.log("w2")
+        # summaries exact too: re-processed messages' partial summaries are counted once
+        sums = sink.store.summaries()
+        assert [s.n_events for s in sums] == [200] * 60  # 12,000 events, 200 per lumisection
+        assert sum(sum(s.rule_counts.values()) for s in sums) == len(expected)
     finally:
         sink.close()
-    print(f"kill at {n_at_kill}/{len(expected)} alerts; the sink read {sink.report.alerts_seen} "
-          f"alert records for {len(expected)} ids")
+    rep = sink.report
+    print(f"kill at {n_at_kill}/{len(expected)} alerts; the sink read {rep.alerts_seen} "
+          f"alert records for {len(expected)} ids and {rep.summaries} partial summaries, "
+          f"{rep.summaries - rep.summaries_new} of them seen before")
 
 
 @pytest.mark.broker
