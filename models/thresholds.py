@@ -201,6 +201,24 @@ def reference_contributions(
             "objects": {"labels": list(object_labels), "mean": om, "std": os_}}
 
 
+def _reference(grid_p: np.ndarray, q: np.ndarray, n_ref: int,
+               tail: tuple[float, float, float, float] | None) -> ReferenceDistribution:
+    """Survival table at ``grid_p`` (quantiles ``q``), cut at the tail start when fitted."""
+    if tail is None:
+        return ReferenceDistribution(q, np.log10(grid_p), n_ref)
+    u, p_u, c, sc = tail
+    keep = grid_p >= p_u
+    return ReferenceDistribution(q[keep], np.log10(grid_p[keep]), n_ref, u, p_u, c, sc)
+
+
+def _gpd_threshold(p: float, tail: tuple[float, float, float, float],
+                   boot: list[tuple[float, float]]) -> tuple[float, float]:
+    """Tail-fit threshold for ``p`` and its bootstrap standard deviation."""
+    u, p_u, c, sc = tail
+    ts = [u + _gpd_isf(p / p_u, bc, bs) for bc, bs in boot]
+    return float(u + _gpd_isf(p / p_u, c, sc)), (float(np.std(ts)) if ts else float("nan"))
+
+
 def calibrate(
     scores: np.ndarray,
     p_values: tuple[float, ...] | list[float] = DEFAULT_P_VALUES,
@@ -239,12 +257,8 @@ def calibrate(
             except Exception:  # noqa: BLE001 - a failed resample fit is just skipped
                 continue
     grid_p = np.logspace(0, np.log10(1.0 / n), 200)
-    q = np.quantile(s, 1.0 - grid_p)
-    if tail_ok:
-        keep = grid_p >= p_u
-        ref = ReferenceDistribution(q[keep], np.log10(grid_p[keep]), n, u, p_u, c, sc)
-    else:
-        ref = ReferenceDistribution(q, np.log10(grid_p), n)
+    tail = (u, p_u, c, sc) if tail_ok else None
+    ref = _reference(grid_p, np.quantile(s, 1.0 - grid_p), n, tail)
 
     thresholds: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
@@ -272,10 +286,8 @@ def calibrate(
                 f"reference of {n:,} events has fewer than {2 * MIN_TAIL} events; "
                 "no tail fit possible")})
             continue
-        t = u + _gpd_isf(p / p_u, c, sc)
-        ts = [u + _gpd_isf(p / p_u, bc, bs) for bc, bs in boot]
-        unc = float(np.std(ts)) if ts else float("nan")
-        thresholds.append({"p": p, "threshold": float(t), "n_ref": n, "method": "gpd",
+        t, unc = _gpd_threshold(p, tail, boot)  # type: ignore[arg-type]
+        thresholds.append({"p": p, "threshold": t, "n_ref": n, "method": "gpd",
                            "uncertainty": unc, "tail": {"n_tail": n_tail, "u": u,
                                                         "shape": c, "scale": sc}})
     for r in refused:
@@ -318,12 +330,8 @@ def _calibrate_weighted(
                 continue
     n_ref_eff = max(int(round(n_eff)), 1)
     grid_p = np.logspace(0, np.log10(1.0 / n_ref_eff), 200)
-    q = ws.quantile(1.0 - grid_p)
-    if tail_ok:
-        keep = grid_p >= p_u
-        ref = ReferenceDistribution(q[keep], np.log10(grid_p[keep]), n_ref_eff, u, p_u, c, sc)
-    else:
-        ref = ReferenceDistribution(q, np.log10(grid_p), n_ref_eff)
+    tail = (u, p_u, c, sc) if tail_ok else None
+    ref = _reference(grid_p, ws.quantile(1.0 - grid_p), n_ref_eff, tail)
     thresholds: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     for p in sorted(p_values, reverse=True):
@@ -350,10 +358,8 @@ def _calibrate_weighted(
                 f"weighted reference of {n:,} events has fewer than {MIN_TAIL} events in its "
                 "upper tail; no tail fit possible")})
             continue
-        t = u + _gpd_isf(p / p_u, c, sc)
-        ts = [u + _gpd_isf(p / p_u, bc, bs) for bc, bs in boot]
-        unc = float(np.std(ts)) if ts else float("nan")
-        thresholds.append({"p": p, "threshold": float(t), "n_ref": n, "n_eff": round(n_eff, 1),
+        t, unc = _gpd_threshold(p, tail, boot)  # type: ignore[arg-type]
+        thresholds.append({"p": p, "threshold": t, "n_ref": n, "n_eff": round(n_eff, 1),
                            "method": "gpd", "uncertainty": unc,
                            "tail": {"n_tail": int(above.sum()), "u": u, "p_u": p_u,
                                     "shape": c, "scale": sc}})
