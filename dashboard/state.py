@@ -491,6 +491,10 @@ def alert_row(a: AlertRecord, seq: int = 0) -> dict[str, Any]:
         "p_value": float("nan") if a.p_value is None else a.p_value,
         "significance": (float("nan") if a.significance is None
                          else min(a.significance, 99.0)),
+        # AE alerts: the object type the score points to (a derived MET followed to the
+        # anomalous visible type); empty for classic rules
+        "points_to": str((a.payload or {}).get("explained_by")
+                         or (a.payload or {}).get("top_type") or ""),
     }
 
 

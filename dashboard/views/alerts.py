@@ -48,7 +48,7 @@ class AlertTable(pn.viewable.Viewer):
                                                        null_format="-"),
                         "significance": NumberFormatter(format="0.00", nan_format="-",
                                                         null_format="-")},
-            titles={"lumi": "LS", "p_value": "p", "significance": "Z"},
+            titles={"lumi": "LS", "p_value": "p", "significance": "Z", "points_to": "points to"},
             height=330,
             sizing_mode="stretch_width",
             layout="fit_data_stretch",

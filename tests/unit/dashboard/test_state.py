@@ -153,3 +153,16 @@ def test_reference_from_model_card(filled_store):
     assert np.isclose(h["reference"].sum(), h["counts"].sum(), rtol=0.01)
     peak = int(np.argmax(h["counts"]))
     assert abs(int(np.argmax(h["reference"])) - peak) <= 2
+
+
+def test_alert_rows_say_what_an_ae_alert_points_to():
+    from alerts.records import AlertRecord
+    from dashboard.state import ROW_COLUMNS, alert_row
+
+    ae = AlertRecord.make(kind="ae", rule="ae_default_p1e-04", source="s", run=1, lumi=2,
+                          event=3, score=0.2, payload={"top_type": "MET",
+                                                       "explained_by": "muons"})
+    classic = AlertRecord.make(kind="classic", rule="ht300", source="s", run=1, lumi=2, event=3)
+    assert alert_row(ae)["points_to"] == "muons"  # the derived MET followed to the muons
+    assert alert_row(classic)["points_to"] == ""
+    assert "points_to" in ROW_COLUMNS
