@@ -20,7 +20,9 @@ Filter semantics (all given parts must hold; an empty part matches everything):
 ``min_significance`` (Z >=), ``min_run``/``max_run`` (inclusive), ``subsystems``
 (``payload["subsystem"]``, glob patterns), ``units`` (any of
 ``payload["units"]`` or ``payload["top_units"][*]["unit"]`` matches any glob pattern,
-e.g. ``"DT_*"``), ``sources`` and
+e.g. ``"DT_*"``), ``object_types`` (AE alerts: the object type the score points to,
+``payload["explained_by"]`` -- else ``payload["top_type"]`` -- is listed, e.g. ``muons``
+for the muon experts), ``sources`` and
 ``tags`` (any of ``payload["tags"]`` is listed). Alerts without a p-value never
 pass a ``max_p`` / ``min_significance`` cut.
 """
@@ -77,6 +79,7 @@ class SubscriptionFilter:
     subsystems: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    object_types: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
@@ -93,7 +96,7 @@ class SubscriptionFilter:
         for k, v in d.items():
             if v is None:
                 continue
-            if k in ("kinds", "rules", "sources", "subsystems", "units", "tags"):
+            if k in ("kinds", "rules", "sources", "subsystems", "units", "tags", "object_types"):
                 out[k] = tuple(str(x) for x in ([v] if isinstance(v, str) else v))
             elif k in ("max_p", "min_significance"):
                 out[k] = float(v)
@@ -108,6 +111,11 @@ class SubscriptionFilter:
         if bad:
             raise ConfigError(f"subscription filter: unknown alert kind(s) {sorted(bad)}; "
                               "use classic, ae or dqm")
+        known_types = set(_object_types())
+        bad = set(self.object_types) - known_types
+        if bad:
+            raise ConfigError(f"subscription filter: unknown object type(s) {sorted(bad)}; "
+                              f"known: {', '.join(_object_types())}")
         if self.max_p is not None and not (0 < self.max_p <= 1):
             raise ConfigError(f"subscription filter: max_p must be in (0, 1], got {self.max_p}")
         if (self.min_run is not None and self.max_run is not None
@@ -150,6 +158,8 @@ class SubscriptionFilter:
         if self.tags:
             if not set(_as_str_list(r.payload.get("tags"))) & set(self.tags):
                 return False
+        if self.object_types and alert_object_type(r.payload) not in self.object_types:
+            return False
         return True
 
 
@@ -516,6 +526,7 @@ class _Columns:
             "source": [r.source for r in records],
             "subsystem": [s if isinstance(s := r.payload.get("subsystem"), str) else ""
                           for r in records],
+            "object_type": [alert_object_type(r.payload) for r in records],
         }
         self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._lists = {
@@ -589,7 +600,21 @@ class _Columns:
             m &= self._any_in("units", f.units, True)
         if f.tags:
             m &= self._any_in("tags", f.tags, False)
+        if f.object_types:
+            m &= self._in("object_type", f.object_types, False)
         return m
+
+
+def _object_types() -> list[str]:
+    from detectors.spec import DEFAULT_SPEC
+
+    return list(DEFAULT_SPEC.object_types)
+
+
+def alert_object_type(payload: dict[str, Any]) -> str:
+    """The object type an AE alert's score points to ('' for other alerts)."""
+    t = payload.get("explained_by") or payload.get("top_type")
+    return t if isinstance(t, str) else ""
 
 
 def _any_match(value: str, patterns: tuple[str, ...], glob: bool) -> bool:
@@ -603,5 +628,6 @@ __all__ = [
     "add_subscription", "ensure_schema", "export_secret", "get_subscription",
     "list_subscriptions", "new_secret", "pause_subscription", "redact_secret",
     "redact_settings", "remove_subscription", "resume_subscription",
-    "subscription_overview", "alert_units", "update_delivery_settings", "validate_webhook_url",
+    "subscription_overview", "alert_units", "alert_object_type", "update_delivery_settings",
+    "validate_webhook_url",
 ]

@@ -122,6 +122,11 @@ class SubscriptionsView(pn.viewable.Viewer):
                                               placeholder="all kinds", width=200)
         self.rules_w = pn.widgets.TextInput(label="rules (comma separated)", width=200,
                                             placeholder="all rules")
+        from detectors.spec import DEFAULT_SPEC
+
+        self.types_w = pn.widgets.MultiChoice(label="AE alerts pointing to",
+                                              options=list(DEFAULT_SPEC.object_types),
+                                              placeholder="any object type", width=200)
         self.max_p_w = pn.widgets.FloatInput(label="max p-value", value=None, width=110,
                                              placeholder="any")
         self.min_z_w = pn.widgets.FloatInput(label="min significance (Z)", value=None,
@@ -139,8 +144,8 @@ class SubscriptionsView(pn.viewable.Viewer):
                                f"({type(self.store).__name__})*")
         self.controls = [self.pause_w, self.resume_w, self.retry_w, self.confirm_w,
                          self.remove_w, self.owner_w, self.channel_w, self.target_w,
-                         self.kinds_w, self.rules_w, self.max_p_w, self.min_z_w, self.smtp_w,
-                         self.add_w]
+                         self.kinds_w, self.rules_w, self.types_w, self.max_p_w, self.min_z_w,
+                         self.smtp_w, self.add_w]
         if state.can_control:
             self.login = pn.pane.HTML(f"<span style='color:#666'>logged in as "
                                       f"<b>{state.user}</b>: you may change subscriptions</span>")
@@ -287,6 +292,7 @@ class SubscriptionsView(pn.viewable.Viewer):
         channel = self.channel_w.value
         target = (self.target_w.value or "").strip()
         flt = {"kinds": list(self.kinds_w.value), "rules": _split(self.rules_w.value),
+               "object_types": list(self.types_w.value),
                "max_p": self.max_p_w.value, "min_significance": self.min_z_w.value}
         try:
             if not target:
@@ -327,7 +333,7 @@ class SubscriptionsView(pn.viewable.Viewer):
             self.table,
             pn.Row(self.pause_w, self.resume_w, self.retry_w, self.confirm_w, self.remove_w),
             pn.Row(self.owner_w, self.channel_w, self.target_w, self.kinds_w, self.rules_w,
-                   self.max_p_w, self.min_z_w, self.smtp_w,
+                   self.types_w, self.max_p_w, self.min_z_w, self.smtp_w,
                    pn.Column(pn.Spacer(height=18), self.add_w)),
             self.msg,
             self.login,

@@ -72,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="DQM subsystem (glob, e.g. 'muon*'; repeatable)")
     a.add_argument("--unit", action="append",
                    help="hardware unit named in DQM alerts (glob, e.g. 'DT_W+1_*'; repeatable)")
+    a.add_argument("--object-type", action="append", dest="object_type",
+                   help="AE alerts whose score points to this object type (MET, electrons, "
+                        "muons, jets; repeatable)")
     a.add_argument("--tag", action="append", help="free tag carried by the alert (repeatable)")
     a.add_argument("--storm-threshold", type=int, default=None,
                    help="this many alerts at once go as ONE grouped message (default 20)")
@@ -174,6 +177,7 @@ def handle_add(args: argparse.Namespace) -> int:
     flt = {"kinds": args.kind, "rules": args.rule, "sources": args.source, "max_p": args.max_p,
            "min_significance": args.min_significance, "min_run": args.min_run,
            "max_run": args.max_run, "subsystems": args.subsystem, "units": args.unit,
+           "object_types": args.object_type,
            "tags": args.tag}
     delivery = {"storm_threshold": args.storm_threshold, "max_group": args.max_group,
                 "give_up_after": args.give_up, "timeout": args.timeout}

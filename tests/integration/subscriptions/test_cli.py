@@ -76,6 +76,17 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
     rc, out = _run(capsys, "subscribe", "add", "--store", db, "--owner", "x",
                    "--webhook", "https://example.org/h", "--rate", "lots")
     assert rc == 2 and "--rate" in out
+    rc, out = _run(capsys, "subscribe", "add", "--store", db, "--owner", "x",
+                   "--webhook", "https://example.org/h", "--object-type", "muon")
+    assert rc == 2 and "unknown object type" in out and "muons" in out
+
+
+def test_muon_experts_subscribe_to_ae_alerts_pointing_to_muons(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'alerts.db'}"
+    rc, out = _run(capsys, "subscribe", "add", "--store", db, "--owner", "muon-dqm", "--json",
+                   "--kind", "ae", "--object-type", "muons", "--webhook", "https://example.org/h")
+    assert rc == 0, out
+    assert json.loads(out)["filter"]["object_types"] == ["muons"]
 
 
 def test_test_command_reports_failure(tmp_path, capsys):

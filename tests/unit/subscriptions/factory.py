@@ -8,6 +8,7 @@ from alerts.records import AlertRecord
 
 RULES = ["ae_p1e-4", "ae_p1e-3", "dimuon_high_mass", "single_e_200", "met_500", "dqm_occupancy"]
 SUBSYSTEMS = ["muon", "ecal", "hcal", "tracker"]
+TYPES = ["MET", "electrons", "muons", "jets"]
 UNITS = {"muon": ["DT_W+1_S4", "DT_W-2_S7", "CSC_ME+1_1", "RPC_RB1"],
          "ecal": ["EB+03", "EE-07"], "hcal": ["HB+12", "HE-02"], "tracker": ["TIB_L1"]}
 
@@ -15,6 +16,7 @@ UNITS = {"muon": ["DT_W+1_S4", "DT_W-2_S7", "CSC_ME+1_1", "RPC_RB1"],
 def make_alerts(n: int, seed: int = 0, run0: int = 300000, source: str = "hotline",
                 created: float | None = None) -> list[AlertRecord]:
     rng = np.random.default_rng(seed)
+    types = np.random.default_rng([seed, 1])  # AE attribution: its own stream, old draws unchanged
     out = []
     kinds = rng.choice(["classic", "ae", "dqm"], n)
     for i in range(n):
@@ -24,6 +26,10 @@ def make_alerts(n: int, seed: int = 0, run0: int = 300000, source: str = "hotlin
         if kind == "ae":
             p = float(10 ** rng.uniform(-6, -2))
             rule = str(rng.choice(RULES[:2]))
+            top = str(types.choice(TYPES))
+            payload = {"top_type": top}
+            if types.random() < 0.7:  # MET followed to a visible type, or the top type itself
+                payload["explained_by"] = str(types.choice(TYPES[1:])) if top == "MET" else top
         elif kind == "dqm":
             sub = str(rng.choice(SUBSYSTEMS))
             k = min(int(rng.integers(1, 3)), len(UNITS[sub]))

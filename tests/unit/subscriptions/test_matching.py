@@ -20,6 +20,8 @@ FILTERS = [
     {"tags": ["calib"]},
     {"tags": ["physics"], "kinds": ["classic", "ae"]},
     {"units": ["EB+03"], "max_p": 1e-3},
+    {"object_types": ["muons"]},
+    {"object_types": ["MET", "jets"], "max_p": 1e-4},
     {"sources": ["other"]},
 ]
 
@@ -63,7 +65,25 @@ def test_no_p_value_never_passes_p_cut():
 
 
 @pytest.mark.parametrize("bad", [{"kinds": ["bogus"]}, {"max_p": 2.0}, {"min_run": 5, "max_run": 4},
-                                 {"colour": "red"}])
+                                 {"colour": "red"}, {"object_types": ["muon"]}])
 def test_bad_filters_are_refused(bad):
     with pytest.raises(ConfigError):
         SubscriptionFilter.from_dict(bad)
+
+
+def test_ae_alerts_are_matched_by_the_type_they_point_to():
+    from alerts.records import AlertRecord
+
+    def ae(payload):
+        return AlertRecord.make(kind="ae", rule="ae", source="s", run=1, lumi=2, event=0,
+                                p_value=1e-5, payload=payload)
+
+    alerts = [ae({"top_type": "MET", "explained_by": "muons"}), ae({"top_type": "jets"}),
+              ae({}), AlertRecord.make(kind="classic", rule="ht300", source="s", run=1,
+                                       lumi=2, event=1)]
+    subs = _subs([{"object_types": ["muons"]}, {"object_types": ["MET"]},
+                  {"object_types": ["jets"]}])
+    got = {k: list(v) for k, v in SubscriptionMatcher(subs).match(alerts)}
+    assert got == {"s0": [0], "s2": [1]}  # explained_by wins over the raw top type
+    with pytest.raises(ConfigError, match="known: MET, electrons, muons, jets"):
+        SubscriptionFilter.from_dict({"object_types": ["muon"]})
