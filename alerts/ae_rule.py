@@ -10,7 +10,8 @@ are excluded from scoring (they are quarantined by the pipeline). A batch whose
 features are missing or do not fit the model raises ``ModelError``, which the
 pipeline turns into a dead letter.
 
-Registered as rule kind ``"ae"`` (``register_ae_rule_kind()``), so a menu entry
+A built-in rule kind ``"ae"`` of ``alerts.rules`` (``register_ae_rule_kind()`` is kept
+for old callers), so a menu entry
 ``{name = "ae", kind = "ae", model = "ae_default", p_value = 1e-4}`` works too.
 """
 

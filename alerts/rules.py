@@ -138,8 +138,16 @@ class SumPtRule:
         return RuleOutcome(self.name, ak.to_numpy(ak.sum(pt[sel], axis=1)) > self.min_sum)
 
 
+def _ae_rule(**params: Any) -> Any:
+    """``kind = "ae"``: an anomaly-model rule (``alerts.ae_rule``; onnxruntime loaded on use)."""
+    from alerts.ae_rule import make_ae_rule
+
+    return make_ae_rule(**params)
+
+
 def _builtin_rule_kinds() -> list[tuple[str, Callable[..., Any]]]:
-    return [("count", CountRule), ("scalar", ScalarRule), ("sum_pt", SumPtRule)]
+    return [("count", CountRule), ("scalar", ScalarRule), ("sum_pt", SumPtRule),
+            ("ae", _ae_rule)]
 
 
 RULE_KINDS: Registry[Callable[..., Any]] = Registry("rule kind", _builtin_rule_kinds)

@@ -157,3 +157,26 @@ def test_default_model_is_shipped_and_loads():
 
     sc = Scorer(load_model(DEFAULT_MODEL))
     assert sc.threshold(1e-4) > 0
+
+
+def test_a_rule_menu_with_an_ae_rule_works_in_a_fresh_process(tmp_path: Path):
+    """kind = "ae" is a built-in rule kind: no registration call needed before loading a menu."""
+    import subprocess
+    import sys
+
+    menu = tmp_path / "menu.toml"
+    menu.write_text('[[rule]]\nname = "ens"\nkind = "ae"\nmodel = "ae_ensemble"\n'
+                    'p_value = 1e-3\n')
+    db = tmp_path / "a.db"
+    code = ("import sys; from hotline.cli import main; sys.exit(main(['replay', '1', "
+            f"'--archive', {str(DEMO_ARCHIVE)!r}, '--rules', {str(menu)!r}, "
+            f"'--store', 'sqlite:///{db}']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    import sqlite3
+
+    rows = sqlite3.connect(db).execute("SELECT rule, payload FROM alerts").fetchall()
+    assert rows and {r for r, _ in rows} == {"ens"}
+    points = {json.loads(p).get("explained_by") for _, p in rows}
+    assert points <= {"MET", "electrons", "muons", "jets"} and "jets" in points
