@@ -36,7 +36,13 @@ Retries: failed attempts are retried after ``min(backoff_max, backoff_base *
 first attempt; then the notification is marked ``failed`` with its last error
 (visible in ``hotline subscribe log`` and on the dashboard; ``hotline subscribe
 resume --retry-failed`` queues it again). Non-retryable errors (e.g. HTTP 400) fail
-at once. Run ONE worker per alert store.
+at once.
+
+One worker per alert store forms and sends: the worker holds the store's ``deliver``
+lease (``alerts.lease``, renewed every ``lease_seconds / 3``); a second worker on the
+same store waits as a hot standby (it only records results of its own in-flight
+sends) and takes over when the holder stops renewing -- at most ``lease_seconds``
+after a kill.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from typing import Any
 
 from alerts.channels import get_channel
 from alerts.channels.base import Channel, DeliveryError, Notification
+from alerts.lease import Lease
 from alerts.outbox import DELIVERY_COLUMNS, Delivery, install_outbox
 from alerts.records import AlertRecord
 from alerts.store import ALERT_COLUMNS, _row_alert
@@ -118,8 +125,14 @@ class DeliveryWorker:
         max_inflight: int | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        lease_seconds: float = 15.0,
+        holder: str | None = None,
     ) -> None:
         install_outbox(store)
+        #: the store's delivery lease (None: no lease -- tests of the grouping logic only)
+        self.lease = (Lease(store, "deliver", holder, lease_seconds, clock)
+                      if lease_seconds > 0 else None)
+        self._renew_at = 0.0
         self.store = store
         self.threads = threads
         self.poll = poll
@@ -334,8 +347,28 @@ class DeliveryWorker:
             pending = int(cur.fetchone()[0])
         return queued == 0 and pending == 0
 
+    def holds_lease(self) -> bool:
+        """Acquire or renew the delivery lease when due; True if this worker may deliver."""
+        if self.lease is None:
+            return True
+        now = self.clock()
+        if now >= self._renew_at:
+            was = self.lease.held
+            held = self.lease.acquire()
+            self._renew_at = now + (self.lease.seconds / 3 if held else min(self.poll, 1.0))
+            if held != was:
+                log.warning("delivery: %s", self.lease.describe())
+        return self.lease.held
+
     def step(self) -> None:
-        """One turn of the loop: collect (every ``poll`` s), submit due work, record results."""
+        """One turn of the loop: collect (every ``poll`` s), submit due work, record results.
+
+        Without the lease (another worker delivers) only results of sends already in
+        flight are recorded; nothing new is formed or sent.
+        """
+        if not self.holds_lease():
+            self.record(wait=0.05 if self._inflight else self.poll)
+            return
         now = self.clock()
         if now >= self._next_collect:
             self.collect()
@@ -368,6 +401,11 @@ class DeliveryWorker:
         for _, ch in self._channels.values():
             ch.close()
         self._channels.clear()
+        if self.lease is not None and self.lease.held:
+            try:
+                self.lease.release()  # a standby takes over at once, not after expiry
+            except Exception as exc:  # noqa: BLE001 - the lease then simply expires
+                log.warning("delivery: could not release the lease: %s", exc)
 
     def __enter__(self) -> DeliveryWorker:
         return self

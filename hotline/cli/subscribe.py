@@ -131,6 +131,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--threads", type=int, default=16, help="parallel sends (default 16)")
     d.add_argument("--poll", type=float, default=0.5, help="seconds between queue checks")
+    d.add_argument("--lease-seconds", type=float, default=15.0, metavar="S",
+                   help="delivery lease (default 15 s): one worker per store delivers, another "
+                        "waits as a standby and takes over at most S seconds after the first "
+                        "one dies")
     d.add_argument("--until-idle", action="store_true",
                    help="exit when nothing is queued or pending (e.g. in cron or tests)")
     d.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
@@ -330,9 +334,15 @@ def handle_deliver(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGTERM, on_signal)
     try:
         with store_from(cfg) as store:
-            worker = DeliveryWorker(store, threads=args.threads, poll=args.poll)
+            if not args.lease_seconds > 0:
+                raise ConfigError("--lease-seconds must be > 0")
+            worker = DeliveryWorker(store, threads=args.threads, poll=args.poll,
+                                    lease_seconds=args.lease_seconds)
             print(f"delivering from {store.url} with {args.threads} thread(s); Ctrl-C stops",
                   file=sys.stderr, flush=True)
+            if not worker.holds_lease():
+                print(f"standby: {worker.lease.describe()}; taking over when it expires",
+                      file=sys.stderr, flush=True)
             try:
                 stats = worker.run(stop=stop, until_idle=args.until_idle,
                                    timeout=args.max_seconds)

@@ -25,7 +25,7 @@ HOTLINE = [sys.executable, "-c", "import sys; from hotline.cli import main; sys.
 def _deliver(db: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([*HOTLINE, "deliver", "--store", f"sqlite:///{db}", "--threads", "4",
-                             "--poll", "0.05", *extra], env=env,
+                             "--poll", "0.05", "--lease-seconds", "2", *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -63,6 +63,8 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(tmp_path, receivers):
     proc = _deliver(db, "--until-idle", "--max-seconds", "60")
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err
+    # the killed worker's lease outlived it: the new one waited as a standby, then took over
+    assert "standby: lease 'deliver' held by" in err, err
 
     assert singles.alert_ids() == want1 and groups.alert_ids() == want2  # none lost
     assert singles.forged == groups.forged == 0
@@ -82,3 +84,22 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(tmp_path, receivers):
     assert all(st[s.id]["pending"] == st[s.id]["queued"] == st[s.id]["failed"] == 0
                for s in (s1, s2))
     store.close()
+
+
+def test_two_workers_on_one_store_deliver_each_notification_once(tmp_path, receivers):
+    """The second `hotline deliver` waits as a standby: no notification is sent twice."""
+    db = tmp_path / "alerts.db"
+    store = SQLiteAlertStore(db)
+    install_outbox(store)
+    r = receivers(new_secret(), delay=0.05).start()  # ~4 s of sending: the two overlap
+    add_subscription(store, owner="a", channel="webhook", settings={"url": r.url},
+                     secret=r.secret, delivery={"storm_threshold": 100_000, "timeout": 5})
+    alerts = make_alerts(300, seed=7)
+    store.add_alerts(alerts)
+    procs = [_deliver(db, "--until-idle", "--max-seconds", "60") for _ in range(2)]
+    errs = [p.communicate(timeout=90)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    assert r.alert_ids() == {a.id for a in alerts}
+    counts = collections.Counter(r.ids())
+    assert max(counts.values()) == 1, "a notification was sent twice"
+    assert sum("standby: lease 'deliver'" in e for e in errs) == 1, errs
