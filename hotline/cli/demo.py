@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from hotline.cli.common import config_from, store_from
-from hotline.cli.replay import make_context, print_report
+from hotline.cli.replay import make_context, print_ae_pointers, print_report
 from hotline.config import DEFAULT_ARCHIVE
 from hotline.errors import SourceError
 from stream.archive import list_runs
@@ -64,6 +64,7 @@ def handle(args: argparse.Namespace) -> int:
     with store_from(cfg) as store:
         report = run_embedded(source, ctx, store)
         print_report(report, source, console)
+        print_ae_pointers(store, console)
         console.print(f"alert store: {cfg.store.resolved_url()}")
     if tmp is not None:
         tmp.cleanup()

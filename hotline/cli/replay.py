@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -87,6 +88,20 @@ def make_context(cfg: Config) -> PipelineContext:
 MAX_LUMI_ROWS = 40
 
 
+def print_ae_pointers(store: Any, console: Console, limit: int = 100_000) -> None:
+    """One line per AE rule: which object types its alerts point to (``explained_by``)."""
+    from collections import Counter
+
+    from alerts.subscriptions import alert_object_type
+
+    by_rule: dict[str, Counter] = {}
+    for a in store.alerts(kind="ae", limit=limit):
+        by_rule.setdefault(a.rule, Counter())[alert_object_type(a.payload) or "?"] += 1
+    for rule, c in sorted(by_rule.items()):
+        console.print(f"{rule} alerts point to: "
+                      + ", ".join(f"{t} {n:,}" for t, n in c.most_common()))
+
+
 def print_report(
     report: RunReport, source: ReplaySource | H5Source, console: Console
 ) -> None:
@@ -132,7 +147,9 @@ def handle(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     with store_from(cfg) as store:
         report = run_embedded(source, ctx, store)
-    print_report(report, source, console)
+        print_report(report, source, console)
+        if report.alerts_seen:
+            print_ae_pointers(store, console)
     if report.events == 0:
         raise SourceError(
             "no events were replayed"

@@ -101,3 +101,5 @@ def test_demo_runs(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "alerts per rule" in out and "replayed" in out
+    # the AE rule's alerts say which object type they point to
+    assert "ae_default_p1e-04 alerts point to: jets" in out
