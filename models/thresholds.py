@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hotline.errors import ModelError
+from training.weights import kish
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,6 @@ def _fit_tail(exc: np.ndarray, w: np.ndarray | None = None) -> tuple[float, floa
     res = minimize(nll, np.array([c, np.log(max(scale, 1e-12))]), method="Nelder-Mead",
                    options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000})
     return float(res.x[0]), float(np.exp(res.x[1]))
-
-
-def _kish(w: np.ndarray) -> float:
-    s2 = float((w * w).sum())
-    return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
 
 
 class _WeightedSample:
@@ -311,7 +307,7 @@ def _calibrate_weighted(
             + ("" if np.isfinite(scores).all() else " (with NaN/inf)"))
     ws = _WeightedSample(scores, weights)
     n = scores.size
-    n_eff = _kish(weights)
+    n_eff = kish(weights)
     tail_p = max(TAIL_FRACTION, MIN_TAIL / n_eff)
     u = float(ws.quantile(1.0 - tail_p))
     above = ws.above(u)
@@ -340,7 +336,7 @@ def _calibrate_weighted(
             raise ModelError(f"p-value must be in (0, 1), got {p}")
         t = float(ws.quantile(1.0 - p))
         sel = ws.above(t)
-        if _kish(ws.w[sel]) >= MIN_EXPECTED and n_eff * p >= MIN_EXPECTED:
+        if kish(ws.w[sel]) >= MIN_EXPECTED and n_eff * p >= MIN_EXPECTED:
             dp = np.sqrt(p * (1 - p) / n_eff)
             lo, hi = ws.quantile([1.0 - min(p + dp, 1.0), 1.0 - max(p - dp, 0.0)])
             thresholds.append({"p": p, "threshold": t, "n_ref": n, "n_eff": round(n_eff, 1),

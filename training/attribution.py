@@ -48,21 +48,12 @@ from detectors.fastsim import apply_fault, available_event_faults, get_event_fau
 from detectors.fastsim import single_lepton_mask as trigger_mask
 from detectors.features import extract_features
 from hotline.errors import ConfigError, ModelError, SourceError
+from training.weights import kish, weighted_fraction
 
 log = logging.getLogger(__name__)
 
 #: count branches (nElectron, ...) are not read: a fault that removes objects would leave them stale
 _COUNT_BRANCH = re.compile(r"^n[A-Z]")
-
-
-def _kish(w: np.ndarray) -> float:
-    from training.weights import kish
-
-    return kish(w) if len(w) else 0.0
-
-
-def _wfrac(hit: np.ndarray, w: np.ndarray) -> float | None:
-    return float(np.average(hit, weights=w)) if len(w) and w.sum() > 0 else None
 
 
 def _methods(res: Any, reference: dict[str, Any] | None) -> dict[str, np.ndarray]:
@@ -80,11 +71,11 @@ def _summary(sel: np.ndarray, w: np.ndarray, tops: dict[str, np.ndarray], k_faul
     """Attribution over the events ``sel``: per method the (weighted) faulty-type fraction."""
     n = int(sel.sum())
     ws = w[sel]
-    out: dict[str, Any] = {"n": n, "n_eff": round(_kish(ws), 1)}
+    out: dict[str, Any] = {"n": n, "n_eff": round(kish(ws), 1)}
     for m, top in tops.items():
         t = top[sel]
         hit = t == k_faulty
-        out[m] = {"faulty_fraction": _wfrac(hit, ws),
+        out[m] = {"faulty_fraction": weighted_fraction(hit, ws),
                   "faulty_fraction_unweighted": float(hit.mean()) if n else None,
                   "n_faulty": int(hit.sum()),
                   "top_type_counts": {lab: int((t == i).sum()) for i, lab in enumerate(labels)}}
@@ -142,8 +133,8 @@ def paired_attribution(
         "size_help": ef.size_help, "default_size": ef.default_size,
         "p": p, "threshold": thr, "methods": list(_methods(res0, ref)),
         "n_clean_given": n_in, "n_clean": len(clean), "n_clean_dropped": int(n_in - len(clean)),
-        "weighted": weights is not None, "n_clean_eff": round(_kish(w), 1),
-        "n_clean_alerted": int(alert0.sum()), "alert_fraction_clean": _wfrac(alert0, w),
+        "weighted": weights is not None, "n_clean_eff": round(kish(w), 1),
+        "n_clean_alerted": int(alert0.sum()), "alert_fraction_clean": weighted_fraction(alert0, w),
         "seed": seed, "sizes": [],
     }
     for size in sizes:
@@ -163,8 +154,8 @@ def paired_attribution(
             "n_pass": int(ok.sum()),
             "trigger_efficiency": float(wok.sum() / wsum),
             "n_touched": int(touched.sum()),
-            "alert_fraction_clean_passing": _wfrac(alert0[ok], wok),
-            "alert_fraction_faulted": _wfrac(alert1[ok], wok),
+            "alert_fraction_clean_passing": weighted_fraction(alert0[ok], wok),
+            "alert_fraction_faulted": weighted_fraction(alert1[ok], wok),
             "n_alerted": int(alert1.sum()),
             "n_caused": int(caused.sum()),
             "caused_fraction": float(w[caused].sum() / wsum),

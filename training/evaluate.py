@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from models.thresholds import calibrate
+from training.weights import kish, weighted_fraction
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +124,16 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
     return None
 
 
-def _kish(w: np.ndarray) -> float:
-    from training.weights import kish
+def faulty_type_of(sample: str) -> str | None:
+    """Object type the fault of sample ``sample`` corrupts: a synthetic toy fault, else the
+    ``faulty_type`` of the detector fault whose name the sample carries (``sm_mix_<fault>``)."""
+    from detectors.fastsim import available_event_faults, get_event_fault
+    from training.train import SYNTHETIC_FAULT_TYPES
 
-    return kish(w)
-
-
-def wfrac(hit: np.ndarray, w: np.ndarray) -> float | None:
-    """Weighted fraction of True in ``hit`` (None when there is no weight)."""
-    return float(np.average(hit, weights=w)) if len(w) and w.sum() > 0 else None
+    if sample in SYNTHETIC_FAULT_TYPES:
+        return SYNTHETIC_FAULT_TYPES[sample]
+    return next((get_event_fault(f).faulty_type for f in available_event_faults()
+                 if f in sample), None)
 
 
 def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]:
@@ -139,12 +141,10 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
 
     Fractions are weighted with the sample's event weights (``FeatureMatrix.weights``).
     """
-    from training.train import FAULT_TYPES
-
     thr = scorer.threshold(p)
     out: dict[str, Any] = {}
     for name, fm in faults.items():
-        faulty = next((t for key, t in FAULT_TYPES.items() if key in name), None)
+        faulty = faulty_type_of(name)
         res = scorer.score(fm)
         alerted = res.total > thr
         n_alert = int(alerted.sum())
@@ -158,9 +158,9 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
         expl = labels[res.attribute(ref)[alerted]] if ref else top
         counts = {lab: int((top == lab).sum()) for lab in res.type_labels}
         wa = w[alerted]
-        frac = wfrac(top == faulty, wa) if n_alert and faulty else None
-        frac_exc = wfrac(exc == faulty, wa) if n_alert and faulty and ref else None
-        frac_expl = wfrac(expl == faulty, wa) if n_alert and faulty and ref else None
+        frac = weighted_fraction(top == faulty, wa) if n_alert and faulty else None
+        frac_exc = weighted_fraction(exc == faulty, wa) if n_alert and faulty and ref else None
+        frac_expl = weighted_fraction(expl == faulty, wa) if n_alert and faulty and ref else None
         # sample level: which type's mean contribution moved most vs the background reference
         # (in units of the background's standard error), what a shifter sees per lumisection
         shift_type = None
@@ -168,7 +168,7 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
             mean = np.asarray(ref["types"]["mean"])
             std = np.maximum(np.asarray(ref["types"]["std"]), 1e-12)
             shift = ((np.average(res.per_type, axis=0, weights=w) - mean)
-                     / (std / np.sqrt(max(_kish(w), 1.0))))
+                     / (std / np.sqrt(max(kish(w), 1.0))))
             shift_type = str(labels[int(np.argmax(shift))])
         # restricted to the alerted events the fault actually touched (when derivable)
         affected = fault_affected(name, fm)
@@ -179,11 +179,12 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
             sel = affected[alerted]
             n_sel = int(sel.sum())
             aff = {"n_affected": int(affected.sum()), "n_alerted_affected": n_sel,
-                   "top_type_is_faulty_affected": (wfrac(top[sel] == faulty, wa[sel])
-                                                   if n_sel and faulty else None),
-                   "top_type_is_faulty_excess_affected": (wfrac(exc[sel] == faulty, wa[sel])
-                                                          if n_sel and faulty and ref
-                                                          else None)}
+                   "top_type_is_faulty_affected": (
+                       weighted_fraction(top[sel] == faulty, wa[sel])
+                       if n_sel and faulty else None),
+                   "top_type_is_faulty_excess_affected": (
+                       weighted_fraction(exc[sel] == faulty, wa[sel])
+                       if n_sel and faulty and ref else None)}
         out[name] = {"faulty_type": faulty, "p": p, "threshold": thr, "n_events": len(fm),
                      **aff,
                      "sample_top_type": shift_type,
@@ -207,8 +208,6 @@ def evaluate_model(
     ``w_bkg``: physical weights of the background events (FPRs, AUCs and thresholds
     are then weighted; ``n_background_test_eff`` is the Kish effective size).
     """
-    from training.weights import kish
-
     bkg = scorer.score_arrays(x_bkg, m_bkg).total.astype(np.float64)
     metrics: dict[str, Any] = {"n_background_test": len(bkg),
                                "n_background_test_eff": round(kish(w_bkg, len(bkg)), 1),

@@ -100,10 +100,9 @@ class TrainConfig:
 
 SYNTHETIC_PROCESSES = ("sm", "A4l", "LQ_btau", "h0_tautau", "hplus_taunu",
                        "fault_muon_scale", "fault_hot_jet", "fault_dead_jets")
-#: object type a fault corrupts (for the attribution study)
-FAULT_TYPES = {"fault_muon_scale": "muons", "fault_hot_jet": "jets", "fault_dead_jets": "jets",
-               "muon_scale": "muons", "hot_cell": "jets", "dead_region": "jets",
-               "dead_calo": "jets", "electron_phi": "electrons", "wrong_phi": "electrons"}
+#: object type each synthetic toy fault corrupts (generated fault samples: EventFault.faulty_type)
+SYNTHETIC_FAULT_TYPES = {"fault_muon_scale": "muons", "fault_hot_jet": "jets",
+                         "fault_dead_jets": "jets"}
 
 
 def synthetic_events(process: str, n: int, seed: int = 0) -> Any:

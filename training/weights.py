@@ -43,6 +43,11 @@ def component_weights(sample: np.ndarray | None, gen_weight: np.ndarray | None,
     return out
 
 
+def weighted_fraction(hit: np.ndarray, w: np.ndarray) -> float | None:
+    """Weighted fraction of True in ``hit`` (None when there is no weight)."""
+    return float(np.average(hit, weights=w)) if len(w) and w.sum() > 0 else None
+
+
 def kish(weights: np.ndarray | None, n: int | None = None) -> float:
     """Kish effective sample size (sum w)^2 / sum w^2 (``n`` when unweighted)."""
     if weights is None:
