@@ -5,7 +5,7 @@
 - ``alerts.store``: the ``AlertStore`` interface, SQLite backend, ``open_store``.
 - ``alerts.store_postgres``: the PostgreSQL backend.
 - ``alerts.ae_rule``: the anomaly-score (autoencoder) hotline rule.
-- ``alerts.sink``: Kafka ``hotline.alerts`` -> alert store.
+- ``stream.sink``: Kafka ``hotline.alerts`` -> alert store.
 - ``alerts.subscriptions``: who wants which alerts (filters, channels, rate limits).
 - ``alerts.outbox``: deliveries queued in the same transaction as the alert; delivery log.
 - ``alerts.delivery``: the delivery worker (retries, backoff, storm grouping, digests).

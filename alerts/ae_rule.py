@@ -10,8 +10,7 @@ are excluded from scoring (they are quarantined by the pipeline). A batch whose
 features are missing or do not fit the model raises ``ModelError``, which the
 pipeline turns into a dead letter.
 
-A built-in rule kind ``"ae"`` of ``alerts.rules`` (``register_ae_rule_kind()`` is kept
-for old callers), so a menu entry
+A built-in rule kind ``"ae"`` of ``alerts.menu``, so a menu entry
 ``{name = "ae", kind = "ae", model = "ae_default", p_value = 1e-4}`` works too.
 """
 
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.rules import RULE_KINDS, RuleOutcome, register_rule_kind
+from hotline.alerts.rules import RuleOutcome
 from hotline.errors import ModelError
 
 
@@ -95,12 +94,6 @@ def make_ae_rule(
     registry: str | Path | None = None,
 ) -> AERule:
     """Factory for rule menus: an ``AERule`` for a registered model."""
-    from models.scorer import Scorer
+    from hotline.models.scorer import Scorer
 
     return AERule(Scorer.from_registry(model, version, registry), p_value, name=name)
-
-
-def register_ae_rule_kind() -> None:
-    """Make ``kind = "ae"`` usable in rule menus (idempotent)."""
-    if "ae" not in RULE_KINDS:
-        register_rule_kind("ae", make_ae_rule)

@@ -59,13 +59,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.channels import get_channel
-from alerts.channels.base import Channel, DeliveryError, Notification
-from alerts.lease import Lease
-from alerts.outbox import DELIVERY_COLUMNS, Delivery, install_outbox
-from alerts.records import AlertRecord
-from alerts.store import ALERT_COLUMNS, _row_alert
-from alerts.subscriptions import Subscription, list_subscriptions
+from hotline.alerts.channels import get_channel
+from hotline.alerts.channels.base import Channel, DeliveryError, Notification
+from hotline.alerts.lease import Lease
+from hotline.alerts.outbox import DELIVERY_COLUMNS, Delivery, install_outbox
+from hotline.alerts.records import AlertRecord
+from hotline.alerts.store import ALERT_COLUMNS, _row_alert
+from hotline.alerts.subscription_store import list_subscriptions
+from hotline.alerts.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.records import AlertRecord
-from alerts.subscriptions import (
+from hotline.alerts.records import AlertRecord
+from hotline.alerts.subscriptions import (
     SUBSCRIPTION_COLUMNS,
     SubscriptionMatcher,
     _row_sub,

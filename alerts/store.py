@@ -2,8 +2,10 @@
 
 ``AlertStore`` is the small interface every backend fills; ``SQLAlertStore``
 holds the SQL shared by SQLite (default: a real file in WAL mode) and
-PostgreSQL (``alerts.store_postgres``). ``open_store(url)`` picks the backend
-from ``sqlite:///path`` or ``postgresql://...``.
+PostgreSQL (``alerts.store_postgres``); ``alerts.backends.open_store(url)`` picks the
+backend from ``sqlite:///path`` or ``postgresql://...``. Every SQL store, however it
+is built, has its subscription and outbox tables and the outbox hook
+(``alerts.outbox.install_outbox``) from the moment it is opened.
 
 Inserting is idempotent: alerts are keyed by their stable id and
 ``add_alerts`` returns only the records that were new, inside the same
@@ -29,7 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from alerts.records import AlertRecord, DeadLetter, LumiSummary
+from hotline.alerts.outbox import install_outbox
+from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.errors import StoreError
 
 ALERT_COLUMNS = (
@@ -135,6 +138,12 @@ class SQLAlertStore(AlertStore):
 
     def __init__(self) -> None:
         self.on_new_alerts = []
+
+    def _open_tables(self) -> None:
+        """Create the store's tables and hook the subscription outbox in (backends call this
+        once connected), so a store opened directly behaves as one from ``open_store``."""
+        self._create_schema()
+        install_outbox(self)
 
     @contextmanager
     @abstractmethod
@@ -370,7 +379,7 @@ class SQLiteAlertStore(SQLAlertStore):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open alert store {self.path}: {exc}") from None
         self._lock = threading.RLock()
-        self._create_schema()
+        self._open_tables()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -393,42 +402,3 @@ class SQLiteAlertStore(SQLAlertStore):
 
     def close(self) -> None:
         self._conn.close()
-
-
-STORE_BACKENDS: dict[str, Callable[[str], AlertStore]] = {}
-
-
-def register_store_backend(scheme: str, factory: Callable[[str], AlertStore]) -> None:
-    """Make ``scheme://`` URLs openable; duplicates are refused."""
-    if scheme in STORE_BACKENDS:
-        raise StoreError(f"store backend '{scheme}' is already registered")
-    STORE_BACKENDS[scheme] = factory
-
-
-def _sqlite_factory(url: str) -> AlertStore:
-    return SQLiteAlertStore(url[len("sqlite:///") :] if url.startswith("sqlite:///") else url)
-
-
-def open_store(url: str) -> AlertStore:
-    """Open the alert store at ``url`` (``sqlite:///file.db``, ``postgresql://...``, or a path)."""
-    if "sqlite" not in STORE_BACKENDS:
-        register_store_backend("sqlite", _sqlite_factory)
-    scheme = url.split("://", 1)[0] if "://" in url else "sqlite"
-    if scheme in ("postgresql", "postgres") and scheme not in STORE_BACKENDS:
-        try:
-            import alerts.store_postgres  # noqa: F401 - registers the backend
-        except ImportError as exc:
-            raise StoreError(f"cannot open {url}: PostgreSQL backend unavailable ({exc})") from None
-    try:
-        factory = STORE_BACKENDS[scheme]
-    except KeyError:
-        raise StoreError(
-            f"unknown alert store URL scheme '{scheme}' in {url!r}; "
-            f"use one of: {', '.join(sorted(STORE_BACKENDS))}"
-        ) from None
-    store = factory(url)
-    if isinstance(store, SQLAlertStore):
-        from alerts.outbox import install_outbox  # subscriptions: outbox rows in the alert txn
-
-        install_outbox(store)
-    return store

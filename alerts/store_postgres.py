@@ -2,10 +2,10 @@
 
 ``PostgresAlertStore`` reuses all SQL of ``alerts.store.SQLAlertStore`` (the
 same idempotent inserts, filters, summary upserts and dead letters as SQLite)
-with ``%s`` placeholders, ``BIGSERIAL`` and ``BYTEA``. Importing this module
-registers the ``postgresql://`` and ``postgres://`` URL schemes for
-``alerts.store.open_store``. Several processes may share one database: schema
-creation is serialised with an advisory lock and alert inserts use
+with ``%s`` placeholders, ``BIGSERIAL`` and ``BYTEA``; ``alerts.backends`` registers it
+for ``postgresql://`` and ``postgres://`` URLs (psycopg is imported on connect).
+Several processes may share one database: schema creation is serialised with an
+advisory lock and alert inserts use
 ``ON CONFLICT (id) DO NOTHING``, so concurrent sinks never duplicate an alert.
 Partial summaries (``add_summary_parts``) claim their part ids with the same
 ``ON CONFLICT DO NOTHING`` and add to the lumisection's row read with
@@ -22,14 +22,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from alerts.records import AlertRecord
-from alerts.store import (
-    ALERT_COLUMNS,
-    SCHEMA_SQL,
-    SQLAlertStore,
-    _alert_row,
-    register_store_backend,
-)
+from hotline.alerts.records import AlertRecord
+from hotline.alerts.store import ALERT_COLUMNS, SCHEMA_SQL, SQLAlertStore, _alert_row
 from hotline.errors import StoreError
 
 
@@ -55,7 +49,7 @@ class PostgresAlertStore(SQLAlertStore):
         self._lock = threading.RLock()
         self._conn: Any = None
         self._connect()
-        self._create_schema()
+        self._open_tables()
 
     def _connect(self) -> None:
         import psycopg
@@ -119,14 +113,3 @@ class PostgresAlertStore(SQLAlertStore):
         with self._lock:
             if self._conn is not None and not self._conn.closed:
                 self._conn.close()
-
-
-def _factory(url: str) -> PostgresAlertStore:
-    return PostgresAlertStore(url)
-
-
-for _scheme in ("postgresql", "postgres"):
-    try:
-        register_store_backend(_scheme, _factory)
-    except StoreError:  # already registered (module reloaded)
-        pass

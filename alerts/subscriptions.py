@@ -5,10 +5,8 @@ its owner, a ``SubscriptionFilter``, a channel name plus channel settings, a
 per-subscription Standard Webhooks secret (``whsec_...``, never shown in full:
 see :func:`redact_secret`) and its storm-control / rate-limit settings.
 
-Management functions (used by ``hotline subscribe`` and by the dashboard):
-:func:`add_subscription`, :func:`list_subscriptions`, :func:`get_subscription`,
-:func:`pause_subscription`, :func:`resume_subscription`,
-:func:`remove_subscription`, :func:`export_secret`.
+Managing stored subscriptions (add, list, pause, ...) is ``alerts.subscription_store``;
+this module is the model, its validation, the table schema and the matcher.
 
 Matching is vectorised: :class:`SubscriptionMatcher` turns a batch of alert
 records into numpy columns once and evaluates every subscription's filter as a
@@ -34,17 +32,15 @@ import fnmatch
 import json
 import re
 import secrets
-import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from alerts.records import AlertRecord
-from hotline.errors import ConfigError, StoreError
+from hotline.alerts.records import AlertRecord
+from hotline.errors import ConfigError
 
 SUBSCRIPTION_COLUMNS = (
     "id", "owner", "name", "filter", "channel", "settings", "secret", "delivery",
@@ -335,157 +331,6 @@ def _row_sub(row: Sequence[Any]) -> Subscription:
     )
 
 
-def add_subscription(
-    store: Any,
-    *,
-    owner: str,
-    channel: str,
-    settings: dict[str, Any],
-    filter: SubscriptionFilter | dict[str, Any] | None = None,  # noqa: A002
-    delivery: DeliverySettings | dict[str, Any] | None = None,
-    name: str = "",
-    secret: str | None = None,
-    paused: bool = False,
-) -> Subscription:
-    """Validate and store a new subscription; returns it (with its full secret)."""
-    from alerts.channels import get_channel
-    from alerts.outbox import install_outbox
-
-    install_outbox(store)
-    if not owner or not owner.strip():
-        raise ConfigError("a subscription needs an owner (who to ask about it)")
-    flt = filter if isinstance(filter, SubscriptionFilter) else SubscriptionFilter.from_dict(
-        filter or {})
-    flt.validate()
-    dl = delivery if isinstance(delivery, DeliverySettings) else DeliverySettings.from_dict(
-        delivery or {})
-    settings = get_channel(channel).validate_settings(dict(settings))
-    if secret is None:
-        secret = new_secret()
-    elif not secret.startswith(SECRET_PREFIX):
-        raise ConfigError("a webhook secret must start with 'whsec_' followed by base64")
-    else:
-        try:
-            if not base64.b64decode(secret[len(SECRET_PREFIX):] + "==", validate=False):
-                raise ValueError
-        except ValueError:
-            raise ConfigError("the webhook secret after 'whsec_' is not valid base64") from None
-    now = time.time()
-    sub = Subscription(
-        id="sub_" + uuid.uuid4().hex[:12], owner=owner.strip(), name=name or channel,
-        filter=flt, channel=channel, settings=settings, secret=secret, delivery=dl,
-        paused=paused, created=now, updated=now,
-    )
-    ph = store.ph
-    with store.transaction() as cur:
-        cur.execute(
-            f"INSERT INTO subscriptions ({','.join(SUBSCRIPTION_COLUMNS)}) "
-            f"VALUES ({','.join([ph] * len(SUBSCRIPTION_COLUMNS))})",
-            (sub.id, sub.owner, sub.name, json.dumps(flt.to_dict()), channel,
-             json.dumps(settings), secret, json.dumps(dl.to_dict()), int(paused), now, now),
-        )
-    return sub
-
-
-def list_subscriptions(store: Any, owner: str | None = None,
-                       include_paused: bool = True) -> list[Subscription]:
-    from alerts.outbox import install_outbox
-
-    install_outbox(store)
-    sql = f"SELECT {','.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions"
-    clauses, args = [], []
-    if owner is not None:
-        clauses.append(f"owner = {store.ph}")
-        args.append(owner)
-    if not include_paused:
-        clauses.append("paused = 0")
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    with store.transaction() as cur:
-        cur.execute(sql + " ORDER BY created, id", args)
-        return [_row_sub(r) for r in cur.fetchall()]
-
-
-def get_subscription(store: Any, sub_id: str) -> Subscription:
-    from alerts.outbox import install_outbox
-
-    install_outbox(store)
-    with store.transaction() as cur:
-        cur.execute(f"SELECT {','.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions "
-                    f"WHERE id = {store.ph}", [sub_id])
-        row = cur.fetchone()
-    if row is None:
-        raise StoreError(f"no subscription '{sub_id}' in {store.url}; "
-                         "see `hotline subscribe list`")
-    return _row_sub(row)
-
-
-def _set_paused(store: Any, sub_id: str, paused: bool) -> Subscription:
-    get_subscription(store, sub_id)
-    ph = store.ph
-    with store.transaction() as cur:
-        cur.execute(f"UPDATE subscriptions SET paused = {ph}, updated = {ph} WHERE id = {ph}",
-                    [int(paused), time.time(), sub_id])
-    return get_subscription(store, sub_id)
-
-
-def pause_subscription(store: Any, sub_id: str) -> Subscription:
-    """Hold deliveries; matching alerts keep queueing and go out (grouped) on resume."""
-    return _set_paused(store, sub_id, True)
-
-
-def resume_subscription(store: Any, sub_id: str, retry_failed: bool = False) -> Subscription:
-    """Deliver again; with ``retry_failed`` also re-queue notifications that gave up."""
-    sub = _set_paused(store, sub_id, False)
-    if retry_failed:
-        from alerts.outbox import requeue_failed
-
-        requeue_failed(store, sub_id)
-    return sub
-
-
-def remove_subscription(store: Any, sub_id: str) -> None:
-    """Delete the subscription, its queued alerts and its delivery log."""
-    get_subscription(store, sub_id)
-    ph = store.ph
-    with store.transaction() as cur:
-        cur.execute(f"DELETE FROM outbox WHERE sub_id = {ph}", [sub_id])
-        cur.execute(f"DELETE FROM deliveries WHERE sub_id = {ph}", [sub_id])
-        cur.execute(f"DELETE FROM subscriptions WHERE id = {ph}", [sub_id])
-
-
-def export_secret(store: Any, sub_id: str) -> str:
-    """The full ``whsec_`` secret, for handing to the receiver (write it to a 0600 file)."""
-    return get_subscription(store, sub_id).secret
-
-
-def subscription_overview(store: Any, owner: str | None = None) -> list[dict[str, Any]]:
-    """For tables (dashboard, CLI): each subscription's safe fields plus its delivery counts
-    (messages sent/failed/pending/retried, attempts, alerts sent/failed/queued) and last error.
-    """
-    from alerts.outbox import delivery_stats, last_errors
-
-    stats = delivery_stats(store)
-    out = []
-    for s in list_subscriptions(store, owner=owner):
-        d = s.public_dict()
-        d["target"] = s.target()
-        d["filter_text"] = s.filter.describe()
-        d["stats"] = stats.get(s.id, {})
-        d["last_error"] = last_errors(store, s.id)
-        out.append(d)
-    return out
-
-
-def update_delivery_settings(store: Any, sub_id: str, **changes: Any) -> Subscription:
-    sub = get_subscription(store, sub_id)
-    dl = DeliverySettings.from_dict({**sub.delivery.to_dict(), **changes})
-    with store.transaction() as cur:
-        cur.execute(f"UPDATE subscriptions SET delivery = {store.ph}, updated = {store.ph} "
-                    f"WHERE id = {store.ph}", [json.dumps(dl.to_dict()), time.time(), sub_id])
-    return replace(sub, delivery=dl)
-
-
 # --------------------------------------------------------------------------- matching
 
 
@@ -606,7 +451,7 @@ class _Columns:
 
 
 def _object_types() -> list[str]:
-    from detectors.spec import DEFAULT_SPEC
+    from hotline.detectors.spec import DEFAULT_SPEC
 
     return list(DEFAULT_SPEC.object_types)
 
@@ -625,9 +470,6 @@ def _any_match(value: str, patterns: tuple[str, ...], glob: bool) -> bool:
 
 __all__ = [
     "DeliverySettings", "Subscription", "SubscriptionFilter", "SubscriptionMatcher",
-    "add_subscription", "ensure_schema", "export_secret", "get_subscription",
-    "list_subscriptions", "new_secret", "pause_subscription", "redact_secret",
-    "redact_settings", "remove_subscription", "resume_subscription",
-    "subscription_overview", "alert_units", "alert_object_type", "update_delivery_settings",
-    "validate_webhook_url",
+    "alert_object_type", "alert_units", "ensure_schema", "new_secret", "redact_secret",
+    "redact_settings", "validate_webhook_url",
 ]

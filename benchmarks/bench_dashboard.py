@@ -41,9 +41,9 @@ N_CANVAS = 8
 def run_folder(n: int) -> Path:
     """Cached archive with run 4242 of ``n`` events."""
     import awkward as ak
+    from hotline.stream.archive_writer import relabel, write_run
 
     from benchmarks.bench_replay import single_lepton_stream
-    from stream.archive_writer import relabel, write_run
 
     folder = RESULTS / f"dashboard_input_{n}"
     if (folder / "run_004242").exists():
@@ -125,7 +125,7 @@ def wipe(store: Any) -> None:
 
 
 def replay(hub: Any, folder: Path, rate: float | None) -> dict:
-    from stream.archive import find_run
+    from hotline.stream.archive import find_run
 
     wipe(hub.store)
     run = find_run(folder, 4242)
@@ -148,8 +148,7 @@ class InProcessSessions:
         import threading
 
         from bokeh.document import Document
-
-        from dashboard.app import create_page
+        from hotline.dashboard.app import create_page
 
         self.pages = []
         for _ in range(n):
@@ -225,10 +224,10 @@ def main(argv: list[str]) -> int:
     if PIN:
         psutil.Process().cpu_affinity([0])  # server + replay on CPU 0 (all phases)
 
+    from hotline.alerts.store import SQLiteAlertStore
+    from hotline.dashboard.app import build_hub, serve
     from playwright.sync_api import sync_playwright
 
-    from alerts.store import SQLiteAlertStore
-    from dashboard.app import build_hub, serve
     from hotline.config import load_config
 
     header("dashboard: first render, server CPU per browser, replay with N sessions")

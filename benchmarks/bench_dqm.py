@@ -41,11 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="mean events per lumisection (default: each model's calibration size)")
     args = ap.parse_args(argv)
 
-    from detectors.dqm_baselines import Reference, available_baselines, get_baseline
-    from detectors.geometry import available_geometries
-    from detectors.occupancy import synthesize_lumis
-    from models.conv_ae import ConvAEScorer
-    from training.dqm import METHODS, evaluate, format_table, plot_evaluation
+    from hotline.detectors.dqm_baselines import Reference, available_baselines, get_baseline
+    from hotline.detectors.geometry import available_geometries
+    from hotline.detectors.occupancy import synthesize_lumis
+    from hotline.models.conv_ae import ConvAEScorer
+    from hotline.training.dqm import METHODS, evaluate, format_table, plot_evaluation
 
     geos = args.geometry or available_geometries()
     header("DQM: fault detection at 1e-3 false alarms per lumisection, conv-AE vs baselines")

@@ -32,14 +32,14 @@ P_MAIN = 1e-4
 
 
 def _source(model: str, cfg, registry: str | None):
-    from firmware.build import resolve_model
-    from models.registry import available_models
+    from hotline.firmware.build import resolve_model
+    from hotline.models.registry import available_models
 
     names = {m["name"] for m in available_models(registry)}
     if model in names:
         src = resolve_model(model, cfg, registry)
         return src, f"registered model {model} v{src.version} ({src.note})"
-    from training.train import TrainConfig, run_training
+    from hotline.training.train import TrainConfig, run_training
 
     tcfg = TrainConfig.from_dict({
         "name": "fwbench",
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from firmware.build import build
-    from firmware.convert import load_build_config
-    from firmware.emulation import format_report
-    from firmware.precision import format_scan, smallest_safe, width_scan
+    from hotline.firmware.build import build
+    from hotline.firmware.convert import load_build_config
+    from hotline.firmware.emulation import format_report
+    from hotline.firmware.precision import format_scan, smallest_safe, width_scan
 
     header("firmware: hls4ml emulation vs onnxruntime, width scan, latency estimate")
     cfg = load_build_config()

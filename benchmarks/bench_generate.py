@@ -28,8 +28,8 @@ TARGET = {"w_lnu": 200.0, "z_ll": 200.0, "ttbar": 200.0, "qcd": 30.0}
 
 
 def bench_process(name: str, events: int, seed: int, mpi: bool = False) -> dict[str, float]:
-    from detectors.features import extract_features
-    from training.generate import GenerateRequest, generate_chunk
+    from hotline.detectors.features import extract_features
+    from hotline.training.generate import GenerateRequest, generate_chunk
 
     req = GenerateRequest(name, events, seed, Path("run_000000"), chunk_size=events, mpi=mpi)
     t0 = time.process_time()
@@ -45,9 +45,9 @@ def bench_process(name: str, events: int, seed: int, mpi: bool = False) -> dict[
 
 
 def bench_fastsim(process: str, events: int, seed: int) -> float:
-    from detectors.fastsim import FastSimParams, final_state, simulate
-    from training.generate import make_pythia
-    from training.processes import get_process
+    from hotline.detectors.fastsim import FastSimParams, final_state, simulate
+    from hotline.training.generate import make_pythia
+    from hotline.training.processes import get_process
 
     py = make_pythia(get_process(process), seed)
     batch = py.nextBatch(events)

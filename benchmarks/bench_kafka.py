@@ -152,10 +152,11 @@ def wait(cond, timeout: float, what: str) -> None:
 
 
 def throughput(broker, tmp: Path, n: int, menu: str | None, label: str) -> dict:
+    from hotline.stream.batch import EventBatch
+    from hotline.stream.kafka_producer import publish
+    from hotline.stream.topics import ensure_topics
+
     from hotline.config import load_config
-    from stream.batch import EventBatch
-    from stream.kafka_producer import publish
-    from stream.topics import ensure_topics
 
     tag = f"{label}-{uuid.uuid4().hex[:6]}"
     cfg_path = write_cfg(tmp, broker.url, tag, menu, 4096)
@@ -185,10 +186,9 @@ def throughput(broker, tmp: Path, n: int, menu: str | None, label: str) -> dict:
 
 def naive_json(broker, n: int) -> dict:
     """The naive design: one JSON message per event, decoded and scored one by one."""
+    from hotline.stream.batch import EventBatch
+    from hotline.stream.pipeline import PipelineContext, process_batch
     from kafka import KafkaConsumer, KafkaProducer
-
-    from stream.batch import EventBatch
-    from stream.pipeline import PipelineContext, process_batch
 
     topic = f"naive-{uuid.uuid4().hex[:6]}"
     records = ak.to_list(events(n, seed=2, run=1))
@@ -216,13 +216,14 @@ def naive_json(broker, n: int) -> dict:
 
 def latency(broker, tmp: Path, seconds: float, menu: str = "moderate",
             rate: float = 10_000.0) -> dict:
-    from alerts.sink import run_sink
-    from alerts.store import SQLiteAlertStore
+    from hotline.alerts.store import SQLiteAlertStore
+    from hotline.stream.batch import EventBatch
+    from hotline.stream.kafka_producer import make_producer, publish
+    from hotline.stream.replay import Pacer
+    from hotline.stream.sink import run_sink
+    from hotline.stream.topics import ensure_topics
+
     from hotline.config import load_config
-    from stream.batch import EventBatch
-    from stream.kafka_producer import make_producer, publish
-    from stream.replay import Pacer
-    from stream.topics import ensure_topics
 
     per_msg = int(rate / 10)
     tag = f"lat-{uuid.uuid4().hex[:6]}"
@@ -273,11 +274,11 @@ def latency(broker, tmp: Path, seconds: float, menu: str = "moderate",
 
 def memory(broker, tmp: Path, n: int, chunk: int = 200_000) -> dict:
     import psutil
+    from hotline.stream.batch import EventBatch
+    from hotline.stream.kafka_producer import make_producer, publish
+    from hotline.stream.topics import ensure_topics
 
     from hotline.config import load_config
-    from stream.batch import EventBatch
-    from stream.kafka_producer import make_producer, publish
-    from stream.topics import ensure_topics
 
     tag = f"mem-{uuid.uuid4().hex[:6]}"
     cfg_path = write_cfg(tmp, broker.url, tag, TIGHT_MENU, 4096)

@@ -60,7 +60,7 @@ def single_lepton_stream(n: int, seed: int) -> ak.Array:
 
 def nanoaod_like_file(n: int = EVENTS_PER_FILE) -> Path:
     """A cached NanoAOD-like ROOT file (single-lepton-stream-like content)."""
-    from stream.archive_writer import relabel, write_run
+    from hotline.stream.archive_writer import relabel, write_run
 
     folder = RESULTS / "replay_input"
     run_dir = folder / "run_000042"
@@ -80,7 +80,7 @@ def naive_rules(path: Path, entries: list[dict], db: Path) -> dict[str, int]:
 
     import uproot
 
-    from alerts.records import alert_id
+    from hotline.alerts.records import alert_id
 
     branches = sorted({f"{e['collection']}_pt" for e in entries if "collection" in e}
                       | {e["branch"] for e in entries if "branch" in e}
@@ -114,9 +114,9 @@ def naive_rules(path: Path, entries: list[dict], db: Path) -> dict[str, int]:
 
 
 def replay(files: list[Path], db: Path) -> tuple[float, int, int]:
-    from alerts.store import SQLiteAlertStore
-    from stream.pipeline import PipelineContext, run_embedded
-    from stream.replay import ReplaySource
+    from hotline.alerts.store import SQLiteAlertStore
+    from hotline.stream.pipeline import PipelineContext, run_embedded
+    from hotline.stream.replay import ReplaySource
 
     ctx = PipelineContext()
     with SQLiteAlertStore(db) as store:
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     rate = n / dt
     print(f"hotline embedded replay: {n:,} events in {dt:.2f} s = {rate:,.0f} events/s "
           f"({n_alerts:,} alerts stored, {n_alerts / n:.1%} of events)")
-    from alerts.rules import EXOTICA_HOTLINE_MENU
-    from stream.archive_writer import write_run
+    from hotline.alerts.menu import EXOTICA_HOTLINE_MENU
+    from hotline.stream.archive_writer import write_run
 
     with tempfile.TemporaryDirectory() as tmp:
         import uproot

@@ -29,15 +29,14 @@ BATCHES = (1, 16, 256, 1024, 4096, 16384, 65536)
 
 def _setup(tmp: Path, n: int):
     import torch
-
-    from detectors.features import extract_features
-    from detectors.spec import DEFAULT_SPEC
-    from models.export import export_onnx
-    from models.nets import build_model
-    from models.registry import register_model
-    from models.scorer import Scorer
-    from training.normalise import fit_normaliser
-    from training.train import synthetic_events
+    from hotline.detectors.features import extract_features
+    from hotline.detectors.spec import DEFAULT_SPEC
+    from hotline.models.export import export_onnx
+    from hotline.models.nets import build_model
+    from hotline.models.normalise import fit_normaliser
+    from hotline.models.registry import register_model
+    from hotline.models.scorer import Scorer
+    from hotline.stream.samples import synthetic_events
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

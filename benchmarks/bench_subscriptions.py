@@ -51,9 +51,9 @@ def _filters(n: int, seed: int = 1) -> list[dict]:
 
 
 def bench_matching(n_alerts: int, n_subs: int) -> dict:
-    from alerts.outbox import install_outbox
-    from alerts.store import SQLiteAlertStore
-    from alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
+    from hotline.alerts.outbox import install_outbox
+    from hotline.alerts.store import SQLiteAlertStore
+    from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
 
     alerts = _alerts(n_alerts)
     subs = [Subscription(id=f"s{i}", owner="b", name="", filter=SubscriptionFilter.from_dict(f),
@@ -76,7 +76,7 @@ def bench_matching(n_alerts: int, n_subs: int) -> dict:
         t_plain, _ = best_of(lambda: plain.add_alerts(_alerts(n_alerts, seed=2)), 1)
         withbox = SQLiteAlertStore(Path(d) / "outbox.db")
         install_outbox(withbox)
-        from alerts.subscriptions import add_subscription
+        from hotline.alerts.subscription_store import add_subscription
 
         for f in _filters(n_subs):
             add_subscription(withbox, owner="b", channel="webhook",
@@ -146,9 +146,10 @@ def _start_receiver(port: int, secrets: list[str]) -> mp.Process:
 
 
 def _setup_store(d: str, port: int, n_subs: int, n_alerts: int, **delivery):
-    from alerts.outbox import install_outbox
-    from alerts.store import SQLiteAlertStore
-    from alerts.subscriptions import add_subscription, new_secret
+    from hotline.alerts.outbox import install_outbox
+    from hotline.alerts.store import SQLiteAlertStore
+    from hotline.alerts.subscription_store import add_subscription
+    from hotline.alerts.subscriptions import new_secret
 
     store = SQLiteAlertStore(Path(d) / "alerts.db")
     install_outbox(store)
@@ -166,8 +167,8 @@ def _setup_store(d: str, port: int, n_subs: int, n_alerts: int, **delivery):
 
 
 def bench_throughput(n_alerts: int, threads: int) -> dict:
-    from alerts.delivery import DeliveryWorker
-    from alerts.outbox import delivery_stats
+    from hotline.alerts.delivery import DeliveryWorker
+    from hotline.alerts.outbox import delivery_stats
 
     with tempfile.TemporaryDirectory() as d:
         port = _port()
@@ -193,8 +194,8 @@ def bench_throughput(n_alerts: int, threads: int) -> dict:
 
 
 def bench_backlog(n_alerts: int, threads: int) -> dict:
-    from alerts.delivery import DeliveryWorker
-    from alerts.outbox import delivery_stats
+    from hotline.alerts.delivery import DeliveryWorker
+    from hotline.alerts.outbox import delivery_stats
 
     with tempfile.TemporaryDirectory() as d:
         port = _port()

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from alerts.store import AlertStore
-from dashboard.auth import auth_kwargs, can_control, origins
-from dashboard.state import (
-    CliContextFactory,
+from hotline.alerts.store import AlertStore
+from hotline.dashboard.auth import auth_kwargs, can_control, origins
+from hotline.dashboard.state import (
+    ConfigContextFactory,
     Hub,
     LiveFeed,
     ReplayController,
@@ -34,12 +34,12 @@ def build_hub(cfg: Any, store: AlertStore | None = None,
               replay: bool = True, replay_mode: str = "process") -> Hub:
     """Everything the sessions of one server share (see module docstring)."""
     if store is None:
-        from alerts.store import open_store
+        from hotline.alerts.backends import open_store
 
         store = open_store(cfg.store.resolved_url())
     feed = LiveFeed(store, source=cfg.source.name)
     if context_factory is None:
-        context_factory = CliContextFactory(cfg)
+        context_factory = ConfigContextFactory(cfg)
     controller = None
     if replay:
         # the replay runs in its own process so that browser sessions never slow it down
@@ -68,14 +68,14 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
     from bokeh.core.validation import silence
     from bokeh.core.validation.warnings import MISSING_RENDERERS
 
-    from dashboard.views.alerts import AlertTable
-    from dashboard.views.contributions import Contributions
-    from dashboard.views.event_display import EventDisplay
-    from dashboard.views.histogram import ScoreHistogram
-    from dashboard.views.occupancy import OccupancyView
-    from dashboard.views.overview import RunOverview
-    from dashboard.views.replay import ReplayControl
-    from dashboard.views.subscriptions import SubscriptionsView
+    from hotline.dashboard.views.alerts import AlertTable
+    from hotline.dashboard.views.contributions import Contributions
+    from hotline.dashboard.views.event_display import EventDisplay
+    from hotline.dashboard.views.histogram import ScoreHistogram
+    from hotline.dashboard.views.occupancy import OccupancyView
+    from hotline.dashboard.views.overview import RunOverview
+    from hotline.dashboard.views.replay import ReplayControl
+    from hotline.dashboard.views.subscriptions import SubscriptionsView
 
     silence(MISSING_RENDERERS, True)  # rule / AE figures get their lines when data arrive
     user = user if user is not None else (pn.state.user or "guest")

@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 import param
 
-from alerts.records import AlertRecord, LumiSummary
-from alerts.store import AlertStore
-from stream.pipeline import SCORE_BINS, score_bin_edges
+from hotline.alerts.records import AlertRecord, LumiSummary
+from hotline.alerts.store import AlertStore
+from hotline.stream.pipeline import SCORE_BINS, score_bin_edges
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def load_model_info(model_name: str, registry: str | None = None, version: str |
     if not model_name:
         return [], None, "no anomaly model configured ([model] name): classic rules only"
     try:
-        from models.registry import load_model
+        from hotline.models.registry import load_model
     except ImportError as exc:
         return [], None, f"model registry unavailable ({exc})"
     model = None
@@ -263,8 +263,8 @@ class LiveFeed:
 # ---------------------------------------------------------------- replay control
 
 
-class CliContextFactory:
-    """Picklable pipeline-context factory: ``hotline.cli.replay.make_context(cfg)``.
+class ConfigContextFactory:
+    """Picklable pipeline-context factory: ``PipelineContext.from_config(cfg)``.
 
     It goes to the replay child process, so the replay uses exactly the rules (and the
     anomaly model, when configured) that ``hotline replay`` would use.
@@ -274,9 +274,9 @@ class CliContextFactory:
         self.cfg = cfg
 
     def __call__(self) -> Any:
-        from hotline.cli.replay import make_context
+        from hotline.stream.pipeline import PipelineContext
 
-        return make_context(self.cfg)
+        return PipelineContext.from_config(self.cfg)
 
 
 @dataclass
@@ -293,9 +293,9 @@ def _replay_child(store_url: str, files: list[str], branches_from: Any, tree: st
                   out: Any) -> None:
     """Body of the replay process: ReplaySource -> run_embedded -> its own store connection;
     after each batch the lumisection summaries go to the parent through ``out``."""
-    from alerts.store import open_store
-    from stream.pipeline import run_embedded
-    from stream.replay import ReplaySource
+    from hotline.alerts.backends import open_store
+    from hotline.stream.pipeline import run_embedded
+    from hotline.stream.replay import ReplaySource
 
     try:
         ctx = branches_from()
@@ -379,7 +379,7 @@ class ReplayController:
 
     def start(self, files: Sequence[str | Path], run: int, rate: float | None = None) -> None:
         """Start replaying ``files`` (run ``run``) at ``rate`` events/s (None: max)."""
-        from stream.replay import ReplaySource
+        from hotline.stream.replay import ReplaySource
 
         if self.running:
             raise RuntimeError(f"a replay of run {self.run} is already running; stop it first")
@@ -394,8 +394,8 @@ class ReplayController:
             self._start_thread(files, run, rate)
 
     def _start_thread(self, files: list[str], run: int, rate: float | None) -> None:
-        from stream.pipeline import run_embedded
-        from stream.replay import ReplaySource
+        from hotline.stream.pipeline import run_embedded
+        from hotline.stream.replay import ReplaySource
 
         ctx = self.context_factory()
         self._stop, self._counter = threading.Event(), None

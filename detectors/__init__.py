@@ -4,7 +4,7 @@
 - ``detectors.features``: NanoAOD-style jagged collections -> fixed feature matrix, vectorised.
 """
 
-from detectors.features import FeatureMatrix, extract_features
-from detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
+from hotline.detectors.features import FeatureMatrix, extract_features
+from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
 
 __all__ = ["DEFAULT_SPEC", "FeatureMatrix", "FeatureSpec", "ObjectSpec", "extract_features"]

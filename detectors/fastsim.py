@@ -55,11 +55,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hotline.config import read_toml
+from hotline.config import package_path, read_toml
 from hotline.errors import ConfigError
 from hotline.registry import Registry
 
-PARAMS_FILE = Path(__file__).with_name("fastsim_params.toml")
+PARAMS_FILE = package_path("hotline.detectors", "fastsim_params.toml")
 
 #: invisible particle ids: neutrinos, SUSY LSP / gravitino, dark-matter candidates
 INVISIBLE_IDS = (12, 14, 16, 1000022, 1000039, 51, 52, 53)

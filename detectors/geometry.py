@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from hotline.config import read_toml
+from hotline.config import package_path, read_toml
 from hotline.errors import ConfigError
 from hotline.registry import Registry
 
-GEOMETRY_DIR = Path(__file__).resolve().parent / "geometry"
+GEOMETRY_DIR = package_path("hotline.detectors", "geometry")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from firmware.convert import BuildConfig, Conversion, compile_emulation, convert, predict
-from firmware.emulation import (
+from hotline.errors import FirmwareError, ModelError
+from hotline.firmware.convert import BuildConfig, Conversion, compile_emulation, convert, predict
+from hotline.firmware.emulation import (
     EmulationReport,
     calibrate_thresholds,
     check_agreement,
@@ -31,71 +32,18 @@ from firmware.emulation import (
     onnx_scores,
     plot_scores,
 )
-from firmware.resources import ResourceEstimate, estimate, synthesize
-from hotline.errors import FirmwareError, ModelError
+from hotline.firmware.registry_adapter import registered_source
+from hotline.firmware.resources import ResourceEstimate, estimate, synthesize
+from hotline.firmware.source import ModelSource, parse_model_ref
 
 log = logging.getLogger(__name__)
 
 STANDINS = ("standin-ae", "standin-vae", "standin-conv-ae", "standin-conv-ae-dense")
 
 
-Sample = tuple[np.ndarray, ...]  #: a batch of model inputs as serving takes them (+ mask)
-
-
-@dataclass
-class ModelSource:
-    """Everything a firmware build needs about one model.
-
-    Samples are tuples of arrays in *serving* form (stand-ins: normalised
-    features; registered models: raw features and the object mask);
-    ``firmware_inputs`` turns them into the firmware block's inputs and
-    ``serving_scores`` scores them as serving does (onnxruntime).
-    """
-
-    name: str
-    version: str
-    kind: str  #: ae | vae | conv-ae
-    score_net: Any  #: torch module (firmware inputs) -> [n, 1] score
-    input_shape: tuple[int, ...] | list[tuple[int, ...]]  #: one shape per firmware input
-    thresholds: dict[float, float]  #: p-value -> score threshold (calibrated on background)
-    background: Sample  #: held-out background events
-    signal: Sample | None = None  #: held-out anomalous events (for the TPR), optional
-    serving_scores: Any = None  #: callable(*sample) -> [n] serving scores
-    firmware_inputs: Any = None  #: callable(*sample) -> list of firmware input arrays
-    onnx: bytes | str | None = None  #: the serving ONNX model (stand-ins: the score net)
-    note: str = ""
-
-    def serve(self, sample: Sample) -> np.ndarray:
-        if self.serving_scores is not None:
-            return np.asarray(self.serving_scores(*sample), dtype=np.float64).ravel()
-        return onnx_scores(self.onnx, sample[0])
-
-    def fw_inputs(self, sample: Sample) -> list[np.ndarray]:
-        if self.firmware_inputs is not None:
-            return list(self.firmware_inputs(*sample))
-        return list(sample)
-
-    def sample(self) -> tuple[Sample, np.ndarray]:
-        """Held-out events (background then signal) and the signal flags."""
-        parts = [self.background] + ([self.signal] if self.signal is not None else [])
-        joined = tuple(np.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
-        flags = np.zeros(len(joined[0]), bool)
-        if self.signal is not None:
-            flags[len(self.background[0]):] = True
-        return joined, flags
-
-
-def parse_model_ref(ref: str) -> tuple[str, str]:
-    """``name[:version]`` -> (name, version or 'latest')."""
-    name, _, version = ref.partition(":")
-    if not name:
-        raise FirmwareError(f"model reference '{ref}' has no name; use MODEL[:VERSION]")
-    return name, version or "latest"
-
-
 def standin_source(kind: str, cfg: BuildConfig, seed: int = 0) -> ModelSource:
     """A trained stand-in model (``ae``, ``vae``, ``conv-ae``, ``conv-ae-dense``)."""
-    from firmware.standin import standin_samples, standin_score_net
+    from hotline.firmware.standin import standin_samples, standin_score_net
 
     net, shape = standin_score_net(kind, seed=seed)
     onnx = export_onnx(net, shape)
@@ -113,8 +61,6 @@ def resolve_model(ref: str, cfg: BuildConfig, registry: str | None = None) -> Mo
     name, version = parse_model_ref(ref)
     if name in STANDINS:
         return standin_source(name[len("standin-"):], cfg)
-    from firmware.registry_adapter import registered_source
-
     try:
         return registered_source(name, version, cfg, registry)
     except ModelError as exc:
@@ -156,7 +102,7 @@ def build(source: ModelSource, cfg: BuildConfig, output_dir: str | Path, synth: 
     synthesis = synthesize(conv.hls_model) if synth else None
     result = BuildResult(source, conv, report, ests, synthesis, out)
     if trace:
-        from firmware.precision import trace_differences
+        from hotline.firmware.precision import trace_differences
 
         result.trace = trace_differences(conv, [a[:1000] for a in fw_in])
     _write(result, cfg, fw, sv)

@@ -34,11 +34,12 @@ from typing import Any
 
 import yaml
 
+from hotline.config import package_path
 from hotline.errors import ConfigError, FirmwareError
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = package_path("hotline.firmware", "configs")
 #: precision of the constant weights of the score tail (1/n for a mean, 1 for a sum)
 SCORE_WEIGHT_PRECISION = "ap_fixed<24,2,RND,SAT>"
 #: an input called ``mask`` holds 0/1 feature flags: one bit, multiplications become ANDs
@@ -94,7 +95,7 @@ class BuildConfig:
         return 1000.0 / self.clock_mhz
 
     def resolved_part(self) -> str:
-        from firmware.targets import get_target
+        from hotline.firmware.targets import get_target
 
         return self.part or get_target(self.target).part
 

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from firmware.convert import BuildConfig, compile_emulation, convert, fixed, predict
+from hotline.firmware.convert import BuildConfig, compile_emulation, convert, fixed, predict
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ def width_scan(source: Any, cfg: BuildConfig, widths: list[int] | tuple[int, ...
                integers: list[int] | tuple[int, ...], work_dir: str | Path,
                progress: Any = None) -> list[ScanPoint]:
     """Compile and compare the emulation for each ``ap_fixed<W,I>``; one g++ compile per point."""
-    from firmware.emulation import compare_scores
+    from hotline.firmware.emulation import compare_scores
 
     sample, is_sig = source.sample()
     sv = source.serve(sample)

@@ -110,7 +110,7 @@ def pruning_study(score_net: Any, reference: list[np.ndarray], train: list[np.nd
                   signal: list[np.ndarray], p_values: list[float], fractions: list[float],
                   retrain_epochs: int = 0, l1: float = 1e-5) -> list[PruningPoint]:
     """TPR at each p (thresholds recalibrated on ``reference``) per pruning fraction."""
-    from firmware.emulation import calibrate_thresholds
+    from hotline.firmware.emulation import calibrate_thresholds
 
     points = []
     for frac in fractions:

@@ -7,7 +7,7 @@ What goes to firmware for each card kind:
   feature mask, and computes ``sum((x - AE(x))**2 * m) / F`` -- the serving
   graph's ``total``. Normalisation (log10 pT, offset, scale) is the step in
   front of the block: in the L1 system the input links deliver scaled
-  hardware units; here ``training.normalise.Normaliser.transform`` applies it.
+  hardware units; here ``models.normalise.Normaliser.transform`` applies it.
 * ``vae``: the mu-only encoder scoring ``sum(mu**2)`` (the AXOL1TL score),
   compared with the serving graph's ``mu2`` output. When the card's score is
   not ``mu2`` its thresholds are for another score, so mu2 thresholds are
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from firmware.convert import BuildConfig, ae_score_net, vae_mu_score_net
-from firmware.emulation import calibrate_thresholds
 from hotline.errors import FirmwareError
+from hotline.firmware.convert import BuildConfig, ae_score_net, vae_mu_score_net
+from hotline.firmware.emulation import calibrate_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def _card_thresholds(card: dict[str, Any], p_values: tuple[float, ...]) -> dict[
 def heldout_sample(card: dict[str, Any], n: int, seed_offset: int, process: str | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Raw features and object mask of ``n`` events of the card's background (or ``process``)."""
-    from detectors.spec import FeatureSpec
-    from training.train import load_sample
+    from hotline.detectors.spec import FeatureSpec
+    from hotline.stream.samples import load_sample
 
     tr = card.get("training") or {}
     spec = FeatureSpec.from_dict(card["feature_spec"])
@@ -69,10 +69,10 @@ def registered_source(name: str, version: str, cfg: BuildConfig, registry: str |
                       sample: tuple[np.ndarray, np.ndarray] | None = None,
                       signal: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
     """A :class:`firmware.build.ModelSource` for a registered ``ae`` or ``vae`` model."""
-    from firmware.build import ModelSource
-    from models.registry import load_model
-    from models.scorer import Scorer
-    from training.normalise import Normaliser
+    from hotline.firmware.source import ModelSource
+    from hotline.models.normalise import Normaliser
+    from hotline.models.registry import load_model
+    from hotline.models.scorer import Scorer
 
     model = load_model(name, version, registry)
     card = model.card

@@ -14,19 +14,34 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_cache_path, user_state_path
+
 from hotline.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ARCHIVE = REPO_ROOT / "data" / "archive"
+
+def package_path(package: str, *parts: str) -> Path:
+    """A file or folder shipped inside ``package`` (works from a source tree and a wheel)."""
+    return Path(str(files(package).joinpath(*parts)))
+
+
+#: the bundled demo archive (package data of ``hotline.data``)
+DEFAULT_ARCHIVE = package_path("hotline.data", "archive")
 
 
 def default_state_dir() -> Path:
-    """Where Hotline keeps its alert store and caches when nothing else is said."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hotline"
+    """Where Hotline keeps its alert store, firmware builds and worker state when nothing else
+    is said: the platform's user state folder (``$XDG_STATE_HOME/hotline`` on Linux)."""
+    return user_state_path("hotline")
+
+
+def default_cache_dir() -> Path:
+    """Where Hotline keeps re-creatable downloads and generated samples: the platform's user
+    cache folder (``$XDG_CACHE_HOME/hotline`` on Linux)."""
+    return user_cache_path("hotline")
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,7 @@ class StreamConfig:
 class ModelConfig:
     """Which registered anomaly model scores events."""
 
-    registry: str = str(REPO_ROOT / "models" / "registry")
+    registry: str = str(package_path("hotline.models", "registry"))
     name: str = ""  #: empty: classic rules only
     version: str = "latest"
     p_value: float = 1e-4  #: AE alert threshold, as a background p-value
@@ -96,8 +111,8 @@ class DashboardConfig:
 class FirmwareConfig:
     """hls4ml firmware builds."""
 
-    configs: str = str(REPO_ROOT / "firmware" / "configs")
-    builds: str = str(REPO_ROOT / "firmware" / "builds")
+    configs: str = str(package_path("hotline.firmware", "configs"))
+    builds: str = str(default_state_dir() / "firmware")  #: generated HLS projects
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hotline.detectors.geometry import Geometry
 
-from detectors.geometry import Geometry
 from hotline.errors import ModelError
 
 OPSET = 17
@@ -276,9 +276,8 @@ class ConvAEScorer:
 
     def __init__(self, card: dict[str, Any], onnx_path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
-
-        from detectors.geometry import Geometry
-        from models.thresholds import ReferenceDistribution
+        from hotline.detectors.geometry import Geometry
+        from hotline.models.thresholds import ReferenceDistribution
 
         if card.get("kind") != "conv-ae":
             raise ModelError(f"{onnx_path}: model kind is {card.get('kind')!r}, not 'conv-ae'")
@@ -314,7 +313,7 @@ class ConvAEScorer:
     @classmethod
     def from_registry(cls, name: str, version: str | int = "latest",
                       registry: str | Path | None = None, threads: int = 1) -> ConvAEScorer:
-        from models.registry import load_model
+        from hotline.models.registry import load_model
 
         m = load_model(name, version, registry)
         return cls(m.card, m.onnx_path, threads)

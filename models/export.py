@@ -13,7 +13,7 @@ single onnxruntime call on raw features::
              total       [N]      reconstruction MSE = sum of per_object
              kl, mu2     [N]      VAE only: KL divergence, AXOL1TL mu^2 sum
 
-Normalisation in the graph is exactly ``training.normalise.Normaliser``
+Normalisation in the graph is exactly ``models.normalise.Normaliser``
 (phi from the MET direction when ``phi_frame = "met"``, log10 of pT columns for
 the log-pT scheme, then (u - offset) * scale, padded slots -> 0).
 ``reference_scores`` computes the same numbers with numpy + torch; the tests
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hotline.detectors.spec import FeatureSpec
+from hotline.models.normalise import PT_FLOOR, Normaliser
 
-from detectors.spec import FeatureSpec
 from hotline.errors import ModelError
-from training.normalise import PT_FLOOR, Normaliser
 
 OPSET = 17
 
@@ -256,8 +256,7 @@ def reference_scores(
 ) -> dict[str, np.ndarray]:
     """Torch (+ numpy normalisation) scores of raw features: the parity reference for ONNX."""
     import torch
-
-    from models.nets import feature_mask, torch_scores
+    from hotline.models.nets import feature_mask, torch_scores
 
     model.eval()
     xn = torch.from_numpy(normaliser.transform(x, mask))

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotline.config import package_path
 from hotline.errors import ModelError
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parent / "registry"
+DEFAULT_REGISTRY = package_path("hotline.models", "registry")
 DEFAULT_MODEL = "ae_default"  #: the small shipped model ``hotline demo`` uses
 CARD_SCHEMA = 1
 KINDS = ("ae", "vae", "conv-ae", "ensemble")
@@ -65,15 +66,14 @@ class RegisteredModel:
         return str(self.card["kind"])
 
     def feature_spec(self) -> Any:
-        from detectors.spec import FeatureSpec
+        from hotline.detectors.spec import FeatureSpec
 
         return FeatureSpec.from_dict(self.card["feature_spec"])
 
     def torch_model(self) -> Any:
         """The torch module with its trained weights (needs torch; for firmware / studies)."""
         import torch
-
-        from models.nets import build_model
+        from hotline.models.nets import build_model
 
         if not self.weights_path.exists():
             raise ModelError(f"model {self.name} v{self.version}: {self.weights_path} is missing")

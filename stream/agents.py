@@ -36,11 +36,12 @@ import asyncio
 import logging
 from typing import Any
 
-from alerts.records import DeadLetter
+from hotline.alerts.records import DeadLetter
+from hotline.stream.codecs import decode_batch, encode_alert, encode_deadletter, encode_summary
+from hotline.stream.pipeline import BatchResult, PipelineContext, process_batch
+from hotline.stream.topics import TABLES, Topics
+
 from hotline.errors import HotlineError
-from stream.codecs import decode_batch, encode_alert, encode_deadletter, encode_summary
-from stream.pipeline import BatchResult, PipelineContext, process_batch
-from stream.topics import TABLES, Topics
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from alerts.records import DeadLetter
-from detectors.occupancy import OccupancyMap
+from hotline.alerts.records import DeadLetter
+from hotline.detectors.occupancy import OccupancyMap
+
 from hotline.errors import HotlineError, StreamError
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def publish_maps(send: Callable[..., Any], topic: str, maps: Sequence[OccupancyM
 
 def register_dqm_agent(app: Any, topics: Any, dctx: Any) -> dict[str, Any]:
     """Declare ``topics.occupancy`` on ``app`` and attach the ``score_occupancy`` agent."""
-    from stream.codecs import encode_alert, encode_deadletter
-    from stream.dqm_pipeline import process_occupancy
+    from hotline.stream.codecs import encode_alert, encode_deadletter
+    from hotline.stream.dqm_pipeline import process_occupancy
 
     occupancy = app.topic(topics.occupancy, key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw",

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hotline.alerts.records import AlertRecord, DeadLetter
+from hotline.detectors.occupancy import HitModel, OccupancyMap, accumulate, add_background
 
-from alerts.records import AlertRecord, DeadLetter
-from detectors.occupancy import HitModel, OccupancyMap, accumulate, add_background
 from hotline.errors import HotlineError
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ class DQMContext:
                       registry: str | Path | None = None, p_value: float = 1e-3,
                       **kw: Any) -> DQMContext:
         """One scorer per subsystem (default: every registered ``conv-ae`` model)."""
-        from models.conv_ae import ConvAEScorer
-        from models.registry import available_models
+        from hotline.models.conv_ae import ConvAEScorer
+        from hotline.models.registry import available_models
 
         if subsystems is None:
             names = sorted({m["name"] for m in available_models(registry)
@@ -205,7 +205,7 @@ class DQMMonitor:
                 self._flush(done)
 
     def _flush(self, keys: list[tuple[str, int, int, str]]) -> None:
-        from detectors.faults import inject
+        from hotline.detectors.faults import inject
 
         maps = []
         geos = {g.name: g for g in self.geometries}

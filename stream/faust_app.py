@@ -35,9 +35,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from hotline.stream.pipeline import PipelineContext
+from hotline.stream.topics import Topics, topics_for
+
 from hotline.config import Config, default_state_dir
-from stream.pipeline import PipelineContext
-from stream.topics import Topics, topics_for
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,8 @@ def make_app(
     occupancy agent of ``stream.agents_dqm``) to the same app and topics.
     """
     import faust
-
-    from stream.agents import register_agents
-    from stream.codecs import register_codecs
+    from hotline.stream.agents import register_agents
+    from hotline.stream.codecs import register_codecs
 
     s = cfg.stream
     register_codecs()
@@ -96,9 +96,7 @@ def make_app(
         logging_config=None,
     )
     if ctx is None:
-        from hotline.cli.replay import make_context
-
-        ctx = make_context(cfg)
+        ctx = PipelineContext.from_config(cfg)
     topics = topics_for(s)
     register_agents(app, topics, ctx, tables=tables)
     for attach in extra_agents:

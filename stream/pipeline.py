@@ -28,12 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from alerts.records import AlertRecord, DeadLetter, EventSet, LumiSummary
-from alerts.rules import RuleOutcome, build_menu
-from detectors.features import FeatureMatrix, extract_features, required_branches
-from detectors.spec import DEFAULT_SPEC, FeatureSpec
+from hotline.alerts.menu import build_menu, load_menu
+from hotline.alerts.records import AlertRecord, DeadLetter, EventSet, LumiSummary
+from hotline.alerts.rules import RuleOutcome
+from hotline.config import Config
+from hotline.detectors.features import FeatureMatrix, extract_features, required_branches
+from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from hotline.errors import HotlineError, MissingBranchError
-from stream.batch import EventBatch
+from hotline.stream.batch import EventBatch
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,21 @@ class PipelineContext:
     spec: FeatureSpec = DEFAULT_SPEC
     features_required: bool = False  #: True when a scorer needs features (else best effort)
     max_alerts_per_lumi: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> PipelineContext:
+        """The context a configuration describes: its rule menu, plus the AE rule of
+        ``[model] name`` at ``[model] p_value`` when a model is configured."""
+        rules = load_menu(cfg.alerts.rules)
+        if not cfg.model.name:
+            return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+        from hotline.alerts.ae_rule import AERule
+        from hotline.models.scorer import Scorer
+
+        scorer = Scorer.from_registry(cfg.model.name, cfg.model.version, cfg.model.registry)
+        rules.append(AERule(scorer, cfg.model.p_value))
+        return cls(rules=rules, spec=scorer.spec, features_required=True,
+                   max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
 
     def branches(self, available: set[str] | None = None) -> list[str]:
         """Branches to read: the feature spec's (with fallbacks) plus every rule's needs."""

@@ -56,7 +56,7 @@ def cms_samples() -> Path:
 @pytest.fixture
 def archive(tmp_path: Path) -> Path:
     """An archive with run 7 (two good files, 600 events, 50 events per lumisection)."""
-    from stream.archive_writer import write_run
+    from hotline.stream.archive_writer import write_run
 
     arrays = make_events(600, seed=3, run=7)
     write_run(tmp_path / "archive", 7, arrays, events_per_file=300,
@@ -66,7 +66,7 @@ def archive(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    from alerts.store import SQLiteAlertStore
+    from hotline.alerts.store import SQLiteAlertStore
 
     s = SQLiteAlertStore(tmp_path / "alerts.db")
     yield s

@@ -20,7 +20,7 @@ contribution, ``ScoreResult.top_type()``), ``excess`` (largest standardised
 excess over the background reference, ``top_type(reference_contributions)``)
 and, when the scorer offers it, ``attribute`` (``ScoreResult.attribute``: MET
 followed to the visible type that moved it). Weights are physical event weights
-(``training.weights.component_weights``); fractions are weighted, with the
+(``models.weights.component_weights``); fractions are weighted, with the
 unweighted fraction and counts beside them.
 
 Limitation: only events that passed the trigger before the fault are in the
@@ -43,12 +43,12 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+from hotline.detectors.fastsim import apply_fault, available_event_faults, get_event_fault
+from hotline.detectors.fastsim import single_lepton_mask as trigger_mask
+from hotline.detectors.features import extract_features
+from hotline.models.weights import kish, weighted_fraction
 
-from detectors.fastsim import apply_fault, available_event_faults, get_event_fault
-from detectors.fastsim import single_lepton_mask as trigger_mask
-from detectors.features import extract_features
 from hotline.errors import ConfigError, ModelError, SourceError
-from training.weights import kish, weighted_fraction
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +181,12 @@ def load_clean_events(
     Keeps events with ``fault == 0`` (all when there is no ``fault`` branch) and, with
     ``drop_signal``, drops events of signal processes mixed into a run (``sample`` codes
     of processes of kind "signal"). At most ``max_events``. Weights: ``genWeight``
-    normalised per ``sample`` component (``training.weights.component_weights``).
+    normalised per ``sample`` component (``models.weights.component_weights``).
     """
     import uproot
-
-    from stream.archive import describe_open_error, find_run
-    from training.processes import available_processes, get_process
-    from training.weights import component_weights
+    from hotline.models.weights import component_weights
+    from hotline.stream.archive import describe_open_error, find_run
+    from hotline.training.processes import available_processes, get_process
 
     signal_codes = {get_process(n).code for n in available_processes()
                     if get_process(n).kind == "signal"} if drop_signal else set()

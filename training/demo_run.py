@@ -1,6 +1,6 @@
 """The demo run shipped in ``data/archive/``: how it is made, and a command to remake it.
 
-``python -m training.demo_run [--archive data/archive] [--work DIR] [--jobs 2]``
+``python -m hotline.training.demo_run [--archive data/archive] [--work DIR] [--jobs 2]``
 
 Recipe (all seeds fixed, so the result is reproducible with the same versions):
 
@@ -31,8 +31,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-
-from stream.archive import run_dir_name
+from hotline.stream.archive import run_dir_name
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +82,9 @@ def _compact(arrays: ak.Array) -> ak.Array:
 def build(archive: Path, work: Path, jobs: int = 1, progress: bool = True) -> Path:
     """Generate (or resume) the ingredients in ``work`` and write run ``RUN`` into ``archive``."""
     import uproot
-
-    from stream.archive_writer import to_tree_dict, write_tree
-    from training.generate import GenerateRequest, _ordered, generate, versions
-    from training.processes import get_process, sample_codes
+    from hotline.stream.archive_writer import to_tree_dict, write_tree
+    from hotline.training.generate import GenerateRequest, _ordered, generate, versions
+    from hotline.training.processes import get_process, sample_codes
 
     plan = _plan()
     reqs = [GenerateRequest(p, n, SEEDS[p], work / f"run_{900 + i:06d}", chunk_size=2000,
@@ -158,7 +156,7 @@ def build(archive: Path, work: Path, jobs: int = 1, progress: bool = True) -> Pa
         "versions": versions(),
         "fastsim": "detectors/fastsim_params.toml defaults (FastSimParams()), no pileup",
         "mpi": False,
-        "command": "python -m training.demo_run --archive data/archive --jobs 2",
+        "command": "python -m hotline.training.demo_run --archive data/archive --jobs 2",
         "recipe": "see the docstring of training/demo_run.py",
         "caveats": ("qcd events (sample 2) come from biased pTHat sampling and are replayed "
                     "unweighted (their genWeight is in the file): jet-HT rules (ht300, "

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from detectors.dqm_baselines import Reference, available_baselines, get_baseline
-from detectors.faults import Fault, get_fault_kind, inject
-from detectors.geometry import Geometry, get_geometry
-from detectors.occupancy import LumiSet, synthesize_lumis
-from models.conv_ae import (
+from hotline.detectors.dqm_baselines import Reference, available_baselines, get_baseline
+from hotline.detectors.faults import Fault, get_fault_kind, inject
+from hotline.detectors.geometry import Geometry, get_geometry
+from hotline.detectors.occupancy import LumiSet, synthesize_lumis
+from hotline.models.conv_ae import (
     WHITEN_MAX_CELLS,
     ConvAEScorer,
     build_conv_ae,
@@ -127,8 +126,7 @@ def train_dqm(
 ) -> Any:
     """Train, calibrate and register the conv-AE of one geometry; returns the RegisteredModel."""
     import torch
-
-    from models.registry import register_model
+    from hotline.models.registry import register_model
 
     s = settings or TrainSettings()
     t0 = time.perf_counter()
@@ -176,7 +174,7 @@ def train_dqm(
 def calibrate_card(card: dict[str, Any], name: str, onnx_path: Path, null: LumiSet,
                    calib: LumiSet, s: TrainSettings) -> dict[str, Any]:
     """unit_null (per-unit good-data loss mean/var) and thresholds for a card."""
-    from models.thresholds import calibrate
+    from hotline.models.thresholds import calibrate
 
     scorer = ConvAEScorer({**card, "name": name, "unit_null": None, "reference": None},
                           onnx_path)
@@ -225,7 +223,7 @@ def recalibrate_dqm(name: str, registry: str | Path | None = None,
     the evaluation uses it. With ``version`` the result is registered as that new
     version (same ONNX and weights); without, the card is updated in place.
     """
-    from models.registry import load_model, register_model, update_card
+    from hotline.models.registry import load_model, register_model, update_card
 
     m = load_model(name, registry=registry)
     tr = m.card["training"]
@@ -322,7 +320,7 @@ def evaluate(
     progress: bool = True,
 ) -> Evaluation:
     """Detection efficiency and localisation per fault kind/size, conv-AE vs baselines."""
-    from detectors.faults import available_fault_kinds
+    from hotline.detectors.faults import available_fault_kinds
 
     rows: list[EvalRow] = []
     thresholds: dict[str, dict[str, float]] = {}

@@ -19,9 +19,8 @@ import logging
 from typing import Any
 
 import numpy as np
-
-from models.thresholds import calibrate
-from training.weights import kish, weighted_fraction
+from hotline.models.thresholds import calibrate
+from hotline.models.weights import kish, weighted_fraction
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
     electron slot (every electron is rotated). dead_calo removes objects and leaves no
     trace in the output, so it returns None (no restriction possible).
     """
-    from detectors import fastsim
+    from hotline.detectors import fastsim
 
     labels = list(fm.spec.object_labels)
     x, mask = np.asarray(fm.x), np.asarray(fm.mask, bool)
@@ -127,8 +126,8 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
 def faulty_type_of(sample: str) -> str | None:
     """Object type the fault of sample ``sample`` corrupts: a synthetic toy fault, else the
     ``faulty_type`` of the detector fault whose name the sample carries (``sm_mix_<fault>``)."""
-    from detectors.fastsim import available_event_faults, get_event_fault
-    from training.train import SYNTHETIC_FAULT_TYPES
+    from hotline.detectors.fastsim import available_event_faults, get_event_fault
+    from hotline.stream.samples import SYNTHETIC_FAULT_TYPES
 
     if sample in SYNTHETIC_FAULT_TYPES:
         return SYNTHETIC_FAULT_TYPES[sample]
@@ -226,8 +225,8 @@ def evaluate_model(
         except Exception as exc:  # noqa: BLE001 - reported, not fatal for the study
             metrics["attribution"] = {"error": str(exc)}
     if out is not None:
-        from models.export import reference_scores
-        from training.report import plot_model
+        from hotline.models.export import reference_scores
+        from hotline.training.report import plot_model
 
         n = min(len(x_bkg), 20_000)
         ref = reference_scores(model, normaliser, x_bkg[:n], m_bkg[:n])

@@ -14,9 +14,9 @@ from hotline.registry import Registry
 
 
 def _builtin_channels() -> list[tuple[str, type]]:
-    from alerts.channels.email import EmailChannel
-    from alerts.channels.kafka import KafkaChannel
-    from alerts.channels.webhook import WebhookChannel
+    from hotline.alerts.channels.email import EmailChannel
+    from hotline.alerts.channels.kafka import KafkaChannel
+    from hotline.alerts.channels.webhook import WebhookChannel
 
     return [("webhook", WebhookChannel), ("email", EmailChannel), ("kafka", KafkaChannel)]
 

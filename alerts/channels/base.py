@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.records import AlertRecord
+from hotline.alerts.records import AlertRecord
+
 from hotline.errors import HotlineError
 
 EVENT_TYPE_ALERT = "org.hotline.alert.v1"

@@ -14,7 +14,8 @@ import threading
 import time
 from typing import Any
 
-from alerts.channels.base import Channel, DeliveryError, Notification
+from hotline.alerts.channels.base import Channel, DeliveryError, Notification
+
 from hotline.errors import ConfigError
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")

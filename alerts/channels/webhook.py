@@ -9,7 +9,7 @@ structured JSON envelope (``content-type: application/cloudevents+json``).
 
 Receiver side (any language with a Standard Webhooks library; in Python)::
 
-    from alerts.channels.webhook import verify_webhook
+    from hotline.alerts.channels.webhook import verify_webhook
     event = verify_webhook(secret, request_body_bytes, request_headers)  # raises if forged
     if event["id"] in already_seen: return 200          # de-duplicate on webhook-id
     alert = event["data"]                                # the versioned alert record
@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from alerts.channels.base import Channel, DeliveryError, Notification
-from alerts.subscriptions import validate_webhook_url
+from hotline.alerts.channels.base import Channel, DeliveryError, Notification
+from hotline.alerts.subscriptions import validate_webhook_url
+
 from hotline.errors import ConfigError
 
 RETRYABLE_4XX = {408, 409, 425, 429}

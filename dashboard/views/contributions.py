@@ -7,9 +7,8 @@ from typing import Any
 import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange
 from bokeh.plotting import figure
-
-from dashboard.state import DashboardState
-from dashboard.views.common import TYPE_COLORS
+from hotline.dashboard.state import DashboardState
+from hotline.dashboard.views.common import TYPE_COLORS
 
 
 class Contributions(pn.viewable.Viewer):

@@ -14,9 +14,8 @@ import pandas as pd
 import panel as pn
 from bokeh.models import Arrow, ColumnDataSource, LabelSet, NumberFormatter, Range1d, VeeHead
 from bokeh.plotting import figure
-
-from dashboard.state import DashboardState
-from dashboard.views.common import TYPE_COLORS
+from hotline.dashboard.state import DashboardState
+from hotline.dashboard.views.common import TYPE_COLORS
 
 
 class EventDisplay(pn.viewable.Viewer):

@@ -8,9 +8,8 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Label, Range1d, Span
 from bokeh.plotting import figure
-
-from dashboard.state import DashboardState
-from dashboard.views.common import FIG_STYLE, PALETTE
+from hotline.dashboard.state import DashboardState
+from hotline.dashboard.views.common import FIG_STYLE, PALETTE
 
 
 def _nan_zero(x: np.ndarray) -> list[float]:

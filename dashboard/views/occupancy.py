@@ -17,9 +17,8 @@ import panel as pn
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Inferno256, Viridis256
 from bokeh.plotting import figure
-
-from alerts.records import AlertRecord
-from dashboard.state import DashboardState
+from hotline.alerts.records import AlertRecord
+from hotline.dashboard.state import DashboardState
 
 
 def dqm_image(payload: dict[str, Any], key: str) -> np.ndarray | None:

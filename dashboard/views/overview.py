@@ -12,9 +12,8 @@ from typing import Any
 import panel as pn
 from bokeh.models import ColumnDataSource, Legend
 from bokeh.plotting import figure
-
-from dashboard.state import STATUS_COLORS, DashboardState
-from dashboard.views.common import FIG_STYLE, PALETTE, SeriesSync
+from hotline.dashboard.state import STATUS_COLORS, DashboardState
+from hotline.dashboard.views.common import FIG_STYLE, PALETTE, SeriesSync
 
 
 class RunOverview(pn.viewable.Viewer):

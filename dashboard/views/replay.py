@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import panel as pn
-
-from dashboard.state import DashboardState
+from hotline.dashboard.state import DashboardState
 
 
 class ReplayControl(pn.viewable.Viewer):
@@ -52,7 +51,7 @@ class ReplayControl(pn.viewable.Viewer):
         if not self.state.archive:
             return []
         try:
-            from stream.archive import list_runs
+            from hotline.stream.archive import list_runs
 
             return list_runs(self.state.archive, scan=False)
         except Exception:  # noqa: BLE001 - an unreadable archive just means no choices

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from dashboard.state import DashboardState
+from hotline.dashboard.state import DashboardState
 from hotline.errors import HotlineError
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class SubscriptionsView(pn.viewable.Viewer):
                                               placeholder="all kinds", width=200)
         self.rules_w = pn.widgets.TextInput(label="rules (comma separated)", width=200,
                                             placeholder="all rules")
-        from detectors.spec import DEFAULT_SPEC
+        from hotline.detectors.spec import DEFAULT_SPEC
 
         self.types_w = pn.widgets.MultiChoice(label="AE alerts pointing to",
                                               options=list(DEFAULT_SPEC.object_types),
@@ -170,7 +170,7 @@ class SubscriptionsView(pn.viewable.Viewer):
         if not force and now - self._last < self.min_interval:
             return False
         self._last = now
-        from alerts.subscriptions import subscription_overview
+        from hotline.alerts.subscription_store import subscription_overview
 
         if not self.available:
             return False
@@ -197,7 +197,7 @@ class SubscriptionsView(pn.viewable.Viewer):
             self.log_title.object = "*select a subscription to see its delivery log*"
             frame = log_frame([])
         else:
-            from alerts.outbox import delivery_log
+            from hotline.alerts.outbox import delivery_log
 
             try:
                 frame = log_frame(delivery_log(self.store, self.selected_sub,
@@ -262,18 +262,18 @@ class SubscriptionsView(pn.viewable.Viewer):
         self.refresh(force=True)
 
     def pause(self, *_: Any) -> None:
-        from alerts.subscriptions import pause_subscription
+        from hotline.alerts.subscription_store import pause_subscription
 
         self._change("pause", lambda s: pause_subscription(self.store, s))
 
     def resume(self, *_: Any) -> None:
-        from alerts.subscriptions import resume_subscription
+        from hotline.alerts.subscription_store import resume_subscription
 
         retry = bool(self.retry_w.value)
         self._change("resume", lambda s: resume_subscription(self.store, s, retry_failed=retry))
 
     def remove(self, *_: Any) -> None:
-        from alerts.subscriptions import remove_subscription
+        from hotline.alerts.subscription_store import remove_subscription
 
         if not self._allowed() or not self._selected_or_note():
             return
@@ -287,7 +287,7 @@ class SubscriptionsView(pn.viewable.Viewer):
         """Create a webhook or e-mail subscription from the form."""
         if not self._allowed():
             return
-        from alerts.subscriptions import add_subscription
+        from hotline.alerts.subscription_store import add_subscription
 
         channel = self.channel_w.value
         target = (self.target_w.value or "").strip()

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import awkward as ak
-
 from hotline.cli.common import config_from
 from hotline.errors import SourceError
-from stream.archive_writer import relabel, write_run
-from stream.pipeline import PipelineContext
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle_import(args: argparse.Namespace) -> int:
+    import awkward as ak
     import uproot
+
+    from hotline.stream.archive_writer import relabel, write_run
+    from hotline.stream.pipeline import PipelineContext
 
     cfg = config_from(args, source={"archive": args.archive})
     wanted = set(PipelineContext().branches()) | {"run", "luminosityBlock", "event"}

@@ -72,8 +72,8 @@ def _rate(v: float | None) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     from hotline.cli.common import config_from
-    from models.scorer import Scorer
-    from training.attribution import run_study
+    from hotline.models.scorer import Scorer
+    from hotline.training.attribution import run_study
 
     name, _, version = args.model.partition(":")
     if not name:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alerts.store import AlertStore, open_store
 from hotline.config import Config, load_config
+
+if TYPE_CHECKING:
+    from hotline.alerts.store import AlertStore
 
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
@@ -23,4 +25,6 @@ def config_from(args: argparse.Namespace, **sections: dict[str, Any]) -> Config:
 
 
 def store_from(cfg: Config) -> AlertStore:
+    from hotline.alerts.backends import open_store  # numpy & co. load when a command runs
+
     return open_store(cfg.store.resolved_url())

@@ -9,12 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from hotline.cli.common import config_from, store_from
-from hotline.cli.replay import make_context, print_ae_pointers, print_report
-from hotline.config import DEFAULT_ARCHIVE
 from hotline.errors import SourceError
-from stream.archive import list_runs
-from stream.pipeline import run_embedded
-from stream.replay import ReplaySource
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,17 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    runs = list_runs(DEFAULT_ARCHIVE, scan=False)
-    if not runs:
-        raise SourceError(f"the demo archive {DEFAULT_ARCHIVE} holds no runs")
-    run = runs[0]
+    from hotline.cli.replay import print_ae_pointers, print_report
+    from hotline.stream.archive import list_runs
+    from hotline.stream.pipeline import PipelineContext, run_embedded
+    from hotline.stream.replay import ReplaySource
+
     tmp = None
     if not args.store:
         tmp = tempfile.TemporaryDirectory(prefix="hotline-demo-")
         args.store = f"sqlite:///{Path(tmp.name) / 'alerts.db'}"
-    cfg = config_from(args, source={"archive": str(DEFAULT_ARCHIVE)})
+    cfg = config_from(args)  # [source] archive: the bundled demo archive unless configured
+    runs = list_runs(cfg.source.archive, scan=False)
+    if not runs:
+        raise SourceError(f"the demo archive {cfg.source.archive} holds no runs")
+    run = runs[0]
     if not cfg.model.name:  # the shipped default anomaly model joins the classic rules
-        from models.registry import DEFAULT_MODEL
+        from hotline.models.registry import DEFAULT_MODEL
 
         cfg = cfg.with_overrides({"model": {"name": DEFAULT_MODEL}})
     if getattr(args, "serve", False):  # dashboard + replay in the background, blocks
@@ -55,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
             cfg = cfg.with_overrides({"dashboard": {"basic_auth": demo_password()}})
             console.print(f"demo login: any user name, password {cfg.dashboard.basic_auth}")
         return run_dashboard(cfg, autostart=(run.files, run.run, args.rate), console=console)
-    ctx = make_context(cfg)
+    ctx = PipelineContext.from_config(cfg)
     console = Console(soft_wrap=True)
     console.print(f"Hotline demo: run {run.run} from {run.path} "
                   f"({run.card.get('description', 'no description')})")

@@ -22,7 +22,7 @@ from hotline.errors import ConfigError
 
 
 def _fault_arg(text: str):
-    from detectors.faults import Fault
+    from hotline.detectors.faults import Fault
 
     parts = text.split(":")
     try:
@@ -163,9 +163,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- handlers
 
 def handle_scenarios(args: argparse.Namespace) -> int:
-    from detectors.faults import available_fault_kinds, available_scenarios, get_fault_kind
-    from detectors.faults import get_scenario as scen
-    from detectors.geometry import available_geometries, get_geometry
+    from hotline.detectors.faults import available_fault_kinds, available_scenarios, get_fault_kind
+    from hotline.detectors.faults import get_scenario as scen
+    from hotline.detectors.geometry import available_geometries, get_geometry
 
     c = Console(soft_wrap=True)
     t = Table(title="fault kinds")
@@ -203,10 +203,10 @@ def _registry(args: argparse.Namespace) -> str:
 
 
 def handle_inject(args: argparse.Namespace) -> int:
-    from detectors.faults import get_scenario, inject
-    from detectors.geometry import get_geometry
-    from detectors.occupancy import OccupancyMap, synthesize_lumis
-    from stream.dqm_pipeline import DQMContext, process_occupancy
+    from hotline.detectors.faults import get_scenario, inject
+    from hotline.detectors.geometry import get_geometry
+    from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis
+    from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 
     cfg = config_from(args, model={"registry": args.registry} if args.registry else {})
     geo = get_geometry(args.geometry)
@@ -263,8 +263,8 @@ def handle_inject(args: argparse.Namespace) -> int:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from detectors.geometry import available_geometries, get_geometry
-    from training.dqm import TrainSettings, model_name, recalibrate_dqm, train_dqm
+    from hotline.detectors.geometry import available_geometries, get_geometry
+    from hotline.training.dqm import TrainSettings, model_name, recalibrate_dqm, train_dqm
 
     reg = _registry(args)
     c = Console(soft_wrap=True)
@@ -293,8 +293,8 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_evaluate(args: argparse.Namespace) -> int:
-    from detectors.geometry import available_geometries
-    from training.dqm import evaluate, format_table, plot_evaluation
+    from hotline.detectors.geometry import available_geometries
+    from hotline.training.dqm import evaluate, format_table, plot_evaluation
 
     reg = _registry(args)
     ev = evaluate(args.geometry or available_geometries(), trials=args.trials,
@@ -310,19 +310,19 @@ def handle_evaluate(args: argparse.Namespace) -> int:
 
 
 def handle_replay(args: argparse.Namespace) -> int:
-    from detectors.faults import get_scenario
-    from detectors.occupancy import HitModel
-    from hotline.cli.replay import make_context, make_source
+    from hotline.cli.replay import make_source
+    from hotline.detectors.faults import get_scenario
+    from hotline.detectors.occupancy import HitModel
     from hotline.errors import SourceError
-    from stream.dqm_pipeline import DQMContext, DQMMonitor
-    from stream.pipeline import run_embedded
+    from hotline.stream.dqm_pipeline import DQMContext, DQMMonitor
+    from hotline.stream.pipeline import PipelineContext, run_embedded
 
     cfg = config_from(args, source={"archive": args.archive, "step_size": args.step_size},
                       model={"registry": args.registry} if args.registry else {})
     dctx = DQMContext.from_registry(args.geometry, cfg.model.registry, args.p_value)
     if not dctx.scorers:
         raise ConfigError(f"no conv-ae models in {cfg.model.registry}; run 'hotline dqm train'")
-    ctx = make_context(cfg)
+    ctx = PipelineContext.from_config(cfg)
     branches = ctx.branches()
     for sc in dctx.scorers.values():
         for coll in sc.geometry.collections:

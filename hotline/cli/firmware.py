@@ -98,8 +98,9 @@ def _ints(text: str | None, what: str) -> list[int] | None:
 def _setup(args: argparse.Namespace):
     from dataclasses import replace
 
-    from firmware.build import STANDINS, parse_model_ref, resolve_model
-    from firmware.convert import load_build_config
+    from hotline.firmware.build import STANDINS, resolve_model
+    from hotline.firmware.convert import load_build_config
+    from hotline.firmware.source import parse_model_ref
 
     cfg = config_from(args, model={"registry": args.registry},
                       firmware={"builds": args.out})
@@ -112,7 +113,7 @@ def _setup(args: argparse.Namespace):
         kind_guess = "conv-ae" if "conv" in name else name.removeprefix("standin-")
     else:
         try:
-            from models.registry import load_model
+            from hotline.models.registry import load_model
 
             kind_guess = load_model(name, parse_model_ref(ref)[1], cfg.model.registry).kind
         except Exception:  # resolve_model below reports a missing model properly
@@ -132,10 +133,10 @@ def _setup(args: argparse.Namespace):
 
 
 def handle_build(args: argparse.Namespace) -> int:
-    from firmware.build import build
-    from firmware.emulation import check_agreement, format_report
-    from firmware.resources import format_estimate
-    from firmware.targets import get_target
+    from hotline.firmware.build import build
+    from hotline.firmware.emulation import check_agreement, format_report
+    from hotline.firmware.resources import format_estimate
+    from hotline.firmware.targets import get_target
 
     console, bcfg, source, out = _setup(args)
     console.print(f"[bold]{source.name}:{source.version}[/] ({source.kind}) -- {source.note}")
@@ -174,7 +175,7 @@ def handle_build(args: argparse.Namespace) -> int:
 def handle_scan(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from firmware.precision import (
+    from hotline.firmware.precision import (
         format_profile,
         format_scan,
         profile_layers,
@@ -218,7 +219,7 @@ def handle_scan(args: argparse.Namespace) -> int:
 
 
 def handle_prune(args: argparse.Namespace) -> int:
-    from firmware.pruning import format_pruning, pruning_study
+    from hotline.firmware.pruning import format_pruning, pruning_study
 
     console, bcfg, source, _ = _setup(args)
     try:
@@ -245,7 +246,7 @@ def handle_prune(args: argparse.Namespace) -> int:
 
 
 def handle_targets(args: argparse.Namespace) -> int:
-    from firmware.targets import available_targets, get_target
+    from hotline.firmware.targets import available_targets, get_target
 
     console = Console(soft_wrap=True)
     for name in available_targets():

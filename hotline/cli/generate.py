@@ -73,8 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(console: Console) -> int:
-    from detectors.fastsim import available_event_faults, get_event_fault
-    from training.processes import available_processes, get_process
+    from hotline.detectors.fastsim import available_event_faults, get_event_fault
+    from hotline.training.processes import available_processes, get_process
 
     t = Table(title="Processes for 'hotline generate'")
     for c in ("name", "code", "kind", "description"):
@@ -94,15 +94,15 @@ def _list(console: Console) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from detectors.fastsim import FastSimParams
+    from hotline.detectors.fastsim import FastSimParams
 
     console = Console(soft_wrap=True)
     if args.list:
         return _list(console)
     params = FastSimParams.from_toml(args.params) if args.params else FastSimParams.from_toml()
     if args.validate:
-        from training.processes import available_processes
-        from training.validate import validate
+        from hotline.training.processes import available_processes
+        from hotline.training.validate import validate
 
         procs = args.process or [p for p in available_processes() if not p.startswith("sm_mix_")]
         table = validate(procs, events=args.events, seed=args.seed, out=Path(args.plots),
@@ -114,8 +114,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("name a process to generate (see 'hotline generate --list')")
     if not args.out:
         raise ConfigError("--out is required (ARCHIVE/run_XXXXXX, or an ARCHIVE for several)")
-    from training.generate import GenerateRequest, generate
-    from training.processes import get_process
+    from hotline.training.generate import GenerateRequest, generate
+    from hotline.training.processes import get_process
 
     for name in args.process:
         get_process(name)

@@ -9,24 +9,22 @@ by run, waits for every broker confirmation and prints the final count and rate.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 
 from hotline.config import Config
 from hotline.errors import SourceError, StreamError
-from stream.kafka_producer import make_producer, quiet_kafka_logs
-from stream.kafka_producer import publish as publish_batches
-from stream.pipeline import PipelineContext
-from stream.topics import ensure_topics
+from hotline.stream.kafka_producer import make_producer, quiet_kafka_logs
+from hotline.stream.kafka_producer import publish as publish_batches
+from hotline.stream.topics import ensure_topics
 
 
-def publish(cfg: Config, args: argparse.Namespace, ctx: PipelineContext) -> int:
-    from hotline.cli.replay import make_source
-
+def publish(cfg: Config, args: argparse.Namespace, source: Any) -> int:
+    """Publish ``source`` (a ``ReplaySource`` / ``H5Source``) to ``args.to``."""
     if not args.to.startswith("kafka://"):
         raise StreamError(f"--to {args.to}: only kafka://HOST:PORT is supported")
     cfg = cfg.with_overrides({"stream": {"broker": args.to}})
-    source = make_source(cfg, args, ctx.branches())
     quiet_kafka_logs()
     probe = make_producer(cfg.stream)  # bounded retry with backoff when the broker is absent
     created = ensure_topics(cfg.stream, timeout=cfg.stream.connect_timeout)

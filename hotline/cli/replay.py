@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,10 +12,11 @@ from rich.table import Table
 from hotline.cli.common import add_store_option, config_from, store_from
 from hotline.config import Config
 from hotline.errors import SourceError
-from stream.archive import find_run
-from stream.h5source import H5Source
-from stream.pipeline import PipelineContext, RunReport, run_embedded
-from stream.replay import ReplaySource
+
+if TYPE_CHECKING:
+    from hotline.stream.h5source import H5Source
+    from hotline.stream.pipeline import RunReport
+    from hotline.stream.replay import ReplaySource
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def make_source(
     cfg: Config, args: argparse.Namespace, branches: list[str]
 ) -> ReplaySource | H5Source:
+    from hotline.stream.archive import find_run
+    from hotline.stream.h5source import H5Source
+    from hotline.stream.replay import ReplaySource
+
     if args.files:
         files = [Path(f) for f in args.files]
         if all(f.suffix in (".h5", ".hdf5") for f in files):
@@ -71,20 +76,6 @@ def make_source(
     )
 
 
-def make_context(cfg: Config) -> PipelineContext:
-    from alerts.rules import load_menu
-
-    rules = load_menu(cfg.alerts.rules)
-    if not cfg.model.name:
-        return PipelineContext(rules=rules)
-    from alerts.ae_rule import AERule
-    from models.scorer import Scorer
-
-    scorer = Scorer.from_registry(cfg.model.name, cfg.model.version, cfg.model.registry)
-    rules.append(AERule(scorer, cfg.model.p_value))
-    return PipelineContext(rules=rules, spec=scorer.spec, features_required=True)
-
-
 MAX_LUMI_ROWS = 40
 
 
@@ -92,7 +83,7 @@ def print_ae_pointers(store: Any, console: Console, limit: int = 100_000) -> Non
     """One line per AE rule: which object types its alerts point to (``explained_by``)."""
     from collections import Counter
 
-    from alerts.subscriptions import alert_object_type
+    from hotline.alerts.subscriptions import alert_object_type
 
     by_rule: dict[str, Counter] = {}
     for a in store.alerts(kind="ae", limit=limit):
@@ -136,13 +127,15 @@ def print_report(
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hotline.stream.pipeline import PipelineContext, run_embedded
+
     source_cli = {"archive": args.archive, "step_size": args.step_size, "tree": args.tree}
     cfg = config_from(args, source=source_cli, alerts={"rules": args.rules})
-    ctx = make_context(cfg)
+    ctx = PipelineContext.from_config(cfg)
     if args.to:
         from hotline.cli import kafka_replay  # distributed path (optional module)
 
-        return kafka_replay.publish(cfg, args, ctx)
+        return kafka_replay.publish(cfg, args, make_source(cfg, args, ctx.branches()))
     source = make_source(cfg, args, ctx.branches())
     console = Console(soft_wrap=True)
     with store_from(cfg) as store:

@@ -8,7 +8,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hotline.cli.common import config_from
-from stream.archive import list_runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hotline.stream.archive import list_runs
+
     cfg = config_from(args, source={"archive": args.archive})
     runs = list_runs(cfg.source.archive, tree=cfg.source.tree)
     console = Console(soft_wrap=True)

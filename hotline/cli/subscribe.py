@@ -159,7 +159,7 @@ def _parse_rate(text: str) -> tuple[int, float]:
 
 
 def handle_add(args: argparse.Namespace) -> int:
-    from alerts.subscriptions import add_subscription
+    from hotline.alerts.subscription_store import add_subscription
 
     cfg = config_from(args)
     if args.webhook:
@@ -220,8 +220,8 @@ def _fmt_t(t: float | None) -> str:
 
 
 def handle_list(args: argparse.Namespace) -> int:
-    from alerts.outbox import delivery_stats
-    from alerts.subscriptions import list_subscriptions
+    from hotline.alerts.outbox import delivery_stats
+    from hotline.alerts.subscription_store import list_subscriptions
 
     with store_from(config_from(args)) as store:
         subs = list_subscriptions(store, owner=args.owner)
@@ -245,7 +245,7 @@ def handle_list(args: argparse.Namespace) -> int:
 
 
 def handle_pause(args: argparse.Namespace) -> int:
-    from alerts.subscriptions import pause_subscription
+    from hotline.alerts.subscription_store import pause_subscription
 
     with store_from(config_from(args)) as store:
         s = pause_subscription(store, args.id)
@@ -254,7 +254,7 @@ def handle_pause(args: argparse.Namespace) -> int:
 
 
 def handle_resume(args: argparse.Namespace) -> int:
-    from alerts.subscriptions import resume_subscription
+    from hotline.alerts.subscription_store import resume_subscription
 
     with store_from(config_from(args)) as store:
         s = resume_subscription(store, args.id, retry_failed=args.retry_failed)
@@ -264,7 +264,7 @@ def handle_resume(args: argparse.Namespace) -> int:
 
 
 def handle_remove(args: argparse.Namespace) -> int:
-    from alerts.subscriptions import remove_subscription
+    from hotline.alerts.subscription_store import remove_subscription
 
     with store_from(config_from(args)) as store:
         remove_subscription(store, args.id)
@@ -273,8 +273,8 @@ def handle_remove(args: argparse.Namespace) -> int:
 
 
 def handle_test(args: argparse.Namespace) -> int:
-    from alerts.delivery import send_test
-    from alerts.subscriptions import get_subscription
+    from hotline.alerts.delivery import send_test
+    from hotline.alerts.subscription_store import get_subscription
 
     with store_from(config_from(args)) as store:
         ok, msg = send_test(store, get_subscription(store, args.id))
@@ -283,8 +283,8 @@ def handle_test(args: argparse.Namespace) -> int:
 
 
 def handle_log(args: argparse.Namespace) -> int:
-    from alerts.outbox import delivery_log, delivery_stats
-    from alerts.subscriptions import get_subscription
+    from hotline.alerts.outbox import delivery_log, delivery_stats
+    from hotline.alerts.subscription_store import get_subscription
 
     with store_from(config_from(args)) as store:
         s = get_subscription(store, args.id)
@@ -314,7 +314,7 @@ def handle_log(args: argparse.Namespace) -> int:
 
 
 def handle_secret(args: argparse.Namespace) -> int:
-    from alerts.subscriptions import export_secret
+    from hotline.alerts.subscription_store import export_secret
 
     with store_from(config_from(args)) as store:
         _write_secret(args.out, export_secret(store, args.id))
@@ -323,7 +323,7 @@ def handle_secret(args: argparse.Namespace) -> int:
 
 
 def handle_deliver(args: argparse.Namespace) -> int:
-    from alerts.delivery import DeliveryWorker
+    from hotline.alerts.delivery import DeliveryWorker
 
     cfg = config_from(args)
     stop = threading.Event()

@@ -83,8 +83,8 @@ def _registry(args: argparse.Namespace) -> str:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from training.report import best_vs_baseline
-    from training.train import TrainConfig, run_training
+    from hotline.training.report import best_vs_baseline
+    from hotline.training.train import TrainConfig, run_training
 
     cfg = TrainConfig.from_toml(args.train_config)
     console = Console(soft_wrap=True)
@@ -117,16 +117,21 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_calibrate(args: argparse.Namespace) -> int:
-    from detectors.features import extract_features
-    from models.registry import load_model, update_card
-    from models.scorer import Scorer
-    from models.thresholds import (
+    from hotline.detectors.features import extract_features
+    from hotline.models.registry import load_model, update_card
+    from hotline.models.scorer import Scorer
+    from hotline.models.thresholds import (
         DEFAULT_P_VALUES,
         calibrate,
         p_for_rate,
         reference_contributions,
     )
-    from training.train import SAMPLES_DIR, features_from_runs, sample_runs, synthetic_events
+    from hotline.stream.samples import (
+        SAMPLES_DIR,
+        features_from_runs,
+        sample_runs,
+        synthetic_events,
+    )
 
     model = load_model(args.model, args.version, _registry(args))
     spec = model.feature_spec()
@@ -172,7 +177,7 @@ def handle_calibrate(args: argparse.Namespace) -> int:
 
 
 def handle_models(args: argparse.Namespace) -> int:
-    from models.registry import available_models
+    from hotline.models.registry import available_models
 
     reg = _registry(args)
     models = available_models(reg)

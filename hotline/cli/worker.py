@@ -68,8 +68,12 @@ def _config(args: argparse.Namespace, **extra: dict) -> Config:
 
 def wait_for_broker(cfg: Config) -> None:
     """Bounded retry with backoff until the broker answers, then create missing topics."""
-    from stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, quiet_kafka_logs, retry_with_backoff
-    from stream.topics import bootstrap_servers, ensure_topics
+    from hotline.stream.kafka_producer import (
+        BOOTSTRAP_TIMEOUT_MS,
+        quiet_kafka_logs,
+        retry_with_backoff,
+    )
+    from hotline.stream.topics import bootstrap_servers, ensure_topics
 
     quiet_kafka_logs()
 
@@ -88,8 +92,8 @@ def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
     """The occupancy-scoring agent (``stream.agents_dqm``) when conv-AE models are registered."""
     if not enabled:
         return []
-    from stream.agents_dqm import register_dqm_agent
-    from stream.dqm_pipeline import DQMContext
+    from hotline.stream.agents_dqm import register_dqm_agent
+    from hotline.stream.dqm_pipeline import DQMContext
 
     dctx = DQMContext.from_registry(None, cfg.model.registry)
     if not dctx.scorers:
@@ -102,12 +106,12 @@ def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
 def handle_worker(args: argparse.Namespace) -> int:
     from faust import Worker
 
-    from stream.faust_app import make_app
+    from hotline.stream.faust_app import make_app
 
     cfg = _config(args, stream={"datadir": args.datadir, "web_port": args.web_port},
                   alerts={"rules": args.rules})
     wait_for_broker(cfg)
-    from stream.topics import initialise_group_offsets
+    from hotline.stream.topics import initialise_group_offsets
 
     initialise_group_offsets(cfg.stream, timeout=cfg.stream.connect_timeout)
     app = make_app(cfg, extra_agents=dqm_agents(cfg, enabled=not args.no_dqm))
@@ -117,7 +121,7 @@ def handle_worker(args: argparse.Namespace) -> int:
 
 
 def handle_sink(args: argparse.Namespace) -> int:
-    from alerts.sink import run_sink
+    from hotline.stream.sink import run_sink
 
     cfg = _config(args)
     wait_for_broker(cfg)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-
-from detectors.features import extract_features
-from stream.h5source import H5Source
+from hotline.detectors.features import extract_features
+from hotline.stream.h5source import H5Source
 
 
 def _particles(n: int, seed: int = 0) -> np.ndarray:

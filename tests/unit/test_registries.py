@@ -28,7 +28,7 @@ def _fresh(code: str) -> None:
 
 
 def test_fault_kind_registry():
-    from detectors.faults import available_fault_kinds, get_fault_kind, register_fault_kind
+    from hotline.detectors.faults import available_fault_kinds, get_fault_kind, register_fault_kind
 
     builtin = ["dead_channel", "dead_board", "hot_channel", "hv_drop", "timing_shift",
                "misrouted"]
@@ -40,7 +40,7 @@ def test_fault_kind_registry():
         get_fault_kind("nope")
     _fresh("""
         from dataclasses import replace
-        from detectors.faults import (ConfigError, FaultKind, available_fault_kinds,
+        from hotline.detectors.faults import (ConfigError, FaultKind, available_fault_kinds,
                                       register_fault_kind)
         kind = FaultKind("stuck_channel", "a channel stuck", "channel", 1, "channels", (1,),
                          lambda c, *args: c)
@@ -58,7 +58,7 @@ def test_fault_kind_registry():
 
 
 def test_fault_scenario_registry():
-    from detectors.faults import Fault, available_scenarios, get_scenario, register_scenario
+    from hotline.detectors.faults import Fault, available_scenarios, get_scenario, register_scenario
 
     assert available_scenarios()["bad-night"].startswith("a dead board")
     with pytest.raises(ConfigError, match="fault scenario 'misrouted' is already registered"):
@@ -67,7 +67,7 @@ def test_fault_scenario_registry():
                                           "dead-board, dead-channel, .*bad-night"):
         get_scenario("nope")
     _fresh("""
-        from detectors.faults import (Fault, available_scenarios, get_scenario,
+        from hotline.detectors.faults import (Fault, available_scenarios, get_scenario,
                                       register_scenario)
         register_scenario("two-dead", "two dead boards", [Fault("dead_board", 2)])
         scen = available_scenarios()
@@ -78,7 +78,7 @@ def test_fault_scenario_registry():
 
 
 def test_geometry_layout_registry():
-    from detectors.geometry import get_layout, muon_barrel_layout, register_layout
+    from hotline.detectors.geometry import get_layout, muon_barrel_layout, register_layout
 
     with pytest.raises(ConfigError, match="geometry layout 'muon_barrel' is already registered"):
         register_layout("muon_barrel", muon_barrel_layout)
@@ -86,14 +86,15 @@ def test_geometry_layout_registry():
                                           "eta_phi_grid, muon_barrel$"):
         get_layout("hex")
     _fresh("""
-        from detectors.geometry import available_layouts, eta_phi_grid_layout, register_layout
+        from hotline.detectors.geometry import (
+            available_layouts, eta_phi_grid_layout, register_layout)
         register_layout("grid2", eta_phi_grid_layout)
         assert available_layouts() == ["eta_phi_grid", "grid2", "muon_barrel"], available_layouts()
     """)
 
 
 def test_geometry_registry():
-    from detectors.geometry import get_geometry, register_geometry
+    from hotline.detectors.geometry import get_geometry, register_geometry
 
     with pytest.raises(ConfigError, match="geometry 'calo_regions' is already registered"):
         register_geometry(get_geometry("calo_regions"))
@@ -102,7 +103,7 @@ def test_geometry_registry():
         get_geometry("pixel")
     _fresh("""
         from dataclasses import replace
-        from detectors.geometry import (GEOMETRY_DIR, Geometry, available_geometries,
+        from hotline.detectors.geometry import (GEOMETRY_DIR, Geometry, available_geometries,
                                         get_geometry, register_geometry)
         geo = Geometry.from_toml(GEOMETRY_DIR / "muon_barrel.toml")
         register_geometry(replace(geo, name="muon_barrel_b"))
@@ -113,7 +114,7 @@ def test_geometry_registry():
 
 
 def test_process_registry():
-    from training.processes import Process, get_process, register_process
+    from hotline.training.processes import Process, get_process, register_process
 
     with pytest.raises(ConfigError, match="process 'qcd' is already registered"):
         register_process(Process("qcd", 2, "again"))
@@ -122,7 +123,7 @@ def test_process_registry():
                                           r"see 'hotline generate --list'\)"):
         get_process("wjets")
     _fresh("""
-        from training.processes import (ConfigError, Process, available_processes,
+        from hotline.training.processes import (ConfigError, Process, available_processes,
                                         get_process, register_process, sample_codes)
         # a code clash with a built-in is caught even before anything was looked up
         try:
@@ -142,7 +143,7 @@ def test_process_registry():
 
 
 def test_firmware_target_registry():
-    from firmware.targets import FirmwareTarget, get_target, register_target
+    from hotline.firmware.targets import FirmwareTarget, get_target, register_target
 
     with pytest.raises(FirmwareError, match="firmware target 'vu9p' is already registered"):
         register_target(FirmwareTarget("vu9p", "xcvu9p"))
@@ -150,7 +151,7 @@ def test_firmware_target_registry():
                                             "ku15p, vu13p, vu9p"):
         get_target("vu99")
     _fresh("""
-        from firmware.targets import (FirmwareTarget, available_targets, get_target,
+        from hotline.firmware.targets import (FirmwareTarget, available_targets, get_target,
                                       register_target)
         register_target(FirmwareTarget("vu19p", "xcvu19p-fsva3824-2-e", dsp=3840))
         assert available_targets() == ["ku15p", "vu13p", "vu19p", "vu9p"], available_targets()

@@ -8,13 +8,13 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from alerts.rules import build_menu
+from hotline.alerts.menu import build_menu
 from hotline.errors import SourceError
-from stream.archive import find_run, list_runs
-from stream.archive_writer import write_run
-from stream.batch import EventBatch
-from stream.pipeline import PipelineContext, process_batch, run_embedded
-from stream.replay import Pacer, ReplaySource
+from hotline.stream.archive import find_run, list_runs
+from hotline.stream.archive_writer import write_run
+from hotline.stream.batch import EventBatch
+from hotline.stream.pipeline import PipelineContext, process_batch, run_embedded
+from hotline.stream.replay import Pacer, ReplaySource
 from tests.conftest import make_events
 
 
@@ -160,7 +160,7 @@ def test_files_written_are_nanoaod_style(tmp_path: Path):
 
 
 def test_score_histogram_bins():
-    from stream.pipeline import SCORE_BINS, score_bin_edges, score_histogram
+    from hotline.stream.pipeline import SCORE_BINS, score_bin_edges, score_histogram
 
     h = score_histogram(np.array([1e-9, 1e-4, 1.0, 1.0, 9.9e3, 1e5]))
     assert len(h) == SCORE_BINS + 2 and sum(h) == 6

@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from alerts.rules import EXOTICA_HOTLINE_MENU, build_menu, load_menu
+from hotline.alerts.menu import EXOTICA_HOTLINE_MENU, build_menu, load_menu
 from hotline.errors import ConfigError
 from tests.conftest import make_events
 

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from alerts.records import AlertRecord, DeadLetter, LumiSummary, alert_id
-from alerts.store import open_store
+from hotline.alerts.backends import open_store
+from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary, alert_id
 from hotline.errors import StoreError, StreamError
 
 
@@ -96,7 +96,7 @@ def test_record_json_schema_check():
 
 def part(ls, events, rule_hits=1, part_id=True, source="s"):
     """A partial summary of ``events`` of lumisection ``ls`` of run 1 (with its part id)."""
-    from alerts.records import EventSet
+    from hotline.alerts.records import EventSet
 
     ev = EventSet.of(events)
     return LumiSummary(source, 1, ls, n_events=len(events), n_bad=1,

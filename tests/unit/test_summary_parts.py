@@ -7,19 +7,19 @@ import threading
 
 import numpy as np
 import pytest
+from hotline.alerts.records import EventSet, LumiSummary
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.stream.archive import find_run
+from hotline.stream.batch import EventBatch
+from hotline.stream.codecs import decode_summary, encode_summary
+from hotline.stream.pipeline import PipelineContext, process_batch, run_embedded
+from hotline.stream.replay import ReplaySource
+from hotline.stream.sink import SinkReport, write_records
+from hotline.stream.topics import topics_for
 
-from alerts.records import EventSet, LumiSummary
-from alerts.sink import SinkReport, write_records
-from alerts.store import SQLiteAlertStore
 from hotline.cli import main
 from hotline.config import StreamConfig
 from hotline.errors import StreamError
-from stream.archive import find_run
-from stream.batch import EventBatch
-from stream.codecs import decode_summary, encode_summary
-from stream.pipeline import PipelineContext, process_batch, run_embedded
-from stream.replay import ReplaySource
-from stream.topics import topics_for
 from tests.conftest import make_events
 
 

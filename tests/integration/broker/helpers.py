@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from alerts.store import SQLiteAlertStore
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.stream.batch import EventBatch
+from hotline.stream.kafka_producer import PublishReport, publish
+from hotline.stream.pipeline import PipelineContext, run_embedded
+from hotline.stream.topics import ensure_topics
+
 from hotline.config import Config
-from stream.batch import EventBatch
-from stream.kafka_producer import PublishReport, publish
-from stream.pipeline import PipelineContext, run_embedded
-from stream.topics import ensure_topics
 from tests.conftest import make_events
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.stream.codecs import decode_batch
+from hotline.stream.sink import run_sink
+from hotline.stream.topics import ensure_topics
 
-from alerts.sink import run_sink
-from alerts.store import SQLiteAlertStore
-from stream.codecs import decode_batch
-from stream.topics import ensure_topics
 from tests.integration.broker.conftest import wait_for
 from tests.integration.broker.helpers import embedded_ids, event_batches, send, stored_ids
 
@@ -68,8 +68,8 @@ def test_worker_matches_embedded_pipeline(stream_env, workers, sink, tmp_path):
 
 
 def test_malformed_and_wrong_version_go_to_deadletter(stream_env, workers, sink, tmp_path):
-    from stream.codecs import encode_batch
-    from stream.kafka_producer import make_producer
+    from hotline.stream.codecs import encode_batch
+    from hotline.stream.kafka_producer import make_producer
 
     _, cfg = stream_env
     good = event_batches(1000, per_batch=500)

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from alerts.delivery import DeliveryWorker
-from alerts.outbox import delivery_stats, install_outbox
-from alerts.subscriptions import add_subscription
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.outbox import delivery_stats, install_outbox
+from hotline.alerts.subscription_store import add_subscription
 from tests.unit.subscriptions.factory import make_alerts
 
 pytestmark = pytest.mark.broker
@@ -65,7 +65,7 @@ def test_kafka_channel_delivers_cloudevents_per_subscription_topic(kafka_broker,
 def test_kafka_channel_survives_broker_outage(kafka_broker, store):
     import time
 
-    from alerts.outbox import delivery_log
+    from hotline.alerts.outbox import delivery_log
 
     install_outbox(store)
     topic = f"hotline.sub.test-{uuid.uuid4().hex[:8]}"

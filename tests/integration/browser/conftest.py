@@ -58,7 +58,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def dash_archive(tmp_path: Path) -> Path:
     """Run 7: 3000 events, 50 per lumisection (60 LS), in 3 files."""
-    from stream.archive_writer import write_run
+    from hotline.stream.archive_writer import write_run
 
     arrays = make_events(3000, seed=11, run=7, events_per_lumi=50)
     write_run(tmp_path / "archive", 7, arrays, events_per_file=1000,
@@ -69,8 +69,9 @@ def dash_archive(tmp_path: Path) -> Path:
 @pytest.fixture
 def dashboard_server(tmp_path: Path, dash_archive: Path) -> Iterator[dict[str, Any]]:
     """The dashboard served in-process on a free port, basic auth on, one AE alert stored."""
-    from alerts.store import SQLiteAlertStore
-    from dashboard.app import build_hub, serve
+    from hotline.alerts.store import SQLiteAlertStore
+    from hotline.dashboard.app import build_hub, serve
+
     from hotline.config import load_config
     from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert
 

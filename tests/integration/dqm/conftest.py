@@ -18,7 +18,7 @@ def tiny_registry(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dqm_archive(tmp_path_factory) -> Path:
     """Run 11: 20,000 events, 5,000 per lumisection (4 lumisections), two ROOT files."""
-    from stream.archive_writer import write_run
+    from hotline.stream.archive_writer import write_run
 
     root = tmp_path_factory.mktemp("dqm-archive") / "archive"
     arrays = make_events(20_000, seed=11, run=11, events_per_lumi=5_000)

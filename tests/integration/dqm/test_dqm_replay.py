@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.detectors.faults import Fault
+from hotline.stream.archive import find_run
+from hotline.stream.dqm_pipeline import DQMContext, DQMMonitor
+from hotline.stream.pipeline import PipelineContext, run_embedded
+from hotline.stream.replay import ReplaySource
 
-from alerts.store import SQLiteAlertStore
-from detectors.faults import Fault
 from hotline.cli import main
-from stream.archive import find_run
-from stream.dqm_pipeline import DQMContext, DQMMonitor
-from stream.pipeline import PipelineContext, run_embedded
-from stream.replay import ReplaySource
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,9 @@ def test_maps_from_generated_samples():
     """Occupancy maps from the Pythia8 + fast-sim samples (when produced; not committed)."""
     from pathlib import Path
 
-    from detectors.geometry import get_geometry
-    from detectors.occupancy import accumulate
-    from stream.archive import list_runs
+    from hotline.detectors.geometry import get_geometry
+    from hotline.detectors.occupancy import accumulate
+    from hotline.stream.archive import list_runs
 
     archive = Path.home() / ".cache" / "hotline" / "samples" / "archive"
     runs = list_runs(archive, scan=False) if archive.is_dir() else []

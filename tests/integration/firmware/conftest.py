@@ -11,7 +11,7 @@ import pytest
 def fw_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry with ``ae_fw`` (dense AE) and ``vae_fw`` (VAE scored by mu2), trained for
     a few seconds on the synthetic sample by the real training driver."""
-    from training.train import TrainConfig, run_training
+    from hotline.training.train import TrainConfig, run_training
 
     cfg = TrainConfig.from_dict({
         "name": "fwtest",

@@ -47,8 +47,8 @@ def test_build_fails_when_decisions_disagree(fw_registry, small_config, tmp_path
     """The VAE mu^2 encoder at ap_fixed<6,3> cannot resolve its thresholds: the build fails."""
     from dataclasses import replace
 
-    from firmware.build import build, resolve_model
-    from firmware.convert import load_build_config
+    from hotline.firmware.build import build, resolve_model
+    from hotline.firmware.convert import load_build_config
 
     cfg = load_build_config(small_config)
     src = resolve_model("vae_fw", cfg, str(fw_registry))
@@ -63,9 +63,9 @@ def test_build_fails_when_decisions_disagree(fw_registry, small_config, tmp_path
 
 
 def test_width_scan_point_and_outputs(fw_registry, small_config, tmp_path):
-    from firmware.build import resolve_model
-    from firmware.convert import load_build_config
-    from firmware.precision import save_scan, smallest_safe, width_scan
+    from hotline.firmware.build import resolve_model
+    from hotline.firmware.convert import load_build_config
+    from hotline.firmware.precision import save_scan, smallest_safe, width_scan
 
     cfg = load_build_config(small_config)
     src = resolve_model("ae_fw", cfg, str(fw_registry))
@@ -86,9 +86,8 @@ def test_width_scan_point_and_outputs(fw_registry, small_config, tmp_path):
 def test_dense_to_view_conv_ae_is_reordered_correctly(tmp_path):
     """Linear -> view(-1,C,H,W) -> upsample -> conv: rows permuted, output matches torch."""
     import torch
-
-    from firmware.convert import compile_emulation, convert, load_build_config
-    from firmware.standin import conv_ae
+    from hotline.firmware.convert import compile_emulation, convert, load_build_config
+    from hotline.firmware.standin import conv_ae
 
     torch.manual_seed(3)
     net = conv_ae(shape=(8, 6), dense_bottleneck=True).eval()

@@ -96,7 +96,7 @@ def test_train_calibrate_and_list(tmp_path: Path, capsys):
 def test_replay_real_root_files_with_ae_rule(archive: Path, tiny_registry: Path, tmp_path,
                                              capsys):
     """The archive fixture's ROOT files replayed with the model configured: AE alerts stored."""
-    from alerts.store import SQLiteAlertStore
+    from hotline.alerts.store import SQLiteAlertStore
 
     db = tmp_path / "alerts.db"
     env_cfg = tmp_path / "hotline.toml"
@@ -109,10 +109,9 @@ def test_replay_real_root_files_with_ae_rule(archive: Path, tiny_registry: Path,
         ae = store.alerts(kind="ae")
         # exactly the events the scorer puts above threshold, read back from the ROOT files
         import uproot
-
-        from detectors.features import extract_features
-        from models.scorer import Scorer
-        from stream.archive import find_run
+        from hotline.detectors.features import extract_features
+        from hotline.models.scorer import Scorer
+        from hotline.stream.archive import find_run
 
         sc = Scorer.from_registry("tiny", registry=tiny_registry)
         arrays = [uproot.open(f)["Events"].arrays() for f in find_run(archive, 7).files]
@@ -132,12 +131,12 @@ def test_replay_real_root_files_with_ae_rule(archive: Path, tiny_registry: Path,
 
 def test_wrong_spec_batch_is_quarantined_not_fatal(tiny_registry, store):
     """A batch whose features do not fit the model becomes a dead letter; the stream goes on."""
-    from alerts.ae_rule import AERule
-    from detectors.spec import FeatureSpec, ObjectSpec
-    from models.scorer import Scorer
-    from stream.batch import EventBatch
-    from stream.pipeline import PipelineContext, run_embedded
-    from training.train import synthetic_events
+    from hotline.alerts.ae_rule import AERule
+    from hotline.detectors.spec import FeatureSpec, ObjectSpec
+    from hotline.models.scorer import Scorer
+    from hotline.stream.batch import EventBatch
+    from hotline.stream.pipeline import PipelineContext, run_embedded
+    from hotline.stream.samples import synthetic_events
 
     rule = AERule(Scorer.from_registry("tiny", registry=tiny_registry), 0.05)
     spec = FeatureSpec("other", (ObjectSpec("j", "jets", "Jet", 19),))
@@ -152,8 +151,8 @@ def test_wrong_spec_batch_is_quarantined_not_fatal(tiny_registry, store):
 
 
 def test_default_model_is_shipped_and_loads():
-    from models.registry import DEFAULT_MODEL, load_model
-    from models.scorer import Scorer
+    from hotline.models.registry import DEFAULT_MODEL, load_model
+    from hotline.models.scorer import Scorer
 
     sc = Scorer(load_model(DEFAULT_MODEL))
     assert sc.threshold(1e-4) > 0

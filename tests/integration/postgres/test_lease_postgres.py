@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from alerts.lease import Lease
-from alerts.store import open_store
+from hotline.alerts.backends import open_store
+from hotline.alerts.lease import Lease
 
 
 @pytest.mark.postgres

@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from alerts.store import SQLiteAlertStore, open_store
+from hotline.alerts.backends import open_store
+from hotline.alerts.store import SQLiteAlertStore
 from hotline.errors import StoreError
 from tests.unit import test_store as base
 
@@ -43,7 +44,7 @@ def test_shared_store_suite(name, any_store):
 
 @pytest.mark.postgres
 def test_postgres_url_opens_postgres_backend(pg_url):
-    from alerts.store_postgres import PostgresAlertStore
+    from hotline.alerts.store_postgres import PostgresAlertStore
 
     with open_store(pg_url) as st:
         assert isinstance(st, PostgresAlertStore)

@@ -6,17 +6,17 @@ import time
 
 import pytest
 
-from alerts.delivery import DeliveryWorker
-from alerts.outbox import delivery_log, delivery_stats, install_outbox
-from alerts.store import open_store
-from alerts.subscriptions import (
+from hotline.alerts.backends import open_store
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.outbox import delivery_log, delivery_stats, install_outbox
+from hotline.alerts.subscription_store import (
     add_subscription,
     list_subscriptions,
-    new_secret,
     pause_subscription,
     remove_subscription,
     resume_subscription,
 )
+from hotline.alerts.subscriptions import new_secret
 from tests.integration.subscriptions.receivers import Receiver
 from tests.unit.subscriptions.factory import make_alerts
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from alerts.store import open_store
-from stream.batch import EventBatch
-from stream.pipeline import PipelineContext, process_batch
+from hotline.alerts.backends import open_store
+from hotline.stream.batch import EventBatch
+from hotline.stream.pipeline import PipelineContext, process_batch
 from tests.conftest import make_events
 
 

@@ -8,11 +8,11 @@ import shutil
 import pytest
 import uproot
 
-from alerts.rules import build_menu
-from detectors.features import extract_features
+from hotline.alerts.menu import build_menu
 from hotline.cli import main
-from stream.pipeline import PipelineContext, run_embedded
-from stream.replay import ReplaySource
+from hotline.detectors.features import extract_features
+from hotline.stream.pipeline import PipelineContext, run_embedded
+from hotline.stream.replay import ReplaySource
 
 
 def test_dimuon_collision_data_features(cms_samples):

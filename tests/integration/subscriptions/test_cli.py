@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import stat
 
-from alerts.outbox import install_outbox
-from alerts.store import SQLiteAlertStore
+from hotline.alerts.outbox import install_outbox
+from hotline.alerts.store import SQLiteAlertStore
+
 from hotline.cli import main
 from tests.integration.subscriptions.receivers import Receiver
 from tests.unit.subscriptions.factory import make_alerts

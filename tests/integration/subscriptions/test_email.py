@@ -9,9 +9,9 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 
-from alerts.delivery import DeliveryWorker
-from alerts.outbox import delivery_log, install_outbox
-from alerts.subscriptions import add_subscription
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.outbox import delivery_log, install_outbox
+from hotline.alerts.subscription_store import add_subscription
 from tests.unit.subscriptions.factory import make_alerts
 
 

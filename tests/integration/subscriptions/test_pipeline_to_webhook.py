@@ -7,13 +7,14 @@ rules the subscription asked for.
 
 from __future__ import annotations
 
-from alerts.delivery import DeliveryWorker
-from alerts.outbox import install_outbox
-from alerts.store import open_store
-from alerts.subscriptions import add_subscription, new_secret
-from stream.archive import find_run
-from stream.pipeline import PipelineContext, run_embedded
-from stream.replay import ReplaySource
+from hotline.alerts.backends import open_store
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.outbox import install_outbox
+from hotline.alerts.subscription_store import add_subscription
+from hotline.alerts.subscriptions import new_secret
+from hotline.stream.archive import find_run
+from hotline.stream.pipeline import PipelineContext, run_embedded
+from hotline.stream.replay import ReplaySource
 
 
 def test_replayed_run_alerts_reach_the_subscriber(archive, tmp_path, receivers):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 
-from alerts.delivery import DeliveryWorker
-from alerts.outbox import delivery_log, delivery_stats, install_outbox
-from alerts.subscriptions import add_subscription, alert_units, new_secret
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.outbox import delivery_log, delivery_stats, install_outbox
+from hotline.alerts.subscription_store import add_subscription
+from hotline.alerts.subscriptions import alert_units, new_secret
 from tests.integration.subscriptions.receivers import Receiver, wait_for
 from tests.unit.subscriptions.factory import make_alerts
 

@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alerts.outbox import delivery_stats, install_outbox
-from alerts.store import SQLiteAlertStore
-from alerts.subscriptions import add_subscription, new_secret
+from hotline.alerts.outbox import delivery_stats, install_outbox
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.alerts.subscription_store import add_subscription
+from hotline.alerts.subscriptions import new_secret
 from tests.integration.subscriptions.receivers import wait_for
 from tests.unit.subscriptions.factory import make_alerts
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from alerts.records import AlertRecord, LumiSummary
-from dashboard.state import Threshold
-from stream.pipeline import score_histogram
+from hotline.alerts.records import AlertRecord, LumiSummary
+from hotline.dashboard.state import Threshold
+from hotline.stream.pipeline import score_histogram
 
 AE_RULE = "ae_test"
 THRESHOLDS = [Threshold(1e-2, 3.0), Threshold(1e-3, 10.0)]

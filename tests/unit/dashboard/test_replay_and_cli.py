@@ -5,21 +5,21 @@ from __future__ import annotations
 import time
 
 import pytest
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.dashboard.auth import auth_kwargs, can_control, origins
+from hotline.dashboard.state import ConfigContextFactory, DashboardState, LiveFeed, ReplayController
+from hotline.stream.archive import find_run
+from hotline.stream.pipeline import PipelineContext
 
-from alerts.store import SQLiteAlertStore
-from dashboard.auth import auth_kwargs, can_control, origins
-from dashboard.state import CliContextFactory, DashboardState, LiveFeed, ReplayController
 from hotline.cli import build_parser
-from hotline.cli.replay import make_context
 from hotline.config import load_config
-from stream.archive import find_run
 
 
 def controller(tmp_path, archive):
     store = SQLiteAlertStore(tmp_path / "r.db")
     feed = LiveFeed(store, source="hotline", min_interval=0.0)
     cfg = load_config(environ={}, cli={"source": {"archive": str(archive)}})
-    rc = ReplayController(store, feed, lambda: make_context(cfg), step_size=100)
+    rc = ReplayController(store, feed, lambda: PipelineContext.from_config(cfg), step_size=100)
     return store, feed, rc
 
 
@@ -79,7 +79,7 @@ def test_replay_in_a_child_process_feeds_the_live_overlay(tmp_path, archive):
     store = SQLiteAlertStore(tmp_path / "p.db")
     feed = LiveFeed(store, source="hotline", min_interval=0.0)
     cfg = load_config(environ={}, cli={"source": {"archive": str(archive)}})
-    rc = ReplayController(store, feed, CliContextFactory(cfg), step_size=100, mode="process")
+    rc = ReplayController(store, feed, ConfigContextFactory(cfg), step_size=100, mode="process")
     rc.start(find_run(archive, 7).files, 7)
     assert rc.wait(120), "replay process did not finish"
     assert rc.error == "" and rc.events_read == 600 and rc.report.events == 600

@@ -5,9 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hotline.dashboard.state import (
+    DashboardState,
+    LiveFeed,
+    Threshold,
+    load_thresholds,
+    object_type,
+)
+from hotline.stream.pipeline import BatchResult
 
-from dashboard.state import DashboardState, LiveFeed, Threshold, load_thresholds, object_type
-from stream.pipeline import BatchResult
 from tests.unit.dashboard.conftest import AE_RULE, THRESHOLDS, ae_alert, lumi_summary
 
 
@@ -137,7 +143,7 @@ def test_object_types():
 
 
 def test_reference_from_model_card(filled_store):
-    from dashboard.state import reference_from_card
+    from hotline.dashboard.state import reference_from_card
 
     # exponential(1) background: log10 P(score > s) = -s / ln 10
     s = np.linspace(0, 20, 201)
@@ -156,8 +162,8 @@ def test_reference_from_model_card(filled_store):
 
 
 def test_alert_rows_say_what_an_ae_alert_points_to():
-    from alerts.records import AlertRecord
-    from dashboard.state import ROW_COLUMNS, alert_row
+    from hotline.alerts.records import AlertRecord
+    from hotline.dashboard.state import ROW_COLUMNS, alert_row
 
     ae = AlertRecord.make(kind="ae", rule="ae_default_p1e-04", source="s", run=1, lumi=2,
                           event=3, score=0.2, payload={"top_type": "MET",

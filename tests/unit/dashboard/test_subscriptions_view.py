@@ -8,17 +8,17 @@ import time
 import panel as pn
 import pytest
 
-from alerts.delivery import DeliveryWorker
-from alerts.outbox import delivery_log
-from alerts.store import open_store
-from alerts.subscriptions import (
+from hotline.alerts.backends import open_store
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.outbox import delivery_log
+from hotline.alerts.subscription_store import (
     add_subscription,
     get_subscription,
     list_subscriptions,
     pause_subscription,
 )
-from dashboard.app import alert_from_args, build_hub, create_page
 from hotline.config import load_config
+from hotline.dashboard.app import alert_from_args, build_hub, create_page
 from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert, classic_alert
 
 

@@ -6,12 +6,12 @@ import math
 
 import pytest
 from bokeh.models import ColumnDataSource, Label, Span, VArea
+from hotline.alerts.records import LumiSummary
+from hotline.dashboard.app import build_hub, create_page
+from hotline.dashboard.views.common import SeriesSync
+from hotline.stream.pipeline import BatchResult
 
-from alerts.records import LumiSummary
-from dashboard.app import build_hub, create_page
-from dashboard.views.common import SeriesSync
 from hotline.config import load_config
-from stream.pipeline import BatchResult
 from tests.unit.dashboard.conftest import AE_RULE, THRESHOLDS, ae_alert, lumi_summary
 
 
@@ -148,8 +148,7 @@ def test_can_control_only_with_login(filled_store, tmp_path):
 
 def test_occupancy_view_shows_dqm_alert_map_loss_and_units(page, filled_store):
     import numpy as np
-
-    from alerts.records import AlertRecord
+    from hotline.alerts.records import AlertRecord
 
     occ = page.hotline_views["occupancy"]
     grid = np.full((4, 6), 0.5)

@@ -11,8 +11,8 @@ import pytest
 
 
 def train_tiny(registry: Path, geometries=("calo_regions",)) -> Path:
-    from detectors.geometry import get_geometry
-    from training.dqm import TrainSettings, train_dqm
+    from hotline.detectors.geometry import get_geometry
+    from hotline.training.dqm import TrainSettings, train_dqm
 
     for g in geometries:
         s = TrainSettings(n_train=200, n_null=100, n_calib=300, epochs=2, batch_size=32,
@@ -29,6 +29,6 @@ def tiny_registry(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shipped_ctx():
     """DQM context over the conv-AEs shipped in models/registry."""
-    from stream.dqm_pipeline import DQMContext
+    from hotline.stream.dqm_pipeline import DQMContext
 
     return DQMContext.from_registry(["muon_barrel", "calo_regions"], None, p_value=1e-3)

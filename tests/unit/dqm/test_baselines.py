@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import betabinom
-
-from detectors.dqm_baselines import (
+from hotline.detectors.dqm_baselines import (
     Reference,
     available_baselines,
     beta_binomial,
@@ -14,9 +12,11 @@ from detectors.dqm_baselines import (
     get_baseline,
     poisson_pull,
 )
-from detectors.faults import Fault, inject
-from detectors.geometry import get_geometry
-from detectors.occupancy import synthesize_lumis
+from hotline.detectors.faults import Fault, inject
+from hotline.detectors.geometry import get_geometry
+from hotline.detectors.occupancy import synthesize_lumis
+from scipy.stats import betabinom
+
 from hotline.errors import ConfigError
 
 
@@ -59,7 +59,7 @@ def test_sector_drop_localised_by_chi2(setup):
 
 
 def test_beta_binomial_pmf_matches_scipy():
-    from detectors.dqm_baselines import _bb_logpmf
+    from hotline.detectors.dqm_baselines import _bb_logpmf
 
     k, n, a, b = np.array([3.0, 10.0]), np.array([20.0, 20.0]), 4.0, 9.0
     np.testing.assert_allclose(_bb_logpmf(k, n, a, b), betabinom.logpmf(k, n, a, b), rtol=1e-10)

@@ -8,18 +8,18 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
-from detectors.geometry import get_geometry
-from detectors.occupancy import synthesize_lumis
-from hotline.errors import ModelError
-from models.conv_ae import (
+from hotline.detectors.geometry import get_geometry
+from hotline.detectors.occupancy import synthesize_lumis
+from hotline.models.conv_ae import (
     ConvAEScorer,
     build_conv_ae,
     default_arch,
     export_onnx,
     poisson_deviance,
 )
-from models.registry import available_models, load_model
+from hotline.models.registry import available_models, load_model
+
+from hotline.errors import ModelError
 
 
 @pytest.mark.parametrize("name", ["muon_barrel", "calo_regions"])
@@ -82,7 +82,7 @@ def test_scorer_finds_a_dead_board():
     s = sc.score_counts(good.counts, good.n_events)
     assert s.cell_loss.shape == (20, 960) and s.unit_logp.shape[1] == geo.membership[0].shape[1]
     assert np.all(s.p_value > 1e-4)
-    from detectors.faults import Fault, inject
+    from hotline.detectors.faults import Fault, inject
 
     bad, (t,) = inject(good.counts[0], geo, [Fault("dead_board", unit="W0 S03")])
     b = sc.score_counts(bad[None], good.n_events[:1])
@@ -96,7 +96,7 @@ def test_scorer_finds_a_dead_board():
 
 
 def test_whitened_unit_test_is_standard_on_good_data_and_beats_the_plain_sum():
-    from models.conv_ae import whiten_units, whitened_z
+    from hotline.models.conv_ae import whiten_units, whitened_z
 
     rng = np.random.default_rng(3)
     n, k = 20_000, 4
@@ -120,7 +120,7 @@ def test_whitened_unit_test_is_standard_on_good_data_and_beats_the_plain_sum():
 
 
 def test_shipped_muon_model_sees_a_20_percent_efficiency_drop_in_one_sector():
-    from detectors.faults import Fault, inject
+    from hotline.detectors.faults import Fault, inject
 
     sc = ConvAEScorer.from_registry("conv_muon_barrel")
     assert set(sc.whiten) == {"chamber", "sector"}
@@ -142,7 +142,7 @@ def test_shipped_muon_model_sees_a_20_percent_efficiency_drop_in_one_sector():
 def test_recalibrate_registers_a_new_version_with_the_same_network(tiny_registry, tmp_path):
     import shutil
 
-    from training.dqm import recalibrate_dqm
+    from hotline.training.dqm import recalibrate_dqm
 
     reg = tmp_path / "reg"
     shutil.copytree(tiny_registry, reg)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from alerts.records import AlertRecord
-from detectors.faults import Fault, inject
-from detectors.occupancy import OccupancyMap, synthesize_lumis
-from stream.dqm_pipeline import DQMContext, process_occupancy
+from hotline.alerts.records import AlertRecord
+from hotline.detectors.faults import Fault, inject
+from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis
+from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from detectors.faults import (
+from hotline.detectors.faults import (
     Fault,
     available_fault_kinds,
     available_scenarios,
     get_scenario,
     inject,
 )
-from detectors.geometry import get_geometry
-from detectors.occupancy import synthesize_lumis
+from hotline.detectors.geometry import get_geometry
+from hotline.detectors.occupancy import synthesize_lumis
+
 from hotline.errors import ConfigError
 
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from firmware import convert as C
-from firmware.emulation import (
+from hotline.errors import ConfigError, FirmwareError
+from hotline.firmware import convert as C
+from hotline.firmware.emulation import (
     calibrate_thresholds,
     check_agreement,
     compare_scores,
     export_onnx,
     onnx_scores,
 )
-from hotline.errors import ConfigError, FirmwareError
 
 CONFIGS = Path(C.__file__).resolve().parent / "configs"
 
@@ -60,7 +60,12 @@ def test_missing_config_is_a_config_error(tmp_path):
 
 
 def test_target_registry():
-    from firmware.targets import FirmwareTarget, available_targets, get_target, register_target
+    from hotline.firmware.targets import (
+        FirmwareTarget,
+        available_targets,
+        get_target,
+        register_target,
+    )
 
     assert {"vu13p", "vu9p", "ku15p"} <= set(available_targets())
     assert get_target("vu9p").dsp == 6840
@@ -112,7 +117,7 @@ def test_rejected_layers_name_the_layer_and_the_fix(model, match):
 
 
 def test_dense_to_view_permutation_makes_channels_last_rows():
-    from firmware.standin import conv_ae
+    from hotline.firmware.standin import conv_ae
 
     torch.manual_seed(0)
     net = conv_ae(shape=(8, 6), dense_bottleneck=True).eval()
@@ -129,7 +134,7 @@ def test_dense_to_view_permutation_makes_channels_last_rows():
 def test_io_stream_refused_for_dense_bottleneck_conv_ae(tmp_path):
     from dataclasses import replace
 
-    from firmware.standin import conv_ae
+    from hotline.firmware.standin import conv_ae
 
     cfg = replace(C.load_build_config(model="conv-ae"), io_type="io_stream")
     with pytest.raises(FirmwareError, match="io_stream"):
@@ -140,7 +145,7 @@ def test_io_stream_refused_for_dense_bottleneck_conv_ae(tmp_path):
 
 
 def test_masked_ae_score_net_is_the_serving_loss():
-    from models.nets import build_model, feature_mask, torch_scores
+    from hotline.models.nets import build_model, feature_mask, torch_scores
 
     torch.manual_seed(1)
     ae = build_model({"kind": "ae"}).eval()
@@ -156,7 +161,7 @@ def test_masked_ae_score_net_is_the_serving_loss():
 
 
 def test_vae_mu_score_net_is_mu2():
-    from models.nets import build_model, torch_scores
+    from hotline.models.nets import build_model, torch_scores
 
     torch.manual_seed(2)
     vae = build_model({"kind": "vae", "score": "mu2"}).eval()
@@ -169,7 +174,7 @@ def test_vae_mu_score_net_is_mu2():
 
 
 def test_hls_config_assigns_input_mask_score_and_layer_precisions():
-    from models.nets import build_model
+    from hotline.models.nets import build_model
 
     cfg = C.load_build_config()
     net = C.ae_score_net(build_model({"kind": "ae"}).eval(), 57, masked=True)
@@ -214,7 +219,7 @@ def test_compare_scores_counts_decision_flips_and_fails_below_bound():
 
 
 def test_onnx_scores_of_exported_score_net_match_torch(tmp_path):
-    from firmware.standin import dense_ae, synthetic_features
+    from hotline.firmware.standin import dense_ae, synthetic_features
 
     torch.manual_seed(0)
     net = C.ae_score_net(dense_ae().eval(), 57)
@@ -230,7 +235,7 @@ def test_onnx_scores_of_exported_score_net_match_torch(tmp_path):
 
 
 def _converted(tmp_path, cfg):
-    from models.nets import build_model
+    from hotline.models.nets import build_model
 
     net = C.ae_score_net(build_model({"kind": "ae"}).eval(), 57, masked=True)
     return C.convert(net, [(57,), (57,)], cfg, tmp_path / "p").hls_model
@@ -239,7 +244,7 @@ def _converted(tmp_path, cfg):
 def test_resource_estimate_counts_multiplications_and_scales_with_clock(tmp_path):
     from dataclasses import replace
 
-    from firmware.resources import estimate, format_estimate
+    from hotline.firmware.resources import estimate, format_estimate
 
     cfg = C.load_build_config()
     hm = _converted(tmp_path, cfg)
@@ -264,7 +269,7 @@ def test_resource_estimate_counts_multiplications_and_scales_with_clock(tmp_path
 
 
 def test_synthesis_needs_vendor_tools_and_reports_are_parsed(monkeypatch):
-    from firmware.resources import parse_synthesis, synthesize, vendor_tool
+    from hotline.firmware.resources import parse_synthesis, synthesize, vendor_tool
 
     monkeypatch.setenv("PATH", "/nonexistent")
     assert vendor_tool() is None
@@ -282,8 +287,8 @@ def test_synthesis_needs_vendor_tools_and_reports_are_parsed(monkeypatch):
 
 
 def test_profile_layers_and_smallest_safe():
-    from firmware.precision import ScanPoint, format_scan, profile_layers, smallest_safe
-    from firmware.standin import dense_ae, synthetic_features
+    from hotline.firmware.precision import ScanPoint, format_scan, profile_layers, smallest_safe
+    from hotline.firmware.standin import dense_ae, synthetic_features
 
     torch.manual_seed(0)
     net = C.ae_score_net(dense_ae().eval(), 57)
@@ -301,7 +306,8 @@ def test_profile_layers_and_smallest_safe():
 
 
 def test_model_refs_and_unknown_models(tmp_path):
-    from firmware.build import parse_model_ref, resolve_model
+    from hotline.firmware.build import resolve_model
+    from hotline.firmware.source import parse_model_ref
 
     assert parse_model_ref("ae_default") == ("ae_default", "latest")
     assert parse_model_ref("ae:3") == ("ae", "3")
@@ -315,14 +321,14 @@ def test_model_refs_and_unknown_models(tmp_path):
 
 
 def test_pruning_zeroes_weights_keeps_them_zero_and_reports_tpr():
-    from firmware.pruning import (
+    from hotline.firmware.pruning import (
         format_pruning,
         l1_finetune,
         magnitude_prune,
         nonzero_multiplications,
         pruning_study,
     )
-    from firmware.standin import dense_ae, synthetic_features
+    from hotline.firmware.standin import dense_ae, synthetic_features
 
     torch.manual_seed(0)
     net = C.ae_score_net(dense_ae().eval(), 57)
@@ -352,7 +358,7 @@ def test_activation_table_size_from_the_reviewed_config(tmp_path):
     """The tanh lookup-table size comes from the YAML (the tanh AE needs 4096 entries)."""
     import torch
 
-    from firmware.convert import hls_config, load_build_config
+    from hotline.firmware.convert import hls_config, load_build_config
 
     cfg = load_build_config()  # firmware/configs/default.yaml
     assert cfg.table_size == 4096

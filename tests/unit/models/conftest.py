@@ -10,8 +10,8 @@ import pytest
 
 
 def tiny_features(n: int = 2000, seed: int = 1, process: str = "sm"):
-    from detectors.features import extract_features
-    from training.train import synthetic_events
+    from hotline.detectors.features import extract_features
+    from hotline.stream.samples import synthetic_events
 
     return extract_features(synthetic_events(process, n, seed))
 
@@ -22,14 +22,13 @@ def make_tiny_model(
 ):
     """Train a tiny model on synthetic background, export, register and calibrate it."""
     import torch
-
-    from detectors.spec import DEFAULT_SPEC
-    from models.export import export_onnx, reference_scores
-    from models.registry import register_model, update_card
-    from models.scorer import Scorer
-    from models.thresholds import calibrate, reference_contributions
-    from training.normalise import fit_normaliser
-    from training.train import train_model
+    from hotline.detectors.spec import DEFAULT_SPEC
+    from hotline.models.export import export_onnx, reference_scores
+    from hotline.models.normalise import fit_normaliser
+    from hotline.models.registry import register_model, update_card
+    from hotline.models.scorer import Scorer
+    from hotline.models.thresholds import calibrate, reference_contributions
+    from hotline.training.train import train_model
 
     fm = tiny_features(n, seed=1)
     norm = fit_normaliser([(fm.x, fm.mask)], scheme)

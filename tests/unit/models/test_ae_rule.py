@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alerts.ae_rule import AERule, register_ae_rule_kind
-from alerts.rules import build_rule
-from models.scorer import Scorer
-from stream.batch import EventBatch
-from stream.pipeline import PipelineContext, process_batch
-from training.train import synthetic_events
+from hotline.alerts.ae_rule import AERule
+from hotline.alerts.menu import build_rule
+from hotline.models.scorer import Scorer
+from hotline.stream.batch import EventBatch
+from hotline.stream.pipeline import PipelineContext, process_batch
+from hotline.stream.samples import synthetic_events
 
 
 def _batch(process: str, n: int, seed: int = 4) -> EventBatch:
@@ -48,7 +48,7 @@ def test_ae_rule_alerts_carry_score_p_value_and_contributions(tiny_registry):
 
 
 def _features(batch):
-    from detectors.features import extract_features
+    from hotline.detectors.features import extract_features
 
     fm = extract_features(batch.arrays)
     return fm.x, fm.mask
@@ -69,11 +69,9 @@ def test_bad_events_are_not_scored_and_others_still_are(tiny_registry):
 
 
 def test_ae_rule_kind_in_menus(tiny_registry):
-    register_ae_rule_kind()
-    register_ae_rule_kind()  # idempotent
     rule = build_rule({"name": "ae_menu", "kind": "ae", "model": "tiny", "p_value": 1e-3,
                        "registry": str(tiny_registry)})
     assert isinstance(rule, AERule) and rule.name == "ae_menu"
-    from alerts.rules import available_rule_kinds
+    from hotline.alerts.menu import available_rule_kinds
 
     assert {"ae", "count", "scalar", "sum_pt"} <= set(available_rule_kinds())

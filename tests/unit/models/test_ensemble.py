@@ -10,11 +10,11 @@ from tests.unit.models.conftest import tiny_features
 
 
 def _trained_ensemble(tmp_path, members: int = 2):
-    from detectors.spec import DEFAULT_SPEC
-    from models.export import export_onnx
-    from models.registry import register_model
-    from training.normalise import fit_normaliser
-    from training.train import train_ensemble
+    from hotline.detectors.spec import DEFAULT_SPEC
+    from hotline.models.export import export_onnx
+    from hotline.models.normalise import fit_normaliser
+    from hotline.models.registry import register_model
+    from hotline.training.train import train_ensemble
 
     fm = tiny_features(1200, seed=1)
     norm = fit_normaliser([(fm.x, fm.mask)], "custom")
@@ -37,10 +37,9 @@ def _trained_ensemble(tmp_path, members: int = 2):
 
 def test_ensemble_onnx_matches_torch_and_is_the_mean_of_its_members(tmp_path):
     import torch
-
-    from models.export import reference_scores
-    from models.nets import feature_mask
-    from models.scorer import Scorer
+    from hotline.models.export import reference_scores
+    from hotline.models.nets import feature_mask
+    from hotline.models.scorer import Scorer
 
     reg, model, norm = _trained_ensemble(tmp_path, members=3)
     assert model.kind == "ensemble" and len(model.members) == 3
@@ -67,7 +66,7 @@ def test_ensemble_onnx_matches_torch_and_is_the_mean_of_its_members(tmp_path):
 
 
 def test_ensemble_architecture_errors_are_clear():
-    from models.nets import build_model
+    from hotline.models.nets import build_model
 
     with pytest.raises(ModelError, match="members"):
         build_model({"kind": "ensemble", "members": []})
@@ -76,8 +75,9 @@ def test_ensemble_architecture_errors_are_clear():
 
 
 def test_ensembles_are_refused_as_firmware_with_a_reason(tmp_path):
-    from firmware.convert import BuildConfig
-    from firmware.registry_adapter import registered_source
+    from hotline.firmware.convert import BuildConfig
+    from hotline.firmware.registry_adapter import registered_source
+
     from hotline.errors import FirmwareError
 
     _trained_ensemble(tmp_path, members=2)

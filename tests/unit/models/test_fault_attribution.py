@@ -5,11 +5,10 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
-
-from detectors.fastsim import apply_fault, register_builtins
-from detectors.features import extract_features
-from training.evaluate import fault_affected
-from training.train import synthetic_events
+from hotline.detectors.fastsim import apply_fault, register_builtins
+from hotline.detectors.features import extract_features
+from hotline.stream.samples import synthetic_events
+from hotline.training.evaluate import fault_affected
 
 #: fault -> object-label prefix of the features it changes
 CASES = {"muon_scale": "mu", "hot_cell": "j", "electron_phi": "e"}

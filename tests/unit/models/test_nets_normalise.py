@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hotline.models.nets import VARIANTS, build_model, feature_mask, masked_mse, normalise_arch
+from hotline.models.normalise import Normaliser, fit_normaliser
 
 from hotline.errors import ModelError
-from models.nets import VARIANTS, build_model, feature_mask, masked_mse, normalise_arch
 from tests.unit.models.conftest import tiny_features
-from training.normalise import Normaliser, fit_normaliser
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

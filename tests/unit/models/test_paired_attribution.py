@@ -12,11 +12,16 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
+from hotline.detectors.fastsim import apply_fault
+from hotline.detectors.features import extract_features
+from hotline.training.attribution import (
+    load_clean_events,
+    paired_attribution,
+    resolve_faults,
+    run_study,
+)
 
-from detectors.fastsim import apply_fault
-from detectors.features import extract_features
 from hotline.errors import ConfigError
-from training.attribution import load_clean_events, paired_attribution, resolve_faults, run_study
 
 ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
 P = 1e-3
@@ -24,7 +29,7 @@ P = 1e-3
 
 @pytest.fixture(scope="module")
 def scorer():
-    from models.scorer import Scorer
+    from hotline.models.scorer import Scorer
 
     return Scorer.from_registry("ae_default")
 

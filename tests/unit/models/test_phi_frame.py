@@ -21,13 +21,12 @@ def _rotated(x: np.ndarray, mask: np.ndarray, angle: float) -> np.ndarray:
 @pytest.mark.parametrize("scheme", ["custom", "standard"])
 def test_met_frame_onnx_matches_numpy_and_is_rotation_invariant(tmp_path, scheme):
     import torch
-
-    from detectors.spec import DEFAULT_SPEC
-    from models.export import export_onnx, reference_scores
-    from models.registry import register_model
-    from models.scorer import Scorer
-    from training.normalise import Normaliser, fit_normaliser
-    from training.train import train_model
+    from hotline.detectors.spec import DEFAULT_SPEC
+    from hotline.models.export import export_onnx, reference_scores
+    from hotline.models.normalise import Normaliser, fit_normaliser
+    from hotline.models.registry import register_model
+    from hotline.models.scorer import Scorer
+    from hotline.training.train import train_model
 
     fm = tiny_features(1000, seed=1)
     norm = fit_normaliser([(fm.x, fm.mask)], scheme, phi_frame="met")
@@ -58,7 +57,7 @@ def test_met_frame_onnx_matches_numpy_and_is_rotation_invariant(tmp_path, scheme
 
 
 def test_unknown_phi_frame_is_refused():
-    from training.normalise import fit_normaliser
+    from hotline.models.normalise import fit_normaliser
 
     fm = tiny_features(50, seed=1)
     with pytest.raises(ModelError, match="phi_frame"):

@@ -7,12 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
+from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
+from hotline.models.export import reference_scores
+from hotline.models.registry import available_models, load_model, register_model
+from hotline.models.scorer import Scorer
 
-from detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
 from hotline.errors import ModelError
-from models.export import reference_scores
-from models.registry import available_models, load_model, register_model
-from models.scorer import Scorer
 from tests.unit.models.conftest import make_tiny_model, tiny_features
 
 ARCHS = [
@@ -70,7 +70,7 @@ def test_contributions_sum_to_total_and_group_by_type(tiny_registry):
 
 
 def test_large_batches_are_chunked_identically(tiny_registry, monkeypatch):
-    import models.scorer as ms
+    import hotline.models.scorer as ms
 
     sc = Scorer.from_registry("tiny_vae", registry=tiny_registry)
     fm = tiny_features(1000, seed=3)
@@ -128,8 +128,8 @@ def test_registry_versions_hash_and_rebuild(tmp_path, tiny_registry):
                                                                            ("tiny", "2")}
     torch_model = m2.torch_model()  # card architecture + weights.pt -> the torch module
     fm = tiny_features(100)
-    from models.export import reference_scores
-    from training.normalise import Normaliser
+    from hotline.models.export import reference_scores
+    from hotline.models.normalise import Normaliser
 
     ref = reference_scores(torch_model, Normaliser.from_dict(m2.card["normalisation"]),
                            fm.x, fm.mask)
@@ -164,7 +164,7 @@ def test_p_values_and_thresholds_from_card(tiny_registry):
 
 
 def test_attribution_follows_a_derived_met_to_the_anomalous_visible_type():
-    from models.scorer import ScoreResult
+    from hotline.models.scorer import ScoreResult
 
     labels = ["MET", "electrons", "muons", "jets"]
     ref = {"types": {"labels": labels, "mean": [0.01, 0.01, 0.01, 0.04],

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hotline.models.thresholds import ReferenceDistribution, calibrate
+from hotline.models.weights import component_weights, kish
+from hotline.training.evaluate import auc, roc_curve
 
 from hotline.errors import ModelError
-from models.thresholds import ReferenceDistribution, calibrate
-from training.evaluate import auc, roc_curve
-from training.weights import component_weights, kish
 
 DEMO_ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
 
@@ -84,9 +84,8 @@ def test_component_weights_normalise_within_each_sample():
 def test_archived_runs_carry_physical_weights():
     """The demo run (generated, QCD drawn pTHat-biased) loads with weights of mean 1 per sample."""
     import uproot
-
-    from stream.archive import find_run
-    from training.train import features_from_runs
+    from hotline.stream.archive import find_run
+    from hotline.stream.samples import features_from_runs
 
     fm = features_from_runs([1], DEMO_ARCHIVE, max_events=5_000)
     assert fm.weights is not None and len(fm.weights) == len(fm) == 5_000

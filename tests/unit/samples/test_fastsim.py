@@ -6,8 +6,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
-
-from detectors.fastsim import (
+from hotline.detectors.fastsim import (
     DEAD_CALO_BOX,
     HOT_CELL_ETA,
     HOT_CELL_PHI,
@@ -18,6 +17,7 @@ from detectors.fastsim import (
     simulate,
     single_lepton_mask,
 )
+
 from hotline.errors import ConfigError
 
 

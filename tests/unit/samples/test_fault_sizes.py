@@ -5,8 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
-
-from detectors.fastsim import (
+from hotline.detectors.fastsim import (
     DEAD_CALO_BOX,
     HOT_CELL_ETA,
     HOT_CELL_MIN_PT,
@@ -14,7 +13,8 @@ from detectors.fastsim import (
     available_event_faults,
     get_event_fault,
 )
-from detectors.spec import DEFAULT_SPEC
+from hotline.detectors.spec import DEFAULT_SPEC
+
 from hotline.errors import ConfigError
 
 
@@ -104,7 +104,7 @@ def test_bad_sizes_are_refused_naming_fault_and_size(name, size):
 
 
 def test_generate_request_checks_the_fault_size(tmp_path):
-    from training.generate import GenerateRequest
+    from hotline.training.generate import GenerateRequest
 
     GenerateRequest("sm_mix_muon_scale", 10, 1, tmp_path / "run_000900",
                     fault_size=2.0).check_fault_size()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from hotline.errors import ConfigError
-from training.processes import (
+from hotline.training.processes import (
     Process,
     available_processes,
     get_process,
     register_process,
     sample_codes,
 )
+
+from hotline.errors import ConfigError
 
 
 def test_builtin_processes():

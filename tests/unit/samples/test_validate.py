@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import awkward as ak
 import numpy as np
-
-from training.validate import PLOTS, observables, plot_arrays
+from hotline.training.validate import PLOTS, observables, plot_arrays
 
 
 def events() -> ak.Array:

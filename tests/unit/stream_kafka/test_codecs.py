@@ -7,12 +7,9 @@ import os
 
 import awkward as ak
 import pytest
-
-from alerts.records import AlertRecord, DeadLetter, LumiSummary
-from hotline.config import StreamConfig
-from hotline.errors import ConfigError, StreamError
-from stream.batch import EventBatch
-from stream.codecs import (
+from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
+from hotline.stream.batch import EventBatch
+from hotline.stream.codecs import (
     decode_alert,
     decode_batch,
     decode_deadletter,
@@ -23,8 +20,11 @@ from stream.codecs import (
     encode_summary,
     register_codecs,
 )
-from stream.kafka_producer import fast_crc32c, split_messages
-from stream.topics import bootstrap_servers, topics_for
+from hotline.stream.kafka_producer import fast_crc32c, split_messages
+from hotline.stream.topics import bootstrap_servers, topics_for
+
+from hotline.config import StreamConfig
+from hotline.errors import ConfigError, StreamError
 from tests.conftest import make_events
 
 
@@ -66,7 +66,7 @@ def test_batch_without_ids_is_rejected():
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     head = json.dumps({"source": "s", "origin": "o", "n": 10}).encode()
-    from stream.codecs import _HEAD, MAGIC
+    from hotline.stream.codecs import _HEAD, MAGIC
 
     bad = _HEAD.pack(MAGIC, 1, len(head)) + head + sink.getvalue().to_pybytes()
     with pytest.raises(StreamError, match="'event' is missing"):
@@ -144,7 +144,7 @@ def _ipc(table) -> bytes:
     ak.with_parameter(ak.Array({"run": [5], "event": [9], "x": [[1, 2]]}), "__doc__", "d"),
 ])
 def test_ipc_fast_path_equals_ak_from_arrow(arrays):
-    from stream.codecs import arrays_from_ipc
+    from hotline.stream.codecs import arrays_from_ipc
 
     table = ak.to_arrow_table(arrays)
     got = arrays_from_ipc(_ipc(table))
@@ -157,8 +157,7 @@ def test_ipc_fast_path_rejects_corrupt_offsets():
     """List offsets pointing past the values fail the decode (-> dead letter), not later."""
     import numpy as np
     import pyarrow as pa
-
-    from stream.codecs import _plan, arrays_from_ipc
+    from hotline.stream.codecs import _plan, arrays_from_ipc
 
     item = pa.field("item", pa.float64(), nullable=False)
     typ = pa.large_list(item)

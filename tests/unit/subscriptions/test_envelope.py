@@ -11,10 +11,10 @@ from cloudevents.core.formats.json import JSONFormat
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from alerts.channels.base import Notification
-from alerts.channels.webhook import WebhookChannel, verify_webhook
-from alerts.records import AlertRecord
-from alerts.subscriptions import Subscription, SubscriptionFilter, new_secret
+from hotline.alerts.channels.base import Notification
+from hotline.alerts.channels.webhook import WebhookChannel, verify_webhook
+from hotline.alerts.records import AlertRecord
+from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, new_secret
 from tests.unit.subscriptions.factory import make_alerts
 
 
@@ -67,8 +67,8 @@ def test_group_envelope():
 
 
 def test_secret_never_logged_on_failure(caplog, store):
-    from alerts.delivery import DeliveryWorker
-    from alerts.subscriptions import add_subscription
+    from hotline.alerts.delivery import DeliveryWorker
+    from hotline.alerts.subscription_store import add_subscription
 
     s = add_subscription(store, owner="x", channel="webhook",
                          settings={"url": "http://127.0.0.1:9/hook?token=SECRET-TOKEN"},

@@ -10,11 +10,11 @@ import threading
 
 import pytest
 
-from alerts.channels import CHANNELS, register_channel
-from alerts.channels.base import Channel, DeliveryError
-from alerts.delivery import DeliveryWorker, group_id
-from alerts.outbox import delivery_log, delivery_stats, install_outbox
-from alerts.subscriptions import add_subscription, resume_subscription
+from hotline.alerts.channels import CHANNELS, register_channel
+from hotline.alerts.channels.base import Channel, DeliveryError
+from hotline.alerts.delivery import DeliveryWorker, group_id
+from hotline.alerts.outbox import delivery_log, delivery_stats, install_outbox
+from hotline.alerts.subscription_store import add_subscription, resume_subscription
 from tests.unit.subscriptions.factory import make_alerts
 
 
@@ -198,7 +198,7 @@ def test_non_retryable_error_fails_at_once(setup):
 def test_paused_holds_then_delivers(setup):
     store, clock, w = setup
     s = _sub(store)
-    from alerts.subscriptions import pause_subscription
+    from hotline.alerts.subscription_store import pause_subscription
 
     pause_subscription(store, s.id)
     store.add_alerts(make_alerts(3, seed=8))

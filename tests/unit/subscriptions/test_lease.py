@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.delivery import DeliveryWorker
-from alerts.lease import Lease
-from alerts.outbox import install_outbox
-from alerts.store import SQLiteAlertStore
-from alerts.subscriptions import add_subscription
+from hotline.alerts.delivery import DeliveryWorker
+from hotline.alerts.lease import Lease
+from hotline.alerts.outbox import install_outbox
+from hotline.alerts.store import SQLiteAlertStore
+from hotline.alerts.subscription_store import add_subscription
 from hotline.errors import ConfigError
 from tests.unit.subscriptions.factory import make_alerts
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
 
-from alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
 from hotline.errors import ConfigError
 from tests.unit.subscriptions.factory import make_alerts
 
@@ -47,7 +47,7 @@ def test_vectorised_matching_equals_reference():
 
 
 def test_dqm_top_units_are_matched():
-    from alerts.records import AlertRecord
+    from hotline.alerts.records import AlertRecord
 
     a = AlertRecord.make(kind="dqm", rule="dqm_muon_barrel", source="s", run=1, lumi=2, event=0,
                          p_value=1e-6, payload={"subsystem": "muon_barrel", "top_units": [
@@ -72,7 +72,7 @@ def test_bad_filters_are_refused(bad):
 
 
 def test_ae_alerts_are_matched_by_the_type_they_point_to():
-    from alerts.records import AlertRecord
+    from hotline.alerts.records import AlertRecord
 
     def ae(payload):
         return AlertRecord.make(kind="ae", rule="ae", source="s", run=1, lumi=2, event=0,

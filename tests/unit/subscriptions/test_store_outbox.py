@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.outbox import delivery_stats, install_outbox
-from alerts.subscriptions import (
+from hotline.alerts.outbox import delivery_stats, install_outbox
+from hotline.alerts.subscription_store import (
     add_subscription,
-    alert_units,
     export_secret,
     get_subscription,
     list_subscriptions,
     pause_subscription,
-    redact_secret,
     remove_subscription,
     resume_subscription,
     subscription_overview,
-    validate_webhook_url,
 )
+from hotline.alerts.subscriptions import alert_units, redact_secret, validate_webhook_url
 from hotline.errors import ConfigError, StoreError
 from tests.unit.subscriptions.factory import make_alerts
 

@@ -1,0 +1,180 @@
+"""Stored alert subscriptions: add, list, get, pause, resume, remove, export the secret.
+
+The management functions used by ``hotline subscribe`` and by the dashboard. Each works on an
+SQL alert store (``SQLAlertStore``), whose subscription and outbox tables exist from the moment
+it is opened; the model, filters and matching are ``alerts.subscriptions``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from hotline.alerts.channels import get_channel
+from hotline.alerts.outbox import delivery_stats, install_outbox, last_errors, requeue_failed
+from hotline.alerts.subscriptions import (
+    SECRET_PREFIX,
+    SUBSCRIPTION_COLUMNS,
+    DeliverySettings,
+    Subscription,
+    SubscriptionFilter,
+    _row_sub,
+    new_secret,
+)
+from hotline.errors import ConfigError, StoreError
+
+
+def add_subscription(
+    store: Any,
+    *,
+    owner: str,
+    channel: str,
+    settings: dict[str, Any],
+    filter: SubscriptionFilter | dict[str, Any] | None = None,  # noqa: A002
+    delivery: DeliverySettings | dict[str, Any] | None = None,
+    name: str = "",
+    secret: str | None = None,
+    paused: bool = False,
+) -> Subscription:
+    """Validate and store a new subscription; returns it (with its full secret)."""
+
+    install_outbox(store)
+    if not owner or not owner.strip():
+        raise ConfigError("a subscription needs an owner (who to ask about it)")
+    flt = filter if isinstance(filter, SubscriptionFilter) else SubscriptionFilter.from_dict(
+        filter or {})
+    flt.validate()
+    dl = delivery if isinstance(delivery, DeliverySettings) else DeliverySettings.from_dict(
+        delivery or {})
+    settings = get_channel(channel).validate_settings(dict(settings))
+    if secret is None:
+        secret = new_secret()
+    elif not secret.startswith(SECRET_PREFIX):
+        raise ConfigError("a webhook secret must start with 'whsec_' followed by base64")
+    else:
+        try:
+            if not base64.b64decode(secret[len(SECRET_PREFIX):] + "==", validate=False):
+                raise ValueError
+        except ValueError:
+            raise ConfigError("the webhook secret after 'whsec_' is not valid base64") from None
+    now = time.time()
+    sub = Subscription(
+        id="sub_" + uuid.uuid4().hex[:12], owner=owner.strip(), name=name or channel,
+        filter=flt, channel=channel, settings=settings, secret=secret, delivery=dl,
+        paused=paused, created=now, updated=now,
+    )
+    ph = store.ph
+    with store.transaction() as cur:
+        cur.execute(
+            f"INSERT INTO subscriptions ({','.join(SUBSCRIPTION_COLUMNS)}) "
+            f"VALUES ({','.join([ph] * len(SUBSCRIPTION_COLUMNS))})",
+            (sub.id, sub.owner, sub.name, json.dumps(flt.to_dict()), channel,
+             json.dumps(settings), secret, json.dumps(dl.to_dict()), int(paused), now, now),
+        )
+    return sub
+
+
+def list_subscriptions(store: Any, owner: str | None = None,
+                       include_paused: bool = True) -> list[Subscription]:
+
+    install_outbox(store)
+    sql = f"SELECT {','.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions"
+    clauses, args = [], []
+    if owner is not None:
+        clauses.append(f"owner = {store.ph}")
+        args.append(owner)
+    if not include_paused:
+        clauses.append("paused = 0")
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    with store.transaction() as cur:
+        cur.execute(sql + " ORDER BY created, id", args)
+        return [_row_sub(r) for r in cur.fetchall()]
+
+
+def get_subscription(store: Any, sub_id: str) -> Subscription:
+
+    install_outbox(store)
+    with store.transaction() as cur:
+        cur.execute(f"SELECT {','.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions "
+                    f"WHERE id = {store.ph}", [sub_id])
+        row = cur.fetchone()
+    if row is None:
+        raise StoreError(f"no subscription '{sub_id}' in {store.url}; "
+                         "see `hotline subscribe list`")
+    return _row_sub(row)
+
+
+def _set_paused(store: Any, sub_id: str, paused: bool) -> Subscription:
+    get_subscription(store, sub_id)
+    ph = store.ph
+    with store.transaction() as cur:
+        cur.execute(f"UPDATE subscriptions SET paused = {ph}, updated = {ph} WHERE id = {ph}",
+                    [int(paused), time.time(), sub_id])
+    return get_subscription(store, sub_id)
+
+
+def pause_subscription(store: Any, sub_id: str) -> Subscription:
+    """Hold deliveries; matching alerts keep queueing and go out (grouped) on resume."""
+    return _set_paused(store, sub_id, True)
+
+
+def resume_subscription(store: Any, sub_id: str, retry_failed: bool = False) -> Subscription:
+    """Deliver again; with ``retry_failed`` also re-queue notifications that gave up."""
+    sub = _set_paused(store, sub_id, False)
+    if retry_failed:
+
+        requeue_failed(store, sub_id)
+    return sub
+
+
+def remove_subscription(store: Any, sub_id: str) -> None:
+    """Delete the subscription, its queued alerts and its delivery log."""
+    get_subscription(store, sub_id)
+    ph = store.ph
+    with store.transaction() as cur:
+        cur.execute(f"DELETE FROM outbox WHERE sub_id = {ph}", [sub_id])
+        cur.execute(f"DELETE FROM deliveries WHERE sub_id = {ph}", [sub_id])
+        cur.execute(f"DELETE FROM subscriptions WHERE id = {ph}", [sub_id])
+
+
+def export_secret(store: Any, sub_id: str) -> str:
+    """The full ``whsec_`` secret, for handing to the receiver (write it to a 0600 file)."""
+    return get_subscription(store, sub_id).secret
+
+
+def subscription_overview(store: Any, owner: str | None = None) -> list[dict[str, Any]]:
+    """For tables (dashboard, CLI): each subscription's safe fields plus its delivery counts
+    (messages sent/failed/pending/retried, attempts, alerts sent/failed/queued) and last error.
+    """
+
+    stats = delivery_stats(store)
+    out = []
+    for s in list_subscriptions(store, owner=owner):
+        d = s.public_dict()
+        d["target"] = s.target()
+        d["filter_text"] = s.filter.describe()
+        d["stats"] = stats.get(s.id, {})
+        d["last_error"] = last_errors(store, s.id)
+        out.append(d)
+    return out
+
+
+def update_delivery_settings(store: Any, sub_id: str, **changes: Any) -> Subscription:
+    sub = get_subscription(store, sub_id)
+    dl = DeliverySettings.from_dict({**sub.delivery.to_dict(), **changes})
+    with store.transaction() as cur:
+        cur.execute(f"UPDATE subscriptions SET delivery = {store.ph}, updated = {store.ph} "
+                    f"WHERE id = {store.ph}", [json.dumps(dl.to_dict()), time.time(), sub_id])
+    return replace(sub, delivery=dl)
+
+
+__all__ = [
+    "add_subscription", "export_secret", "get_subscription", "list_subscriptions",
+    "pause_subscription", "remove_subscription", "resume_subscription", "subscription_overview",
+    "update_delivery_settings",
+]
