@@ -10,14 +10,11 @@ item cannot silently shadow a built-in of the same name).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
 
 from hotline.errors import ConfigError, HotlineError
 
-T = TypeVar("T")
 
-
-class Registry(Generic[T]):
+class Registry[T]:
     """Named items of one kind (``what``, e.g. "rule kind"), with lazily registered built-ins."""
 
     def __init__(
