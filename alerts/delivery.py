@@ -67,6 +67,7 @@ from hotline.alerts.records import AlertRecord
 from hotline.alerts.store import ALERT_COLUMNS, _row_alert
 from hotline.alerts.subscription_store import list_subscriptions
 from hotline.alerts.subscriptions import Subscription
+from hotline.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ class DeliveryWorker:
         self._results.put((d, t0, err))
 
     def _backoff(self, attempts: int, base: float, cap: float) -> float:
-        return min(cap, base * 2.0 ** max(attempts - 1, 0)) * self.rng.uniform(0.5, 1.0)
+        return Backoff(base, cap, jitter=True, rng=self.rng).delay(attempts)
 
     def record(self, wait: float = 0.0) -> int:
         """Write finished attempts to the delivery log (waits up to ``wait`` for the first)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hotline.backoff import Backoff
 from hotline.config import StreamConfig
 from hotline.errors import StreamError
 from hotline.stream.batch import EventBatch
@@ -40,9 +41,8 @@ def retry_with_backoff(
 ) -> Any:
     """Call ``attempt`` until it succeeds, sleeping 0.25, 0.5, 1, ... s; stop after ``timeout``."""
     deadline = time.monotonic() + timeout
-    delay, n = first_delay, 0
+    backoff = Backoff(first_delay, max_delay)
     while True:
-        n += 1
         try:
             return attempt()
         except (TypeError, ValueError):
@@ -53,37 +53,13 @@ def retry_with_backoff(
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StreamError(
-                    f"{what}: gave up after {n} attempts over {timeout:.0f} s "
+                    f"{what}: gave up after {backoff.attempts + 1} attempts over {timeout:.0f} s "
                     f"({type(exc).__name__}: {exc}); is the broker running? "
                     "(set [stream] broker or HOTLINE_STREAM_BROKER)"
                 ) from None
-            log.warning("%s failed (%s); retrying in %.2f s", what, exc, min(delay, left))
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, max_delay)
-
-
-def fast_crc32c() -> bool:
-    """Give kafka-python a C CRC-32C when the optional ``crc32c`` package is not installed.
-
-    kafka-python checksums every record batch with CRC-32C; without the ``crc32c``
-    package it does so in pure Python (~240 ms for one 0.7 MB event batch, which
-    caps the producer at ~20k events/s). aiokafka (a faust dependency) ships the
-    same checksum as a C extension; this points kafka-python's record-batch code
-    at it (same results, ~700x faster). Returns True when the C version is in use.
-    The clean alternative is to add ``crc32c`` to the dependencies.
-    """
-    from kafka.record import default_records, util
-
-    if getattr(util, "crc32c_c", None) is not None:
-        return True
-    try:
-        from aiokafka.record.util import NO_EXTENSIONS, calc_crc32c
-    except ImportError:
-        return False
-    if NO_EXTENSIONS:
-        return False
-    default_records.calc_crc32c = calc_crc32c
-    return True
+            delay = min(backoff.next_delay(), left)
+            log.warning("%s failed (%s); retrying in %.2f s", what, exc, delay)
+            time.sleep(delay)
 
 
 def quiet_kafka_logs() -> None:
@@ -109,7 +85,6 @@ def make_producer(cfg: StreamConfig, **overrides: Any) -> Any:
         max_block_ms=int(cfg.connect_timeout * 1000),
     )
     opts.update(overrides)
-    fast_crc32c()
     return retry_with_backoff(f"cannot connect to Kafka broker {servers}",
                               lambda: KafkaProducer(**opts), cfg.connect_timeout)
 

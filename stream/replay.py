@@ -152,18 +152,27 @@ class ReplaySource:
 
     def __iter__(self) -> Iterator[EventBatch]:
         pacer = Pacer(self.rate)
-        bar = None
+        bar = task = None
         if self.progress:
-            from tqdm import tqdm
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
-            bar = tqdm(total=self.total_events(), unit="ev", unit_scale=True, desc="replay")
+            bar = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("events"), TimeRemainingColumn())
+            task = bar.add_task("replay", total=self.total_events())
+            bar.start()
         try:
             for f in self.files:
                 path = Path(f)
                 before = self.events_read
                 for batch in self._iter_file(path, pacer):
-                    if bar is not None:
-                        bar.update(len(batch))
+                    if bar is not None and task is not None:
+                        bar.advance(task, len(batch))
                     yield batch
                     if self.stop is not None and self.stop():
                         return
@@ -172,5 +181,5 @@ class ReplaySource:
                     log.info("%s contributed no events", path)
         finally:
             if bar is not None:
-                bar.close()
+                bar.stop()
 

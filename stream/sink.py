@@ -27,10 +27,11 @@ from typing import Any
 
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.alerts.store import AlertStore
+from hotline.backoff import Backoff
 from hotline.config import StreamConfig
 from hotline.errors import StreamError
 from hotline.stream.codecs import decode_alert, decode_deadletter, decode_summary
-from hotline.stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, fast_crc32c, retry_with_backoff
+from hotline.stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, retry_with_backoff
 from hotline.stream.topics import bootstrap_servers, topics_for
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,6 @@ def make_consumer(cfg: StreamConfig, group: str | None = None, **overrides: Any)
         request_timeout_ms=max(30_500, int(cfg.session_timeout * 1000) + 5000),
     )
     opts.update(overrides)
-    fast_crc32c()
 
     def connect() -> Any:
         c = KafkaConsumer(**opts)
@@ -141,15 +141,15 @@ def run_sink(
     last = time.monotonic()
     from kafka.errors import KafkaError
 
-    backoff = 0.25
+    backoff = Backoff(0.25, 5.0)
     try:
         while not (stop is not None and stop()):
             try:
                 polled = consumer.poll(timeout_ms=200)
             except KafkaError as exc:  # broker restarting: back off, keep the position
-                log.warning("sink: poll failed (%s); retrying in %.2f s", exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                delay = backoff.next_delay()
+                log.warning("sink: poll failed (%s); retrying in %.2f s", exc, delay)
+                time.sleep(delay)
                 continue
             records = [r for recs in polled.values() for r in recs]
             if not records:
@@ -161,7 +161,7 @@ def run_sink(
             try:
                 consumer.commit()  # only after the store transactions succeeded
                 report.commits += 1
-                backoff = 0.25
+                backoff.reset()
             except KafkaError as exc:
                 # not committed: these records may be read again (after a rebalance); the
                 # store inserts each alert id and each summary part id once: harmless

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from hotline.errors import HotlineError
+from hotline.extras import missing_extra, missing_for_command
 
 #: command-group modules, in --help order; add one line to add a command group
 COMMAND_MODULES = [
@@ -64,12 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    needs = missing_for_command(args.command)
+    if needs is not None:
+        print(f"hotline {args.command}: error: {needs}", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
     except HotlineError as exc:
         if args.verbose:
             raise
         print(f"hotline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc, args.command)
+        if message is None or args.verbose:
+            raise
+        print(f"hotline {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

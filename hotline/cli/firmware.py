@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--registry", metavar="DIR", default=None,
                        help="model registry folder (env: HOTLINE_MODEL_REGISTRY)")
         q.add_argument("--out", metavar="DIR", default=None,
-                       help="builds folder (env: HOTLINE_FIRMWARE_BUILDS; default firmware/builds)")
+                       help="builds folder (env: HOTLINE_FIRMWARE_BUILDS; "
+                            "default: <user state dir>/firmware)")
         q.add_argument("--events", type=int, default=None,
                        help="held-out background events to compare (default: from the YAML)")
 

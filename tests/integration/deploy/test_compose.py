@@ -64,3 +64,21 @@ def test_validator_rejects_a_broken_file(compose, tmp_path):
     bad.write_text(text.replace("    deploy:\n", "    deploy:\n      wrong_key: 1\n", 1))
     p = run(compose, bad, "-q")
     assert p.returncode != 0 and "wrong_key" in p.stderr
+
+
+def test_serving_image_installs_the_wheel_without_the_training_stack():
+    """The Dockerfile's serving image installs the wheel with the kafka, dashboard and
+    postgres extras only: no torch, hls4ml, Pythia or fastjet in the workers' image."""
+    import re
+    import tomllib
+
+    docker = (ROOT / "Dockerfile").read_text()
+    (extras,) = re.findall(r"hotline-\*\.whl\)\[([a-z,]+)\]", docker)
+    assert set(extras.split(",")) == {"kafka", "dashboard", "postgres"}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in extras.split(","):
+        reqs += project["optional-dependencies"][extra]
+    names = {re.split(r"[=<>\[; ]", r)[0].lower() for r in reqs}
+    assert not names & {"torch", "hls4ml", "pythia8mc", "fastjet", "onnx", "matplotlib"}
+    assert "onnxruntime" in names  # the workers score with onnxruntime
