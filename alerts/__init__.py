@@ -1,14 +1,25 @@
-"""Hotline rules, alert records and the durable alert store.
+"""Hotline rules, alert records, the durable alert store, subscriptions and their delivery.
 
-- ``alerts.rules``: classic cut-based rules as configuration (the Exotica Hotline menu).
-- ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
-- ``alerts.store``: the ``AlertStore`` interface, SQLite backend, ``open_store``.
-- ``alerts.store_postgres``: the PostgreSQL backend.
+Rules and records:
+
+- ``alerts.rules``: the rule protocol and the classic cut-based rule kinds.
 - ``alerts.ae_rule``: the anomaly-score (autoencoder) hotline rule.
-- ``stream.sink``: Kafka ``hotline.alerts`` -> alert store.
-- ``alerts.subscriptions``: who wants which alerts (filters, channels, rate limits).
+- ``alerts.menu``: rule menus: the rule-kind registry and the Exotica Hotline menu.
+- ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
+
+The store:
+
+- ``alerts.store``: the ``AlertStore`` interface, the SQL shared by backends, SQLite.
+- ``alerts.store_postgres``: the PostgreSQL backend (the ``postgres`` extra).
+- ``alerts.backends``: backends by URL scheme and ``open_store(url)``.
+
+Subscriptions and delivery:
+
+- ``alerts.subscriptions``: who wants which alerts (model, filters, vectorised matching).
+- ``alerts.subscription_store``: adding, listing, pausing, removing stored subscriptions.
 - ``alerts.outbox``: deliveries queued in the same transaction as the alert; delivery log.
-- ``alerts.delivery``: the delivery worker (retries, backoff, storm grouping, digests).
+- ``alerts.lease``: the delivery lease (one active delivery worker per store).
+- ``alerts.delivery``: the delivery worker (retries, backoff, storm grouping).
 - ``alerts.channels``: webhook (Standard Webhooks + CloudEvents), e-mail, Kafka topic.
 """
 

@@ -1,9 +1,17 @@
 """Hotline: real-time trigger and data-quality monitoring for particle-physics detectors.
 
-This package holds the command line (``hotline.cli``), the typed configuration
-(``hotline.config``) and the error hierarchy (``hotline.errors``): thin glue that
-wires ``stream``, ``detectors``, ``models``, ``training``, ``alerts``, ``dashboard``
-and ``firmware`` together.
+The one import package. Its core layer, which every other layer may use:
+
+- ``hotline.config``: the typed, frozen configuration and where bundled data and user state live.
+- ``hotline.errors``: the error hierarchy rooted at ``HotlineError``.
+- ``hotline.registry``: ``Registry``, behind every ``register_x`` / ``get_x`` / ``available_x``.
+- ``hotline.backoff``: the exponential backoff schedule of every retry loop.
+- ``hotline.extras``: which optional extra brings which package, and the one-line error.
+
+The layers above it, bottom to top (imports only go downwards; see docs/architecture.md):
+``hotline.data`` (the bundled demo archive), ``hotline.detectors``, ``hotline.models``,
+``hotline.alerts``, ``hotline.stream``, ``hotline.training`` and ``hotline.firmware``,
+``hotline.dashboard``, and ``hotline.cli`` (the ``hotline`` command).
 """
 
 from hotline.errors import (

@@ -1,9 +1,30 @@
-"""Event sources, the batch format and the pipelines.
+"""Event sources, the batch format, the pipelines and the Kafka/faust transport.
+
+Sources and formats:
 
 - ``stream.batch``: ``EventBatch``, the columnar chunk every stage passes on.
-- ``stream.archive``: archives of runs (``run_<number>/`` folders of ROOT files).
+- ``stream.archive``: archives of runs (``run_<number>/`` folders of ROOT files, ``run.json``).
+- ``stream.archive_writer``: writing archived runs (NanoAOD-style ROOT files).
 - ``stream.replay``: ``ReplaySource``, paced uproot replay of archived runs.
-- ``stream.pipeline``: ``process_batch`` (the shared batch core) and ``run_embedded``.
+- ``stream.h5source``: ADC2021-format HDF5 input as ``EventBatch``.
+- ``stream.samples``: features of a process from the generated-sample archive or the toy
+  generator (what training, calibration and firmware checks read).
+
+Pipelines (the same functions on the embedded and the distributed path):
+
+- ``stream.pipeline``: ``process_batch`` (the batch core), ``PipelineContext.from_config``
+  and ``run_embedded``.
+- ``stream.dqm_pipeline``: occupancy maps -> conv-AE scores -> DQM alerts.
+
+Distributed path (the ``kafka`` extra):
+
+- ``stream.topics``: the Kafka topics, declared once from ``StreamConfig``.
+- ``stream.codecs``: wire formats of the topics (Arrow IPC batches, JSON records).
+- ``stream.kafka_producer``: publishing batches to ``hotline.events`` (retry with backoff).
+- ``stream.faust_app``: the faust application (``make_app``).
+- ``stream.agents``: the event agents (decode, call the core, send, in offset order).
+- ``stream.agents_dqm``: the occupancy agent and the occupancy-map wire format.
+- ``stream.sink``: ``hotline.alerts`` / ``scores`` / ``deadletter`` -> alert store.
 """
 
 __all__: list[str] = []

@@ -1,8 +1,13 @@
 """The ``hotline`` command line: one module per command group.
 
 Each module in ``COMMAND_MODULES`` exposes ``register(subparsers)`` adding its
-sub-command(s) and their handlers. A ``HotlineError`` is printed as one line
-and exits 2 (``-v`` shows the traceback); ``Ctrl-C`` exits 130.
+sub-command(s) and their handlers; heavy packages load only when a command runs, so
+``hotline --help`` stays fast. A ``HotlineError`` is printed as one line and exits 2
+(``-v`` shows the traceback); a command needing a missing extra says which, in one line;
+``Ctrl-C`` exits 130. Modules: ``replay`` (and ``kafka_replay`` for ``--to kafka://``),
+``runs``, ``alerts``, ``demo``, ``dashboard``, ``archive``, ``worker`` (worker and sink),
+``subscribe`` (subscriptions and ``deliver``), ``train`` (train, calibrate, models),
+``attribution``, ``generate``, ``firmware``, ``dqm``; ``common`` holds shared helpers.
 """
 
 from __future__ import annotations
