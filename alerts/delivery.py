@@ -143,7 +143,8 @@ class DeliveryWorker:
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="deliver")
-        self._results: queue.Queue = queue.Queue()
+        #: finished attempts: (delivery, attempt start, error or None when sent)
+        self._results: queue.Queue[tuple[Delivery, float, DeliveryError | None]] = queue.Queue()
         self._inflight: set[tuple[str, str]] = set()
         self._channels: dict[str, tuple[float, Channel]] = {}
         self._subs: dict[str, Subscription] = {}
@@ -168,7 +169,8 @@ class DeliveryWorker:
         by_sub: dict[str, list[tuple[int, str]]] = {}
         for seq, sub_id, alert_id in rows:
             by_sub.setdefault(sub_id, []).append((seq, alert_id))
-        new_deliveries, assign = [], []
+        new_deliveries: list[tuple[Any, ...]] = []
+        assign: list[tuple[str, int]] = []
         with self.store.transaction() as cur:
             for sub_id, items in by_sub.items():
                 sub = self._subs.get(sub_id)
@@ -282,7 +284,7 @@ class DeliveryWorker:
 
     def record(self, wait: float = 0.0) -> int:
         """Write finished attempts to the delivery log (waits up to ``wait`` for the first)."""
-        results = []
+        results: list[tuple[Delivery, float, DeliveryError | None]] = []
         try:
             results.append(self._results.get(timeout=wait) if wait > 0
                            else self._results.get_nowait())
@@ -294,7 +296,9 @@ class DeliveryWorker:
             except queue.Empty:
                 break
         now = self.clock()
-        updates = []
+        # (status, attempts, first_attempt, last_attempt, next_at, sent_at, last_error,
+        #  sub_id, message_id) per finished attempt
+        updates: list[tuple[str, int, float, float, float, float | None, str | None, str, str]] = []
         for d, t0, err in results:
             self._inflight.discard((d.sub_id, d.message_id))
             sub = self._subs.get(d.sub_id)
@@ -309,9 +313,7 @@ class DeliveryWorker:
             msg = str(err)[:500]
             self.stats.errors[msg[:80]] = self.stats.errors.get(msg[:80], 0) + 1
             dl = sub.delivery if sub is not None else None
-            give_up = (not err.retryable or dl is None
-                       or now - first + 1e-9 >= dl.give_up_after)
-            if give_up:
+            if not err.retryable or dl is None or now - first + 1e-9 >= dl.give_up_after:
                 updates.append(("failed", attempts, first, t0, d.next_at, None, msg,
                                 d.sub_id, d.message_id))
                 self.stats.failed += 1

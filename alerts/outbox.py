@@ -111,7 +111,7 @@ class _OutboxHook:
             return
         now = time.time()
         ids = [r.id for r in new]
-        rows = []
+        rows: list[tuple[str, str, float]] = []
         for sub_id, idx in self._matcher.match(new):
             rows.extend((sub_id, ids[i], now) for i in idx.tolist())
         if rows:

@@ -189,8 +189,8 @@ class LumiSummary:
         for k, v in other.rule_counts.items():
             counts[k] = counts.get(k, 0) + v
         hist = {k: list(v) for k, v in self.score_hist.items()}
-        for k, v in other.score_hist.items():
-            hist[k] = [a + b for a, b in zip(hist[k], v)] if k in hist else list(v)
+        for k, bins in other.score_hist.items():
+            hist[k] = [a + b for a, b in zip(hist[k], bins)] if k in hist else list(bins)
         return LumiSummary(
             self.source,
             self.run,

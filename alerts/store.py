@@ -273,7 +273,8 @@ class SQLAlertStore(AlertStore):
             )
 
     def _where(self, filters: dict[str, Any]) -> tuple[str, list[Any]]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         ph = self.ph
         for key, value in filters.items():
             if value is None:
@@ -337,7 +338,8 @@ class SQLAlertStore(AlertStore):
         return _row_alert(row) if row else None
 
     def summaries(self, source: str | None = None, run: int | None = None) -> list[LumiSummary]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[str | int] = []
         if source is not None:
             clauses.append(f"source = {self.ph}")
             args.append(source)

@@ -183,13 +183,14 @@ class FastSimParams:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FastSimParams:
-        kinds = {f.name: f.default_factory for f in fields(cls)}  # type: ignore[misc]
+        defaults = cls()  # every section is a frozen dataclass with all defaults
+        kinds: dict[str, Any] = {f.name: getattr(defaults, f.name) for f in fields(cls)}
         parts: dict[str, Any] = {}
         for section, values in data.items():
             if section not in kinds:
                 raise ConfigError(f"fast-sim parameters: unknown section [{section}] "
                                   f"(known: {', '.join(kinds)})")
-            proto = kinds[section]()
+            proto = kinds[section]
             known = {f.name for f in fields(proto)}
             bad = set(values) - known
             if bad:

@@ -77,7 +77,8 @@ class Geometry:
     hits: dict[str, Any]
     roles: dict[str, str]
     source: str = ""
-    built: Layout = field(repr=False, default=None)  # type: ignore[assignment]
+    #: the layout built from layout_params/hits (``from_dict`` always passes it)
+    built: Layout = field(repr=False, kw_only=True)
 
     @property
     def shape(self) -> tuple[int, int]:

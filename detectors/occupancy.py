@@ -232,7 +232,7 @@ OBJECT_POPULATIONS = {"Electron": (0.6, 25.0, 2.5), "Muon": (0.8, 25.0, 2.4),
 
 def sample_objects(n_events: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, ...]]:
     """Flat object kinematics of ``n_events`` events, drawn like ``make_events``."""
-    out = {}
+    out: dict[str, tuple[np.ndarray, ...]] = {}
     for ci, (coll, (m, s, e)) in enumerate(OBJECT_POPULATIONS.items()):
         counts = rng.poisson(m, n_events)
         tot = int(counts.sum())

@@ -185,7 +185,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
 
 def _apply(cfg: Config, overrides: Mapping[str, Mapping[str, Any]], origin: str) -> Config:
     sections = {f.name: f for f in fields(cfg)}
-    new_sections = {}
+    new_sections: dict[str, Any] = {}
     for sec_name, values in overrides.items():
         if sec_name not in sections:
             raise ConfigError(

@@ -32,10 +32,10 @@ class Registry[T]:
         self._loaded = builtins is None
 
     def _load(self) -> None:
-        if not self._loaded:
+        if not self._loaded and self._builtins is not None:  # no builtins: loaded from the start
             self._loaded = True  # first: a loader that looks names up must not recurse
             try:
-                for name, item in self._builtins():  # type: ignore[misc]
+                for name, item in self._builtins():
                     self._items.setdefault(name, item)
             except BaseException:
                 self._loaded = False  # a failed load is retried (and fails loudly) next time

@@ -54,7 +54,9 @@ def _origin(message: Any) -> str:
     return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
-def register_agents(app: Any, topics: Topics, ctx: PipelineContext, tables: bool = True) -> dict:
+def register_agents(
+    app: Any, topics: Topics, ctx: PipelineContext, tables: bool = True
+) -> dict[str, Any]:
     """Declare topics, tables and the ``score_events`` agent on ``app``; returns them by name."""
     events = app.topic(topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=topics.partitions)
@@ -124,7 +126,7 @@ def register_agents(app: Any, topics: Topics, ctx: PipelineContext, tables: bool
             return
         log.info("scored %d events from %s: %d alerts", result.n_events, origin,
                  len(result.alerts))
-        if lumi_events is not None:
+        if lumi_events is not None and lumi_alerts is not None:  # both or neither
             per_lumi: dict[str, int] = {}
             for a in result.alerts:
                 k = f"{a.run}:{a.lumi}"

@@ -92,6 +92,8 @@ def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
 
 #: ``(kind, values dtype, offsets dtype)`` per column; kind "num" or "list"
 _Plan = tuple[tuple[str, np.dtype, np.dtype | None], ...]
+#: awkward's offsets type names -> numpy dtype (other offsets: no fast path)
+_OFFSET_DTYPES: dict[str, np.dtype] = {"i32": np.dtype(np.int32), "i64": np.dtype(np.int64)}
 
 
 def _strip(t: Any) -> Any:
@@ -117,12 +119,12 @@ def _plan(schema_message: bytes) -> tuple[_Plan, Any] | None:
     form = ak.from_arrow_schema(schema)
     if not isinstance(form, ak.forms.RecordForm) or form.is_tuple or form.parameters:
         return None
-    plan = []
+    plan: list[tuple[str, np.dtype, np.dtype | None]] = []
     for content in form.contents:
         if content.parameters:
             return None
         if isinstance(content, ak.forms.ListOffsetForm):
-            offsets = {"i32": np.dtype(np.int32), "i64": np.dtype(np.int64)}.get(content.offsets)
+            offsets = _OFFSET_DTYPES.get(content.offsets)
             inner = content.content
             if offsets is None or not isinstance(inner, ak.forms.NumpyForm):
                 return None
@@ -175,10 +177,10 @@ def arrays_from_ipc(body: Any) -> ak.Array:
     rb = batches[0]
     rb.validate(full=True)  # offsets in bounds: a corrupt message fails here, not later
     contents = []
-    for (kind, dtype, offsets), arr in zip(fast[0], rb.columns, strict=True):
+    for (_kind, dtype, offsets), arr in zip(fast[0], rb.columns, strict=True):
         if arr.null_count:
             return ak.from_arrow(pa.ipc.open_stream(buf).read_all())
-        if kind == "num":
+        if offsets is None:  # kind "num" (a "list" column always has offsets)
             contents.append(ak.contents.NumpyArray(_view(arr, dtype)))
             continue
         values = arr.values

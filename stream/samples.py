@@ -34,6 +34,10 @@ SYNTHETIC_FAULT_TYPES = {"fault_muon_scale": "muons", "fault_hot_jet": "jets",
                          "fault_dead_jets": "jets"}
 
 
+#: flat (pt, eta, phi) of one object kind and the number per event
+_Objects = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def synthetic_events(process: str, n: int, seed: int = 0) -> Any:
     """A toy NanoAOD-like chunk (awkward) for ``process``: an L1-like single-lepton SM
     stream, four toy signals named after the seed study's, and three detector faults.
@@ -49,12 +53,12 @@ def synthetic_events(process: str, n: int, seed: int = 0) -> Any:
                           f"known: {', '.join(SYNTHETIC_PROCESSES)}")
     rng = np.random.default_rng([seed, SYNTHETIC_PROCESSES.index(process)])
 
-    def objs(counts: np.ndarray, pt0: float, scale: float, eta_max: float):
+    def objs(counts: np.ndarray, pt0: float, scale: float, eta_max: float) -> _Objects:
         tot = int(counts.sum())
         return (pt0 + rng.exponential(scale, tot), rng.uniform(-eta_max, eta_max, tot),
                 rng.uniform(-np.pi, np.pi, tot), counts)
 
-    def merge(*parts):
+    def merge(*parts: _Objects | None) -> list[Any]:
         pts, etas, phis, cnts = zip(*[p for p in parts if p is not None])
         out = []
         for vals in (pts, etas, phis):

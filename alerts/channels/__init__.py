@@ -10,10 +10,11 @@ A new channel is a ``Channel`` subclass plus ``register_channel("name", TheClass
 
 from __future__ import annotations
 
+from hotline.alerts.channels.base import Channel
 from hotline.registry import Registry
 
 
-def _builtin_channels() -> list[tuple[str, type]]:
+def _builtin_channels() -> list[tuple[str, type[Channel]]]:
     from hotline.alerts.channels.email import EmailChannel
     from hotline.alerts.channels.kafka import KafkaChannel
     from hotline.alerts.channels.webhook import WebhookChannel
@@ -21,10 +22,10 @@ def _builtin_channels() -> list[tuple[str, type]]:
     return [("webhook", WebhookChannel), ("email", EmailChannel), ("kafka", KafkaChannel)]
 
 
-CHANNELS: Registry[type] = Registry("delivery channel", _builtin_channels)
+CHANNELS: Registry[type[Channel]] = Registry("delivery channel", _builtin_channels)
 
 
-def register_channel(name: str, cls: type) -> None:
+def register_channel(name: str, cls: type[Channel]) -> None:
     """Make channel ``name`` available to subscriptions; duplicates are refused."""
     CHANNELS.register(name, cls)
 
@@ -34,7 +35,7 @@ def register_builtins() -> None:
     CHANNELS.available()
 
 
-def get_channel(name: str) -> type:
+def get_channel(name: str) -> type[Channel]:
     return CHANNELS.get(name)
 
 

@@ -52,8 +52,8 @@ class Notification:
             rules[a.rule] = rules.get(a.rule, 0) + 1
             kinds[a.kind] = kinds.get(a.kind, 0) + 1
         runs = sorted({a.run for a in self.alerts})
-        zs = [a for a in self.alerts if a.significance is not None]
-        top = max(zs, key=lambda a: a.significance) if zs else None
+        zs = [(a.significance, a) for a in self.alerts if a.significance is not None]
+        top = max(zs, key=lambda za: za[0])[1] if zs else None
         return {
             "count": len(self.alerts), "rules": rules, "kinds": kinds, "runs": runs,
             "lumis": [min(a.lumi for a in self.alerts), max(a.lumi for a in self.alerts)]

@@ -72,7 +72,7 @@ class WebhookChannel(Channel):
                               "known: url, verify_tls")
         if "url" not in settings:
             raise ConfigError("webhook settings: 'url' is required")
-        out = {"url": validate_webhook_url(settings["url"])}
+        out: dict[str, Any] = {"url": validate_webhook_url(settings["url"])}
         if "verify_tls" in settings:
             out["verify_tls"] = bool(settings["verify_tls"])
         return out
