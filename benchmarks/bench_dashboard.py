@@ -229,7 +229,8 @@ def main(argv: list[str]) -> int:
 
     from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
-    from hotline.dashboard.app import build_hub, serve
+    from hotline.dashboard.app import serve
+    from hotline.dashboard.hub import build_hub
 
     header("dashboard: first render, server CPU per browser, replay with N sessions")
     print(f"load average now: {', '.join(f'{x:.1f}' for x in psutil.getloadavg())} "

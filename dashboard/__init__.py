@@ -1,8 +1,19 @@
 """The Panel shift-crew dashboard (reads the alert store and live summaries; scores nothing).
 
-``state`` the per-session ``DashboardState`` (no Panel import), the shared ``LiveFeed``
-and the ``ReplayController``; ``views`` thin Panel views over the state; ``app`` the
-per-session page factory and ``serve``; ``auth`` who may view and who may control.
+Modules (only ``app`` and ``views`` import Panel):
+
+* ``app`` - the per-session page factory ``create_page`` and ``serve``.
+* ``hub`` - ``Hub``, what all sessions of one server share, and ``build_hub(cfg)``.
+* ``state`` - ``DashboardState``, one session's single source of truth for its views.
+* ``feed`` - ``LiveFeed``, the shared alert-store poller with the live replay overlay.
+* ``replay_control`` - ``ReplayController``, one embedded replay in a child process or thread.
+* ``model_info`` - the anomaly model's calibrated thresholds and background reference.
+* ``rates`` - per-lumisection rate series and the green/amber/red run status.
+* ``alert_table`` - alert-table rows and columns, and how many rows are kept and pushed.
+* ``alert_detail`` - one alert's loss contributions and objects for the event display.
+* ``auth`` - who may view and who may control (replays, subscriptions).
+* ``views`` - thin Panel views over the state, one module per panel of the page.
 """
 
-__all__ = ["app", "auth", "state", "views"]
+__all__ = ["alert_detail", "alert_table", "app", "auth", "feed", "hub", "model_info", "rates",
+           "replay_control", "state", "views"]

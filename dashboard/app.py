@@ -1,55 +1,26 @@
-"""The dashboard application: the shared hub, the per-session page factory, ``serve``.
+"""The dashboard pages: the per-session page factory and ``serve``.
 
-``build_hub(cfg)`` opens what all sessions share (alert store, ``LiveFeed``,
-``ReplayController``, the model's thresholds). ``create_page(hub)`` is called once per
-browser session: it builds that session's ``DashboardState``, the views over it, and a
-periodic callback (``[dashboard] update_ms``, 1 s by default) that pulls the feed and
-lets every view push its increments inside one ``hold()``. ``serve(cfg)`` runs the
-Bokeh/Tornado server; nothing is loaded at import time.
+``create_page(hub)`` is called once per browser session: it builds that session's
+``DashboardState`` (``hub.Hub.new_state``), the views over it, and a periodic callback
+(``[dashboard] update_ms``, 1 s by default) that pulls the feed and lets every view push
+its increments inside one ``hold()``. ``serve(cfg)`` runs the Bokeh/Tornado server over
+one ``hub.build_hub(cfg)``; nothing is loaded at import time (Panel is imported inside).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from hotline.alerts.store import AlertStore
 from hotline.dashboard.auth import auth_kwargs, can_control, origins
-from hotline.dashboard.state import (
-    ConfigContextFactory,
-    Hub,
-    LiveFeed,
-    ReplayController,
-    load_model_info,
-)
+from hotline.dashboard.hub import Hub, build_hub
+
+__all__ = ["TITLE", "alert_from_args", "create_page", "serve"]
 
 log = logging.getLogger(__name__)
 
 TITLE = "Hotline - shift crew"
-
-
-def build_hub(cfg: Any, store: AlertStore | None = None,
-              context_factory: Callable[[], Any] | None = None,
-              replay: bool = True, replay_mode: str = "process") -> Hub:
-    """Everything the sessions of one server share (see module docstring)."""
-    if store is None:
-        from hotline.alerts.backends import open_store
-
-        store = open_store(cfg.store.resolved_url())
-    feed = LiveFeed(store, source=cfg.source.name)
-    if context_factory is None:
-        context_factory = ConfigContextFactory(cfg)
-    controller = None
-    if replay:
-        # the replay runs in its own process so that browser sessions never slow it down
-        controller = ReplayController(store, feed, context_factory, source_name=cfg.source.name,
-                                      tree=cfg.source.tree, step_size=cfg.source.step_size,
-                                      mode=replay_mode)
-    thresholds, reference, note = load_model_info(cfg.model.name, cfg.model.registry,
-                                                  cfg.model.version)
-    return Hub(store=store, feed=feed, replay=controller, thresholds=thresholds,
-               model_note=note, archive=cfg.source.archive, cfg=cfg, reference=reference)
 
 
 def alert_from_args(args: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+__all__ = ["GUEST", "auth_kwargs", "can_control", "origins"]
+
 GUEST = "guest"
 
 

@@ -2,9 +2,10 @@
 
 ``overview`` run status and rate series; ``histogram`` score distribution;
 ``alerts`` the alert table; ``contributions`` loss contributions of the selected
-alert; ``event_display`` its objects; ``occupancy`` DQM maps (placeholder);
-``replay`` start/stop an embedded replay.
+alert; ``event_display`` its objects; ``occupancy`` DQM maps of the selected or newest
+DQM alert; ``replay`` start/stop an embedded replay; ``subscriptions`` alert
+subscriptions and their delivery log; ``common`` helpers shared by the views.
 """
 
-__all__ = ["overview", "histogram", "alerts", "contributions", "event_display", "occupancy",
-           "replay"]
+__all__ = ["alerts", "common", "contributions", "event_display", "histogram", "occupancy",
+           "overview", "replay", "subscriptions"]

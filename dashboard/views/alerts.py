@@ -13,7 +13,10 @@ import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 
-from hotline.dashboard.state import ROW_COLUMNS, ROWS_PER_UPDATE, TABLE_ROWS, DashboardState
+from hotline.dashboard.alert_table import ROW_COLUMNS, ROWS_PER_UPDATE, TABLE_ROWS
+from hotline.dashboard.state import DashboardState
+
+__all__ = ["AlertTable", "rows_frame"]
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -14,7 +14,9 @@ from typing import Any
 
 from bokeh.models import ColumnDataSource
 
-from hotline.dashboard.state import SERIES_LUMIS
+from hotline.dashboard.rates import SERIES_LUMIS
+
+__all__ = ["FIG_STYLE", "PALETTE", "TYPE_COLORS", "SeriesSync"]
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"]

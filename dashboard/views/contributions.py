@@ -11,6 +11,8 @@ from bokeh.plotting import figure
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import TYPE_COLORS
 
+__all__ = ["Contributions"]
+
 
 class Contributions(pn.viewable.Viewer):
     """Which objects (and which object types) drove the anomaly score."""

@@ -18,6 +18,8 @@ from bokeh.plotting import figure
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import TYPE_COLORS
 
+__all__ = ["EventDisplay"]
+
 
 class EventDisplay(pn.viewable.Viewer):
     """eta-phi and x-y views plus the object table; data replaced when the selection changes."""

@@ -12,6 +12,8 @@ from bokeh.plotting import figure
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import FIG_STYLE, PALETTE
 
+__all__ = ["ScoreHistogram"]
+
 
 def _nan_zero(x: np.ndarray) -> list[float]:
     """Zero counts become NaN so the log axis does not choke on them."""

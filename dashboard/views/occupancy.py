@@ -21,6 +21,8 @@ from bokeh.plotting import figure
 from hotline.alerts.records import AlertRecord
 from hotline.dashboard.state import DashboardState
 
+__all__ = ["OccupancyView", "dqm_image"]
+
 
 def dqm_image(payload: dict[str, Any], key: str) -> np.ndarray | None:
     """The ``key`` grid (map / loss / expected) of a DQM payload as a 2-D array."""

@@ -13,8 +13,11 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Legend
 from bokeh.plotting import figure
 
-from hotline.dashboard.state import STATUS_COLORS, DashboardState
+from hotline.dashboard.rates import STATUS_COLORS
+from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import FIG_STYLE, PALETTE, SeriesSync
+
+__all__ = ["RunOverview"]
 
 
 class RunOverview(pn.viewable.Viewer):

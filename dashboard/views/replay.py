@@ -12,6 +12,8 @@ import panel as pn
 
 from hotline.dashboard.state import DashboardState
 
+__all__ = ["ReplayControl"]
+
 
 class ReplayControl(pn.viewable.Viewer):
     """Run selector, rate, start/stop buttons, progress bar."""
@@ -76,7 +78,7 @@ class ReplayControl(pn.viewable.Viewer):
 
     def _stop(self, *_: Any) -> None:
         if self.state.replay is not None and self.state.can_control:
-            self.state.replay._stop.set()  # do not block the server thread on join
+            self.state.replay.request_stop()  # do not block the server thread on join
         self.refresh()
 
     def refresh(self, *_: Any) -> None:

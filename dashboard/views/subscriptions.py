@@ -1,12 +1,13 @@
 """Alert subscriptions on the dashboard: the table, the delivery log, and (after login) changes.
 
-Everyone sees every subscription's safe fields (``alerts.subscriptions.subscription_overview``:
-owner, filter summary, channel and target, active/paused, messages sent / failed /
-pending, alerts queued, the last delivery error) and the delivery log of the selected
-one (``alerts.outbox.delivery_log``). Secrets are never shown: the table has no secret
-column, settings come redacted, and a newly created webhook's signing secret is shown as
-``whsec_…`` with the ``hotline subscribe secret ID --out FILE`` command that exports it
-on the server (what ``hotline subscribe add`` prints).
+Everyone sees every subscription's safe fields
+(``alerts.subscription_store.subscription_overview``: owner, filter summary, channel and
+target, active/paused, messages sent / failed / pending, alerts queued, the last delivery
+error) and the delivery log of the selected one (``alerts.outbox.delivery_log``). Secrets
+are never shown: the table has no secret column, settings come redacted, and a newly
+created webhook's signing secret is shown as ``whsec_…`` with the ``hotline subscribe
+secret ID --out FILE`` command that exports it on the server (what ``hotline subscribe
+add`` prints).
 
 Only a logged-in crew member (``state.can_control``, see ``dashboard.auth``) may pause,
 resume, remove or add subscriptions; for guests the controls are disabled, and every
@@ -30,6 +31,9 @@ import panel as pn
 
 from hotline.dashboard.state import DashboardState
 from hotline.errors import HotlineError
+
+__all__ = ["LOG_COLUMNS", "REFUSED", "SUB_COLUMNS", "SubscriptionsView",
+           "log_frame", "overview_frame"]
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_dashboard(cfg: Config, store: Any = None, autostart: tuple[list, int, float | None]
                   | None = None, show: bool = False, console: Any = None) -> int:
     """Serve until Ctrl-C; ``autostart=(files, run, rate)`` starts a replay right away."""
-    from hotline.dashboard.app import build_hub, serve
+    from hotline.dashboard.app import serve
+    from hotline.dashboard.hub import build_hub
 
     hub = build_hub(cfg, store=store)
     url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}"

@@ -71,7 +71,8 @@ def dashboard_server(tmp_path: Path, dash_archive: Path) -> Iterator[dict[str, A
     """The dashboard served in-process on a free port, basic auth on, one AE alert stored."""
     from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
-    from hotline.dashboard.app import build_hub, serve
+    from hotline.dashboard.app import serve
+    from hotline.dashboard.hub import build_hub
     from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert
 
     store = SQLiteAlertStore(tmp_path / "alerts.db")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hotline.alerts.records import AlertRecord, LumiSummary
-from hotline.dashboard.state import Threshold
+from hotline.dashboard.model_info import Threshold
 from hotline.stream.pipeline import score_histogram
 
 AE_RULE = "ae_test"

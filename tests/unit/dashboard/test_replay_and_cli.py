@@ -10,7 +10,9 @@ from hotline.alerts.store import SQLiteAlertStore
 from hotline.cli import build_parser
 from hotline.config import load_config
 from hotline.dashboard.auth import auth_kwargs, can_control, origins
-from hotline.dashboard.state import ConfigContextFactory, DashboardState, LiveFeed, ReplayController
+from hotline.dashboard.feed import LiveFeed
+from hotline.dashboard.replay_control import ConfigContextFactory, ReplayController
+from hotline.dashboard.state import DashboardState
 from hotline.stream.archive import find_run
 from hotline.stream.pipeline import PipelineContext
 

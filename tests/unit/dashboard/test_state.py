@@ -6,13 +6,10 @@ import math
 
 import numpy as np
 
-from hotline.dashboard.state import (
-    DashboardState,
-    LiveFeed,
-    Threshold,
-    load_thresholds,
-    object_type,
-)
+from hotline.dashboard.alert_detail import object_type
+from hotline.dashboard.feed import LiveFeed
+from hotline.dashboard.model_info import Threshold, load_thresholds
+from hotline.dashboard.state import DashboardState
 from hotline.stream.pipeline import BatchResult
 from tests.unit.dashboard.conftest import AE_RULE, THRESHOLDS, ae_alert, lumi_summary
 
@@ -143,7 +140,7 @@ def test_object_types():
 
 
 def test_reference_from_model_card(filled_store):
-    from hotline.dashboard.state import reference_from_card
+    from hotline.dashboard.model_info import reference_from_card
 
     # exponential(1) background: log10 P(score > s) = -s / ln 10
     s = np.linspace(0, 20, 201)
@@ -163,7 +160,7 @@ def test_reference_from_model_card(filled_store):
 
 def test_alert_rows_say_what_an_ae_alert_points_to():
     from hotline.alerts.records import AlertRecord
-    from hotline.dashboard.state import ROW_COLUMNS, alert_row
+    from hotline.dashboard.alert_table import ROW_COLUMNS, alert_row
 
     ae = AlertRecord.make(kind="ae", rule="ae_default_p1e-04", source="s", run=1, lumi=2,
                           event=3, score=0.2, payload={"top_type": "MET",
@@ -172,3 +169,12 @@ def test_alert_rows_say_what_an_ae_alert_points_to():
     assert alert_row(ae)["points_to"] == "muons"  # the derived MET followed to the muons
     assert alert_row(classic)["points_to"] == ""
     assert "points_to" in ROW_COLUMNS
+
+
+def test_row_columns_are_the_keys_of_an_alert_row():
+    from hotline.alerts.records import AlertRecord
+    from hotline.dashboard.alert_table import ROW_COLUMNS, alert_row
+
+    row = alert_row(AlertRecord.make(kind="classic", rule="x", source="s", run=0, lumi=0,
+                                     event=0))
+    assert list(row) == ROW_COLUMNS

@@ -18,7 +18,8 @@ from hotline.alerts.subscription_store import (
     pause_subscription,
 )
 from hotline.config import load_config
-from hotline.dashboard.app import alert_from_args, build_hub, create_page
+from hotline.dashboard.app import alert_from_args, create_page
+from hotline.dashboard.hub import build_hub
 from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert, classic_alert
 
 

@@ -9,7 +9,8 @@ from bokeh.models import ColumnDataSource, Label, Span, VArea
 
 from hotline.alerts.records import LumiSummary
 from hotline.config import load_config
-from hotline.dashboard.app import build_hub, create_page
+from hotline.dashboard.app import create_page
+from hotline.dashboard.hub import build_hub
 from hotline.dashboard.views.common import SeriesSync
 from hotline.stream.pipeline import BatchResult
 from tests.unit.dashboard.conftest import AE_RULE, THRESHOLDS, ae_alert, lumi_summary

@@ -1,0 +1,101 @@
+"""The live feed shared by all sessions of one server: alert-store polling plus the replay overlay.
+
+Owns ``LiveFeed`` and the ``FeedSnapshot`` it publishes. The feed reads the alert store
+(lumisection summaries, the newest alerts, the alert count) at most once per
+``min_interval`` seconds, whoever asks, so N browsers cost one store query per interval,
+not N; and it overlays the still-open lumisections a running embedded replay hands over
+through ``on_result(batch, result)`` (the ``run_embedded`` hook). Snapshots are immutable
+once published; each session turns them into what it draws (``state.DashboardState``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hotline.alerts.records import AlertRecord, LumiSummary
+from hotline.alerts.store import AlertStore
+from hotline.dashboard.alert_table import TABLE_ROWS
+
+__all__ = ["FeedSnapshot", "LiveFeed"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeedSnapshot:
+    """What the feed knew at one moment (immutable once published)."""
+
+    version: int
+    summaries: dict[tuple[str, int, int], LumiSummary]
+    alerts: list[AlertRecord]  #: newest first, at most ``max_alerts``
+    alert_total: int
+    time: float
+
+
+class LiveFeed:
+    """Store + live-replay view shared by all sessions; see the module docstring."""
+
+    def __init__(self, store: AlertStore, source: str | None = None,
+                 min_interval: float = 0.5, max_alerts: int = TABLE_ROWS) -> None:
+        self.store = store
+        self.source = source
+        self.min_interval = min_interval
+        self.max_alerts = max_alerts
+        self._lock = threading.RLock()
+        self._live: dict[tuple[str, int, int], LumiSummary] = {}
+        self._alerts: list[AlertRecord] = []
+        self._ids: set[str] = set()
+        self._since: float | None = None
+        self._snap = FeedSnapshot(0, {}, [], 0, 0.0)
+        self._last_poll = -math.inf
+
+    def on_result(self, batch: Any, result: Any) -> None:
+        """Add a replay batch's lumisection summaries to the live overlay (replay thread)."""
+        with self._lock:
+            for k, s in result.summaries.items():
+                self._live[k] = self._live[k] + s if k in self._live else s
+
+    def reset_live(self) -> None:
+        """Forget the live overlay (a new replay starts counting from zero)."""
+        with self._lock:
+            self._live.clear()
+
+    def snapshot(self, force: bool = False) -> FeedSnapshot:
+        """The latest snapshot, re-reading the store if it is older than ``min_interval``."""
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_poll < self.min_interval:
+                return self._snap
+            self._last_poll = now
+            try:
+                self._poll()
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the page
+                log.warning("dashboard feed: cannot read the alert store: %s", exc)
+            return self._snap
+
+    def _poll(self) -> None:
+        stored = {s.key: s for s in self.store.summaries(source=self.source)}
+        for k, s in self._live.items():
+            if k not in stored or s.n_events >= stored[k].n_events:
+                stored[k] = s
+        new = self.store.alerts(limit=self.max_alerts, since=self._since, source=self.source)
+        fresh = [a for a in new if a.id not in self._ids]
+        changed = bool(fresh) or stored.keys() != self._snap.summaries.keys() or any(
+            stored[k].n_events != self._snap.summaries[k].n_events for k in stored
+        )
+        if fresh:
+            self._alerts = (fresh + self._alerts)[: self.max_alerts]
+            self._alerts.sort(key=lambda a: a.created, reverse=True)
+            newest = self._alerts[0].created
+            # keep the ids at the newest timestamp to de-duplicate the next `since` query
+            self._ids = {a.id for a in self._alerts if a.created >= newest}
+            self._since = newest
+        if changed:
+            total = self.store.count_alerts(source=self.source)
+            self._snap = FeedSnapshot(self._snap.version + 1, stored, list(self._alerts), total,
+                                      time.time())

@@ -1,0 +1,65 @@
+"""What all sessions of one dashboard server share, and how it is built from the config.
+
+Owns ``Hub`` (the alert store, the ``feed.LiveFeed``, the ``replay_control.ReplayController``,
+the model's thresholds, reference and note, the run archive and the config) and
+``build_hub(cfg)``, which opens them once per server; ``Hub.new_state`` gives each browser
+session its own ``state.DashboardState`` over them. Nothing here imports Panel; the pages
+are ``app``'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline.alerts.store import AlertStore
+from hotline.dashboard.feed import LiveFeed
+from hotline.dashboard.model_info import ReferenceSF, Threshold, load_model_info
+from hotline.dashboard.replay_control import ConfigContextFactory, ReplayController
+from hotline.dashboard.state import DashboardState
+
+__all__ = ["Hub", "build_hub"]
+
+
+@dataclass
+class Hub:
+    """What all sessions of one server share: config, store, feed, replay, thresholds."""
+
+    store: AlertStore
+    feed: LiveFeed
+    replay: ReplayController | None = None
+    thresholds: list[Threshold] = field(default_factory=list)
+    model_note: str = ""
+    reference: ReferenceSF | None = None
+    archive: str | None = None
+    cfg: Any = None
+
+    def new_state(self, **params: Any) -> DashboardState:
+        """A new session's state over the shared feed, replay and model info."""
+        return DashboardState(self.feed, thresholds=self.thresholds, model_note=self.model_note,
+                              replay=self.replay, archive=self.archive,
+                              reference=self.reference, **params)
+
+
+def build_hub(cfg: Any, store: AlertStore | None = None,
+              context_factory: Callable[[], Any] | None = None,
+              replay: bool = True, replay_mode: str = "process") -> Hub:
+    """Everything the sessions of one server share (see the module docstring)."""
+    if store is None:
+        from hotline.alerts.backends import open_store
+
+        store = open_store(cfg.store.resolved_url())
+    feed = LiveFeed(store, source=cfg.source.name)
+    if context_factory is None:
+        context_factory = ConfigContextFactory(cfg)
+    controller = None
+    if replay:
+        # the replay runs in its own process so that browser sessions never slow it down
+        controller = ReplayController(store, feed, context_factory, source_name=cfg.source.name,
+                                      tree=cfg.source.tree, step_size=cfg.source.step_size,
+                                      mode=replay_mode)
+    thresholds, reference, note = load_model_info(cfg.model.name, cfg.model.registry,
+                                                  cfg.model.version)
+    return Hub(store=store, feed=feed, replay=controller, thresholds=thresholds,
+               model_note=note, archive=cfg.source.archive, cfg=cfg, reference=reference)
