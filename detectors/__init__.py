@@ -1,7 +1,20 @@
-"""What a detector sees.
+"""What a detector sees: events as features, the fast simulation, geometry, occupancy, faults.
+
+Events:
 
 - ``detectors.spec``: the event feature spec (object types, multiplicities, cuts) as data.
 - ``detectors.features``: NanoAOD-style jagged collections -> fixed feature matrix, vectorised.
+- ``detectors.fastsim``: the fast detector simulation (generator particles -> NanoAOD-style
+  objects; parameters in ``fastsim_params.toml``).
+- ``detectors.event_faults``: detector faults applied to reconstructed events (muon scale,
+  dead calorimeter, hot cell, electron phi), and their registry.
+
+Occupancy (DQM):
+
+- ``detectors.geometry``: monitored subsystems as data (``geometry/*.toml``): cells -> hardware units.
+- ``detectors.occupancy``: occupancy maps per (run, lumisection, subsystem).
+- ``detectors.occupancy_faults``: fault kinds and scenarios injected into occupancy maps.
+- ``detectors.dqm_baselines``: the statistical DQM tests the conv-AE is compared with.
 """
 
 from hotline.detectors.features import FeatureMatrix, extract_features

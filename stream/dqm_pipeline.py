@@ -205,7 +205,7 @@ class DQMMonitor:
                 self._flush(done)
 
     def _flush(self, keys: list[tuple[str, int, int, str]]) -> None:
-        from hotline.detectors.faults import inject
+        from hotline.detectors.occupancy_faults import inject
 
         maps = []
         geos = {g.name: g for g in self.geometries}

@@ -44,7 +44,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hotline.detectors.fastsim import apply_fault, available_event_faults, get_event_fault
+from hotline.detectors.event_faults import apply_fault, available_event_faults, get_event_fault
 from hotline.detectors.fastsim import single_lepton_mask as trigger_mask
 from hotline.detectors.features import extract_features
 from hotline.errors import ConfigError, ModelError, SourceError

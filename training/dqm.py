@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from hotline.detectors.dqm_baselines import Reference, available_baselines, get_baseline
-from hotline.detectors.faults import Fault, get_fault_kind, inject
 from hotline.detectors.geometry import Geometry, get_geometry
 from hotline.detectors.occupancy import LumiSet, synthesize_lumis
+from hotline.detectors.occupancy_faults import Fault, get_fault_kind, inject
 from hotline.models.conv_ae import (
     WHITEN_MAX_CELLS,
     ConvAEScorer,
@@ -322,7 +322,7 @@ def evaluate(
     progress: bool = True,
 ) -> Evaluation:
     """Detection efficiency and localisation per fault kind/size, conv-AE vs baselines."""
-    from hotline.detectors.faults import available_fault_kinds
+    from hotline.detectors.occupancy_faults import available_fault_kinds
 
     rows: list[EvalRow] = []
     thresholds: dict[str, dict[str, float]] = {}

@@ -100,7 +100,7 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
     electron slot (every electron is rotated). dead_calo removes objects and leaves no
     trace in the output, so it returns None (no restriction possible).
     """
-    from hotline.detectors import fastsim
+    from hotline.detectors import event_faults
 
     labels = list(fm.spec.object_labels)
     x, mask = np.asarray(fm.x), np.asarray(fm.mask, bool)
@@ -112,12 +112,12 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
 
     if "muon_scale" in name:
         eta, phi, real = slots("mu")
-        e0, e1, p0, p1 = fastsim.MUON_SCALE_BOX
+        e0, e1, p0, p1 = event_faults.MUON_SCALE_BOX
         return (real & (eta > e0) & (eta < e1) & (phi > p0) & (phi < p1)).any(axis=1)
     if "hot_cell" in name:
         eta, phi, real = slots("j")
-        at = np.isclose(eta, fastsim.HOT_CELL_ETA, atol=1e-4) & np.isclose(
-            phi, fastsim.HOT_CELL_PHI, atol=1e-4)
+        at = np.isclose(eta, event_faults.HOT_CELL_ETA, atol=1e-4) & np.isclose(
+            phi, event_faults.HOT_CELL_PHI, atol=1e-4)
         return (real & at).any(axis=1)
     if "electron_phi" in name:
         return slots("e")[2].any(axis=1)
@@ -127,7 +127,7 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
 def faulty_type_of(sample: str) -> str | None:
     """Object type the fault of sample ``sample`` corrupts: a synthetic toy fault, else the
     ``faulty_type`` of the detector fault whose name the sample carries (``sm_mix_<fault>``)."""
-    from hotline.detectors.fastsim import available_event_faults, get_event_fault
+    from hotline.detectors.event_faults import available_event_faults, get_event_fault
     from hotline.stream.samples import SYNTHETIC_FAULT_TYPES
 
     if sample in SYNTHETIC_FAULT_TYPES:

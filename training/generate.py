@@ -48,11 +48,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hotline.detectors.event_faults import apply_fault, get_event_fault
 from hotline.detectors.fastsim import (
     FastSimParams,
-    apply_fault,
     final_state,
-    get_event_fault,
     simulate,
     single_lepton_mask,
     truth_prefilter,

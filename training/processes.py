@@ -126,7 +126,7 @@ def register_builtins() -> None:
 
 def _builtin_processes() -> list[tuple[str, Process]]:
     """The built-in processes, checked like user ones (codes unique, components known)."""
-    from hotline.detectors.fastsim import available_event_faults, get_event_fault
+    from hotline.detectors.event_faults import available_event_faults, get_event_fault
 
     procs: dict[str, Process] = {}
 

@@ -22,7 +22,7 @@ from hotline.errors import ConfigError
 
 
 def _fault_arg(text: str):
-    from hotline.detectors.faults import Fault
+    from hotline.detectors.occupancy_faults import Fault
 
     parts = text.split(":")
     try:
@@ -163,9 +163,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- handlers
 
 def handle_scenarios(args: argparse.Namespace) -> int:
-    from hotline.detectors.faults import available_fault_kinds, available_scenarios, get_fault_kind
-    from hotline.detectors.faults import get_scenario as scen
     from hotline.detectors.geometry import available_geometries, get_geometry
+    from hotline.detectors.occupancy_faults import (
+        available_fault_kinds,
+        available_scenarios,
+        get_fault_kind,
+    )
+    from hotline.detectors.occupancy_faults import get_scenario as scen
 
     c = Console(soft_wrap=True)
     t = Table(title="fault kinds")
@@ -203,9 +207,9 @@ def _registry(args: argparse.Namespace) -> str:
 
 
 def handle_inject(args: argparse.Namespace) -> int:
-    from hotline.detectors.faults import get_scenario, inject
     from hotline.detectors.geometry import get_geometry
     from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis
+    from hotline.detectors.occupancy_faults import get_scenario, inject
     from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 
     cfg = config_from(args, model={"registry": args.registry} if args.registry else {})
@@ -311,8 +315,8 @@ def handle_evaluate(args: argparse.Namespace) -> int:
 
 def handle_replay(args: argparse.Namespace) -> int:
     from hotline.cli.replay import make_source
-    from hotline.detectors.faults import get_scenario
     from hotline.detectors.occupancy import HitModel
+    from hotline.detectors.occupancy_faults import get_scenario
     from hotline.errors import SourceError
     from hotline.stream.dqm_pipeline import DQMContext, DQMMonitor
     from hotline.stream.pipeline import PipelineContext, run_embedded

@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(console: Console) -> int:
-    from hotline.detectors.fastsim import available_event_faults, get_event_fault
+    from hotline.detectors.event_faults import available_event_faults, get_event_fault
     from hotline.training.processes import available_processes, get_process
 
     t = Table(title="Processes for 'hotline generate'")

@@ -28,7 +28,11 @@ def _fresh(code: str) -> None:
 
 
 def test_fault_kind_registry():
-    from hotline.detectors.faults import available_fault_kinds, get_fault_kind, register_fault_kind
+    from hotline.detectors.occupancy_faults import (
+        available_fault_kinds,
+        get_fault_kind,
+        register_fault_kind,
+    )
 
     builtin = ["dead_channel", "dead_board", "hot_channel", "hv_drop", "timing_shift",
                "misrouted"]
@@ -40,8 +44,8 @@ def test_fault_kind_registry():
         get_fault_kind("nope")
     _fresh("""
         from dataclasses import replace
-        from hotline.detectors.faults import (ConfigError, FaultKind, available_fault_kinds,
-                                      register_fault_kind)
+        from hotline.detectors.occupancy_faults import (
+            ConfigError, FaultKind, available_fault_kinds, register_fault_kind)
         kind = FaultKind("stuck_channel", "a channel stuck", "channel", 1, "channels", (1,),
                          lambda c, *args: c)
         register_fault_kind(kind)
@@ -58,7 +62,12 @@ def test_fault_kind_registry():
 
 
 def test_fault_scenario_registry():
-    from hotline.detectors.faults import Fault, available_scenarios, get_scenario, register_scenario
+    from hotline.detectors.occupancy_faults import (
+        Fault,
+        available_scenarios,
+        get_scenario,
+        register_scenario,
+    )
 
     assert available_scenarios()["bad-night"].startswith("a dead board")
     with pytest.raises(ConfigError, match="fault scenario 'misrouted' is already registered"):
@@ -67,7 +76,7 @@ def test_fault_scenario_registry():
                                           "dead-board, dead-channel, .*bad-night"):
         get_scenario("nope")
     _fresh("""
-        from hotline.detectors.faults import (Fault, available_scenarios, get_scenario,
+        from hotline.detectors.occupancy_faults import (Fault, available_scenarios, get_scenario,
                                       register_scenario)
         register_scenario("two-dead", "two dead boards", [Fault("dead_board", 2)])
         scen = available_scenarios()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.detectors.faults import Fault, inject
 from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis
+from hotline.detectors.occupancy_faults import Fault, inject
 from hotline.stream.agents_dqm import publish_maps
 from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 from hotline.stream.kafka_producer import make_producer

@@ -8,7 +8,7 @@ import pytest
 
 from hotline.alerts.store import SQLiteAlertStore
 from hotline.cli import main
-from hotline.detectors.faults import Fault
+from hotline.detectors.occupancy_faults import Fault
 from hotline.stream.archive import find_run
 from hotline.stream.dqm_pipeline import DQMContext, DQMMonitor
 from hotline.stream.pipeline import PipelineContext, run_embedded

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import uproot
 
-from hotline.detectors.fastsim import HOT_CELL_ETA, HOT_CELL_PHI
+from hotline.detectors.event_faults import HOT_CELL_ETA, HOT_CELL_PHI
 from hotline.detectors.features import extract_features
 from hotline.detectors.spec import DEFAULT_SPEC
 from hotline.errors import ConfigError

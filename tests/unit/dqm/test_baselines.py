@@ -14,9 +14,9 @@ from hotline.detectors.dqm_baselines import (
     get_baseline,
     poisson_pull,
 )
-from hotline.detectors.faults import Fault, inject
 from hotline.detectors.geometry import get_geometry
 from hotline.detectors.occupancy import synthesize_lumis
+from hotline.detectors.occupancy_faults import Fault, inject
 from hotline.errors import ConfigError
 
 

@@ -82,7 +82,7 @@ def test_scorer_finds_a_dead_board():
     s = sc.score_counts(good.counts, good.n_events)
     assert s.cell_loss.shape == (20, 960) and s.unit_logp.shape[1] == geo.membership[0].shape[1]
     assert np.all(s.p_value > 1e-4)
-    from hotline.detectors.faults import Fault, inject
+    from hotline.detectors.occupancy_faults import Fault, inject
 
     bad, (t,) = inject(good.counts[0], geo, [Fault("dead_board", unit="W0 S03")])
     b = sc.score_counts(bad[None], good.n_events[:1])
@@ -120,7 +120,7 @@ def test_whitened_unit_test_is_standard_on_good_data_and_beats_the_plain_sum():
 
 
 def test_shipped_muon_model_sees_a_20_percent_efficiency_drop_in_one_sector():
-    from hotline.detectors.faults import Fault, inject
+    from hotline.detectors.occupancy_faults import Fault, inject
 
     sc = ConvAEScorer.from_registry("conv_muon_barrel")
     assert set(sc.whiten) == {"chamber", "sector"}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hotline.alerts.records import AlertRecord
-from hotline.detectors.faults import Fault, inject
 from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis
+from hotline.detectors.occupancy_faults import Fault, inject
 from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hotline.detectors.faults import (
+from hotline.detectors.geometry import get_geometry
+from hotline.detectors.occupancy import synthesize_lumis
+from hotline.detectors.occupancy_faults import (
     Fault,
     available_fault_kinds,
     available_scenarios,
     get_scenario,
     inject,
 )
-from hotline.detectors.geometry import get_geometry
-from hotline.detectors.occupancy import synthesize_lumis
 from hotline.errors import ConfigError
 
 

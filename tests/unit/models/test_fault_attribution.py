@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hotline.detectors.fastsim import apply_fault, register_builtins
+from hotline.detectors.event_faults import apply_fault, register_builtins
 from hotline.detectors.features import extract_features
 from hotline.stream.samples import synthetic_events
 from hotline.training.evaluate import fault_affected

@@ -13,7 +13,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hotline.detectors.fastsim import apply_fault
+from hotline.detectors.event_faults import apply_fault
 from hotline.detectors.features import extract_features
 from hotline.errors import ConfigError
 from hotline.training.attribution import (

@@ -7,17 +7,15 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hotline.detectors.fastsim import (
+from hotline.detectors.event_faults import (
     DEAD_CALO_BOX,
     HOT_CELL_ETA,
     HOT_CELL_PHI,
     MUON_SCALE,
-    FastSimParams,
     apply_fault,
     available_event_faults,
-    simulate,
-    single_lepton_mask,
 )
+from hotline.detectors.fastsim import FastSimParams, simulate, single_lepton_mask
 from hotline.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hotline.detectors.fastsim import (
+from hotline.detectors.event_faults import (
     DEAD_CALO_BOX,
     HOT_CELL_ETA,
     HOT_CELL_MIN_PT,
