@@ -11,7 +11,7 @@ Events:
 
 Occupancy (DQM):
 
-- ``detectors.geometry``: monitored subsystems as data (``geometry/*.toml``): cells -> hardware units.
+- ``detectors.geometry``: monitored subsystems as data (``geometry/*.toml``), cells -> units.
 - ``detectors.occupancy``: occupancy maps per (run, lumisection, subsystem).
 - ``detectors.occupancy_faults``: fault kinds and scenarios injected into occupancy maps.
 - ``detectors.dqm_baselines``: the statistical DQM tests the conv-AE is compared with.
