@@ -280,10 +280,6 @@ class LumiSet:
                              self.counts[i].astype(np.float64), int(self.n_events[i]), source,
                              float(self.pileup[i])) for i in range(len(self))]
 
-    def subset(self, idx: np.ndarray | slice) -> LumiSet:
-        return LumiSet(self.geometry, self.counts[idx], self.n_events[idx], self.pileup[idx],
-                       self.run, self.first_lumi)
-
 
 def synthesize_lumis(
     geo: Geometry,

@@ -9,7 +9,6 @@ and wrongly typed values are refused with a ``ConfigError`` naming them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -237,8 +236,3 @@ def load_config(
         cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in cli.items()}
         cfg = _apply(cfg, {s: kv for s, kv in cleaned.items() if kv}, origin="command line")
     return cfg
-
-
-def as_dict(cfg: Config) -> dict[str, dict[str, Any]]:
-    """The configuration as plain nested dictionaries (for printing / cards)."""
-    return dataclasses.asdict(cfg)

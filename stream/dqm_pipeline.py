@@ -236,12 +236,3 @@ class DQMMonitor:
         if self.open:
             self._flush(list(self.open))
         return self.report
-
-
-def score_maps_into(store: Any, maps: Sequence[OccupancyMap], ctx: DQMContext) -> DQMResult:
-    """Process ready-made maps (generated or decoded) and store alerts and dead letters."""
-    res = process_occupancy(maps, ctx)
-    store.add_alerts(res.alerts)
-    if res.deadletters:
-        store.add_deadletters(res.deadletters)
-    return res

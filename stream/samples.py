@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from platformdirs import user_cache_path
 
+from hotline.config import default_cache_dir
 from hotline.detectors.features import FeatureMatrix, extract_features
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from hotline.errors import ConfigError, ModelError, SourceError
@@ -25,7 +25,7 @@ from hotline.errors import ConfigError, ModelError, SourceError
 log = logging.getLogger(__name__)
 
 #: the generated-sample archive of ``hotline generate`` (README.txt one level up)
-SAMPLES_DIR = user_cache_path("hotline") / "samples" / "archive"
+SAMPLES_DIR = default_cache_dir() / "samples" / "archive"
 
 SYNTHETIC_PROCESSES = ("sm", "A4l", "LQ_btau", "h0_tautau", "hplus_taunu",
                        "fault_muon_scale", "fault_hot_jet", "fault_dead_jets")
