@@ -41,9 +41,9 @@ N_CANVAS = 8
 def run_folder(n: int) -> Path:
     """Cached archive with run 4242 of ``n`` events."""
     import awkward as ak
-    from hotline.stream.archive_writer import relabel, write_run
 
     from benchmarks.bench_replay import single_lepton_stream
+    from hotline.stream.archive_writer import relabel, write_run
 
     folder = RESULTS / f"dashboard_input_{n}"
     if (folder / "run_004242").exists():
@@ -148,6 +148,7 @@ class InProcessSessions:
         import threading
 
         from bokeh.document import Document
+
         from hotline.dashboard.app import create_page
 
         self.pages = []
@@ -224,11 +225,11 @@ def main(argv: list[str]) -> int:
     if PIN:
         psutil.Process().cpu_affinity([0])  # server + replay on CPU 0 (all phases)
 
-    from hotline.alerts.store import SQLiteAlertStore
-    from hotline.dashboard.app import build_hub, serve
     from playwright.sync_api import sync_playwright
 
+    from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
+    from hotline.dashboard.app import build_hub, serve
 
     header("dashboard: first render, server CPU per browser, replay with N sessions")
     print(f"load average now: {', '.join(f'{x:.1f}' for x in psutil.getloadavg())} "

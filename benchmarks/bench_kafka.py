@@ -152,11 +152,10 @@ def wait(cond, timeout: float, what: str) -> None:
 
 
 def throughput(broker, tmp: Path, n: int, menu: str | None, label: str) -> dict:
+    from hotline.config import load_config
     from hotline.stream.batch import EventBatch
     from hotline.stream.kafka_producer import publish
     from hotline.stream.topics import ensure_topics
-
-    from hotline.config import load_config
 
     tag = f"{label}-{uuid.uuid4().hex[:6]}"
     cfg_path = write_cfg(tmp, broker.url, tag, menu, 4096)
@@ -186,9 +185,10 @@ def throughput(broker, tmp: Path, n: int, menu: str | None, label: str) -> dict:
 
 def naive_json(broker, n: int) -> dict:
     """The naive design: one JSON message per event, decoded and scored one by one."""
+    from kafka import KafkaConsumer, KafkaProducer
+
     from hotline.stream.batch import EventBatch
     from hotline.stream.pipeline import PipelineContext, process_batch
-    from kafka import KafkaConsumer, KafkaProducer
 
     topic = f"naive-{uuid.uuid4().hex[:6]}"
     records = ak.to_list(events(n, seed=2, run=1))
@@ -217,13 +217,12 @@ def naive_json(broker, n: int) -> dict:
 def latency(broker, tmp: Path, seconds: float, menu: str = "moderate",
             rate: float = 10_000.0) -> dict:
     from hotline.alerts.store import SQLiteAlertStore
+    from hotline.config import load_config
     from hotline.stream.batch import EventBatch
     from hotline.stream.kafka_producer import make_producer, publish
     from hotline.stream.replay import Pacer
     from hotline.stream.sink import run_sink
     from hotline.stream.topics import ensure_topics
-
-    from hotline.config import load_config
 
     per_msg = int(rate / 10)
     tag = f"lat-{uuid.uuid4().hex[:6]}"
@@ -274,11 +273,11 @@ def latency(broker, tmp: Path, seconds: float, menu: str = "moderate",
 
 def memory(broker, tmp: Path, n: int, chunk: int = 200_000) -> dict:
     import psutil
+
+    from hotline.config import load_config
     from hotline.stream.batch import EventBatch
     from hotline.stream.kafka_producer import make_producer, publish
     from hotline.stream.topics import ensure_topics
-
-    from hotline.config import load_config
 
     tag = f"mem-{uuid.uuid4().hex[:6]}"
     cfg_path = write_cfg(tmp, broker.url, tag, TIGHT_MENU, 4096)

@@ -29,6 +29,7 @@ BATCHES = (1, 16, 256, 1024, 4096, 16384, 65536)
 
 def _setup(tmp: Path, n: int):
     import torch
+
     from hotline.detectors.features import extract_features
     from hotline.detectors.spec import DEFAULT_SPEC
     from hotline.models.export import export_onnx

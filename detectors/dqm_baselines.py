@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hotline.detectors.geometry import Geometry
 from scipy.special import betaln, gammaln
 from scipy.stats import chi2
 
+from hotline.detectors.geometry import Geometry
 from hotline.registry import Registry
 
 

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from hotline.detectors.geometry import Geometry
 
+from hotline.detectors.geometry import Geometry
 from hotline.errors import ConfigError
 from hotline.registry import Registry
 

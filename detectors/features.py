@@ -18,8 +18,8 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
 
+from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
 from hotline.errors import MissingBranchError
 
 

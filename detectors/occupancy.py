@@ -34,8 +34,8 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from hotline.detectors.geometry import Geometry
 
+from hotline.detectors.geometry import Geometry
 from hotline.errors import MissingBranchError
 
 PILEUP_BRANCHES = ("Pileup_nTrueInt", "PV_npvs")

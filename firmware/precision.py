@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hotline.firmware.convert import BuildConfig, compile_emulation, convert, fixed, predict
 
 log = logging.getLogger(__name__)

@@ -165,6 +165,7 @@ def standin_score_net(kind: str, n_train: int = 20000, epochs: int = 8, seed: in
                       ) -> tuple[Any, tuple[int, ...]]:
     """A trained stand-in score network for ``kind`` (ae | vae | conv-ae) and its input shape."""
     import torch
+
     from hotline.firmware.convert import ae_score_net, conv_ae_score_net, vae_mu_score_net
 
     torch.manual_seed(seed)

@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hotline.detectors.geometry import Geometry
 
+from hotline.detectors.geometry import Geometry
 from hotline.errors import ModelError
 
 OPSET = 17
@@ -276,6 +276,7 @@ class ConvAEScorer:
 
     def __init__(self, card: dict[str, Any], onnx_path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
+
         from hotline.detectors.geometry import Geometry
         from hotline.models.thresholds import ReferenceDistribution
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hotline.detectors.spec import FeatureSpec
-from hotline.models.normalise import PT_FLOOR, Normaliser
 
+from hotline.detectors.spec import FeatureSpec
 from hotline.errors import ModelError
+from hotline.models.normalise import PT_FLOOR, Normaliser
 
 OPSET = 17
 
@@ -256,6 +256,7 @@ def reference_scores(
 ) -> dict[str, np.ndarray]:
     """Torch (+ numpy normalisation) scores of raw features: the parity reference for ONNX."""
     import torch
+
     from hotline.models.nets import feature_mask, torch_scores
 
     model.eval()

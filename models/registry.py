@@ -73,6 +73,7 @@ class RegisteredModel:
     def torch_model(self) -> Any:
         """The torch module with its trained weights (needs torch; for firmware / studies)."""
         import torch
+
         from hotline.models.nets import build_model
 
         if not self.weights_path.exists():

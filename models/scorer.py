@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hotline.models.registry import RegisteredModel, load_model
-from hotline.models.thresholds import ReferenceDistribution
 
 from hotline.errors import ModelError
+from hotline.models.registry import RegisteredModel, load_model
+from hotline.models.thresholds import ReferenceDistribution
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class Scorer:
 
     def __init__(self, model: RegisteredModel, threads: int = 1) -> None:
         import onnxruntime as ort
+
         from hotline.detectors.spec import FeatureSpec
 
         self.model = model

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hotline.models.weights import kish
 
 from hotline.errors import ModelError
+from hotline.models.weights import kish
 
 log = logging.getLogger(__name__)
 

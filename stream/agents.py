@@ -37,11 +37,10 @@ import logging
 from typing import Any
 
 from hotline.alerts.records import DeadLetter
+from hotline.errors import HotlineError
 from hotline.stream.codecs import decode_batch, encode_alert, encode_deadletter, encode_summary
 from hotline.stream.pipeline import BatchResult, PipelineContext, process_batch
 from hotline.stream.topics import TABLES, Topics
-
-from hotline.errors import HotlineError
 
 log = logging.getLogger(__name__)
 

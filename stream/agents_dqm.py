@@ -26,7 +26,6 @@ from typing import Any
 
 from hotline.alerts.records import DeadLetter
 from hotline.detectors.occupancy import OccupancyMap
-
 from hotline.errors import HotlineError, StreamError
 
 log = logging.getLogger(__name__)

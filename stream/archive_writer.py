@@ -16,9 +16,9 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from hotline.stream.archive import run_dir_name
 
 from hotline.errors import SourceError
+from hotline.stream.archive import run_dir_name
 
 
 def _collections(arrays: ak.Array) -> tuple[dict[str, list[str]], list[str]]:

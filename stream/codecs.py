@@ -36,10 +36,10 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
-from hotline.stream.batch import EventBatch
 
+from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.errors import HotlineError, StreamError
+from hotline.stream.batch import EventBatch
 
 MAGIC = b"HLEV"
 EVENTS_SCHEMA_VERSION = 1

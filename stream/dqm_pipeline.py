@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hotline.alerts.records import AlertRecord, DeadLetter
 from hotline.detectors.occupancy import HitModel, OccupancyMap, accumulate, add_background
-
 from hotline.errors import HotlineError
 
 log = logging.getLogger(__name__)

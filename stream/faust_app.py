@@ -35,10 +35,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from hotline.config import Config, default_state_dir
 from hotline.stream.pipeline import PipelineContext
 from hotline.stream.topics import Topics, topics_for
-
-from hotline.config import Config, default_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +56,7 @@ def make_app(
     occupancy agent of ``stream.agents_dqm``) to the same app and topics.
     """
     import faust
+
     from hotline.stream.agents import register_agents
     from hotline.stream.codecs import register_codecs
 

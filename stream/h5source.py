@@ -16,9 +16,9 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-from hotline.stream.batch import EventBatch
 
 from hotline.errors import SourceError
+from hotline.stream.batch import EventBatch
 
 #: (collection, first slot, number of slots, class code)
 ADC_LAYOUT = (("Electron", 1, 4, 2), ("Muon", 5, 4, 3), ("Jet", 9, 10, 4))

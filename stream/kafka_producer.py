@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hotline.stream.batch import EventBatch
-from hotline.stream.codecs import encode_batch
-from hotline.stream.topics import bootstrap_servers
 
 from hotline.config import StreamConfig
 from hotline.errors import StreamError
+from hotline.stream.batch import EventBatch
+from hotline.stream.codecs import encode_batch
+from hotline.stream.topics import bootstrap_servers
 
 log = logging.getLogger(__name__)
 

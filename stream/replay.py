@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import awkward as ak
-from hotline.stream.archive import describe_open_error
-from hotline.stream.batch import ID_BRANCHES, EventBatch
 
 from hotline.errors import MissingBranchError, SourceError
+from hotline.stream.archive import describe_open_error
+from hotline.stream.batch import ID_BRANCHES, EventBatch
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hotline.detectors.features import FeatureMatrix, extract_features
-from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from platformdirs import user_cache_path
 
+from hotline.detectors.features import FeatureMatrix, extract_features
+from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from hotline.errors import ConfigError, ModelError, SourceError
 
 log = logging.getLogger(__name__)

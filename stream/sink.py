@@ -27,12 +27,11 @@ from typing import Any
 
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.alerts.store import AlertStore
+from hotline.config import StreamConfig
+from hotline.errors import StreamError
 from hotline.stream.codecs import decode_alert, decode_deadletter, decode_summary
 from hotline.stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, fast_crc32c, retry_with_backoff
 from hotline.stream.topics import bootstrap_servers, topics_for
-
-from hotline.config import StreamConfig
-from hotline.errors import StreamError
 
 log = logging.getLogger(__name__)
 

@@ -43,12 +43,12 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+
 from hotline.detectors.fastsim import apply_fault, available_event_faults, get_event_fault
 from hotline.detectors.fastsim import single_lepton_mask as trigger_mask
 from hotline.detectors.features import extract_features
-from hotline.models.weights import kish, weighted_fraction
-
 from hotline.errors import ConfigError, ModelError, SourceError
+from hotline.models.weights import kish, weighted_fraction
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ def load_clean_events(
     normalised per ``sample`` component (``models.weights.component_weights``).
     """
     import uproot
+
     from hotline.models.weights import component_weights
     from hotline.stream.archive import describe_open_error, find_run
     from hotline.training.processes import available_processes, get_process

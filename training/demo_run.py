@@ -31,6 +31,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+
 from hotline.stream.archive import run_dir_name
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def _compact(arrays: ak.Array) -> ak.Array:
 def build(archive: Path, work: Path, jobs: int = 1, progress: bool = True) -> Path:
     """Generate (or resume) the ingredients in ``work`` and write run ``RUN`` into ``archive``."""
     import uproot
+
     from hotline.stream.archive_writer import to_tree_dict, write_tree
     from hotline.training.generate import GenerateRequest, _ordered, generate, versions
     from hotline.training.processes import get_process, sample_codes

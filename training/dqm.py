@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hotline.detectors.dqm_baselines import Reference, available_baselines, get_baseline
 from hotline.detectors.faults import Fault, get_fault_kind, inject
 from hotline.detectors.geometry import Geometry, get_geometry
@@ -126,6 +127,7 @@ def train_dqm(
 ) -> Any:
     """Train, calibrate and register the conv-AE of one geometry; returns the RegisteredModel."""
     import torch
+
     from hotline.models.registry import register_model
 
     s = settings or TrainSettings()

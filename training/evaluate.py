@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import numpy as np
+
 from hotline.models.thresholds import calibrate
 from hotline.models.weights import kish, weighted_fraction
 

@@ -47,6 +47,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+
 from hotline.detectors.fastsim import (
     FastSimParams,
     apply_fault,
@@ -56,10 +57,9 @@ from hotline.detectors.fastsim import (
     single_lepton_mask,
     truth_prefilter,
 )
+from hotline.errors import ConfigError, HotlineError, SourceError
 from hotline.stream.archive import RUN_DIR
 from hotline.training.processes import COMMON_SETTINGS, Process, get_process, sample_codes
-
-from hotline.errors import ConfigError, HotlineError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +371,7 @@ def _ordered(arrays: ak.Array) -> ak.Array:
 def write_chunk(folder: Path, k: int, arrays: ak.Array) -> Path:
     """Write chunk ``k`` atomically as ``nano_<k>.root`` (temporary name, then rename)."""
     import uproot
+
     from hotline.stream.archive_writer import to_tree_dict, write_tree
 
     folder.mkdir(parents=True, exist_ok=True)

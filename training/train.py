@@ -32,16 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hotline.config import read_toml
 from hotline.detectors.features import FeatureMatrix
 from hotline.detectors.spec import DEFAULT_SPEC
+from hotline.errors import ConfigError, ModelError, SourceError
 from hotline.stream.samples import (
     SAMPLES_DIR,
     load_sample,
     sample_runs,
 )
-
-from hotline.config import read_toml
-from hotline.errors import ConfigError, ModelError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def train_model(
     ``w_train``/``w_val``: physical event weights; the loss is then the weighted mean.
     """
     import torch
+
     from hotline.models.nets import build_model, feature_mask, kl_divergence, masked_mse
 
     torch.set_num_threads(int(settings.get("threads", 1)))
@@ -242,6 +243,7 @@ def run_training(
     Returns a summary dict (also written to ``<run folder>/summary.json``).
     """
     import torch
+
     from hotline.models.export import export_onnx
     from hotline.models.normalise import fit_normaliser
     from hotline.models.registry import register_model

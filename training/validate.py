@@ -23,6 +23,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+
 from hotline.detectors.fastsim import FastSimParams
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,11 @@ def validate(processes: Sequence[str], events: int = 1000, seed: int = 1,
              out: str | Path = "validation", params: FastSimParams | None = None,
              mpi: bool = False, progress: bool = True) -> Any:
     """Generate ``events`` per process in memory, plot, and return a rich table."""
-    from hotline.training.generate import GenerateRequest, generate_chunk
-    from hotline.training.processes import get_process
     from rich.progress import track
     from rich.table import Table
+
+    from hotline.training.generate import GenerateRequest, generate_chunk
+    from hotline.training.processes import get_process
 
     samples: dict[str, ak.Array] = {}
     rows: dict[str, Any] = {}

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hotline.alerts.records import AlertRecord
-
 from hotline.errors import HotlineError
 
 EVENT_TYPE_ALERT = "org.hotline.alert.v1"

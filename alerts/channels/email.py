@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 
 from hotline.alerts.channels.base import Channel, DeliveryError, Notification
-
 from hotline.errors import ConfigError
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:5006/"

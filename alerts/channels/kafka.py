@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from hotline.alerts.channels.base import Channel, DeliveryError, Notification
-
 from hotline.errors import ConfigError
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")

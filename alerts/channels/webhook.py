@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 
 from hotline.alerts.channels.base import Channel, DeliveryError, Notification
 from hotline.alerts.subscriptions import validate_webhook_url
-
 from hotline.errors import ConfigError
 
 RETRYABLE_4XX = {408, 409, 425, 429}

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
+
 from hotline.dashboard.state import ROW_COLUMNS, ROWS_PER_UPDATE, TABLE_ROWS, DashboardState
 
 

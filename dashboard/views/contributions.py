@@ -7,6 +7,7 @@ from typing import Any
 import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange
 from bokeh.plotting import figure
+
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import TYPE_COLORS
 

@@ -14,6 +14,7 @@ import pandas as pd
 import panel as pn
 from bokeh.models import Arrow, ColumnDataSource, LabelSet, NumberFormatter, Range1d, VeeHead
 from bokeh.plotting import figure
+
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import TYPE_COLORS
 

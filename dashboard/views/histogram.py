@@ -8,6 +8,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Label, Range1d, Span
 from bokeh.plotting import figure
+
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import FIG_STYLE, PALETTE
 

@@ -17,6 +17,7 @@ import panel as pn
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Inferno256, Viridis256
 from bokeh.plotting import figure
+
 from hotline.alerts.records import AlertRecord
 from hotline.dashboard.state import DashboardState
 

@@ -12,6 +12,7 @@ from typing import Any
 import panel as pn
 from bokeh.models import ColumnDataSource, Legend
 from bokeh.plotting import figure
+
 from hotline.dashboard.state import STATUS_COLORS, DashboardState
 from hotline.dashboard.views.common import FIG_STYLE, PALETTE, SeriesSync
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import panel as pn
+
 from hotline.dashboard.state import DashboardState
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
+
 from hotline.detectors.features import extract_features
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
-
 from hotline.errors import ConfigError, MissingBranchError
 from tests.conftest import make_events
 

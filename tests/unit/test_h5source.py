@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+
 from hotline.detectors.features import extract_features
 from hotline.stream.h5source import H5Source
 

@@ -7,8 +7,12 @@ import threading
 
 import numpy as np
 import pytest
+
 from hotline.alerts.records import EventSet, LumiSummary
 from hotline.alerts.store import SQLiteAlertStore
+from hotline.cli import main
+from hotline.config import StreamConfig
+from hotline.errors import StreamError
 from hotline.stream.archive import find_run
 from hotline.stream.batch import EventBatch
 from hotline.stream.codecs import decode_summary, encode_summary
@@ -16,10 +20,6 @@ from hotline.stream.pipeline import PipelineContext, process_batch, run_embedded
 from hotline.stream.replay import ReplaySource
 from hotline.stream.sink import SinkReport, write_records
 from hotline.stream.topics import topics_for
-
-from hotline.cli import main
-from hotline.config import StreamConfig
-from hotline.errors import StreamError
 from tests.conftest import make_events
 
 

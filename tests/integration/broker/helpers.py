@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from hotline.alerts.store import SQLiteAlertStore
+from hotline.config import Config
 from hotline.stream.batch import EventBatch
 from hotline.stream.kafka_producer import PublishReport, publish
 from hotline.stream.pipeline import PipelineContext, run_embedded
 from hotline.stream.topics import ensure_topics
-
-from hotline.config import Config
 from tests.conftest import make_events
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from hotline.alerts.store import SQLiteAlertStore
 from hotline.stream.codecs import decode_batch
 from hotline.stream.sink import run_sink
 from hotline.stream.topics import ensure_topics
-
 from tests.integration.broker.conftest import wait_for
 from tests.integration.broker.helpers import embedded_ids, event_batches, send, stored_ids
 

@@ -7,12 +7,12 @@ broker + ``hotline worker`` + sink must give the same DQM alert ids; a bad map i
 from __future__ import annotations
 
 import pytest
+
 from hotline.detectors.faults import Fault, inject
 from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis
 from hotline.stream.agents_dqm import publish_maps
 from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 from hotline.stream.kafka_producer import make_producer
-
 from tests.integration.broker.conftest import wait_for
 from tests.integration.broker.helpers import stored_ids
 from tests.integration.broker.test_kafka_path import sink  # noqa: F401 - fixture

@@ -70,9 +70,8 @@ def dash_archive(tmp_path: Path) -> Path:
 def dashboard_server(tmp_path: Path, dash_archive: Path) -> Iterator[dict[str, Any]]:
     """The dashboard served in-process on a free port, basic auth on, one AE alert stored."""
     from hotline.alerts.store import SQLiteAlertStore
-    from hotline.dashboard.app import build_hub, serve
-
     from hotline.config import load_config
+    from hotline.dashboard.app import build_hub, serve
     from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert
 
     store = SQLiteAlertStore(tmp_path / "alerts.db")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hotline.stream.topics import topics_for
 
 from hotline.config import StreamConfig
+from hotline.stream.topics import topics_for
 from tests.conftest import IN_CI
 from tests.support.fetch import CACHE
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hotline.alerts.store import SQLiteAlertStore
+from hotline.cli import main
 from hotline.detectors.faults import Fault
 from hotline.stream.archive import find_run
 from hotline.stream.dqm_pipeline import DQMContext, DQMMonitor
 from hotline.stream.pipeline import PipelineContext, run_embedded
 from hotline.stream.replay import ReplaySource
-
-from hotline.cli import main
 
 
 @pytest.fixture(scope="module")

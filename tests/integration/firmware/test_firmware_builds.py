@@ -86,6 +86,7 @@ def test_width_scan_point_and_outputs(fw_registry, small_config, tmp_path):
 def test_dense_to_view_conv_ae_is_reordered_correctly(tmp_path):
     """Linear -> view(-1,C,H,W) -> upsample -> conv: rows permuted, output matches torch."""
     import torch
+
     from hotline.firmware.convert import compile_emulation, convert, load_build_config
     from hotline.firmware.standin import conv_ae
 

@@ -109,6 +109,7 @@ def test_replay_real_root_files_with_ae_rule(archive: Path, tiny_registry: Path,
         ae = store.alerts(kind="ae")
         # exactly the events the scorer puts above threshold, read back from the ROOT files
         import uproot
+
         from hotline.detectors.features import extract_features
         from hotline.models.scorer import Scorer
         from hotline.stream.archive import find_run

@@ -11,14 +11,14 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+
 from hotline.detectors.fastsim import HOT_CELL_ETA, HOT_CELL_PHI
 from hotline.detectors.features import extract_features
 from hotline.detectors.spec import DEFAULT_SPEC
+from hotline.errors import ConfigError
 from hotline.stream.archive import find_run, list_runs
 from hotline.stream.replay import ReplaySource
 from hotline.training.generate import GenerateRequest, generate, generate_chunk
-
-from hotline.errors import ConfigError
 
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")

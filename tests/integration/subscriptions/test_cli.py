@@ -7,7 +7,6 @@ import stat
 
 from hotline.alerts.outbox import install_outbox
 from hotline.alerts.store import SQLiteAlertStore
-
 from hotline.cli import main
 from tests.integration.subscriptions.receivers import Receiver
 from tests.unit.subscriptions.factory import make_alerts

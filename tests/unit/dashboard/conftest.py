@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.dashboard.state import Threshold
 from hotline.stream.pipeline import score_histogram

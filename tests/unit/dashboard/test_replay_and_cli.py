@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from hotline.alerts.store import SQLiteAlertStore
+from hotline.cli import build_parser
+from hotline.config import load_config
 from hotline.dashboard.auth import auth_kwargs, can_control, origins
 from hotline.dashboard.state import ConfigContextFactory, DashboardState, LiveFeed, ReplayController
 from hotline.stream.archive import find_run
 from hotline.stream.pipeline import PipelineContext
-
-from hotline.cli import build_parser
-from hotline.config import load_config
 
 
 def controller(tmp_path, archive):

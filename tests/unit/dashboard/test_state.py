@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hotline.dashboard.state import (
     DashboardState,
     LiveFeed,
@@ -13,7 +14,6 @@ from hotline.dashboard.state import (
     object_type,
 )
 from hotline.stream.pipeline import BatchResult
-
 from tests.unit.dashboard.conftest import AE_RULE, THRESHOLDS, ae_alert, lumi_summary
 
 

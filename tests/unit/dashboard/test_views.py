@@ -6,12 +6,12 @@ import math
 
 import pytest
 from bokeh.models import ColumnDataSource, Label, Span, VArea
+
 from hotline.alerts.records import LumiSummary
+from hotline.config import load_config
 from hotline.dashboard.app import build_hub, create_page
 from hotline.dashboard.views.common import SeriesSync
 from hotline.stream.pipeline import BatchResult
-
-from hotline.config import load_config
 from tests.unit.dashboard.conftest import AE_RULE, THRESHOLDS, ae_alert, lumi_summary
 
 
@@ -148,6 +148,7 @@ def test_can_control_only_with_login(filled_store, tmp_path):
 
 def test_occupancy_view_shows_dqm_alert_map_loss_and_units(page, filled_store):
     import numpy as np
+
     from hotline.alerts.records import AlertRecord
 
     occ = page.hotline_views["occupancy"]

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from hotline.detectors.occupancy import OccupancyMap
-from hotline.stream.agents_dqm import decode_occupancy, encode_occupancy, publish_maps
 
+from hotline.detectors.occupancy import OccupancyMap
 from hotline.errors import StreamError
+from hotline.stream.agents_dqm import decode_occupancy, encode_occupancy, publish_maps
 
 
 def _maps():

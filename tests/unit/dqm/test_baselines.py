@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import betabinom
+
 from hotline.detectors.dqm_baselines import (
     Reference,
     available_baselines,
@@ -15,8 +17,6 @@ from hotline.detectors.dqm_baselines import (
 from hotline.detectors.faults import Fault, inject
 from hotline.detectors.geometry import get_geometry
 from hotline.detectors.occupancy import synthesize_lumis
-from scipy.stats import betabinom
-
 from hotline.errors import ConfigError
 
 

@@ -8,8 +8,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from hotline.detectors.geometry import get_geometry
 from hotline.detectors.occupancy import synthesize_lumis
+from hotline.errors import ModelError
 from hotline.models.conv_ae import (
     ConvAEScorer,
     build_conv_ae,
@@ -18,8 +20,6 @@ from hotline.models.conv_ae import (
     poisson_deviance,
 )
 from hotline.models.registry import available_models, load_model
-
-from hotline.errors import ModelError
 
 
 @pytest.mark.parametrize("name", ["muon_barrel", "calo_regions"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hotline.alerts.records import AlertRecord
 from hotline.detectors.faults import Fault, inject
 from hotline.detectors.occupancy import OccupancyMap, synthesize_lumis

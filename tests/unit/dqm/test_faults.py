@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hotline.detectors.faults import (
     Fault,
     available_fault_kinds,
@@ -13,7 +14,6 @@ from hotline.detectors.faults import (
 )
 from hotline.detectors.geometry import get_geometry
 from hotline.detectors.occupancy import synthesize_lumis
-
 from hotline.errors import ConfigError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hotline.detectors.geometry import Geometry, available_geometries, get_geometry
 
+from hotline.detectors.geometry import Geometry, available_geometries, get_geometry
 from hotline.errors import ConfigError
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import awkward as ak
 import numpy as np
+
 from hotline.detectors.geometry import get_geometry
 from hotline.detectors.occupancy import HitModel, OccupancyMap, accumulate, synthesize_lumis
 from hotline.stream.batch import EventBatch
-
 from tests.conftest import make_events
 
 

@@ -22,6 +22,7 @@ def make_tiny_model(
 ):
     """Train a tiny model on synthetic background, export, register and calibrate it."""
     import torch
+
     from hotline.detectors.spec import DEFAULT_SPEC
     from hotline.models.export import export_onnx, reference_scores
     from hotline.models.normalise import fit_normaliser

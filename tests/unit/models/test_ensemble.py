@@ -37,6 +37,7 @@ def _trained_ensemble(tmp_path, members: int = 2):
 
 def test_ensemble_onnx_matches_torch_and_is_the_mean_of_its_members(tmp_path):
     import torch
+
     from hotline.models.export import reference_scores
     from hotline.models.nets import feature_mask
     from hotline.models.scorer import Scorer
@@ -75,10 +76,9 @@ def test_ensemble_architecture_errors_are_clear():
 
 
 def test_ensembles_are_refused_as_firmware_with_a_reason(tmp_path):
+    from hotline.errors import FirmwareError
     from hotline.firmware.convert import BuildConfig
     from hotline.firmware.registry_adapter import registered_source
-
-    from hotline.errors import FirmwareError
 
     _trained_ensemble(tmp_path, members=2)
     with pytest.raises(FirmwareError, match="seed ensemble of 2 AEs"):

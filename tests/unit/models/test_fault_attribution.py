@@ -5,6 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
+
 from hotline.detectors.fastsim import apply_fault, register_builtins
 from hotline.detectors.features import extract_features
 from hotline.stream.samples import synthetic_events

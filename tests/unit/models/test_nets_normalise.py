@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hotline.models.nets import VARIANTS, build_model, feature_mask, masked_mse, normalise_arch
-from hotline.models.normalise import Normaliser, fit_normaliser
 
 from hotline.errors import ModelError
+from hotline.models.nets import VARIANTS, build_model, feature_mask, masked_mse, normalise_arch
+from hotline.models.normalise import Normaliser, fit_normaliser
 from tests.unit.models.conftest import tiny_features
 
 

@@ -12,16 +12,16 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
+
 from hotline.detectors.fastsim import apply_fault
 from hotline.detectors.features import extract_features
+from hotline.errors import ConfigError
 from hotline.training.attribution import (
     load_clean_events,
     paired_attribution,
     resolve_faults,
     run_study,
 )
-
-from hotline.errors import ConfigError
 
 ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
 P = 1e-3

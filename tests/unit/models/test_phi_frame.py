@@ -21,6 +21,7 @@ def _rotated(x: np.ndarray, mask: np.ndarray, angle: float) -> np.ndarray:
 @pytest.mark.parametrize("scheme", ["custom", "standard"])
 def test_met_frame_onnx_matches_numpy_and_is_rotation_invariant(tmp_path, scheme):
     import torch
+
     from hotline.detectors.spec import DEFAULT_SPEC
     from hotline.models.export import export_onnx, reference_scores
     from hotline.models.normalise import Normaliser, fit_normaliser

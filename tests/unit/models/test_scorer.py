@@ -7,12 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
+
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
+from hotline.errors import ModelError
 from hotline.models.export import reference_scores
 from hotline.models.registry import available_models, load_model, register_model
 from hotline.models.scorer import Scorer
-
-from hotline.errors import ModelError
 from tests.unit.models.conftest import make_tiny_model, tiny_features
 
 ARCHS = [

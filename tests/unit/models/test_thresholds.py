@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hotline.models.thresholds import ReferenceDistribution, calibrate, p_for_rate
 
 from hotline.errors import ModelError
+from hotline.models.thresholds import ReferenceDistribution, calibrate, p_for_rate
 
 
 def test_empirical_thresholds_match_quantiles():

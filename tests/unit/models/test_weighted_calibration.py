@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hotline.errors import ModelError
 from hotline.models.thresholds import ReferenceDistribution, calibrate
 from hotline.models.weights import component_weights, kish
 from hotline.training.evaluate import auc, roc_curve
-
-from hotline.errors import ModelError
 
 DEMO_ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
 
@@ -84,6 +84,7 @@ def test_component_weights_normalise_within_each_sample():
 def test_archived_runs_carry_physical_weights():
     """The demo run (generated, QCD drawn pTHat-biased) loads with weights of mean 1 per sample."""
     import uproot
+
     from hotline.stream.archive import find_run
     from hotline.stream.samples import features_from_runs
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
+
 from hotline.detectors.fastsim import (
     DEAD_CALO_BOX,
     HOT_CELL_ETA,
@@ -17,7 +18,6 @@ from hotline.detectors.fastsim import (
     simulate,
     single_lepton_mask,
 )
-
 from hotline.errors import ConfigError
 
 

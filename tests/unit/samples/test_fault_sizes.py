@@ -5,6 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 import pytest
+
 from hotline.detectors.fastsim import (
     DEAD_CALO_BOX,
     HOT_CELL_ETA,
@@ -14,7 +15,6 @@ from hotline.detectors.fastsim import (
     get_event_fault,
 )
 from hotline.detectors.spec import DEFAULT_SPEC
-
 from hotline.errors import ConfigError
 
 

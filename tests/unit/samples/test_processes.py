@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from hotline.errors import ConfigError
 from hotline.training.processes import (
     Process,
     available_processes,
@@ -10,8 +12,6 @@ from hotline.training.processes import (
     register_process,
     sample_codes,
 )
-
-from hotline.errors import ConfigError
 
 
 def test_builtin_processes():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import awkward as ak
 import numpy as np
+
 from hotline.training.validate import PLOTS, observables, plot_arrays
 
 

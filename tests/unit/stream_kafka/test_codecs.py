@@ -7,7 +7,10 @@ import os
 
 import awkward as ak
 import pytest
+
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
+from hotline.config import StreamConfig
+from hotline.errors import ConfigError, StreamError
 from hotline.stream.batch import EventBatch
 from hotline.stream.codecs import (
     decode_alert,
@@ -22,9 +25,6 @@ from hotline.stream.codecs import (
 )
 from hotline.stream.kafka_producer import fast_crc32c, split_messages
 from hotline.stream.topics import bootstrap_servers, topics_for
-
-from hotline.config import StreamConfig
-from hotline.errors import ConfigError, StreamError
 from tests.conftest import make_events
 
 
@@ -157,6 +157,7 @@ def test_ipc_fast_path_rejects_corrupt_offsets():
     """List offsets pointing past the values fail the decode (-> dead letter), not later."""
     import numpy as np
     import pyarrow as pa
+
     from hotline.stream.codecs import _plan, arrays_from_ipc
 
     item = pa.field("item", pa.float64(), nullable=False)

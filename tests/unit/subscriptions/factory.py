@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from hotline.alerts.records import AlertRecord
 
 RULES = ["ae_p1e-4", "ae_p1e-3", "dimuon_high_mass", "single_e_200", "met_500", "dqm_occupancy"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
 
+from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
 from hotline.errors import ConfigError
 from tests.unit.subscriptions.factory import make_alerts
 
