@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ref = Reference.from_maps(sc.geometry, ls.counts[1:], ls.n_events[1:])
         one, ne = ls.counts[:1], ls.n_events[:1]
         timing[g] = {"conv_ae": list(_time_one(
-            lambda sc=sc, one=one, ne=ne: sc.score_counts(one, ne)))}
+            lambda sc=sc, one=one, ne=ne: sc.score(one, ne)))}
         for b in available_baselines():
             fn = get_baseline(b)
             timing[g][b] = list(_time_one(lambda fn=fn, one=one, ref=ref: fn(one, ref)))

@@ -15,7 +15,7 @@ All three compare a lumisection's occupancy map ``D`` with a reference run's map
   probability of the observed count relative to the most probable one,
   ``sqrt(-2 ln(P(D) / P(mode)))``, signed; score = max |pull|.
 
-Each returns ``BaselineScores`` with a map score and per-unit ranking scores over
+Each returns ``BaselineScores`` with a map score (``total``) and per-unit ranking scores over
 all unit levels (same column order as ``Geometry.membership``), so the evaluation
 treats the conv-AE and the baselines alike. Vectorised over maps.
 Registry: ``register_baseline/get_baseline/available_baselines``.
@@ -38,7 +38,7 @@ from hotline.registry import Registry
 @dataclass
 class BaselineScores:
     geometry: Geometry
-    score: np.ndarray  #: [N]
+    total: np.ndarray  #: [N] map score (named like the conv-AE's ``DQMScores.total``)
     cell: np.ndarray  #: [N, cells] signed per-cell statistic
     unit: np.ndarray  #: [N, units] ranking score per unit (all levels)
 

@@ -2,14 +2,16 @@
 
 Submodules (imported on demand; hls4ml and torch are loaded only when used):
 
-* ``convert``    -- reviewed YAML build configs -> hls4ml config; score networks; pitfalls
+* ``convert``    -- reviewed YAML build configs -> hls4ml config; conversion; pitfalls
+  (what a model's score network is comes from its kind: ``models.kinds`` firmware plans)
 * ``emulation``  -- compiled C++ emulation vs onnxruntime: correlation, decision agreement
 * ``precision``  -- per-layer profiling and the ap_fixed<W,I> width scan
 * ``resources``  -- DSP/LUT/latency estimates; real reports with Vitis/Vivado HLS
 * ``targets``    -- registry of FPGA parts (register_target / get_target / available_targets)
 * ``build``      -- one build: resolve MODEL[:VERSION], convert, compile, validate, report
-* ``registry_adapter`` -- registered ae / vae models as build sources
-* ``standin``    -- small stand-in models and synthetic samples of the same architectures
+* ``registry_adapter`` -- registered models as build sources (or their kind's refusal)
+* ``standin``    -- registry of small stand-in models and synthetic samples of the same
+  architectures
 """
 
 __all__ = ["build", "convert", "emulation", "precision", "registry_adapter", "resources",

@@ -35,23 +35,36 @@ from hotline.firmware.emulation import (
 from hotline.firmware.registry_adapter import registered_source
 from hotline.firmware.resources import ResourceEstimate, estimate, synthesize
 from hotline.firmware.source import ModelSource, parse_model_ref
+from hotline.firmware.standin import (
+    available_standins,
+    get_standin,
+    standin_samples,
+    standin_score_net,
+)
 
 log = logging.getLogger(__name__)
 
-STANDINS = ("standin-ae", "standin-vae", "standin-conv-ae", "standin-conv-ae-dense")
+STANDIN_PREFIX = "standin-"
+
+
+def standin_names() -> list[str]:
+    """The ``standin-*`` model names (one per stand-in of ``firmware.standin``)."""
+    return [STANDIN_PREFIX + n for n in available_standins()]
+
+
+def is_standin(name: str) -> bool:
+    return name.startswith(STANDIN_PREFIX) and name[len(STANDIN_PREFIX):] in available_standins()
 
 
 def standin_source(kind: str, cfg: BuildConfig, seed: int = 0) -> ModelSource:
-    """A trained stand-in model (``ae``, ``vae``, ``conv-ae``, ``conv-ae-dense``)."""
-    from hotline.firmware.standin import standin_samples, standin_score_net
-
+    """A trained stand-in model (``ae``, ``vae``, ``conv-ae``, ``conv-ae-dense``, ...)."""
     net, shape = standin_score_net(kind, seed=seed)
     onnx = export_onnx(net, shape)
     v = cfg.validation
     ref, _ = standin_samples(kind, max(20000, int(10 / min(v.p_values))), 1, seed=seed + 100)
     thresholds = calibrate_thresholds(onnx_scores(onnx, ref), v.p_values)
     bkg, sig = standin_samples(kind, v.n_events, v.n_signal, seed=seed + 1)
-    return ModelSource(f"standin-{kind}", "0", "conv-ae" if kind.startswith("conv") else kind,
+    return ModelSource(STANDIN_PREFIX + kind, "0", get_standin(kind).model_kind,
                        net, shape, thresholds, (bkg,), (sig,), onnx=onnx,
                        note=f"stand-in {kind} trained on a synthetic sample (firmware/standin.py)")
 
@@ -59,8 +72,8 @@ def standin_source(kind: str, cfg: BuildConfig, seed: int = 0) -> ModelSource:
 def resolve_model(ref: str, cfg: BuildConfig, registry: str | None = None) -> ModelSource:
     """Resolve ``MODEL[:VERSION]``: a ``standin-*`` name or a model of ``models.registry``."""
     name, version = parse_model_ref(ref)
-    if name in STANDINS:
-        return standin_source(name[len("standin-"):], cfg)
+    if is_standin(name):
+        return standin_source(name[len(STANDIN_PREFIX):], cfg)
     try:
         return registered_source(name, version, cfg, registry)
     except ModelError as exc:

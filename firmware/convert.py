@@ -5,11 +5,13 @@ This module owns three things:
 * the reviewed build configuration (``firmware/configs/*.yaml``) as a typed
   :class:`BuildConfig`, and its translation into hls4ml's config dictionary
   (no other module builds hls4ml configs);
-* the *score networks* that go to firmware: the dense AE computes its own MSE
-  score in firmware (``x - AE(x)`` twice, multiplied, summed by a fixed
-  ``Linear(57, 1)`` with weights 1/57), the VAE goes as its mu-only encoder
-  scoring ``sum(mu^2)`` (the mu head duplicated so hls4ml sees two inputs for
-  the square), a conv-AE as its reconstruction MSE over the map;
+* the conversion of a *score network* (torch module, firmware inputs -> [n, 1]
+  score). What the score network of a model is comes from its kind
+  (``models.kinds``: the kind's ``firmware`` handler returns a ``FirmwarePlan``):
+  the dense AE computes its own MSE score in firmware (``x - AE(x)`` twice,
+  multiplied, summed by a fixed ``Linear(57, 1)`` with weights 1/57), the VAE goes
+  as its mu-only encoder scoring ``sum(mu^2)`` (the mu head duplicated so hls4ml
+  sees two inputs for the square), a conv-AE as its reconstruction MSE over the map;
 * the known hls4ml 1.3.0 PyTorch front-end pitfalls: ``ConvTranspose2d``,
   ``Unflatten`` and ``torch.reshape`` are refused with a hint; a ``Linear``
   feeding ``view(-1, C, H, W)`` has its rows permuted to channels-last before
@@ -199,7 +201,7 @@ def parse_fixed(t: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-# ----------------------------------------------------------------------------- score networks
+# ----------------------------------------------------------------------------- torch
 
 
 def _torch():
@@ -208,85 +210,6 @@ def _torch():
     except ImportError as exc:  # pragma: no cover - torch is a pinned dependency
         raise FirmwareError("firmware builds need torch: pip install torch") from exc
     return torch
-
-
-def ae_score_net(ae: Any, n_features: int, masked: bool = False) -> Any:
-    """Dense AE + its MSE score, all in firmware: ``sum((x - AE(x))**2 [* m]) / n`` -> [n, 1].
-
-    With ``masked`` the network takes a second input, the 0/1 feature mask
-    (padded object slots 0), exactly as the serving graph masks its loss.
-    """
-    torch = _torch()
-    nn = torch.nn
-
-    class AEScore(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.ae = ae
-            self.score_sum = nn.Linear(n_features, 1, bias=False)
-            with torch.no_grad():
-                self.score_sum.weight.fill_(1.0 / n_features)
-            self.score_sum.weight.requires_grad_(False)
-
-        def forward(self, x):
-            y = self.ae(x)
-            # two identical residuals: hls4ml 1.3.0 drops the duplicate input of d * d
-            return self.score_sum((x - y) * (x - y))
-
-    class MaskedAEScore(AEScore):
-        def forward(self, x, mask):
-            y = self.ae(x)
-            return self.score_sum((x - y) * (x - y) * mask)
-
-    return (MaskedAEScore() if masked else AEScore()).eval()
-
-
-def vae_mu_score_net(encoder: Any, mu: Any) -> Any:
-    """VAE mu-only encoder scoring ``sum(mu**2)`` -> [n, 1] (the AXOL1TL score)."""
-    torch = _torch()
-    nn = torch.nn
-
-    class VAEMuScore(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.mu = mu
-            # a second copy of the mu head so hls4ml's Merge multiply sees two inputs
-            self.mu_copy = copy.deepcopy(mu)
-            self.score_sum = nn.Linear(mu.out_features, 1, bias=False)
-            with torch.no_grad():
-                self.score_sum.weight.fill_(1.0)
-            self.score_sum.weight.requires_grad_(False)
-
-        def forward(self, x):
-            h = self.encoder(x)
-            return self.score_sum(self.mu(h) * self.mu_copy(h))
-
-    return VAEMuScore().eval()
-
-
-def conv_ae_score_net(ae: Any, shape: tuple[int, int, int]) -> Any:
-    """Conv AE + its mean squared reconstruction error over the (C, H, W) map -> [n, 1]."""
-    torch = _torch()
-    nn = torch.nn
-    n = shape[0] * shape[1] * shape[2]
-
-    class ConvAEScore(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.ae = ae
-            self.score_flat = nn.Flatten()
-            self.score_flat2 = nn.Flatten()
-            self.score_sum = nn.Linear(n, 1, bias=False)
-            with torch.no_grad():
-                self.score_sum.weight.fill_(1.0 / n)
-            self.score_sum.weight.requires_grad_(False)
-
-        def forward(self, x):
-            y = self.ae(x)
-            return self.score_sum(self.score_flat(x - y) * self.score_flat2(x - y))
-
-    return ConvAEScore().eval()
 
 
 # ----------------------------------------------------------------------------- pitfalls

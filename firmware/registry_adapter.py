@@ -1,6 +1,9 @@
 """Registered models (``models.registry``) as firmware build sources.
 
-What goes to firmware for each card kind:
+What goes to firmware is decided by the model's kind (``models.kinds``): its
+``firmware`` handler returns a ``FirmwarePlan`` -- the score network to convert, the
+serving score it reproduces and whether it takes the feature mask -- or refuses with
+the reason. For the built-in kinds:
 
 * ``ae``: the dense AE plus its masked MSE score, all in firmware. The block
   has two inputs, the *normalised* features (padded slots 0) and the 0/1
@@ -9,11 +12,14 @@ What goes to firmware for each card kind:
   front of the block: in the L1 system the input links deliver scaled
   hardware units; here ``models.normalise.Normaliser.transform`` applies it.
 * ``vae``: the mu-only encoder scoring ``sum(mu**2)`` (the AXOL1TL score),
-  compared with the serving graph's ``mu2`` output. When the card's score is
-  not ``mu2`` its thresholds are for another score, so mu2 thresholds are
-  calibrated on a separate background reference sample (said in the note).
-* ``conv-ae`` (DQM maps, not an L1 trigger path) is not built yet: its score
-  (Poisson deviance, per-unit chi2 p-values) is not a firmware computation.
+  compared with the serving graph's ``mu2`` output.
+* ``ensemble`` and ``conv-ae`` (DQM maps, not an L1 trigger path) are refused: an
+  ensemble costs N x the resources of one AE; the conv-AE's score (Poisson
+  deviance, per-unit chi2 p-values) is not a firmware computation.
+
+When the card's score is not the one the firmware block computes, the card's
+thresholds are for another score, so thresholds are calibrated on a separate
+background reference sample (said in the note).
 
 The held-out sample is drawn like the training's (``training.train.load_sample``
 with the card's data source and background process) with a seed the training
@@ -28,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from hotline.errors import FirmwareError
-from hotline.firmware.convert import BuildConfig, ae_score_net, vae_mu_score_net
+from hotline.firmware.convert import BuildConfig
 from hotline.firmware.emulation import calibrate_thresholds
 
 log = logging.getLogger(__name__)
@@ -68,26 +74,19 @@ def heldout_sample(card: dict[str, Any], n: int, seed_offset: int, process: str 
 def registered_source(name: str, version: str, cfg: BuildConfig, registry: str | None = None,
                       sample: tuple[np.ndarray, np.ndarray] | None = None,
                       signal: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
-    """A :class:`firmware.build.ModelSource` for a registered ``ae`` or ``vae`` model."""
+    """A :class:`firmware.build.ModelSource` for a registered model its kind lets convert."""
     from hotline.firmware.source import ModelSource
+    from hotline.models.nets import torch_model
     from hotline.models.normalise import Normaliser
     from hotline.models.registry import load_model
     from hotline.models.scorer import Scorer
 
     model = load_model(name, version, registry)
     card = model.card
-    if model.kind == "conv-ae":
-        raise FirmwareError(
-            f"model {name} v{model.version} is a DQM conv-AE; its score (Poisson deviance, "
-            "per-unit p-values) is not built as firmware yet -- see firmware/registry_adapter.py"
-        )
-    if model.kind == "ensemble":
-        n = len(card["architecture"].get("members", []))
-        raise FirmwareError(
-            f"model {name} v{model.version} is a seed ensemble of {n} AEs ({n}x the resources "
-            "of one); it serves the software trigger / stream. For L1, build a single AE "
-            "(e.g. ae_default) -- ensembles are not built as firmware")
-    net = model.torch_model()
+    plan = model.model_kind.firmware_plan(card)
+    if plan.refused is not None or plan.score_net is None:
+        raise FirmwareError(f"model {name} v{model.version} {plan.refused}")
+    net = torch_model(model)
     norm = Normaliser.from_dict(card["normalisation"])
     spec = model.feature_spec()
     f, o = spec.n_features, spec.n_objects
@@ -100,30 +99,20 @@ def registered_source(name: str, version: str, cfg: BuildConfig, registry: str |
         if sigs:
             signal = heldout_sample(card, v.n_signal, HELDOUT_SEED_OFFSET + 1, sigs[0])
     note = f"registered model {name} v{model.version} ({model.kind})"
+    score_net = plan.score_net(net, (f,), plan.masked)
+    shape: Any = [(f,), (f,)] if plan.masked else (f,)
 
     def fw_inputs(x: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
         xn = norm.transform(x, mask)
         fmask = np.repeat(mask.astype(np.float32), f // o, axis=1)
-        return [xn, fmask] if model.kind == "ae" else [xn]
+        return [xn, fmask] if plan.masked else [xn]
 
-    if model.kind == "ae":
-        score_net = ae_score_net(net, f, masked=True)
-        shape: Any = [(f,), (f,)]
+    def serve(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        res = scorer.score_arrays(x, mask)
+        return res.extra.get(plan.serving_score, res.total)
 
-        def serve(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            return scorer.score_arrays(x, mask).total
-
-        thresholds = _card_thresholds(card, v.p_values)
-        if str(card.get("score", "recon")) != "recon":
-            thresholds = {}
-    else:
-        score_net = vae_mu_score_net(net.encoder, net.mu)
-        shape = (f,)
-
-        def serve(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            return scorer.score_arrays(x, mask).extra["mu2"]
-
-        thresholds = _card_thresholds(card, v.p_values) if card.get("score") == "mu2" else {}
+    thresholds = (_card_thresholds(card, v.p_values)
+                  if str(card.get("score", "recon")) == plan.serving_score else {})
     if not thresholds:
         n_ref = max(20000, int(10 / min(v.p_values)))
         ref = heldout_sample(card, n_ref, HELDOUT_SEED_OFFSET + 2)

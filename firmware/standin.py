@@ -7,13 +7,24 @@ few seconds on a synthetic, already-normalised 57-feature sample (MET + 4 e +
 4 mu + 10 jets; pT as log1p(pT/10 GeV), eta/2.5, phi/pi; zero padding) so the
 conversion / emulation / precision pipeline has realistic score tails. Signal
 events carry hard leptons (a stand-in for the challenge's A -> 4 leptons).
+
+The stand-ins are a registry (``register_standin`` / ``get_standin`` /
+``available_standins``; ``hotline firmware build standin-<name>``): each names the model
+kind (``models.kinds``) whose firmware plan turns the trained network into the score
+network that is converted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from hotline.errors import FirmwareError
+from hotline.models.kinds import get_model_kind
+from hotline.registry import Registry
 
 N_FEATURES = 57
 #: (objects, mean multiplicity, background pT scale GeV, |eta| max)
@@ -161,30 +172,67 @@ def train(model: Any, x: np.ndarray, epochs: int = 10, seed: int = 0, lr: float 
     return model.eval()
 
 
+@dataclass(frozen=True)
+class StandIn:
+    """A stand-in network: how to make, sample and train it, and its model kind."""
+
+    name: str
+    model_kind: str  #: the kind (``models.kinds``) whose firmware plan wraps the network
+    make: Callable[[], Any]  #: a fresh torch module
+    sample: Callable[..., np.ndarray]  #: (n, seed, signal=False) -> network inputs
+    input_shape: tuple[int, ...]
+    max_train: int | None = None  #: at most this many training inputs
+    epochs: Callable[[int], int] = lambda epochs: epochs  #: requested -> trained epochs
+
+
+def _builtin_standins() -> list[tuple[str, StandIn]]:
+    dense = {"sample": synthetic_features, "input_shape": (N_FEATURES,)}
+    maps = {"sample": synthetic_maps, "input_shape": (1, 18, 14), "max_train": 4000,
+            "epochs": lambda epochs: max(2, epochs // 4)}
+    standins = [
+        StandIn("ae", "ae", dense_ae, **dense),
+        StandIn("vae", "vae", vae, **dense),
+        StandIn("conv-ae", "conv-ae", conv_ae, **maps),
+        StandIn("conv-ae-dense", "conv-ae", lambda: conv_ae(dense_bottleneck=True), **maps),
+    ]
+    return [(s.name, s) for s in standins]
+
+
+STANDINS: Registry[StandIn] = Registry("stand-in", _builtin_standins, error=FirmwareError,
+                                       sort=False)
+
+
+def register_standin(standin: StandIn) -> None:
+    """Make ``standin-<name>`` buildable; a duplicate name is refused."""
+    STANDINS.register(standin.name, standin)
+
+
+def get_standin(name: str) -> StandIn:
+    return STANDINS.get(name)
+
+
+def available_standins() -> list[str]:
+    return STANDINS.available()
+
+
 def standin_score_net(kind: str, n_train: int = 20000, epochs: int = 8, seed: int = 0
                       ) -> tuple[Any, tuple[int, ...]]:
-    """A trained stand-in score network for ``kind`` (ae | vae | conv-ae) and its input shape."""
+    """A trained stand-in score network for ``kind`` (a stand-in name) and its input shape."""
     import torch
 
-    from hotline.firmware.convert import ae_score_net, conv_ae_score_net, vae_mu_score_net
-
+    s = get_standin(kind)
     torch.manual_seed(seed)
-    if kind == "ae":
-        m = train(dense_ae(), synthetic_features(n_train, seed), epochs, seed)
-        return ae_score_net(m, N_FEATURES), (N_FEATURES,)
-    if kind == "vae":
-        m = train(vae(), synthetic_features(n_train, seed), epochs, seed)
-        return vae_mu_score_net(m.encoder, m.mu), (N_FEATURES,)
-    if kind in ("conv-ae", "conv-ae-dense"):
-        m = train(conv_ae(dense_bottleneck=kind == "conv-ae-dense"),
-                  synthetic_maps(min(n_train, 4000), seed), max(2, epochs // 4), seed)
-        return conv_ae_score_net(m, (1, 18, 14)), (1, 18, 14)
-    raise ValueError(f"unknown stand-in kind {kind!r}")
+    n = n_train if s.max_train is None else min(n_train, s.max_train)
+    m = train(s.make(), s.sample(n, seed), s.epochs(epochs), seed)
+    plan = get_model_kind(s.model_kind).firmware_plan(None)
+    if plan.score_net is None:
+        raise FirmwareError(f"stand-in {kind}: model kind '{s.model_kind}' has no firmware "
+                            f"score network ({plan.refused})")
+    return plan.score_net(m, s.input_shape, False), s.input_shape
 
 
 def standin_samples(kind: str, n_bkg: int, n_sig: int, seed: int = 1
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Held-out (background, signal) inputs for a stand-in kind."""
-    if kind.startswith("conv"):
-        return synthetic_maps(n_bkg, seed), synthetic_maps(n_sig, seed + 1, signal=True)
-    return synthetic_features(n_bkg, seed), synthetic_features(n_sig, seed + 1, signal=True)
+    s = get_standin(kind)
+    return s.sample(n_bkg, seed), s.sample(n_sig, seed + 1, signal=True)

@@ -1,14 +1,25 @@
-"""Anomaly models: torch definitions, ONNX export, the onnxruntime scorer, thresholds, registry.
+"""Anomaly models: the model-kind registry, torch definitions, ONNX export, the onnxruntime
+scorers, thresholds, the model registry.
 
-- ``models.nets``: the dense AE family (ADC2021 baseline + tanh / LeakyReLU+BN / ELU+BN
-  variants) and the VAE (recon / KL / mu^2 scores); ``build_model(card["architecture"])``.
-- ``models.export``: the ONNX scoring graph (normalisation + loss decomposition baked in).
-- ``models.scorer``: ``Scorer`` -- onnxruntime on batches -> ``ScoreResult`` (total,
-  per-feature, per-object, per-type), p-values and thresholds from the card.
+- ``models.kinds``: the registry of model kinds (``ae``, ``vae``, ``ensemble``, ``conv-ae``);
+  each registers its build, export, score and firmware handlers by lazy reference.
+- ``models.interface``: the scorer interface every kind's serving scorer implements
+  (total score, contributions, p-values, thresholds).
+- ``models.nets`` (torch): the dense AE family (ADC2021 baseline + tanh / LeakyReLU+BN /
+  ELU+BN variants), the VAE (recon / KL / mu^2 scores) and seed ensembles;
+  ``build_model(card["architecture"])``, ``torch_model(registered_model)``.
+- ``models.export`` (torch): the ONNX scoring graph of the event kinds (normalisation +
+  loss decomposition baked in).
+- ``models.scorer``: ``Scorer`` -- onnxruntime on batches of events -> ``ScoreResult``
+  (total, per-feature, per-object, per-type), p-values and thresholds from the card.
+- ``models.conv_ae`` / ``models.conv_ae_net`` (torch): the DQM conv-AE's scorer of
+  occupancy maps and its network.
 - ``models.thresholds``: calibration (empirical, generalised-Pareto tail, refusals).
 - ``models.registry``: ``models/registry/<name>/<version>/{model.onnx, card.json, weights.pt}``.
 
-Nothing is imported here (torch and onnxruntime load only when used).
+Nothing is imported here; serving modules (kinds, interface, registry, scorer, conv_ae,
+normalise, thresholds) never import torch (the import-linter contract in pyproject.toml).
 """
 
-__all__ = ["export", "nets", "registry", "scorer", "thresholds"]
+__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "nets", "registry",
+           "scorer", "thresholds"]

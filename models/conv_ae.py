@@ -1,15 +1,11 @@
-"""The DQM convolutional autoencoder: torch definition, ONNX export, onnxruntime scorer.
+"""The DQM convolutional autoencoder's serving side: map scoring with onnxruntime, no torch.
 
 One conv-AE per monitored subsystem looks at a lumisection's occupancy map as
-an image. Architecture (hls4ml-friendly: no ConvTranspose, no Flatten/Unflatten,
-no reshape)::
-
-    x [N, 1, H, W] -> Conv3x3(c1) ReLU -> AvgPool(p1) -> Conv3x3(c2) ReLU -> AvgPool(p2)
-                   -> Conv3x3(c2) ReLU -> Upsample(p2) -> Conv3x3(c1) ReLU -> Upsample(p1)
-                   -> Conv3x3(c1) ReLU -> Conv3x3(1) -> x_hat
-
-The pools run along the phi axis only (``default_arch``): the bottleneck keeps one
-value per eta row (or wheel/station row) and channel.
+an image (the network, its ONNX export and its firmware form are the torch side,
+``models.conv_ae_net``). This module is the ``score`` handler of the kind ``conv-ae``
+(``models.kinds``): ``ConvAEScorer`` implements the scorer interface of
+``models.interface`` -- ``score(counts, n_events)`` returns ``DQMScores`` with the map
+``total`` score and per-unit ``contributions``; ``p_value(total)``; ``threshold(p)``.
 
 Input normalisation (``normalise``): ``x = counts / (n_events * reference)`` where
 ``reference`` is the mean hits/event per cell of the good training lumisections
@@ -33,8 +29,6 @@ not uniform; a unit's p-value is the better of the two tests (x2 for trying both
 (Bonferroni per level, so 960 channels do not drown 60 sectors); its thresholds
 per p-value come from ``models.thresholds.calibrate`` on held-out good lumisections.
 
-The ONNX graph holds only the network (x -> x_hat), written with ``onnx.helper``
-(Conv, Relu, AveragePool, Resize-nearest): what hls4ml will convert later.
 Registered under ``models/registry/<name>/<version>/`` via ``models.registry``
 (card kind ``conv-ae``, ``feature_spec`` null, ``geometry`` = the geometry as data).
 """
@@ -49,99 +43,13 @@ import numpy as np
 
 from hotline.detectors.geometry import Geometry
 from hotline.errors import ModelError
+from hotline.models.interface import ModelScorer, Scores
+from hotline.models.registry import RegisteredModel, load_model
+from hotline.models.thresholds import ReferenceDistribution
 
-OPSET = 17
+KIND = "conv-ae"  #: the model kind (``models.kinds``) of these cards
 MU_FLOOR = 1e-3  #: expected counts are floored here (a reconstruction can never be 0)
 
-
-def default_arch(geo: Geometry, c1: int = 4, c2: int = 4, pool1: int | None = None
-                 ) -> dict[str, Any]:
-    """Architecture dict for a geometry: two pooling steps along the phi axis.
-
-    Pooling runs along phi (the direction in which a good detector looks alike), so
-    the bottleneck holds one value per (row of eta/station) and channel: a fault in
-    a few sectors barely moves it, and the decoder predicts each cell from what
-    the whole phi ring sees in this lumisection (luminosity, pileup).
-    """
-    h, w = geo.shape
-    axis = geo.built.phi_axis
-    n = (h, w)[axis]
-    divs = [d for d in range(2, n) if n % d == 0]
-    if not divs:
-        raise ModelError(f"geometry '{geo.name}': phi axis of {n} cells cannot be pooled")
-    p1 = pool1 or min(divs, key=lambda d: abs(d - n**0.5))
-    if n % p1:
-        raise ModelError(f"geometry '{geo.name}': first pool {p1} does not divide {n}")
-    pools = [[p1, 1], [n // p1, 1]] if axis == 0 else [[1, p1], [1, n // p1]]
-    return {"kind": "conv-ae", "shape": [h, w], "channels": [c1, c2], "pools": pools}
-
-
-def build_conv_ae(arch: dict[str, Any]) -> Any:
-    """A fresh torch ``nn.Sequential`` for ``arch`` (see module docstring)."""
-    import torch.nn as nn
-
-    c1, c2 = (int(c) for c in arch["channels"])
-    (a, b), (c, d) = arch["pools"]
-    return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.AvgPool2d((a, b)),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.AvgPool2d((c, d)),
-        nn.Conv2d(c2, c2, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=(c, d)),
-        nn.Conv2d(c2, c1, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=(a, b)),
-        nn.Conv2d(c1, c1, 3, padding=1), nn.ReLU(), nn.Conv2d(c1, 1, 3, padding=1),
-    )
-
-
-def export_onnx(model: Any, arch: dict[str, Any], path: str | Path) -> Path:
-    """Write the torch conv-AE as an ONNX graph x [N,1,H,W] -> x_hat [N,1,H,W]."""
-    import onnx
-    import torch.nn as nn
-    from onnx import TensorProto, helper, numpy_helper
-
-    h, w = (int(v) for v in arch["shape"])
-    nodes, inits = [], []
-    cur = "x"
-    for i, layer in enumerate(model):
-        out = f"t{i}"
-        if isinstance(layer, nn.Conv2d):
-            wn, bn = f"w{i}", f"b{i}"
-            inits.append(numpy_helper.from_array(layer.weight.detach().numpy().astype(np.float32),
-                                                 wn))
-            inits.append(numpy_helper.from_array(layer.bias.detach().numpy().astype(np.float32),
-                                                 bn))
-            nodes.append(helper.make_node("Conv", [cur, wn, bn], [out], kernel_shape=[3, 3],
-                                          pads=[1, 1, 1, 1], strides=[1, 1]))
-        elif isinstance(layer, nn.ReLU):
-            nodes.append(helper.make_node("Relu", [cur], [out]))
-        elif isinstance(layer, nn.AvgPool2d):
-            k = [int(v) for v in layer.kernel_size]
-            nodes.append(helper.make_node("AveragePool", [cur], [out], kernel_shape=k,
-                                          strides=k))
-        elif isinstance(layer, nn.Upsample):
-            sn = f"s{i}"
-            f = [float(v) for v in layer.scale_factor]
-            inits.append(numpy_helper.from_array(np.array([1, 1, *f], np.float32), sn))
-            nodes.append(helper.make_node("Resize", [cur, "", sn], [out], mode="nearest",
-                                          coordinate_transformation_mode="asymmetric",
-                                          nearest_mode="floor"))
-        else:  # pragma: no cover - build_conv_ae makes only the layers above
-            raise ModelError(f"conv-AE export: unsupported layer {layer}")
-        cur = out
-    nodes.append(helper.make_node("Identity", [cur], ["x_hat"]))
-    graph = helper.make_graph(
-        nodes, "hotline_conv_ae",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, h, w])],
-        [helper.make_tensor_value_info("x_hat", TensorProto.FLOAT, ["N", 1, h, w])],
-        inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                          producer_name="hotline")
-    m.ir_version = 9
-    onnx.checker.check_model(m)
-    path = Path(path)
-    onnx.save(m, str(path))
-    return path
-
-
-# --------------------------------------------------------------------------- numpy side
 
 def normalise(counts: np.ndarray, n_events: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Counts [n, H, W] -> float32 [n, 1, H, W] in units of the reference occupancy."""
@@ -213,11 +121,11 @@ def whitened_z(r: np.ndarray, wd: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @dataclass
-class DQMScores:
+class DQMScores(Scores):
     """Scores of N maps of one subsystem (per map, per cell, per hardware unit)."""
 
     geometry: Geometry
-    score: np.ndarray  #: [N] -log10 of the smallest unit p-value
+    total: np.ndarray  #: [N] the map score (largest level-corrected unit -log10 p)
     p_value: np.ndarray  #: [N] background p-value of the score (from the reference)
     cell_loss: np.ndarray  #: [N, cells] Poisson deviance
     expected: np.ndarray  #: [N, cells] reconstructed expected counts
@@ -229,7 +137,19 @@ class DQMScores:
 
 
     def __len__(self) -> int:
-        return len(self.score)
+        return len(self.total)
+
+    def contributions(self, i: int, digits: int = 6) -> dict[str, dict[str, float]]:
+        """Map ``i``'s summed Poisson deviance per hardware unit: {level: {unit: loss}}.
+
+        Within each level the units' losses add up to the map's total deviance.
+        """
+        geo = self.geometry
+        out: dict[str, dict[str, float]] = {}
+        for j, (level, u) in enumerate(geo.membership[2]):
+            out.setdefault(level, {})[geo.unit_name(level, u)] = round(
+                float(self.unit_loss[i, j]), digits)
+        return out
 
     def level_scores(self, level: str) -> np.ndarray:
         """[N, units of level] ranking scores (unit -log10 p) at one level."""
@@ -271,17 +191,18 @@ class DQMScores:
         return out
 
 
-class ConvAEScorer:
-    """onnxruntime scorer of one registered conv-AE (card + model.onnx)."""
+class ConvAEScorer(ModelScorer):
+    """onnxruntime scorer of one registered conv-AE (card + model.onnx); ``models.interface``.
+
+    Built from a card and its ONNX file (also before registration, while calibrating),
+    ``from_model`` (the kind's score handler) or ``from_registry``.
+    """
 
     def __init__(self, card: dict[str, Any], onnx_path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        from hotline.detectors.geometry import Geometry
-        from hotline.models.thresholds import ReferenceDistribution
-
-        if card.get("kind") != "conv-ae":
-            raise ModelError(f"{onnx_path}: model kind is {card.get('kind')!r}, not 'conv-ae'")
+        if card.get("kind") != KIND:
+            raise ModelError(f"{onnx_path}: model kind is {card.get('kind')!r}, not '{KIND}'")
         self.card = card
         self.geometry = Geometry.from_dict(card["geometry"], source=f"card of {card['name']}")
         self.reference = np.asarray(card["normalisation"]["reference"], np.float64)
@@ -312,22 +233,29 @@ class ConvAEScorer:
         self.membership = csr_matrix(self.geometry.membership[0].astype(np.float64))
 
     @classmethod
+    def from_model(cls, model: RegisteredModel, threads: int = 1) -> ConvAEScorer:
+        """The scorer of a registered conv-AE (score handler of kind ``conv-ae``)."""
+        return cls(model.card, model.onnx_path, threads)
+
+    @classmethod
     def from_registry(cls, name: str, version: str | int = "latest",
                       registry: str | Path | None = None, threads: int = 1) -> ConvAEScorer:
-        from hotline.models.registry import load_model
-
-        m = load_model(name, version, registry)
-        return cls(m.card, m.onnx_path, threads)
+        return cls.from_model(load_model(name, version, registry), threads)
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name", "conv-ae"))
+        return str(self.card.get("name", KIND))
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "?"))
 
     @property
     def subsystem(self) -> str:
         return self.geometry.name
 
     def threshold(self, p: float) -> float:
+        """The map-score threshold for background p-value ``p``."""
         for t in self.card.get("thresholds", []):
             if abs(float(t["p"]) - p) <= 1e-12 * max(p, 1e-300):
                 return float(t["threshold"])
@@ -335,10 +263,18 @@ class ConvAEScorer:
             raise ModelError(f"model {self.name} has no threshold for p = {p:g}")
         return self.ref_dist.isf(p)
 
+    def p_value(self, total: np.ndarray) -> np.ndarray:
+        """Background p-value of map scores; beyond the reference's reach (bounded tail
+        fits give 0) the smallest p-value it supports, 1 / (100 x reference size)."""
+        if self.ref_dist is None:
+            raise ModelError(f"model {self.name} v{self.version} is not calibrated "
+                             "(no reference distribution); run 'hotline dqm train'")
+        return np.maximum(self.ref_dist.p_value(total), 0.01 / self.ref_dist.n_ref)
+
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(["x_hat"], {"x": np.ascontiguousarray(x, np.float32)})[0]
 
-    def score_counts(self, counts: np.ndarray, n_events: np.ndarray) -> DQMScores:
+    def score(self, counts: np.ndarray, n_events: np.ndarray) -> DQMScores:
         """Score maps: counts [N, H, W] (raw hits) with their event numbers [N]."""
         counts = np.asarray(counts, np.float64)
         if counts.ndim == 2:
@@ -391,10 +327,8 @@ class ConvAEScorer:
                             for sl in self.geometry.level_slices().values()], axis=0)
         else:
             score = logp.max(axis=1)
-        # beyond the reference's reach (bounded tail fits give 0) report the smallest
-        # p-value it supports: 1 / (100 x reference size)
-        pv = (np.maximum(self.ref_dist.p_value(score), 0.01 / self.ref_dist.n_ref)
-              if self.ref_dist is not None else np.full(n, np.nan))
+        # not calibrated yet (during calibration): no p-values
+        pv = self.p_value(score) if self.ref_dist is not None else np.full(n, np.nan)
         ncell = self.geometry.membership[1][None]
         if self.null_mean.size == unit_loss.shape[1]:
             excess = (unit_loss - self.null_mean[None]) / ncell

@@ -1,4 +1,10 @@
-"""ONNX export: one self-contained scoring graph per registered model.
+"""ONNX export of the event model kinds: one self-contained scoring graph per registered model.
+
+This module holds the ``export`` handlers of the kinds ``ae``, ``vae`` and ``ensemble``
+(``models.kinds``): ``export_ae``, ``export_vae``, ``export_ensemble``; each writes the
+common graph below around its own network part (a ``Network`` emitter), so a new event kind
+exports with ``export_graph(model, path, its_network, ...)``. ``export_onnx`` exports any
+event model through its kind. Torch side: serving never imports this module.
 
 The graph is written directly with ``onnx.helper`` from the trained torch
 weights (no exporter dependency; BatchNorm folded into the preceding Gemm), and
@@ -22,6 +28,7 @@ require agreement to 1e-5.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,7 @@ import numpy as np
 
 from hotline.detectors.spec import FeatureSpec
 from hotline.errors import ModelError
+from hotline.models.kinds import get_model_kind
 from hotline.models.normalise import PT_FLOOR, Normaliser
 
 OPSET = 17
@@ -66,7 +74,7 @@ def _linear_layers(seq: Any) -> list[tuple[str, Any]]:
     return out
 
 
-class _Graph:
+class OnnxGraph:
     """Tiny builder around onnx.helper: unique names, constants, nodes."""
 
     def __init__(self) -> None:
@@ -105,17 +113,57 @@ class _Graph:
         return x
 
 
-def _ae_recon(g: _Graph, ae: Any, xn: str) -> str:
+#: the network part of an event scoring graph: (graph, torch module, name of the normalised
+#: input [N, F]) -> (name of the squared error [N, F] before masking, extra output names);
+#: the extra outputs (e.g. "kl", "mu2") are [N] tensors the emitter names itself
+Network = Callable[[OnnxGraph, Any, str], tuple[str, list[str]]]
+
+
+def _ae_recon(g: OnnxGraph, ae: Any, xn: str) -> str:
     """Nodes of one dense AE's reconstruction of ``xn``."""
     h = g.dense(xn, _linear_layers(ae.encoder))
     z = g.dense(h, _linear_layers([ae.to_latent]))
     return g.dense(z, _linear_layers(ae.decoder))
 
 
+def ae_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
+    """Kind ``ae``: squared error of one dense AE's reconstruction."""
+    d = g.op("Sub", [_ae_recon(g, model, xn), xn])
+    return g.op("Mul", [d, d]), []
+
+
+def vae_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
+    """Kind ``vae``: squared error of decode(mu), plus the ``kl`` and ``mu2`` outputs."""
+    h = g.dense(xn, _linear_layers(model.encoder))
+    mu = g.dense(h, _linear_layers([model.mu]))
+    lv = g.dense(h, _linear_layers([model.logvar]))
+    recon = g.dense(mu, _linear_layers(model.decoder))
+    mu_sq = g.op("Mul", [mu, mu])
+    axis1 = g.const(np.array([1], np.int64))
+    g.op("ReduceSum", [mu_sq, axis1], out="mu2", keepdims=0)
+    inner = g.op("Sub", [g.op("Sub", [g.op("Add", [lv, g.const(np.float32(1.0))]), mu_sq]),
+                         g.op("Exp", [lv])])
+    g.op("Mul", [g.op("ReduceSum", [inner, axis1], keepdims=0), g.const(np.float32(-0.5))],
+         out="kl")
+    d = g.op("Sub", [recon, xn])
+    return g.op("Mul", [d, d]), ["kl", "mu2"]
+
+
+def ensemble_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
+    """Kind ``ensemble``: mean over the members of their squared errors."""
+    acc = None
+    for member in model.members:
+        d = g.op("Sub", [_ae_recon(g, member, xn), xn])
+        sq = g.op("Mul", [d, d])
+        acc = sq if acc is None else g.op("Add", [acc, sq])
+    return g.op("Mul", [acc, g.const(np.float32(1.0 / len(model.members)))]), []
+
+
 def build_scoring_graph(
-    model: Any, normaliser: Normaliser, spec: FeatureSpec, name: str = "hotline"
+    model: Any, normaliser: Normaliser, spec: FeatureSpec, network: Network,
+    name: str = "hotline",
 ) -> Any:
-    """The onnx.ModelProto of the scoring graph (see module docstring)."""
+    """The onnx.ModelProto of the scoring graph of ``model`` with its ``network`` part."""
     from onnx import TensorProto, checker, helper
 
     model.eval()
@@ -135,7 +183,7 @@ def build_scoring_graph(
     expand = np.zeros((o, f), np.float32)
     for j in range(o):
         expand[j, 3 * j:3 * j + 3] = 1.0
-    g = _Graph()
+    g = OnnxGraph()
     mf = g.op("Cast", ["mask"], to=TensorProto.FLOAT)
     fm_loss = g.op("MatMul", [mf, g.const(expand / f)])
     xin = "x"
@@ -191,46 +239,22 @@ def build_scoring_graph(
                          g.const(icept.astype(np.float32))])
         xn = g.op("Mul", [u, fm])
 
-    outputs = ["per_feature", "per_object", "per_type", "total"]
-    if model.kind == "vae":
-        h = g.dense(xn, _linear_layers(model.encoder))
-        mu = g.dense(h, _linear_layers([model.mu]))
-        lv = g.dense(h, _linear_layers([model.logvar]))
-        recon = g.dense(mu, _linear_layers(model.decoder))
-        mu_sq = g.op("Mul", [mu, mu])
-        axis1 = g.const(np.array([1], np.int64))
-        g.op("ReduceSum", [mu_sq, axis1], out="mu2", keepdims=0)
-        inner = g.op("Sub", [g.op("Sub", [g.op("Add", [lv, g.const(np.float32(1.0))]), mu_sq]),
-                             g.op("Exp", [lv])])
-        g.op("Mul", [g.op("ReduceSum", [inner, axis1], keepdims=0), g.const(np.float32(-0.5))],
-             out="kl")
-        outputs += ["kl", "mu2"]
-    if model.kind == "ensemble":  # mean over the members of the squared errors
-        acc = None
-        for member in model.members:
-            d = g.op("Sub", [_ae_recon(g, member, xn), xn])
-            sq = g.op("Mul", [d, d])
-            acc = sq if acc is None else g.op("Add", [acc, sq])
-        sq = g.op("Mul", [acc, g.const(np.float32(1.0 / len(model.members)))])
-    else:
-        if model.kind != "vae":
-            recon = _ae_recon(g, model, xn)
-        d = g.op("Sub", [recon, xn])
-        sq = g.op("Mul", [d, d])
+    sq, extra = network(g, model, xn)
+    outputs = ["per_feature", "per_object", "per_type", "total", *extra]
     per_feature = g.op("Mul", [sq, fm_loss], out="per_feature")
     per_obj = g.op("MatMul", [per_feature, g.const(expand.T.copy())], out="per_object")
     per_type = g.op("MatMul", [per_obj, g.const(tmat)], out="per_type")
     # total = sum over the K types (4 columns, not 19): the same sum, fewer reads
     g.op("ReduceSum", [per_type, g.const(np.array([1], np.int64))], out="total", keepdims=0)
 
-    shapes = {"per_feature": ["N", f], "per_object": ["N", o], "per_type": ["N", k],
-              "total": ["N"], "kl": ["N"], "mu2": ["N"]}
+    shapes = {"per_feature": ["N", f], "per_object": ["N", o], "per_type": ["N", k]}
     graph = helper.make_graph(
         g.nodes,
         name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", f]),
          helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", o])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in outputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes.get(n, ["N"]))
+         for n in outputs],
         g.inits,
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -240,15 +264,43 @@ def build_scoring_graph(
     return proto
 
 
-def export_onnx(
-    model: Any, normaliser: Normaliser, spec: FeatureSpec, path: str | Path, name: str = "hotline"
+def export_graph(
+    model: Any, path: str | Path, network: Network, *, normaliser: Normaliser,
+    spec: FeatureSpec, name: str = "hotline",
 ) -> Path:
-    """Write the scoring graph of ``model`` to ``path`` (see module docstring)."""
-    proto = build_scoring_graph(model, normaliser, spec, name=name)
+    """Write the scoring graph of ``model`` with its ``network`` part to ``path``."""
+    proto = build_scoring_graph(model, normaliser, spec, network, name=name)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(proto.SerializeToString())
     return p
+
+
+def export_ae(model: Any, path: str | Path, *, normaliser: Normaliser, spec: FeatureSpec,
+              name: str = "hotline") -> Path:
+    """Export handler of kind ``ae``."""
+    return export_graph(model, path, ae_network, normaliser=normaliser, spec=spec, name=name)
+
+
+def export_vae(model: Any, path: str | Path, *, normaliser: Normaliser, spec: FeatureSpec,
+               name: str = "hotline") -> Path:
+    """Export handler of kind ``vae`` (outputs ``kl`` and ``mu2`` too)."""
+    return export_graph(model, path, vae_network, normaliser=normaliser, spec=spec, name=name)
+
+
+def export_ensemble(model: Any, path: str | Path, *, normaliser: Normaliser, spec: FeatureSpec,
+                    name: str = "hotline") -> Path:
+    """Export handler of kind ``ensemble``."""
+    return export_graph(model, path, ensemble_network, normaliser=normaliser, spec=spec,
+                        name=name)
+
+
+def export_onnx(
+    model: Any, normaliser: Normaliser, spec: FeatureSpec, path: str | Path, name: str = "hotline"
+) -> Path:
+    """Write the scoring graph of the event model ``model`` to ``path`` (its kind's handler)."""
+    return get_model_kind(model.kind).export_onnx(model, path, normaliser=normaliser, spec=spec,
+                                                  name=name)
 
 
 def reference_scores(

@@ -7,13 +7,17 @@ the file was changed or corrupted after registration). ``available_models``
 lists what is registered. The default registry is the folder shipped in the
 repository (``models/registry``); any other folder works the same way.
 
-Card fields: name, version, kind (ae | vae | conv-ae), feature_spec
-(``FeatureSpec.to_dict()``), normalisation (``Normaliser.to_dict()``),
-architecture (``models.nets.build_model(card["architecture"])`` rebuilds the
-torch module; ``weights.pt`` is its state_dict), score (recon | kl | mu2),
+Card fields: name, version, kind (a kind of ``models.kinds``: ae | vae | ensemble |
+conv-ae), feature_spec (``FeatureSpec.to_dict()``), normalisation (``Normaliser.to_dict()``),
+architecture (the kind's build handler rebuilds the torch module from it;
+``weights.pt`` is its state_dict -- ``models.nets.torch_model(model)`` loads both, on the
+torch side), score (recon | kl | mu2),
 thresholds (list of {p, threshold, n_ref, method, uncertainty}), refused
 p-values, reference (survival table for p-values), training, metrics, onnx
 (file name, sha256, inputs/outputs), created, regenerate (how to rebuild it).
+
+``RegisteredModel.scorer()`` opens the kind's serving scorer (``models.interface``).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from typing import Any
 
 from hotline.config import package_path
 from hotline.errors import ModelError
+from hotline.models.interface import ModelScorer
+from hotline.models.kinds import ModelKind, get_model_kind
 
 DEFAULT_REGISTRY = package_path("hotline.models", "registry")
 DEFAULT_MODEL = "ae_default"  #: the small shipped model ``hotline demo`` uses
 CARD_SCHEMA = 1
-KINDS = ("ae", "vae", "conv-ae", "ensemble")
 REQUIRED = ("name", "version", "kind", "feature_spec", "onnx")
 
 
@@ -65,24 +70,19 @@ class RegisteredModel:
     def kind(self) -> str:
         return str(self.card["kind"])
 
+    @property
+    def model_kind(self) -> ModelKind:
+        """The registered kind of this model (its handlers)."""
+        return get_model_kind(self.kind)
+
     def feature_spec(self) -> Any:
         from hotline.detectors.spec import FeatureSpec
 
         return FeatureSpec.from_dict(self.card["feature_spec"])
 
-    def torch_model(self) -> Any:
-        """The torch module with its trained weights (needs torch; for firmware / studies)."""
-        import torch
-
-        from hotline.models.nets import build_model
-
-        if not self.weights_path.exists():
-            raise ModelError(f"model {self.name} v{self.version}: {self.weights_path} is missing")
-        model = build_model(self.card["architecture"])
-        model.load_state_dict(torch.load(self.weights_path, map_location="cpu",
-                                         weights_only=True))
-        model.eval()
-        return model
+    def scorer(self, threads: int = 1) -> ModelScorer:
+        """The serving scorer of this model (its kind's score handler; onnxruntime)."""
+        return self.model_kind.open_scorer(self, threads)
 
 
 def _root(registry: str | Path | None) -> Path:
@@ -140,8 +140,10 @@ def load_model(
     missing = [k for k in REQUIRED if k not in card]
     if missing:
         raise ModelError(f"model card {path / 'card.json'} lacks {', '.join(missing)}")
-    if card["kind"] not in KINDS:
-        raise ModelError(f"model card {path / 'card.json'}: unknown kind '{card['kind']}'")
+    try:
+        get_model_kind(card["kind"])
+    except ModelError as exc:
+        raise ModelError(f"model card {path / 'card.json'}: {exc}") from None
     model = RegisteredModel(name=name, version=v, path=path, card=card)
     onnx = model.onnx_path
     if not onnx.is_file():

@@ -1,4 +1,9 @@
-"""The serving-time scorer: onnxruntime on batches, with the loss decomposition.
+"""The serving-time scorer of the event model kinds: onnxruntime on batches, with the loss
+decomposition.
+
+``Scorer`` is the ``score`` handler of the kinds ``ae``, ``vae`` and ``ensemble`` (any
+event kind whose ONNX graph takes ``x`` and ``mask``; ``models.kinds``) and implements the
+scorer interface of ``models.interface`` (``ScoreResult`` its ``Scores``). No torch.
 
 ``Scorer(model)`` / ``Scorer.from_registry(name, version)`` opens the model's
 ONNX scoring graph in one single-threaded onnxruntime session. ``score(features)``
@@ -33,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hotline.errors import ModelError
+from hotline.models.interface import ModelScorer, Scores
 from hotline.models.registry import RegisteredModel, load_model
 from hotline.models.thresholds import ReferenceDistribution
 
@@ -42,7 +48,7 @@ CHUNK = 4096  #: batches larger than this run in chunks (cache-friendly, no extr
 
 
 @dataclass
-class ScoreResult:
+class ScoreResult(Scores):
     """Scores of one batch (numpy arrays, float32 unless noted)."""
 
     total: np.ndarray  #: [n]
@@ -112,8 +118,8 @@ class ScoreResult:
         return {lab: round(float(v), digits) for lab, v in zip(self.type_labels, z)}
 
 
-class Scorer:
-    """onnxruntime scorer of a registered model (see module docstring)."""
+class Scorer(ModelScorer):
+    """onnxruntime scorer of a registered event model (see module docstring)."""
 
     def __init__(self, model: RegisteredModel, threads: int = 1) -> None:
         import onnxruntime as ort

@@ -31,7 +31,8 @@ import numpy as np
 
 from hotline.alerts.records import AlertRecord, DeadLetter
 from hotline.detectors.occupancy import HitModel, OccupancyMap, accumulate, add_background
-from hotline.errors import HotlineError
+from hotline.errors import HotlineError, ModelError
+from hotline.models.interface import OccupancyScorer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 class DQMContext:
     """Scorers per subsystem, the alert p-value and payload options."""
 
-    scorers: dict[str, Any]  #: subsystem -> models.conv_ae.ConvAEScorer
+    #: subsystem -> the scorer of its occupancy model (e.g. models.conv_ae.ConvAEScorer):
+    #: ``score(counts, n_events)``, ``threshold(p)``, ``geometry``, ``subsystem``
+    scorers: dict[str, OccupancyScorer]
     p_value: float = 1e-3
     top_k: int = 5
     include_maps: bool = True  #: put the map and per-cell loss in the payload
@@ -50,18 +53,27 @@ class DQMContext:
     def from_registry(cls, subsystems: Sequence[str] | None = None,
                       registry: str | Path | None = None, p_value: float = 1e-3,
                       **kw: Any) -> DQMContext:
-        """One scorer per subsystem (default: every registered ``conv-ae`` model)."""
-        from hotline.models.conv_ae import ConvAEScorer
-        from hotline.models.registry import available_models
+        """One scorer per subsystem (default: every registered model of an occupancy kind,
+        ``models.kinds``; ``subsystems`` names them ``conv_<subsystem>``)."""
+        from hotline.models.kinds import available_model_kinds
+        from hotline.models.registry import available_models, load_model
 
         if subsystems is None:
+            occupancy = set(available_model_kinds(family="occupancy"))
             names = sorted({m["name"] for m in available_models(registry)
-                            if m["kind"] == "conv-ae"})
+                            if m["kind"] in occupancy})
         else:
             names = [f"conv_{s}" for s in subsystems]
         scorers = {}
         for n in names:
-            sc = ConvAEScorer.from_registry(n, registry=registry)
+            model = load_model(n, registry=registry)
+            if model.model_kind.family != "occupancy":
+                raise ModelError(f"model {n} is of kind '{model.kind}', which scores events, "
+                                 "not occupancy maps; DQM needs an occupancy kind ("
+                                 f"{', '.join(available_model_kinds(family='occupancy'))})")
+            sc = model.scorer()
+            if not isinstance(sc, OccupancyScorer):
+                raise ModelError(f"model {n} (kind '{model.kind}') has no occupancy scorer")
             scorers[sc.subsystem] = sc
         return cls(scorers, p_value, **kw)
 
@@ -124,19 +136,19 @@ def process_occupancy(maps: Iterable[OccupancyMap], ctx: DQMContext) -> DQMResul
             continue
         counts = np.stack([m.counts for m in good])
         n_ev = np.array([m.n_events for m in good])
-        s = scorer.score_counts(counts, n_ev)
+        s = scorer.score(counts, n_ev)
         thr = ctx.threshold(sub)
         geo = scorer.geometry
         for i, m in enumerate(good):
-            alert = bool(s.score[i] > thr)
+            alert = bool(s.total[i] > thr)
             top = s.top_units(i, ctx.top_k)
-            result.scores.append(MapScore(m.key, float(s.score[i]), float(s.p_value[i]), thr,
+            result.scores.append(MapScore(m.key, float(s.total[i]), float(s.p_value[i]), thr,
                                           alert, top if alert else []))
             if not alert:
                 continue
             payload: dict[str, Any] = {
                 "run": m.run, "lumi": m.lumi, "subsystem": sub, "title": geo.title,
-                "model": f"{scorer.name} v{scorer.card.get('version', '?')}",
+                "model": f"{scorer.name} v{scorer.version}",
                 "n_events": m.n_events, "pileup": round(m.pileup, 2),
                 "threshold": round(thr, 4), "alert_p_value": ctx.p_value,
                 "top_units": top,
@@ -153,7 +165,7 @@ def process_occupancy(maps: Iterable[OccupancyMap], ctx: DQMContext) -> DQMResul
                 )
             result.alerts.append(AlertRecord.make(
                 kind="dqm", rule=f"dqm_{sub}", source=m.source, run=m.run, lumi=m.lumi,
-                event=0, score=float(s.score[i]), p_value=float(s.p_value[i]),
+                event=0, score=float(s.total[i]), p_value=float(s.p_value[i]),
                 payload=payload, created=now))
     return result
 

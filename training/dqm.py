@@ -2,7 +2,8 @@
 
 ``train_dqm(geometry, ...)`` makes good lumisections with
 ``detectors.occupancy.synthesize_lumis`` (luminosity and pileup varying per
-lumisection), trains the conv-AE of ``models.conv_ae`` with a Poisson loss,
+lumisection), trains the conv-AE (kind ``conv-ae`` of ``models.kinds``: its network is
+``models.conv_ae_net``, its scorer ``models.conv_ae``) with a Poisson loss,
 measures each hardware unit's good-data loss mean/variance on a held-out set
 (``unit_null``), calibrates map-score thresholds per p-value on a third set
 (``models.thresholds.calibrate``), and registers ``conv_<geometry>`` with a
@@ -32,14 +33,13 @@ from hotline.detectors.geometry import Geometry, get_geometry
 from hotline.detectors.occupancy import LumiSet, synthesize_lumis
 from hotline.detectors.occupancy_faults import Fault, get_fault_kind, inject
 from hotline.models.conv_ae import (
+    KIND,
     WHITEN_MAX_CELLS,
     ConvAEScorer,
-    build_conv_ae,
-    default_arch,
-    export_onnx,
     normalise,
     whiten_units,
 )
+from hotline.models.kinds import get_model_kind
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,11 @@ def train_conv_ae(geo: Geometry, good: LumiSet, settings: TrainSettings,
     """Train on ``good``; returns (torch model, arch, reference occupancy, loss curve)."""
     import torch
 
+    from hotline.models.conv_ae_net import default_arch
+
     torch.manual_seed(settings.seed)
     arch = default_arch(geo, *settings.channels, pool1=settings.pool1)
-    model = build_conv_ae(arch)
+    model = get_model_kind(KIND).build_model(arch)
     with torch.no_grad():  # start from "every cell as the reference" (x_hat ~ 1)
         model[-1].weight.mul_(0.1)
         model[-1].bias.fill_(1.0)
@@ -138,7 +140,7 @@ def train_dqm(
     calib = synthesize_lumis(geo, s.n_calib, seed=s.seed, run=102, **kw)
     model, arch, ref, curve = train_conv_ae(geo, train, s, progress)
     card: dict[str, Any] = {
-        "kind": "conv-ae",
+        "kind": KIND,
         "description": f"DQM conv-AE for {geo.title}",
         "feature_spec": None,
         "geometry": geo.to_dict(),
@@ -152,7 +154,7 @@ def train_dqm(
     }
     card["score_mode"] = "level_min_p"
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_onnx(model, arch, Path(tmp) / "model.onnx")
+        onnx_path = get_model_kind(KIND).export_onnx(model, Path(tmp) / "model.onnx")
         card.update(calibrate_card(card, model_name(geo), onnx_path, null, calib, s))
         card["training"] = {
             "sample": "detectors.occupancy.synthesize_lumis (good lumisections: make_events-like "
@@ -180,7 +182,7 @@ def calibrate_card(card: dict[str, Any], name: str, onnx_path: Path, null: LumiS
 
     scorer = ConvAEScorer({**card, "name": name, "unit_null": None, "reference": None},
                           onnx_path)
-    ns = scorer.score_counts(null.counts, null.n_events)
+    ns = scorer.score(null.counts, null.n_events)
     nl, npull = ns.unit_loss, ns.unit_pull
     umu = ns.unit_mu.mean(axis=0)
     mean = nl.mean(axis=0)
@@ -193,7 +195,7 @@ def calibrate_card(card: dict[str, Any], name: str, onnx_path: Path, null: LumiS
         "sum_rel_var": [float(v) for v in np.maximum(npull.var(axis=0) - 1.0, 0.0) / umu],
         "whiten": whiten_levels(scorer.geometry, null.counts, ns.expected)}}
     scorer = ConvAEScorer({**card, **out, "name": name, "reference": None}, onnx_path)
-    cs = scorer.score_counts(calib.counts, calib.n_events).score
+    cs = scorer.score(calib.counts, calib.n_events).total
     cal = calibrate(cs, DQM_P_VALUES, seed=s.seed, n_boot=s.n_boot)
     out.update(thresholds=cal["thresholds"], refused=cal["refused"], reference=cal["reference"])
     return out
@@ -306,7 +308,7 @@ class Evaluation:
 
 def _method_scores(scorer: ConvAEScorer, ref: Reference, counts: np.ndarray,
                    n_events: np.ndarray) -> dict[str, Any]:
-    out: dict[str, Any] = {"conv_ae": scorer.score_counts(counts, n_events)}
+    out: dict[str, Any] = {"conv_ae": scorer.score(counts, n_events)}
     for b in available_baselines():
         out[b] = get_baseline(b)(counts, ref)
     return out
@@ -343,12 +345,12 @@ def evaluate(
         good = synthesize_lumis(geo, n_good, seed=seed, run=201, **kw)
         indep = synthesize_lumis(geo, n_good, seed=seed, run=202, **kw)
         gs = _method_scores(scorer, ref, good.counts, good.n_events)
-        thr = {m: float(np.quantile(r.score, 1.0 - FALSE_ALARM)) for m, r in gs.items()}
+        thr = {m: float(np.quantile(r.total, 1.0 - FALSE_ALARM)) for m, r in gs.items()}
         thresholds[gname] = thr
         ind = _method_scores(scorer, ref, indep.counts, indep.n_events)
-        false_alarm[gname] = {m: float((r.score > thr[m]).mean()) for m, r in ind.items()}
+        false_alarm[gname] = {m: float((r.total > thr[m]).mean()) for m, r in ind.items()}
         one, ne1 = good.counts[:1], good.n_events[:1]
-        t, _ = _best_of(lambda sc=scorer, one=one, ne1=ne1: sc.score_counts(one, ne1), 50)
+        t, _ = _best_of(lambda sc=scorer, one=one, ne1=ne1: sc.score(one, ne1), 50)
         timing[gname] = t * 1e3
         kinds = [get_fault_kind(k) for k in available_fault_kinds()]
         configs = [(k, s) for k in kinds for s in k.sizes]
@@ -366,7 +368,7 @@ def evaluate(
             judge = geo.level(kind.judge_role).name if kind.judge_role else level
             row = EvalRow(gname, kind.name, float(size), judge)
             for m, r in _method_scores(scorer, ref, counts, base.n_events).items():
-                det = r.score > thr[m]
+                det = r.total > thr[m]
                 ls = r.level_scores(judge)
                 order = np.argsort(-ls, axis=1, kind="stable")[:, :3]
                 hit1 = np.array([order[i, 0] in truth[i].units for i in range(trials)])

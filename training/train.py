@@ -37,6 +37,7 @@ from hotline.config import read_toml
 from hotline.detectors.features import FeatureMatrix
 from hotline.detectors.spec import DEFAULT_SPEC
 from hotline.errors import ConfigError, ModelError, SourceError
+from hotline.models.kinds import kind_of
 from hotline.stream.samples import (
     SAMPLES_DIR,
     load_sample,
@@ -125,16 +126,15 @@ def train_model(
     """
     import torch
 
-    from hotline.models.nets import build_model, feature_mask, kl_divergence, masked_mse
+    from hotline.models.nets import feature_mask
 
     torch.set_num_threads(int(settings.get("threads", 1)))
     seed = int(settings.get("seed", 1))
     torch.manual_seed(seed)
-    model = build_model(arch)
+    model = kind_of(arch).build_model(arch)
     epochs = int(settings.get("epochs", 20))
     bs = int(settings.get("batch_size", 1024))
     patience = int(settings.get("patience", 4))
-    beta = float(model.arch.get("beta", 1.0))
     opt = torch.optim.Adam(model.parameters(), lr=float(settings.get("lr", 1e-3)),
                            weight_decay=float(settings.get("weight_decay", 0.0)))
     xt, mt = torch.from_numpy(xn_train), feature_mask(torch.from_numpy(m_train), xn_train.shape[1])
@@ -144,12 +144,7 @@ def train_model(
     gen = torch.Generator().manual_seed(seed)
 
     def loss_of(x, m, w=None):
-        out = model(x)
-        if model.kind == "vae":
-            recon, mu, lv = out
-            loss = masked_mse(x, recon, m) + beta * kl_divergence(mu, lv) / x.shape[1]
-        else:
-            loss = masked_mse(x, out, m)
+        loss = model.loss(x, m)  # per event: the kind's training loss
         return loss.mean() if w is None else (loss * w).sum() / w.sum()
 
     history: dict[str, list[float]] = {"train": [], "val": []}
@@ -202,14 +197,16 @@ def train_ensemble(
     m_val: np.ndarray, settings: dict[str, Any], folder: Path, progress: bool = True,
     w_train: np.ndarray | None = None, w_val: np.ndarray | None = None,
 ) -> TrainResult:
-    """A seed ensemble: ``members`` AEs (the rest of ``arch``) trained with seeds
-    seed, seed + 1, ...; on the same data split, each with its own early stopping."""
-    from hotline.models.nets import Ensemble
-
+    """A seed ensemble: ``members`` networks of the ensemble kind's member kind (the rest
+    of ``arch``) trained with seeds seed, seed + 1, ...; on the same data split, each with
+    its own early stopping, then joined by the kind's ``assemble`` handler."""
+    kind = kind_of(arch)
+    if kind.members is None:
+        raise ConfigError(f"model kind '{kind.name}' is not an ensemble of members")
     n = int(arch.get("members", 3))
     if n < 2:
         raise ConfigError(f"an ensemble needs >= 2 members, got {n}")
-    member_arch = {k: v for k, v in arch.items() if k != "members"} | {"kind": "ae"}
+    member_arch = {k: v for k, v in arch.items() if k != "members"} | {"kind": kind.members}
     seed = int(settings.get("seed", 1))
     results = []
     for i in range(n):
@@ -219,7 +216,7 @@ def train_ensemble(
             checkpoint=folder / f"checkpoint_{i}.pt", progress=progress,
             w_train=w_train, w_val=w_val))
     first = results[0]
-    return TrainResult(Ensemble.of([r.model for r in results]), first.history,
+    return TrainResult(kind.assemble_members([r.model for r in results]), first.history,
                        first.best_epoch, max(r.epochs_run for r in results),
                        sum(r.seconds for r in results), all(r.stopped_early for r in results))
 
@@ -242,9 +239,9 @@ def run_training(
 
     Returns a summary dict (also written to ``<run folder>/summary.json``).
     """
+    import onnx
     import torch
 
-    from hotline.models.export import export_onnx
     from hotline.models.normalise import fit_normaliser
     from hotline.models.registry import register_model
     from hotline.models.scorer import Scorer
@@ -343,7 +340,8 @@ def run_training(
         mdir.mkdir(exist_ok=True)
         wkw = ({"w_train": w_of(tr), "w_val": w_of(va)}
                if cfg.training.get("weighted_loss", True) else {})
-        if arch.get("kind") == "ensemble":
+        kind = kind_of(arch)
+        if kind.members is not None:  # an ensemble: its members are trained one by one
             res = train_ensemble(arch, xn[tr], bkg.mask[tr], xn[va], bkg.mask[va], settings,
                                  mdir, progress, **wkw)
         else:
@@ -352,14 +350,14 @@ def run_training(
                               progress=progress, **wkw)
         model = res.model
         torch.save(model.state_dict(), mdir / "weights.pt")
-        export_onnx(model, norm, spec, mdir / "model.onnx", name=mname)
+        onnx_path = kind.export_onnx(model, mdir / "model.onnx", normaliser=norm, spec=spec,
+                                     name=mname)
         card = {
             "kind": model.kind, "description": mcfg.get("description", ""),
             "feature_spec": spec.to_dict(), "normalisation": norm.to_dict(),
             "architecture": model.arch, "score": model.arch["score"],
             "onnx": {"inputs": {"x": ["N", spec.n_features], "mask": ["N", spec.n_objects]},
-                     "outputs": ["per_feature", "per_object", "per_type", "total"]
-                     + (["kl", "mu2"] if model.kind == "vae" else []),
+                     "outputs": [o.name for o in onnx.load(str(onnx_path)).graph.output],
                      "normalisation": "baked into the graph"},
             "training": {**data_summary, "config": cfg.source, "settings": cfg.training,
                          "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,

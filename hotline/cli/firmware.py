@@ -99,7 +99,7 @@ def _ints(text: str | None, what: str) -> list[int] | None:
 def _setup(args: argparse.Namespace):
     from dataclasses import replace
 
-    from hotline.firmware.build import STANDINS, resolve_model
+    from hotline.firmware.build import STANDIN_PREFIX, is_standin, resolve_model
     from hotline.firmware.convert import load_build_config
     from hotline.firmware.source import parse_model_ref
 
@@ -110,8 +110,10 @@ def _setup(args: argparse.Namespace):
     name, _ = parse_model_ref(ref)
     cfg_dir = Path(cfg.firmware.configs)
     kind_guess = None
-    if name in STANDINS:
-        kind_guess = "conv-ae" if "conv" in name else name.removeprefix("standin-")
+    if is_standin(name):
+        from hotline.firmware.standin import get_standin
+
+        kind_guess = get_standin(name.removeprefix(STANDIN_PREFIX)).model_kind
     else:
         try:
             from hotline.models.registry import load_model
@@ -221,6 +223,7 @@ def handle_scan(args: argparse.Namespace) -> int:
 
 def handle_prune(args: argparse.Namespace) -> int:
     from hotline.firmware.pruning import format_pruning, pruning_study
+    from hotline.models.kinds import get_model_kind
 
     console, bcfg, source, _ = _setup(args)
     try:
@@ -236,7 +239,8 @@ def handle_prune(args: argparse.Namespace) -> int:
         raise ConfigError(f"model {source.name} has no signal sample to measure a TPR on")
     sig = source.fw_inputs(source.signal)
     ps = sorted(bcfg.validation.p_values, reverse=True)
-    epochs = args.retrain_epochs if source.kind == "ae" else 0
+    # fine-tuning minimises the block's own score: only where that is the kind's training loss
+    epochs = args.retrain_epochs if get_model_kind(source.kind).firmware_plan().retrain else 0
     with console.status("pruning" + (" and fine-tuning" if epochs else "") + "..."):
         points = pruning_study(source.score_net, ref, train, sig, ps, fractions, epochs)
     console.print(f"[bold]pruning study of {source.name}:{source.version}[/] (float; thresholds "

@@ -166,3 +166,26 @@ def test_firmware_target_registry():
         assert available_targets() == ["ku15p", "vu13p", "vu19p", "vu9p"], available_targets()
         assert get_target("vu13p").dsp == 12288 and get_target("vu19p").dsp == 3840
     """)
+
+
+def test_firmware_standin_registry():
+    from hotline.firmware.build import is_standin, standin_names
+    from hotline.firmware.standin import available_standins, get_standin, register_standin
+
+    assert available_standins() == ["ae", "vae", "conv-ae", "conv-ae-dense"]
+    assert standin_names()[-1] == "standin-conv-ae-dense" and is_standin("standin-vae")
+    assert not is_standin("standin-gan") and not is_standin("ae_default")
+    assert get_standin("conv-ae-dense").model_kind == "conv-ae"
+    with pytest.raises(FirmwareError, match="stand-in 'ae' is already registered"):
+        register_standin(get_standin("ae"))
+    with pytest.raises(FirmwareError, match="unknown stand-in 'gan'; available: ae, vae, "
+                                            "conv-ae, conv-ae-dense$"):
+        get_standin("gan")
+    _fresh("""
+        from dataclasses import replace
+        from hotline.firmware.build import is_standin
+        from hotline.firmware.standin import available_standins, get_standin, register_standin
+        register_standin(replace(get_standin("ae"), name="ae-small"))
+        assert available_standins()[-1] == "ae-small", available_standins()
+        assert is_standin("standin-ae-small") and is_standin("standin-conv-ae")
+    """)

@@ -47,7 +47,7 @@ def test_hot_region_is_found_by_every_baseline(setup):
     bad, (t,) = inject(good.counts[0], geo, [Fault("hot_channel", 3, seed=1)])
     for name in available_baselines():
         r = get_baseline(name)(bad[None], ref)
-        assert r.score[0] > 8, name
+        assert r.total[0] > 8, name
         assert int(np.argmax(r.level_scores("channel")[0])) == t.units[0], name
 
 

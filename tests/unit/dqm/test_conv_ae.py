@@ -12,13 +12,8 @@ import torch
 from hotline.detectors.geometry import get_geometry
 from hotline.detectors.occupancy import synthesize_lumis
 from hotline.errors import ModelError
-from hotline.models.conv_ae import (
-    ConvAEScorer,
-    build_conv_ae,
-    default_arch,
-    export_onnx,
-    poisson_deviance,
-)
+from hotline.models.conv_ae import ConvAEScorer, poisson_deviance
+from hotline.models.conv_ae_net import build_conv_ae, default_arch, export_onnx
 from hotline.models.registry import available_models, load_model
 
 
@@ -28,7 +23,7 @@ def test_onnx_graph_matches_torch_and_uses_only_hls4ml_friendly_ops(name, tmp_pa
     arch = default_arch(geo)
     torch.manual_seed(1)
     model = build_conv_ae(arch).eval()
-    path = export_onnx(model, arch, tmp_path / "m.onnx")
+    path = export_onnx(model, tmp_path / "m.onnx", arch=arch)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert ops <= {"Conv", "Relu", "AveragePool", "Resize", "Identity"}
     assert not ops & {"ConvTranspose", "Reshape", "Flatten", "Gemm"}
@@ -79,20 +74,20 @@ def test_scorer_finds_a_dead_board():
     geo = sc.geometry
     good = synthesize_lumis(geo, 20, seed=5, run=50,
                             events_per_lumi=sc.card["training"]["events_per_lumi"])
-    s = sc.score_counts(good.counts, good.n_events)
+    s = sc.score(good.counts, good.n_events)
     assert s.cell_loss.shape == (20, 960) and s.unit_logp.shape[1] == geo.membership[0].shape[1]
     assert np.all(s.p_value > 1e-4)
     from hotline.detectors.occupancy_faults import Fault, inject
 
     bad, (t,) = inject(good.counts[0], geo, [Fault("dead_board", unit="W0 S03")])
-    b = sc.score_counts(bad[None], good.n_events[:1])
-    assert b.score[0] > 5 * sc.threshold(1e-3)
+    b = sc.score(bad[None], good.n_events[:1])
+    assert b.total[0] > 5 * sc.threshold(1e-3)
     assert b.p_value[0] < 1e-4
     top = b.top_units(0, 3)
     assert any(u["unit"].startswith("W0 S03") for u in top)
     assert int(np.argmax(b.level_scores("board")[0])) == t.units[0]
     with pytest.raises(ModelError, match="does not fit geometry"):
-        sc.score_counts(np.zeros((1, 18, 14)), np.ones(1))
+        sc.score(np.zeros((1, 18, 14)), np.ones(1))
 
 
 def test_whitened_unit_test_is_standard_on_good_data_and_beats_the_plain_sum():
@@ -132,8 +127,8 @@ def test_shipped_muon_model_sees_a_20_percent_efficiency_drop_in_one_sector():
         c, (t,) = inject(ls.counts[i], geo, [Fault("hv_drop", 0.2, seed=i)], seed=4)
         bad.append(c)
         truth.append(t.units[0])
-    s = sc.score_counts(np.array(bad), ls.n_events)
-    det = s.score > sc.threshold(1e-3)
+    s = sc.score(np.array(bad), ls.n_events)
+    det = s.total > sc.threshold(1e-3)
     assert det.sum() >= 15
     top = np.argmax(s.level_scores("sector"), axis=1)
     assert (top[det] == np.array(truth)[det]).mean() >= 0.9

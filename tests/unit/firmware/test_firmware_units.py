@@ -19,6 +19,7 @@ from hotline.firmware.emulation import (
     export_onnx,
     onnx_scores,
 )
+from hotline.models.nets import ae_score_net, vae_mu_score_net
 
 CONFIGS = Path(C.__file__).resolve().parent / "configs"
 
@@ -149,7 +150,7 @@ def test_masked_ae_score_net_is_the_serving_loss():
 
     torch.manual_seed(1)
     ae = build_model({"kind": "ae"}).eval()
-    net = C.ae_score_net(ae, 57, masked=True)
+    net = ae_score_net(ae, 57, masked=True)
     xn = torch.randn(64, 57)
     mask = torch.rand(64, 19) > 0.4
     fm = feature_mask(mask, 57)
@@ -165,7 +166,7 @@ def test_vae_mu_score_net_is_mu2():
 
     torch.manual_seed(2)
     vae = build_model({"kind": "vae", "score": "mu2"}).eval()
-    net = C.vae_mu_score_net(vae.encoder, vae.mu)
+    net = vae_mu_score_net(vae.encoder, vae.mu)
     x = torch.randn(32, 57)
     with torch.no_grad():
         ref = torch_scores(vae, x, torch.ones_like(x))["mu2"]
@@ -177,7 +178,7 @@ def test_hls_config_assigns_input_mask_score_and_layer_precisions():
     from hotline.models.nets import build_model
 
     cfg = C.load_build_config()
-    net = C.ae_score_net(build_model({"kind": "ae"}).eval(), 57, masked=True)
+    net = ae_score_net(build_model({"kind": "ae"}).eval(), 57, masked=True)
     hc = C.hls_config(net, [(57,), (57,)], cfg)
     layers = hc["LayerName"]
     assert layers["x"]["Precision"]["result"] == cfg.precision.input
@@ -222,7 +223,7 @@ def test_onnx_scores_of_exported_score_net_match_torch(tmp_path):
     from hotline.firmware.standin import dense_ae, synthetic_features
 
     torch.manual_seed(0)
-    net = C.ae_score_net(dense_ae().eval(), 57)
+    net = ae_score_net(dense_ae().eval(), 57)
     x = synthetic_features(300, 3)
     data = export_onnx(net, (57,), tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").read_bytes() == data
@@ -237,7 +238,7 @@ def test_onnx_scores_of_exported_score_net_match_torch(tmp_path):
 def _converted(tmp_path, cfg):
     from hotline.models.nets import build_model
 
-    net = C.ae_score_net(build_model({"kind": "ae"}).eval(), 57, masked=True)
+    net = ae_score_net(build_model({"kind": "ae"}).eval(), 57, masked=True)
     return C.convert(net, [(57,), (57,)], cfg, tmp_path / "p").hls_model
 
 
@@ -291,7 +292,7 @@ def test_profile_layers_and_smallest_safe():
     from hotline.firmware.standin import dense_ae, synthetic_features
 
     torch.manual_seed(0)
-    net = C.ae_score_net(dense_ae().eval(), 57)
+    net = ae_score_net(dense_ae().eval(), 57)
     prof = profile_layers(net, synthetic_features(500, 1))
     names = [p.name for p in prof]
     assert "ae_encoder_0" in names and "score_sum" in names
@@ -331,7 +332,7 @@ def test_pruning_zeroes_weights_keeps_them_zero_and_reports_tpr():
     from hotline.firmware.standin import dense_ae, synthetic_features
 
     torch.manual_seed(0)
-    net = C.ae_score_net(dense_ae().eval(), 57)
+    net = ae_score_net(dense_ae().eval(), 57)
     full = nonzero_multiplications(net)
     assert full == 57 * 32 + 32 * 16 + 16 * 3 + 3 * 16 + 16 * 32 + 32 * 57  # score_sum excluded
     pruned, masks = magnitude_prune(net, 0.5)

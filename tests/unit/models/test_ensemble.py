@@ -39,7 +39,7 @@ def test_ensemble_onnx_matches_torch_and_is_the_mean_of_its_members(tmp_path):
     import torch
 
     from hotline.models.export import reference_scores
-    from hotline.models.nets import feature_mask
+    from hotline.models.nets import feature_mask, torch_model
     from hotline.models.scorer import Scorer
 
     reg, model, norm = _trained_ensemble(tmp_path, members=3)
@@ -60,7 +60,7 @@ def test_ensemble_onnx_matches_torch_and_is_the_mean_of_its_members(tmp_path):
                 for m in model.members]
     np.testing.assert_allclose(res.total, np.mean(each, axis=0), rtol=1e-4, atol=1e-7)
     # the registry rebuilds the same ensemble from the card + weights
-    again = reg.torch_model()
+    again = torch_model(reg)
     assert again.kind == "ensemble" and len(again.members) == 3
     with torch.no_grad():
         np.testing.assert_allclose(again(xn).numpy(), model(xn).numpy(), rtol=1e-6)

@@ -126,10 +126,12 @@ def test_registry_versions_hash_and_rebuild(tmp_path, tiny_registry):
     assert load_model("tiny", 1, registry=reg).version == "1"
     assert {(m["name"], m["version"]) for m in available_models(reg)} >= {("tiny", "1"),
                                                                            ("tiny", "2")}
-    torch_model = m2.torch_model()  # card architecture + weights.pt -> the torch module
-    fm = tiny_features(100)
     from hotline.models.export import reference_scores
+    from hotline.models.nets import torch_model as load_torch_model
     from hotline.models.normalise import Normaliser
+
+    torch_model = load_torch_model(m2)  # card architecture + weights.pt -> the torch module
+    fm = tiny_features(100)
 
     ref = reference_scores(torch_model, Normaliser.from_dict(m2.card["normalisation"]),
                            fm.x, fm.mask)
