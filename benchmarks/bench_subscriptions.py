@@ -29,7 +29,7 @@ from benchmarks.common import best_of, header, save
 
 
 def _alerts(n: int, seed: int = 0):
-    from tests.unit.subscriptions.factory import make_alerts
+    from tests.support.alerts import make_alerts
 
     return make_alerts(n, seed=seed)
 

@@ -6,13 +6,15 @@ Submodules (imported on demand; hls4ml and torch are loaded only when used):
   (what a model's score network is comes from its kind: ``models.kinds`` firmware plans)
 * ``emulation``  -- compiled C++ emulation vs onnxruntime: correlation, decision agreement
 * ``precision``  -- per-layer profiling and the ap_fixed<W,I> width scan
+* ``pruning``    -- magnitude pruning with fine-tuning, and what it saves in multipliers
 * ``resources``  -- DSP/LUT/latency estimates; real reports with Vitis/Vivado HLS
 * ``targets``    -- registry of FPGA parts (register_target / get_target / available_targets)
+* ``source``     -- ``ModelSource``: what a build is made from (model, samples, thresholds)
 * ``build``      -- one build: resolve MODEL[:VERSION], convert, compile, validate, report
 * ``registry_adapter`` -- registered models as build sources (or their kind's refusal)
 * ``standin``    -- registry of small stand-in models and synthetic samples of the same
   architectures
 """
 
-__all__ = ["build", "convert", "emulation", "precision", "registry_adapter", "resources",
-           "standin", "targets"]
+__all__ = ["build", "convert", "emulation", "precision", "pruning", "registry_adapter",
+           "resources", "source", "standin", "targets"]

@@ -14,6 +14,9 @@ scorers, thresholds, the model registry.
   (total, per-feature, per-object, per-type), p-values and thresholds from the card.
 - ``models.conv_ae`` / ``models.conv_ae_net`` (torch): the DQM conv-AE's scorer of
   occupancy maps and its network.
+- ``models.normalise``: feature normalisation schemes (fitted on training data, stored in
+  the card, the same arithmetic as the ONNX graph).
+- ``models.weights``: physical event weights (genWeight per sample component, Kish size).
 - ``models.thresholds``: calibration (empirical, generalised-Pareto tail, refusals).
 - ``models.registry``: ``models/registry/<name>/<version>/{model.onnx, card.json, weights.pt}``.
 
@@ -21,5 +24,5 @@ Nothing is imported here; serving modules (kinds, interface, registry, scorer, c
 normalise, thresholds) never import torch (the import-linter contract in pyproject.toml).
 """
 
-__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "nets", "registry",
-           "scorer", "thresholds"]
+__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "nets", "normalise",
+           "registry", "scorer", "thresholds", "weights"]

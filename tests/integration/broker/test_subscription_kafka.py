@@ -14,7 +14,7 @@ import pytest
 from hotline.alerts.delivery import DeliveryWorker
 from hotline.alerts.outbox import delivery_stats, install_outbox
 from hotline.alerts.subscription_store import add_subscription
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 pytestmark = pytest.mark.broker
 

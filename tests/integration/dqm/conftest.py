@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_events
-from tests.unit.dqm.conftest import train_tiny
+from tests.support.models import train_tiny_dqm
 
 
 @pytest.fixture(scope="session")
-def tiny_registry(tmp_path_factory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("dqm-registry"))
+def tiny_dqm_registry(tmp_path_factory) -> Path:
+    return train_tiny_dqm(tmp_path_factory.mktemp("dqm-registry"))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from hotline.alerts.subscription_store import (
 )
 from hotline.alerts.subscriptions import new_secret
 from tests.integration.subscriptions.receivers import Receiver
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 pytestmark = pytest.mark.postgres
 

@@ -9,7 +9,7 @@ from hotline.alerts.outbox import install_outbox
 from hotline.alerts.store import SQLiteAlertStore
 from hotline.cli import main
 from tests.integration.subscriptions.receivers import Receiver
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 
 def _run(capsys, *argv):

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from hotline.alerts.delivery import DeliveryWorker
 from hotline.alerts.outbox import delivery_log, install_outbox
 from hotline.alerts.subscription_store import add_subscription
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 
 class Inbox:

@@ -13,7 +13,7 @@ from hotline.alerts.outbox import delivery_log, delivery_stats, install_outbox
 from hotline.alerts.subscription_store import add_subscription
 from hotline.alerts.subscriptions import alert_units, new_secret
 from tests.integration.subscriptions.receivers import Receiver, wait_for
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 FAST = {"backoff_base": 0.05, "backoff_max": 0.3, "timeout": 0.5, "give_up_after": 60}
 

@@ -18,7 +18,7 @@ from hotline.alerts.store import SQLiteAlertStore
 from hotline.alerts.subscription_store import add_subscription
 from hotline.alerts.subscriptions import new_secret
 from tests.integration.subscriptions.receivers import wait_for
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 HOTLINE = [sys.executable, "-c", "import sys; from hotline.cli import main; sys.exit(main())"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hotline.errors import ModelError
-from tests.unit.models.conftest import tiny_features
+from tests.support.models import tiny_features
 
 
 def _trained_ensemble(tmp_path, members: int = 2):

@@ -26,7 +26,7 @@ from hotline.models.kinds import (
 )
 from hotline.models.registry import DEFAULT_REGISTRY, load_model
 from hotline.registry import Registry
-from tests.unit.models.conftest import tiny_features
+from tests.support.models import tiny_features
 
 ROOT = Path(__file__).resolve().parents[3]
 BUILTIN = ["ae", "vae", "ensemble", "conv-ae"]

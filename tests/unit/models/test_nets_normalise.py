@@ -9,7 +9,7 @@ import torch
 from hotline.errors import ModelError
 from hotline.models.nets import VARIANTS, build_model, feature_mask, masked_mse, normalise_arch
 from hotline.models.normalise import Normaliser, fit_normaliser
-from tests.unit.models.conftest import tiny_features
+from tests.support.models import tiny_features
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -13,7 +13,7 @@ from hotline.errors import ModelError
 from hotline.models.export import reference_scores
 from hotline.models.registry import available_models, load_model, register_model
 from hotline.models.scorer import Scorer
-from tests.unit.models.conftest import make_tiny_model, tiny_features
+from tests.support.models import make_tiny_model, tiny_features
 
 ARCHS = [
     {"kind": "ae", "variant": "baseline"},

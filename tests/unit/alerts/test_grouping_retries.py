@@ -15,7 +15,7 @@ from hotline.alerts.channels.base import Channel, DeliveryError
 from hotline.alerts.delivery import DeliveryWorker, group_id
 from hotline.alerts.outbox import delivery_log, delivery_stats, install_outbox
 from hotline.alerts.subscription_store import add_subscription, resume_subscription
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 
 class MemoryChannel(Channel):

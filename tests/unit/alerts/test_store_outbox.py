@@ -17,7 +17,7 @@ from hotline.alerts.subscription_store import (
 )
 from hotline.alerts.subscriptions import alert_units, redact_secret, validate_webhook_url
 from hotline.errors import ConfigError, StoreError
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 
 def _outbox(store):

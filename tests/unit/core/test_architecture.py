@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grimp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_import_contracts_hold():

@@ -1,4 +1,4 @@
-"""Fixtures for the model tests: tiny trained models in a temporary registry (seconds)."""
+"""Tiny trained anomaly models and DQM conv-AEs in temporary registries (seconds; plumbing only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 
 def tiny_features(n: int = 2000, seed: int = 1, process: str = "sm"):
@@ -58,10 +57,12 @@ def make_tiny_model(
     return reg, res.model, norm
 
 
-@pytest.fixture(scope="session")
-def tiny_registry(tmp_path_factory) -> Path:
-    """A registry with a tiny AE ('tiny') and a tiny VAE scored by mu^2 ('tiny_vae')."""
-    reg = tmp_path_factory.mktemp("models") / "registry"
-    make_tiny_model(reg, "tiny", {"kind": "ae", "variant": "leaky_bn"})
-    make_tiny_model(reg, "tiny_vae", {"kind": "vae", "variant": "elu_bn", "score": "mu2"})
-    return reg
+def train_tiny_dqm(registry: Path, geometries=("calo_regions",)) -> Path:
+    from hotline.detectors.geometry import get_geometry
+    from hotline.training.dqm import TrainSettings, train_dqm
+
+    for g in geometries:
+        s = TrainSettings(n_train=200, n_null=100, n_calib=300, epochs=2, batch_size=32,
+                          seed=0, n_boot=3)
+        train_dqm(get_geometry(g), s, registry=registry, progress=False)
+    return registry

@@ -17,7 +17,7 @@ import pytest
 
 from hotline.errors import ConfigError, FirmwareError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _fresh(code: str) -> None:

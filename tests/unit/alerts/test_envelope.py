@@ -15,7 +15,7 @@ from hotline.alerts.channels.base import Notification
 from hotline.alerts.channels.webhook import WebhookChannel, verify_webhook
 from hotline.alerts.records import AlertRecord
 from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, new_secret
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 
 def _sub(secret):

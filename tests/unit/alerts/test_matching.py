@@ -7,7 +7,7 @@ import pytest
 
 from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, SubscriptionMatcher
 from hotline.errors import ConfigError
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 FILTERS = [
     {},

@@ -16,8 +16,8 @@ def ctx(shipped_ctx):
     return shipped_ctx
 
 
-def test_context_from_a_registry_folder(tiny_registry):
-    c = DQMContext.from_registry(None, tiny_registry, p_value=0.01)
+def test_context_from_a_registry_folder(tiny_dqm_registry):
+    c = DQMContext.from_registry(None, tiny_dqm_registry, p_value=0.01)
     assert set(c.scorers) == {"calo_regions"}
 
 

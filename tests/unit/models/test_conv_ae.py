@@ -45,10 +45,10 @@ def test_poisson_deviance():
     assert d[3] > d[2] > 0
 
 
-def test_tiny_registered_models(tiny_registry):
-    models = {m["name"]: m for m in available_models(tiny_registry)}
+def test_tiny_registered_models(tiny_dqm_registry):
+    models = {m["name"]: m for m in available_models(tiny_dqm_registry)}
     assert set(models) == {"conv_calo_regions"} and models["conv_calo_regions"]["kind"] == "conv-ae"
-    m = load_model("conv_calo_regions", registry=tiny_registry)
+    m = load_model("conv_calo_regions", registry=tiny_dqm_registry)
     card = m.card
     assert card["kind"] == "conv-ae" and card["geometry"]["name"] == "calo_regions"
     assert len(card["normalisation"]["reference"]) == 252
@@ -134,13 +134,13 @@ def test_shipped_muon_model_sees_a_20_percent_efficiency_drop_in_one_sector():
     assert (top[det] == np.array(truth)[det]).mean() >= 0.9
 
 
-def test_recalibrate_registers_a_new_version_with_the_same_network(tiny_registry, tmp_path):
+def test_recalibrate_registers_a_new_version_with_the_same_network(tiny_dqm_registry, tmp_path):
     import shutil
 
     from hotline.training.dqm import recalibrate_dqm
 
     reg = tmp_path / "reg"
-    shutil.copytree(tiny_registry, reg)
+    shutil.copytree(tiny_dqm_registry, reg)
     old = load_model("conv_calo_regions", registry=reg)
     new = recalibrate_dqm("conv_calo_regions", reg, events_per_lumi=20_000, version=2)
     assert new.version == "2" and old.version == "1"
@@ -150,4 +150,4 @@ def test_recalibrate_registers_a_new_version_with_the_same_network(tiny_registry
     assert new.card["unit_null"]["whiten"]  # calo levels of equal-size units are whitened
     assert load_model("conv_calo_regions", registry=reg).version == "2"
     assert (reg / "conv_calo_regions" / "1" / "card.json").read_text() == (
-        tiny_registry / "conv_calo_regions" / "1" / "card.json").read_text()
+        tiny_dqm_registry / "conv_calo_regions" / "1" / "card.json").read_text()

@@ -10,7 +10,7 @@ from hotline.alerts.outbox import install_outbox
 from hotline.alerts.store import SQLiteAlertStore
 from hotline.alerts.subscription_store import add_subscription
 from hotline.errors import ConfigError
-from tests.unit.subscriptions.factory import make_alerts
+from tests.support.alerts import make_alerts
 
 
 class Clock:

@@ -1,1 +1,0 @@
-"""Unit tests of the fast detector simulation and the process registry."""
