@@ -1,4 +1,4 @@
-"""DQM integration fixtures: a tiny trained registry and an archive with high-statistics LS."""
+"""DQM integration fixtures: an archive with high-statistics lumisections."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_events
-from tests.support.models import train_tiny_dqm
-
-
-@pytest.fixture(scope="session")
-def tiny_dqm_registry(tmp_path_factory) -> Path:
-    return train_tiny_dqm(tmp_path_factory.mktemp("dqm-registry"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 from hotline.alerts.backends import open_store
 from hotline.alerts.store import SQLiteAlertStore
 from hotline.errors import StoreError
-from tests.unit import test_store as base
+from tests.unit.alerts import test_store as base
 
 STORE_TESTS = sorted(
     name for name, fn in vars(base).items()
