@@ -63,12 +63,20 @@ def default_arch(geo: Geometry, c1: int = 4, c2: int = 4, pool1: int | None = No
     return {"kind": KIND, "shape": [h, w], "channels": [c1, c2], "pools": pools}
 
 
-def build_conv_ae(arch: Mapping[str, Any]) -> nn.Sequential:
+class ConvAE(nn.Sequential):
+    """``nn.Sequential`` (same constructor, modules, state_dict keys and traced graph) that
+    declares what the export reads: the ``arch`` it was built from and its ``kind``."""
+
+    arch: dict[str, Any]
+    kind: str = KIND
+
+
+def build_conv_ae(arch: Mapping[str, Any]) -> ConvAE:
     """A fresh torch ``nn.Sequential`` for ``arch`` (see module docstring); build handler
     of kind ``conv-ae``. The module carries ``arch`` and ``kind`` (for the export)."""
     c1, c2 = (int(c) for c in arch["channels"])
     (a, b), (c, d) = arch["pools"]
-    net = nn.Sequential(
+    net = ConvAE(
         nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.AvgPool2d((a, b)),
         nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.AvgPool2d((c, d)),
         nn.Conv2d(c2, c2, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=(c, d)),
@@ -76,8 +84,12 @@ def build_conv_ae(arch: Mapping[str, Any]) -> nn.Sequential:
         nn.Conv2d(c1, c1, 3, padding=1), nn.ReLU(), nn.Conv2d(c1, 1, 3, padding=1),
     )
     net.arch = dict(arch)
-    net.kind = KIND
     return net
+
+
+def _pair(v: float | tuple[float, ...]) -> list[float]:
+    """A 2-d layer's size argument (one number for both axes, or one per axis) as a list."""
+    return [v, v] if isinstance(v, int | float) else list(v)
 
 
 def export_onnx(model: Any, path: str | Path, *, arch: Mapping[str, Any] | None = None
@@ -94,6 +106,8 @@ def export_onnx(model: Any, path: str | Path, *, arch: Mapping[str, Any] | None 
     for i, layer in enumerate(model):
         out = f"t{i}"
         if isinstance(layer, nn.Conv2d):
+            if layer.bias is None:  # pragma: no cover - build_conv_ae makes biased convs
+                raise ModelError(f"conv-AE export: {layer} has no bias")
             wn, bn = f"w{i}", f"b{i}"
             inits.append(numpy_helper.from_array(layer.weight.detach().numpy().astype(np.float32),
                                                  wn))
@@ -104,12 +118,14 @@ def export_onnx(model: Any, path: str | Path, *, arch: Mapping[str, Any] | None 
         elif isinstance(layer, nn.ReLU):
             nodes.append(helper.make_node("Relu", [cur], [out]))
         elif isinstance(layer, nn.AvgPool2d):
-            k = [int(v) for v in layer.kernel_size]
+            k = [int(v) for v in _pair(layer.kernel_size)]
             nodes.append(helper.make_node("AveragePool", [cur], [out], kernel_shape=k,
                                           strides=k))
         elif isinstance(layer, nn.Upsample):
+            if layer.scale_factor is None:  # pragma: no cover - build_conv_ae scales by factors
+                raise ModelError(f"conv-AE export: {layer} has no scale factor")
             sn = f"s{i}"
-            f = [float(v) for v in layer.scale_factor]
+            f = [float(v) for v in _pair(layer.scale_factor)]
             inits.append(numpy_helper.from_array(np.array([1, 1, *f], np.float32), sn))
             nodes.append(helper.make_node("Resize", [cur, "", sn], [out], mode="nearest",
                                           coordinate_transformation_mode="asymmetric",
@@ -147,7 +163,7 @@ def conv_ae_score_net(ae: Any, shape: tuple[int, int, int]) -> Any:
                 self.score_sum.weight.fill_(1.0 / n)
             self.score_sum.weight.requires_grad_(False)
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.ae(x)
             return self.score_sum(self.score_flat(x - y) * self.score_flat2(x - y))
 

@@ -54,6 +54,8 @@ def _linear_layers(seq: Any) -> list[tuple[str, Any]]:
         elif isinstance(m, nn.BatchNorm1d):
             if not out or out[-1][0] != "gemm":
                 raise ModelError("BatchNorm must follow a Linear layer to be folded")
+            if m.running_mean is None or m.running_var is None:
+                raise ModelError("BatchNorm without running statistics cannot be folded")
             w, b = out[-1][1]
             g = m.weight.detach().double().numpy()
             beta = m.bias.detach().double().numpy()
@@ -86,7 +88,7 @@ class OnnxGraph:
         self.k += 1
         return f"{base}_{self.k}"
 
-    def const(self, value: np.ndarray, base: str = "c") -> str:
+    def const(self, value: np.ndarray | np.generic, base: str = "c") -> str:
         from onnx import numpy_helper
 
         n = self.name(base)
@@ -151,11 +153,13 @@ def vae_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
 
 def ensemble_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
     """Kind ``ensemble``: mean over the members of their squared errors."""
-    acc = None
+    acc: str | None = None
     for member in model.members:
         d = g.op("Sub", [_ae_recon(g, member, xn), xn])
         sq = g.op("Mul", [d, d])
         acc = sq if acc is None else g.op("Add", [acc, sq])
+    if acc is None:
+        raise ModelError("an ensemble without members cannot be exported")
     return g.op("Mul", [acc, g.const(np.float32(1.0 / len(model.members)))]), []
 
 
@@ -247,7 +251,8 @@ def build_scoring_graph(
     # total = sum over the K types (4 columns, not 19): the same sum, fewer reads
     g.op("ReduceSum", [per_type, g.const(np.array([1], np.int64))], out="total", keepdims=0)
 
-    shapes = {"per_feature": ["N", f], "per_object": ["N", o], "per_type": ["N", k]}
+    shapes: dict[str, list[str | int]] = {"per_feature": ["N", f], "per_object": ["N", o],
+                                          "per_type": ["N", k]}
     graph = helper.make_graph(
         g.nodes,
         name,

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -252,12 +252,13 @@ class Ensemble(nn.Module):
             dst.load_state_dict(src.state_dict())
         return ens.eval()
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members])
 
     def loss(self, xn: torch.Tensor, fmask: torch.Tensor) -> torch.Tensor:
         """Per-event loss: the mean over the members of their masked MSE."""
-        return torch.stack([m.loss(xn, fmask) for m in self.members]).mean(dim=0)
+        # nn.ModuleList types its items as plain modules; __init__ made every member an AE
+        return torch.stack([cast(AE, m).loss(xn, fmask) for m in self.members]).mean(dim=0)
 
     def torch_scores(self, xn: torch.Tensor, fmask: torch.Tensor) -> dict[str, Any]:
         """Mean of the members' squared errors; mean reconstruction (see ``torch_scores``)."""
@@ -283,28 +284,28 @@ def torch_model(model: Any) -> Any:
     return net
 
 
-def feature_mask(mask, n_features: int):
+def feature_mask(mask: torch.Tensor, n_features: int) -> torch.Tensor:
     """Object mask [n, objects] (bool/float) -> feature mask [n, features] float (torch)."""
     m = mask.to(torch.float32)
     return m.repeat_interleave(n_features // m.shape[1], dim=1)
 
 
-def masked_mse(xn, recon, fmask):
+def masked_mse(xn: torch.Tensor, recon: torch.Tensor, fmask: torch.Tensor) -> torch.Tensor:
     """Per-event masked MSE: sum of squared errors over real-object features / n_features."""
     return (((recon - xn) ** 2) * fmask).sum(dim=1) / xn.shape[1]
 
 
-def kl_divergence(mu, logvar):
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Per-event KL(q(z|x) || N(0, 1))."""
     return -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)
 
 
-def mu2_score(mu):
+def mu2_score(mu: torch.Tensor) -> torch.Tensor:
     """Per-event AXOL1TL score: sum of mu^2 over latent dimensions."""
     return (mu**2).sum(dim=1)
 
 
-def torch_scores(model: Any, xn, fmask) -> dict[str, Any]:
+def torch_scores(model: Any, xn: torch.Tensor, fmask: torch.Tensor) -> dict[str, Any]:
     """All scores of ``model`` on normalised inputs: per_feature, recon (+ kl, mu2 for a VAE)."""
     return model.torch_scores(xn, fmask)
 
@@ -316,10 +317,12 @@ def ae_score_net(ae: Any, n_features: int, masked: bool = False) -> Any:
     """Dense AE + its MSE score, all in firmware: ``sum((x - AE(x))**2 [* m]) / n`` -> [n, 1].
 
     With ``masked`` the network takes a second input, the 0/1 feature mask
-    (padded object slots 0), exactly as the serving graph masks its loss.
+    (padded object slots 0), exactly as the serving graph masks its loss. The two
+    networks share their modules (``_AEScoreParts``), not ``forward``: each has its own
+    inputs, which hls4ml traces.
     """
 
-    class AEScore(nn.Module):
+    class _AEScoreParts(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.ae = ae
@@ -328,13 +331,14 @@ def ae_score_net(ae: Any, n_features: int, masked: bool = False) -> Any:
                 self.score_sum.weight.fill_(1.0 / n_features)
             self.score_sum.weight.requires_grad_(False)
 
-        def forward(self, x):
+    class AEScore(_AEScoreParts):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.ae(x)
             # two identical residuals: hls4ml 1.3.0 drops the duplicate input of d * d
             return self.score_sum((x - y) * (x - y))
 
-    class MaskedAEScore(AEScore):
-        def forward(self, x, mask):
+    class MaskedAEScore(_AEScoreParts):
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             y = self.ae(x)
             return self.score_sum((x - y) * (x - y) * mask)
 
@@ -356,7 +360,7 @@ def vae_mu_score_net(encoder: Any, mu: Any) -> Any:
                 self.score_sum.weight.fill_(1.0)
             self.score_sum.weight.requires_grad_(False)
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = self.encoder(x)
             return self.score_sum(self.mu(h) * self.mu_copy(h))
 

@@ -27,6 +27,7 @@ p-value (p = rate_out / rate_in).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +110,7 @@ class _WeightedSample:
         # mid-point cumulative fractions (Hazen): unweighted this is np.quantile-like
         self.cdf = (np.cumsum(self.w) - 0.5 * self.w) / self.total
 
-    def quantile(self, q: np.ndarray | float) -> np.ndarray:
+    def quantile(self, q: np.ndarray | Sequence[float] | float) -> np.ndarray:
         return np.interp(q, self.cdf, self.s)
 
     def above(self, t: float) -> np.ndarray:
@@ -128,15 +129,26 @@ class ReferenceDistribution:
     shape: float | None = None
     scale: float | None = None
 
+    def tail(self) -> tuple[float, float, float, float] | None:
+        """The GPD tail model ``(u, p_u, shape, scale)``; None when there is no tail fit."""
+        if self.u is None:
+            return None
+        if self.p_u is None or self.shape is None or self.scale is None:
+            raise ModelError(f"reference distribution: the tail above u = {self.u} lacks "
+                             "p_u, shape or scale")
+        return self.u, self.p_u, self.shape, self.scale
+
     def p_value(self, score: np.ndarray) -> np.ndarray:
         """p-value (background survival probability) of each score; vectorised."""
         s = np.asarray(score, dtype=np.float64)
         p = np.power(10.0, np.interp(s, self.scores, self.log10_p,
                                      left=0.0, right=float(self.log10_p[-1])))
-        if self.u is not None:
-            above = s > self.u
+        tail = self.tail()
+        if tail is not None:
+            u, p_u, c, sc = tail
+            above = s > u
             if above.any():
-                p[above] = self.p_u * _gpd_sf(s[above] - self.u, self.shape, self.scale)
+                p[above] = p_u * _gpd_sf(s[above] - u, c, sc)
         else:
             # no tail model: beyond the largest reference score p is at most 1/n_ref
             p[s > self.scores[-1]] = min(float(10 ** self.log10_p[-1]), 1.0 / self.n_ref)
@@ -152,9 +164,11 @@ class ReferenceDistribution:
                 f"(more than {MAX_EXTRAPOLATION:.0f}x extrapolation); recalibrate with "
                 f">= {int(1 / (p * MAX_EXTRAPOLATION)):,} reference events"
             )
-        if self.u is not None and p < self.p_u:
-            return float(self.u + _gpd_isf(p / self.p_u, self.shape, self.scale))
-        if self.u is None and p < 10 ** self.log10_p[-1]:
+        tail = self.tail()
+        if tail is not None and p < tail[1]:
+            u, p_u, c, sc = tail
+            return float(u + _gpd_isf(p / p_u, c, sc))
+        if tail is None and p < 10 ** self.log10_p[-1]:
             raise ModelError(f"p = {p:g} is beyond the reference table and no tail fit exists")
         return float(np.interp(np.log10(p), self.log10_p[::-1], self.scores[::-1]))
 
@@ -277,12 +291,12 @@ def calibrate(
                 f"(limit {MAX_EXTRAPOLATION:.0f}x); use >= {int(1 / (p * MAX_EXTRAPOLATION)):,} "
                 "reference events")})
             continue
-        if not tail_ok:
+        if tail is None:
             refused.append({"p": p, "n_ref": n, "reason": (
                 f"reference of {n:,} events has fewer than {2 * MIN_TAIL} events; "
                 "no tail fit possible")})
             continue
-        t, unc = _gpd_threshold(p, tail, boot)  # type: ignore[arg-type]
+        t, unc = _gpd_threshold(p, tail, boot)
         thresholds.append({"p": p, "threshold": t, "n_ref": n, "method": "gpd",
                            "uncertainty": unc, "tail": {"n_tail": n_tail, "u": u,
                                                         "shape": c, "scale": sc}})
@@ -349,12 +363,12 @@ def _calibrate_weighted(
                 f"(limit {MAX_EXTRAPOLATION:.0f}x); use >= "
                 f"{int(1 / (p * MAX_EXTRAPOLATION)):,} effective reference events")})
             continue
-        if not tail_ok:
+        if tail is None:
             refused.append({"p": p, "n_ref": n, "n_eff": round(n_eff, 1), "reason": (
                 f"weighted reference of {n:,} events has fewer than {MIN_TAIL} events in its "
                 "upper tail; no tail fit possible")})
             continue
-        t, unc = _gpd_threshold(p, tail, boot)  # type: ignore[arg-type]
+        t, unc = _gpd_threshold(p, tail, boot)
         thresholds.append({"p": p, "threshold": t, "n_ref": n, "n_eff": round(n_eff, 1),
                            "method": "gpd", "uncertainty": unc,
                            "tail": {"n_tail": int(above.sum()), "u": u, "p_u": p_u,

@@ -1,4 +1,4 @@
-"""The type checker passes on the core modules, detectors, alerts and stream.
+"""The type checker passes on the core modules, detectors, models, alerts and stream.
 
 Runs ``mypy`` from the repository root with the project configuration (``[tool.mypy]`` in
 pyproject.toml: which packages, how strict, which third-party packages have no types), as CI
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_mypy_configuration_covers_the_checked_packages():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
-    assert set(cfg["packages"]) == {"hotline.detectors", "hotline.alerts", "hotline.stream"}
+    assert set(cfg["packages"]) == {"hotline.detectors", "hotline.models", "hotline.alerts",
+                                    "hotline.stream"}
     assert set(cfg["modules"]) >= {"hotline.config", "hotline.errors", "hotline.registry"}
     assert cfg["disallow_untyped_defs"] and cfg["check_untyped_defs"]
 
