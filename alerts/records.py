@@ -9,10 +9,18 @@ summary carries a ``part`` id: a hash of (source, run, lumisection, ``EventSet``
 of its events), so the same events summarised twice (a re-processed batch, a
 re-read record, a second replay) give the same part id and the store adds each
 part once (``AlertStore.add_summary_parts``).
+
+A partial summary also carries its ``EventTally``: per distinct event, its number,
+whether it was quarantined, which rules it passed and its bin in each score
+histogram. The counts of a summary with a tally are *derived* from it, so the same
+event seen twice (one file given twice, two files sharing events, overlapping
+replays) is counted once: ``+`` unites tallies, and the store claims each
+(source, run, lumisection, event) once and adds only the events it had not seen.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -21,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from hotline.errors import StreamError
 
 SCHEMA_VERSION = 1
 _MASK64 = (1 << 64) - 1
@@ -94,8 +104,6 @@ class AlertRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertRecord:
-        from hotline.errors import StreamError
-
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
             raise StreamError(
@@ -158,12 +166,151 @@ class EventSet:
         return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+
+#: bin index of an event that was not scored by a score rule (quarantined)
+NO_BIN = 255
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+
+
+def _unb64(text: Any, dtype: Any, n: int, what: str) -> np.ndarray:
+    if not isinstance(text, str):
+        raise StreamError(f"event tally {what} is not a base64 string")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise StreamError(f"event tally {what} is not valid base64") from None
+    a = np.frombuffer(raw, dtype=dtype)
+    if a.size != n:
+        raise StreamError(f"event tally {what} has {a.size} entries for {n} events")
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class EventTally:
+    """Per distinct event of one (source, run, lumisection) part: what the summary counts.
+
+    ``events``: sorted unique event numbers (int64); ``bad``: quarantined; ``hits[rule]``:
+    the (good) event passed the rule; ``bins[rule]``: the event's bin in that score rule's
+    histogram of ``n_bins`` bins, ``NO_BIN`` when it was not scored. Rules absent from
+    ``hits`` / ``bins`` were unavailable for these events. Build with ``EventTally.build``
+    (which keeps the first occurrence of a repeated event number).
+    """
+
+    events: np.ndarray
+    bad: np.ndarray
+    hits: dict[str, np.ndarray] = field(default_factory=dict)
+    bins: dict[str, np.ndarray] = field(default_factory=dict)
+    n_bins: int = 0
+
+    @classmethod
+    def build(cls, events: Any, bad: Any, hits: dict[str, Any] | None = None,
+              bins: dict[str, Any] | None = None, n_bins: int = 0) -> EventTally:
+        """The tally of ``events`` (any order, repeats allowed: the first occurrence counts)."""
+        ev = np.asarray(events, dtype=np.int64).ravel()
+        uniq, first = np.unique(ev, return_index=True)
+        return cls(uniq, np.asarray(bad, dtype=bool)[first],
+                   {r: np.asarray(m, dtype=bool)[first] for r, m in (hits or {}).items()},
+                   {r: np.asarray(b, dtype=np.uint8)[first] for r, b in (bins or {}).items()},
+                   int(n_bins))
+
+    def __len__(self) -> int:
+        return int(self.events.size)
+
+    def take(self, idx: np.ndarray) -> EventTally:
+        """The tally of the events at positions ``idx`` (sorted order kept)."""
+        return EventTally(self.events[idx], self.bad[idx],
+                          {r: m[idx] for r, m in self.hits.items()},
+                          {r: b[idx] for r, b in self.bins.items()}, self.n_bins)
+
+    def only(self, events: Any) -> EventTally:
+        """The tally restricted to the event numbers in ``events``."""
+        return self.take(np.isin(self.events, np.asarray(events, dtype=np.int64)))
+
+    def union(self, other: EventTally) -> EventTally:
+        """Both tallies' events once each; an event in both keeps its entry of ``self``."""
+        if not len(other):
+            return self
+        if not len(self):
+            return other
+
+        def cat(a: dict[str, np.ndarray], b: dict[str, np.ndarray], fill: Any,
+                dtype: Any) -> dict[str, np.ndarray]:
+            out = {}
+            for r in dict.fromkeys([*a, *b]):
+                x = a.get(r, np.full(len(self), fill, dtype=dtype))
+                y = b.get(r, np.full(len(other), fill, dtype=dtype))
+                out[r] = np.concatenate([x, y])
+            return out
+
+        both = EventTally(np.concatenate([self.events, other.events]),
+                          np.concatenate([self.bad, other.bad]),
+                          cat(self.hits, other.hits, False, bool),
+                          cat(self.bins, other.bins, NO_BIN, np.uint8),
+                          max(self.n_bins, other.n_bins))
+        _, first = np.unique(both.events, return_index=True)  # sorted; first: self's entry
+        return both.take(first)
+
+    def counts(self) -> tuple[int, int, dict[str, int], dict[str, list[int]]]:
+        """(events, quarantined events, hits per rule, score histogram per score rule)."""
+        hist = {}
+        for r, b in self.bins.items():
+            hist[r] = np.bincount(b[b != NO_BIN], minlength=self.n_bins).tolist()
+        return (len(self), int(self.bad.sum()), {r: int(m.sum()) for r, m in self.hits.items()},
+                hist)
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON-able form: little-endian arrays, base64-encoded (bit-packed flags)."""
+        return {
+            "n": len(self), "n_bins": self.n_bins,
+            "events": _b64(self.events.astype("<i8")),
+            "bad": _b64(np.packbits(self.bad)),
+            "hits": {r: _b64(np.packbits(m)) for r, m in self.hits.items()},
+            "bins": {r: _b64(b) for r, b in self.bins.items()},
+        }
+
+    @classmethod
+    def from_wire(cls, d: Any) -> EventTally:
+        """Inverse of ``to_wire``; ``StreamError`` naming what is malformed."""
+        if not isinstance(d, dict):
+            raise StreamError("event tally is not a JSON object")
+        n, n_bins = d.get("n"), d.get("n_bins", 0)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise StreamError(f"event tally count {n!r} is not a non-negative integer")
+        if not isinstance(n_bins, int) or isinstance(n_bins, bool) or not 0 <= n_bins < NO_BIN:
+            raise StreamError(f"event tally n_bins {n_bins!r} is not an integer in [0, {NO_BIN})")
+        packed = (n + 7) // 8
+        events = _unb64(d.get("events"), "<i8", n, "events").astype(np.int64)
+        if n and np.any(events[1:] <= events[:-1]):
+            raise StreamError("event tally events are not sorted and unique")
+
+        def flags(text: Any, what: str) -> np.ndarray:
+            return np.unpackbits(_unb64(text, np.uint8, packed, what), count=n).astype(bool)
+
+        hits, bins = d.get("hits", {}), d.get("bins", {})
+        if not isinstance(hits, dict) or not isinstance(bins, dict):
+            raise StreamError("event tally hits / bins are not JSON objects")
+        out_bins = {}
+        for r, text in bins.items():
+            b = _unb64(text, np.uint8, n, f"bins of {r!r}").copy()
+            if np.any((b >= n_bins) & (b != NO_BIN)):
+                raise StreamError(f"event tally bins of {r!r} exceed n_bins {n_bins}")
+            out_bins[str(r)] = b
+        return cls(events, flags(d.get("bad"), "bad"),
+                   {str(r): flags(t, f"hits of {r!r}") for r, t in hits.items()},
+                   out_bins, n_bins)
+
 @dataclass
 class LumiSummary:
     """What one (source, run, lumisection) saw: events, bad events, alerts per rule.
 
     ``part``: the part id of a partial summary (``EventSet.part_id``), or None for a
     merged / whole summary (``a + b`` has none) and for records of older writers.
+    ``tally``: the per-event tally the counts derive from (``of_tally``), or None for a
+    stored whole summary and for records of older writers; ``+`` of two summaries
+    with tallies unites them (an event seen in both is counted once).
     """
 
     source: str
@@ -177,6 +324,25 @@ class LumiSummary:
     first_seen: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
     part: str | None = None
+    tally: EventTally | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of_tally(cls, source: str, run: int, lumi: int, tally: EventTally,
+                 unavailable: set[str] | None = None, first_seen: float | None = None,
+                 last_seen: float | None = None, part: str | None = None) -> LumiSummary:
+        """The summary whose counts are those of ``tally``."""
+        n, bad, counts, hist = tally.counts()
+        now = time.time()
+        return cls(source, int(run), int(lumi), n, bad, counts, set(unavailable or ()), hist,
+                   now if first_seen is None else first_seen,
+                   now if last_seen is None else last_seen, part, tally)
+
+    def only(self, events: Any) -> LumiSummary:
+        """This (tallied) summary restricted to the event numbers ``events``, no part id."""
+        if self.tally is None:
+            raise ValueError("only a summary with a tally can be restricted to some events")
+        return LumiSummary.of_tally(self.source, self.run, self.lumi, self.tally.only(events),
+                                    self.unavailable, self.first_seen, self.last_seen)
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -185,6 +351,12 @@ class LumiSummary:
     def __add__(self, other: LumiSummary) -> LumiSummary:
         if self.key != other.key:
             raise ValueError(f"cannot merge summaries of {self.key} and {other.key}")
+        first = min(self.first_seen, other.first_seen)
+        last = max(self.last_seen, other.last_seen)
+        unavailable = self.unavailable | other.unavailable
+        if self.tally is not None and other.tally is not None:
+            return LumiSummary.of_tally(self.source, self.run, self.lumi,
+                                        self.tally.union(other.tally), unavailable, first, last)
         counts = dict(self.rule_counts)
         for k, v in other.rule_counts.items():
             counts[k] = counts.get(k, 0) + v
@@ -198,24 +370,35 @@ class LumiSummary:
             self.n_events + other.n_events,
             self.n_bad + other.n_bad,
             counts,
-            self.unavailable | other.unavailable,
+            unavailable,
             hist,
-            min(self.first_seen, other.first_seen),
-            max(self.last_seen, other.last_seen),
+            first,
+            last,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+    def to_dict(self, tally: bool = False) -> dict[str, Any]:
+        """JSON-able fields; the tally (wire form) only when ``tally`` is True."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "tally"}
+        d["rule_counts"] = dict(self.rule_counts)
+        d["score_hist"] = {k: list(v) for k, v in self.score_hist.items()}
         d["unavailable"] = sorted(self.unavailable)
         if d["part"] is None:  # whole summaries keep the layout they always had
             del d["part"]
+        if tally and self.tally is not None:
+            d["tally"] = self.tally.to_wire()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LumiSummary:
         d = dict(d)
         d["unavailable"] = set(d.get("unavailable", ()))
-        return cls(**d)
+        wire = d.pop("tally", None)
+        s = cls(**d)
+        if wire is not None:
+            t = EventTally.from_wire(wire)
+            s = cls.of_tally(s.source, s.run, s.lumi, t, s.unavailable, s.first_seen,
+                             s.last_seen, s.part)
+        return s
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,15 @@ is built, has its subscription and outbox tables and the outbox hook
 Inserting is idempotent: alerts are keyed by their stable id and
 ``add_alerts`` returns only the records that were new, inside the same
 transaction (so an outbox written there never double-counts). Partial
-summaries are idempotent too: ``add_summary_parts`` records each part id in
-``lumi_summary_parts`` and, in the same transaction, adds only the parts that
-were new to the row of their (source, run, lumisection) in ``lumi_summaries``
-(read under a row lock, add, write), so re-reads, re-processed batches and
-concurrent sinks count every part exactly once. ``upsert_summaries`` replaces
-whole summaries.
+summaries are exact too: ``add_summary_parts`` records each part id in
+``lumi_summary_parts`` (a part seen before is skipped at once) and each event
+number of a part's ``EventTally`` in ``lumi_events``, and in the same transaction
+adds only the events that were new to the row of their (source, run,
+lumisection) in ``lumi_summaries`` (read under a row lock, add, write). So
+re-reads, re-processed batches, concurrent sinks, files given twice and
+overlapping replays count every (source, run, lumisection, event) exactly once.
+Parts of older writers without a tally are added once per part id.
+``upsert_summaries`` replaces whole summaries.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hotline.alerts.outbox import install_outbox
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
@@ -56,6 +61,9 @@ SCHEMA_SQL = [
     """CREATE TABLE IF NOT EXISTS lumi_summary_parts (
         source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL, part TEXT NOT NULL,
         added DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, run, lumi, part))""",
+    """CREATE TABLE IF NOT EXISTS lumi_events (
+        source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL, event BIGINT NOT NULL,
+        PRIMARY KEY (source, run, lumi, event)){without_rowid}""",
     """CREATE TABLE IF NOT EXISTS deadletters (
         seq {autoinc}, source TEXT NOT NULL, origin TEXT NOT NULL, reason TEXT NOT NULL,
         run BIGINT, lumi BIGINT, events TEXT NOT NULL, payload {blob},
@@ -130,6 +138,7 @@ class SQLAlertStore(AlertStore):
     ph = "?"
     autoinc = "INTEGER PRIMARY KEY AUTOINCREMENT"
     blob = "BLOB"
+    without_rowid = " WITHOUT ROWID"
     #: row lock on a SELECT inside a write transaction ("" where the transaction locks the db)
     for_update = ""
 
@@ -153,7 +162,8 @@ class SQLAlertStore(AlertStore):
     def _create_schema(self) -> None:
         with self.transaction() as cur:
             for stmt in SCHEMA_SQL:
-                cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob))
+                cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
+                                        without_rowid=self.without_rowid))
 
     def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
         if not records:
@@ -198,10 +208,10 @@ class SQLAlertStore(AlertStore):
             )
 
     def add_summary_parts(self, parts: Iterable[LumiSummary]) -> int:
-        # one transaction: new part ids are claimed and their sums written together, so a
-        # crash leaves neither a claimed-but-unadded part nor an added-but-unclaimed one.
-        # Keys and parts are handled in sorted order, so concurrent writers on PostgreSQL
-        # take their locks in the same order (no deadlock).
+        # one transaction: new part ids and event numbers are claimed and their sums written
+        # together, so a crash leaves nothing claimed-but-unadded or added-but-unclaimed.
+        # Keys, parts and events are handled in sorted order, so concurrent writers on
+        # PostgreSQL take their locks in the same order (no deadlock).
         by_key: dict[tuple[str, int, int], dict[str | None, list[LumiSummary]]] = {}
         for s in parts:
             by_key.setdefault(s.key, {}).setdefault(s.part, []).append(s)
@@ -213,6 +223,7 @@ class SQLAlertStore(AlertStore):
             for key in sorted(by_key):
                 source, run, lumi = key
                 add: LumiSummary | None = None
+                tallied: list[LumiSummary] = []
                 groups = by_key[key]
                 for part in sorted(groups, key=lambda p: (p is not None, p or "")):
                     if part is None:
@@ -226,11 +237,39 @@ class SQLAlertStore(AlertStore):
                         )
                         new = groups[part][:1] if cur.rowcount == 1 else []
                     for s in new:
-                        add = s if add is None else add + s
-                    applied += len(new)
+                        if s.tally is None:  # an older writer's part: added once per id
+                            add = s if add is None else add + s
+                            applied += 1
+                        else:
+                            tallied.append(s)
+                if tallied:
+                    # one claim of all the new parts' events (sorted: lock order), then
+                    # only the events nobody counted before are added
+                    merged = tallied[0]
+                    for s in tallied[1:]:
+                        merged = merged + s
+                    assert merged.tally is not None
+                    fresh = self._claim_events(cur, key, merged.tally.events)
+                    applied += sum(bool(np.isin(s.tally.events, fresh).any())
+                                   for s in tallied if s.tally is not None)
+                    if fresh.size:
+                        if fresh.size < len(merged.tally):
+                            merged = merged.only(fresh)
+                        add = merged if add is None else add + merged
                 if add is not None:
                     self._add_to_summary(cur, add)
         return applied
+
+    def _claim_events(self, cur: Any, key: tuple[str, int, int], events: Any) -> Any:
+        """Record the event numbers ``events`` of lumisection ``key`` as counted; returns
+        those that were not counted before (inside the caller's write transaction)."""
+        cur.execute(
+            "INSERT INTO lumi_events (source, run, lumi, event) "
+            "SELECT ?, ?, ?, value FROM json_each(?) WHERE true "
+            "ON CONFLICT DO NOTHING RETURNING event",
+            (*key, json.dumps(np.asarray(events).tolist())),
+        )
+        return np.fromiter((r[0] for r in cur.fetchall()), dtype=np.int64)
 
     def _add_to_summary(self, cur: Any, add: LumiSummary) -> None:
         """``lumi_summaries[add.key] += add`` with ``cur`` inside a write transaction."""

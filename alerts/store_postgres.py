@@ -7,10 +7,10 @@ for ``postgresql://`` and ``postgres://`` URLs (psycopg is imported on connect).
 Several processes may share one database: schema creation is serialised with an
 advisory lock and alert inserts use
 ``ON CONFLICT (id) DO NOTHING``, so concurrent sinks never duplicate an alert.
-Partial summaries (``add_summary_parts``) claim their part ids with the same
-``ON CONFLICT DO NOTHING`` and add to the lumisection's row read with
-``SELECT ... FOR UPDATE`` in the same transaction, so concurrent sinks add each
-part once and lose no update.
+Partial summaries (``add_summary_parts``) claim their part ids and event numbers
+with the same ``ON CONFLICT DO NOTHING`` (``RETURNING`` the events that were new)
+and add to the lumisection's row read with ``SELECT ... FOR UPDATE`` in the same
+transaction, so concurrent sinks count each event once and lose no update.
 A lost connection is re-opened on the next transaction.
 """
 
@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
 
 from hotline.alerts.records import AlertRecord
 from hotline.alerts.store import ALERT_COLUMNS, SCHEMA_SQL, SQLAlertStore, _alert_row
@@ -39,6 +41,7 @@ class PostgresAlertStore(SQLAlertStore):
     autoinc = "BIGSERIAL PRIMARY KEY"
     blob = "BYTEA"
     for_update = " FOR UPDATE"
+    without_rowid = ""
 
     def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
         super().__init__()
@@ -65,7 +68,8 @@ class PostgresAlertStore(SQLAlertStore):
         with self.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('hotline-alert-store-schema'))")
             for stmt in SCHEMA_SQL:
-                cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob))
+                cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
+                                        without_rowid=self.without_rowid))
 
     def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
         """Insert; return exactly the records this call inserted, even with concurrent writers.
@@ -93,6 +97,15 @@ class PostgresAlertStore(SQLAlertStore):
                 for hook in self.on_new_alerts:
                     hook(cur, new)
         return new
+
+    def _claim_events(self, cur: Any, key: tuple[str, int, int], events: Any) -> Any:
+        cur.execute(
+            "INSERT INTO lumi_events (source, run, lumi, event) "
+            "SELECT %s, %s, %s, unnest(%s::bigint[]) "
+            "ON CONFLICT DO NOTHING RETURNING event",
+            (*key, np.asarray(events).tolist()),
+        )
+        return np.fromiter((r[0] for r in cur.fetchall()), dtype=np.int64)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

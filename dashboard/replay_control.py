@@ -76,7 +76,7 @@ def _replay_child(store_url: str, files: list[str], branches_from: Any, tree: st
 
         def on_result(batch: Any, res: Any) -> None:
             counter.value = src.events_read
-            out.put(("summaries", [x.to_dict() for x in res.summaries.values()]))
+            out.put(("summaries", [x.to_dict(tally=True) for x in res.summaries.values()]))
 
         with open_store(store_url) as store:
             rep = run_embedded(src, ctx, store, on_result=on_result)

@@ -5,10 +5,12 @@
   awkward record array (``ak.to_arrow_table``: jagged object collections stay
   jagged; run / luminosityBlock / event are plain columns).
 - Alerts: ``AlertRecord.to_json()`` UTF-8; decoding checks its ``schema`` field.
-- Summaries: ``{"schema": 1, "summary": LumiSummary.to_dict(), "part": id}``; ``part``
-  (the partial summary's part id) is left out when there is none, and records
-  without it (older writers) decode with ``part`` None: the store then adds them
-  as before, without de-duplication. Older readers ignore the extra key.
+- Summaries: ``{"schema": 1, "summary": LumiSummary.to_dict(tally=True), "part": id}``;
+  ``part`` (the partial summary's part id) is left out when there is none. The
+  summary's ``tally`` (``EventTally.to_wire``: base64 little-endian arrays of its
+  distinct event numbers, bit-packed flags and score bins) is what the store counts
+  events from; records without it (older writers) decode with ``tally`` None and are
+  added once per part id, without event-level de-duplication.
 - Dead letters: JSON with the reason; the raw payload base64-encoded.
 
 Decoding takes a fast path for the usual flat NanoAOD layout (a record of
@@ -210,7 +212,7 @@ def decode_alert(data: bytes | None, origin: str = "kafka") -> AlertRecord:
 
 
 def encode_summary(summary: LumiSummary) -> bytes:
-    body = summary.to_dict()
+    body = summary.to_dict(tally=True)
     body.pop("part", None)  # at the top level, where older readers ignore it
     msg: dict[str, Any] = {"schema": SUMMARY_SCHEMA_VERSION, "summary": body}
     if summary.part is not None:

@@ -5,17 +5,20 @@ embedded loop here and the faust agents): features -> rules (classic and
 anomaly-score rules) -> alert records + per-lumisection summaries + dead
 letters. It is a pure synchronous function over a columnar batch.
 
-Every per-lumisection summary of a batch carries a part id
-(``LumiSummary.part``): a hash of (source, run, lumisection, ``EventSet`` of
-that lumisection's events in the batch), so whichever worker (re-)processes a
-batch, its partial summaries have the same ids and the store adds each once.
+Every per-lumisection summary of a batch carries the ``EventTally`` of its
+distinct events (number, quarantined, rules passed, score bins) and derives its
+counts from it, plus a part id (``LumiSummary.part``): a hash of (source, run,
+lumisection, ``EventSet`` of those events). Whichever worker (re-)processes a
+batch, its partial summaries have the same ids and tallies, and the store counts
+each (source, run, lumisection, event) once (``AlertStore.add_summary_parts``).
 
 ``run_embedded(source, ctx, store)`` drives a source through it and writes the
 results to an alert store, flushing a lumisection's summary when the stream
 has moved past it (and everything at the end), so memory stays bounded. The
-flushed summary is one part whose id is that of all its events (``EventSet``
-identities add up), so replaying the same data again - with any batch size,
-when the data are ordered by lumisection - adds nothing: the summaries stay exact.
+summaries of one lumisection unite their tallies until flushed, so an event
+repeated within a replay is counted once there, and one repeated across parts,
+files or invocations is counted once by the store: the summaries stay exact
+whatever the files, their order or overlaps.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from hotline.alerts.menu import build_menu, load_menu
-from hotline.alerts.records import AlertRecord, DeadLetter, EventSet, LumiSummary
+from hotline.alerts.records import (
+    NO_BIN,
+    AlertRecord,
+    DeadLetter,
+    EventSet,
+    EventTally,
+    LumiSummary,
+)
 from hotline.alerts.rules import RuleOutcome
 from hotline.config import Config
 from hotline.detectors.features import FeatureMatrix, extract_features, required_branches
@@ -44,13 +54,19 @@ log = logging.getLogger(__name__)
 SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS = -4.0, 4.0, 80
 
 
+def score_bin_index(score: np.ndarray) -> np.ndarray:
+    """Bin of each ``score`` among the SCORE_BINS + 2 bins of ``LumiSummary.score_hist``
+    (0: underflow, SCORE_BINS + 1: overflow; NaN lands in the underflow), as uint8."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log10(np.maximum(np.nan_to_num(score.astype(np.float64), nan=0.0), 1e-300))
+    width = (SCORE_LOG_MAX - SCORE_LOG_MIN) / SCORE_BINS
+    idx = np.clip(np.floor((x - SCORE_LOG_MIN) / width) + 1, 0, SCORE_BINS + 1)
+    return idx.astype(np.uint8)
+
+
 def score_histogram(score: np.ndarray) -> list[int]:
     """Counts of ``score`` in the fixed log bins used by every ``LumiSummary.score_hist``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.log10(np.maximum(score.astype(np.float64), 1e-300))
-    width = (SCORE_LOG_MAX - SCORE_LOG_MIN) / SCORE_BINS
-    idx = np.clip(np.floor((x - SCORE_LOG_MIN) / width).astype(np.int64) + 1, 0, SCORE_BINS + 1)
-    return np.bincount(idx, minlength=SCORE_BINS + 2).tolist()
+    return np.bincount(score_bin_index(score), minlength=SCORE_BINS + 2).tolist()
 
 
 def score_bin_edges() -> np.ndarray:
@@ -96,26 +112,19 @@ class PipelineContext:
 
 @dataclass
 class BatchResult:
-    """What one batch produced; merge with ``+``.
-
-    ``event_sets``: the ``EventSet`` of each summary's events (the part ids come from
-    them; a merged summary gets the id of the merged set, see ``summary_parts``).
-    """
+    """What one batch produced; merge with ``+`` (summaries of one lumisection unite their
+    tallies; a merged summary gets the part id of its events, see ``summary_parts``)."""
 
     alerts: list[AlertRecord] = field(default_factory=list)
     summaries: dict[tuple[str, int, int], LumiSummary] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     n_events: int = 0
-    event_sets: dict[tuple[str, int, int], EventSet] = field(default_factory=dict)
 
     def __add__(self, other: BatchResult) -> BatchResult:
         sums = dict(self.summaries)
         for k, s in other.summaries.items():
             sums[k] = sums[k] + s if k in sums else s
-        sets = dict(self.event_sets)
-        for k, e in other.event_sets.items():
-            sets[k] = sets[k] + e if k in sets else e
         unav = {**self.unavailable, **other.unavailable}
         return BatchResult(
             self.alerts + other.alerts,
@@ -123,15 +132,15 @@ class BatchResult:
             self.deadletters + other.deadletters,
             unav,
             self.n_events + other.n_events,
-            sets,
         )
 
     def summary_parts(self) -> list[LumiSummary]:
         """The summaries, each with the part id of its events (for ``add_summary_parts``)."""
         out = []
         for k, s in self.summaries.items():
-            ev = self.event_sets.get(k)
-            out.append(replace(s, part=ev.part_id(*k)) if ev is not None else s)
+            if s.tally is not None:
+                s = replace(s, part=EventSet.of(s.tally.events).part_id(*k))
+            out.append(s)
         return out
 
 
@@ -177,22 +186,19 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     context = {"features": features, "good": good, "batch": batch}
     outcomes: list[RuleOutcome] = [rule.evaluate(batch.arrays, context) for rule in ctx.rules]
 
-    # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch
+    # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch; the
+    # counts derive from each lumisection's tally of distinct events (a repeated event
+    # number counts once, with its first occurrence)
     now = time.time()
-    groups = _group(run, lumi)
-    for (r, ls), sel in groups:
-        events = EventSet.of(event[sel])
-        s = LumiSummary(batch.source, r, ls, int(sel.size), int(bad[sel].sum()),
-                        first_seen=now, last_seen=now,
-                        part=events.part_id(batch.source, r, ls))
-        result.event_sets[s.key] = events
-        for o in outcomes:
-            if o.mask is None:
-                s.unavailable.add(o.rule)
-            else:
-                s.rule_counts[o.rule] = int((o.mask[sel] & good[sel]).sum())
-                if o.score is not None:
-                    s.score_hist[o.rule] = score_histogram(o.score[sel][good[sel]])
+    passed = {o.rule: o.mask & good for o in outcomes if o.mask is not None}
+    bins = {o.rule: np.where(good, score_bin_index(o.score), NO_BIN).astype(np.uint8)
+            for o in outcomes if o.mask is not None and o.score is not None}
+    unavailable = {o.rule for o in outcomes if o.mask is None}
+    for (r, ls), sel in _group(run, lumi):
+        tally = EventTally.build(event[sel], bad[sel], {k: m[sel] for k, m in passed.items()},
+                                 {k: b[sel] for k, b in bins.items()}, SCORE_BINS + 2)
+        part = EventSet.of(tally.events).part_id(batch.source, r, ls)
+        s = LumiSummary.of_tally(batch.source, r, ls, tally, unavailable, now, now, part)
         result.summaries[s.key] = s
     for o in outcomes:
         if o.mask is None:
@@ -283,8 +289,6 @@ def run_embedded(
         done = BatchResult()
         for k in keys:
             done.summaries[k] = open_lumis.summaries.pop(k)
-            if k in open_lumis.event_sets:
-                done.event_sets[k] = open_lumis.event_sets.pop(k)
         if keys:
             store.add_summary_parts(done.summary_parts())
 
@@ -312,8 +316,7 @@ def run_embedded(
         report.unavailable.update(res.unavailable)
         for rule in res.unavailable:
             report.per_rule.pop(rule, None)
-        open_lumis = open_lumis + BatchResult(summaries=res.summaries,
-                                              event_sets=res.event_sets)
+        open_lumis = open_lumis + BatchResult(summaries=res.summaries)
         # flush lumisections the stream has left (data arrive ordered by run, lumi; one
         # that comes back later is written again as a further part, and added)
         latest = max(res.summaries) if res.summaries else None
