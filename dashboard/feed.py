@@ -4,7 +4,11 @@ Owns ``LiveFeed`` and the ``FeedSnapshot`` it publishes. The feed reads the aler
 (lumisection summaries, the newest alerts, the alert count) at most once per
 ``min_interval`` seconds, whoever asks, so N browsers cost one store query per interval,
 not N; and it overlays the still-open lumisections a running embedded replay hands over
-through ``on_result(batch, result)`` (the ``run_embedded`` hook). Snapshots are immutable
+through ``on_result(batch, result)`` (the ``run_embedded`` hook). The overlay's summaries
+unite their event tallies, so an event seen twice is shown once, and a lumisection is
+dropped from the overlay once the store holds at least as many of its events (the store
+is the exact count; the overlay only fills the gap until a lumisection is flushed), so
+the overlay's memory stays that of the open lumisections. Snapshots are immutable
 once published; each session turns them into what it draws (``state.DashboardState``).
 """
 
@@ -80,9 +84,11 @@ class LiveFeed:
 
     def _poll(self) -> None:
         stored = {s.key: s for s in self.store.summaries(source=self.source)}
-        for k, s in self._live.items():
-            if k not in stored or s.n_events >= stored[k].n_events:
+        for k, s in list(self._live.items()):
+            if k not in stored or s.n_events > stored[k].n_events:
                 stored[k] = s
+            else:  # the store has caught up with this lumisection: it is the exact count
+                del self._live[k]
         new = self.store.alerts(limit=self.max_alerts, since=self._since, source=self.source)
         fresh = [a for a in new if a.id not in self._ids]
         changed = bool(fresh) or stored.keys() != self._snap.summaries.keys() or any(
