@@ -401,9 +401,25 @@ class LumiSummary:
         return s
 
 
+def deadletter_id(source: str, origin: str, reason: str, run: int | None, lumi: int | None,
+                  events: tuple[int, ...]) -> str:
+    """Stable dead-letter id: 24 hex chars of sha256 over (source, origin, reason, run,
+    lumisection, sorted event numbers); the same failure of the same input has the same id."""
+    evs = ",".join(str(int(e)) for e in sorted(events))
+    key = (f"{source}\x1f{origin}\x1f{reason}\x1f{'' if run is None else int(run)}"
+           f"\x1f{'' if lumi is None else int(lumi)}\x1f{evs}")
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
 @dataclass(frozen=True)
 class DeadLetter:
-    """Something that could not be decoded, read or scored, with the reason; never dropped."""
+    """Something that could not be decoded, read or scored, with the reason; never dropped.
+
+    ``id`` is stable (``deadletter_id``: not the time, not the payload), so the same
+    failure written twice - a re-replay, a re-read Kafka record - is stored once.
+    ``resolved`` (a time) and ``resolution`` (what fixed it) are set by the store once the
+    input was re-driven successfully (``hotline deadletters --redrive``); None while open.
+    """
 
     source: str
     origin: str
@@ -413,3 +429,10 @@ class DeadLetter:
     events: tuple[int, ...] = ()
     payload: bytes | None = None
     created: float = field(default_factory=time.time)
+    resolved: float | None = None
+    resolution: str | None = None
+
+    @property
+    def id(self) -> str:
+        return deadletter_id(self.source, self.origin, self.reason, self.run, self.lumi,
+                             self.events)

@@ -19,6 +19,13 @@ re-reads, re-processed batches, concurrent sinks, files given twice and
 overlapping replays count every (source, run, lumisection, event) exactly once.
 Parts of older writers without a tally are added once per part id.
 ``upsert_summaries`` replaces whole summaries.
+
+Dead letters are keyed by their stable id (``DeadLetter.id``): the same failure written
+again (a re-replay, a re-read record) is stored once; one that happens again after it
+was marked resolved (``resolve_deadletters``, used by ``hotline deadletters --redrive``)
+is open again. ``iter_alerts`` / ``iter_deadletters`` page through every matching row
+(keyset paging, short transactions), so exports never load a whole store into memory.
+Stores written before dead letters had ids are upgraded when opened.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from hotline.alerts.outbox import install_outbox
-from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
+from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary, deadletter_id
 from hotline.errors import StoreError
 
 ALERT_COLUMNS = (
@@ -67,8 +74,20 @@ SCHEMA_SQL = [
     """CREATE TABLE IF NOT EXISTS deadletters (
         seq {autoinc}, source TEXT NOT NULL, origin TEXT NOT NULL, reason TEXT NOT NULL,
         run BIGINT, lumi BIGINT, events TEXT NOT NULL, payload {blob},
-        created DOUBLE PRECISION NOT NULL)""",
+        created DOUBLE PRECISION NOT NULL, id TEXT, resolved DOUBLE PRECISION,
+        resolution TEXT)""",
 ]
+
+#: dead-letter columns added after the first release (added to older stores when opened),
+#: and the indexes that need them
+DEADLETTER_UPGRADE_COLUMNS = (("id", "TEXT"), ("resolved", "DOUBLE PRECISION"),
+                              ("resolution", "TEXT"))
+DEADLETTER_INDEXES = [
+    "CREATE UNIQUE INDEX IF NOT EXISTS deadletters_id ON deadletters (id)",
+    "CREATE INDEX IF NOT EXISTS deadletters_run_lumi ON deadletters (run, lumi)",
+]
+DEADLETTER_COLUMNS = ("seq", "source", "origin", "reason", "run", "lumi", "events", "payload",
+                      "created", "resolved", "resolution")
 
 
 class AlertStore(ABC):
@@ -92,7 +111,8 @@ class AlertStore(ABC):
         """
 
     @abstractmethod
-    def add_deadletters(self, items: Iterable[DeadLetter]) -> None: ...
+    def add_deadletters(self, items: Iterable[DeadLetter]) -> int:
+        """Insert by stable id; returns how many were new (or open again after resolution)."""
 
     @abstractmethod
     def alerts(self, **filters: Any) -> list[AlertRecord]: ...
@@ -107,7 +127,29 @@ class AlertStore(ABC):
     def summaries(self, source: str | None = None, run: int | None = None) -> list[LumiSummary]: ...
 
     @abstractmethod
-    def deadletters(self, limit: int = 100) -> list[DeadLetter]: ...
+    def deadletters(self, limit: int | None = 100, **filters: Any) -> list[DeadLetter]:
+        """Newest first; filters: run, lumi, source, origin, resolved (bool), id."""
+
+    def iter_alerts(self, page_size: int = 1000, **filters: Any) -> Iterator[AlertRecord]:
+        """Every matching alert, newest first, read ``page_size`` at a time."""
+        offset = 0
+        while True:
+            page = self.alerts(limit=page_size, offset=offset, **filters)
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += len(page)
+
+    def iter_deadletters(self, page_size: int = 1000, **filters: Any) -> Iterator[DeadLetter]:
+        """Every matching dead letter, newest first (backends page through the store)."""
+        yield from self.deadletters(limit=None, **filters)
+
+    def count_deadletters(self, **filters: Any) -> int:
+        return sum(1 for _ in self.iter_deadletters(**filters))
+
+    def resolve_deadletters(self, ids: Iterable[str], resolution: str) -> int:
+        """Mark open dead letters resolved (re-driven successfully); returns how many."""
+        raise StoreError(f"{type(self).__name__} cannot mark dead letters resolved")
 
     @abstractmethod
     def close(self) -> None: ...
@@ -164,6 +206,42 @@ class SQLAlertStore(AlertStore):
             for stmt in SCHEMA_SQL:
                 cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
                                         without_rowid=self.without_rowid))
+            self._upgrade_deadletters(cur)
+
+    def _table_columns(self, cur: Any, table: str) -> set[str]:
+        cur.execute("SELECT column_name FROM information_schema.columns "
+                    f"WHERE table_schema = current_schema() AND table_name = {self.ph}", (table,))
+        return {r[0] for r in cur.fetchall()}
+
+    def _upgrade_deadletters(self, cur: Any) -> None:
+        """Give dead letters of older stores their columns and ids (duplicates: the first
+        kept), then the unique id index; inside the schema transaction."""
+        have = self._table_columns(cur, "deadletters")
+        for name, sql_type in DEADLETTER_UPGRADE_COLUMNS:
+            if name not in have:
+                cur.execute(f"ALTER TABLE deadletters ADD COLUMN {name} {sql_type}")
+        cur.execute("SELECT seq, source, origin, reason, run, lumi, events FROM deadletters "
+                    "WHERE id IS NULL ORDER BY seq")
+        rows = cur.fetchall()
+        if rows:
+            cur.execute("SELECT id FROM deadletters WHERE id IS NOT NULL")
+            seen = {r[0] for r in cur.fetchall()}
+            updates, duplicates = [], []
+            for seq, source, origin, reason, run, lumi, events in rows:
+                did = deadletter_id(source, origin, reason, run, lumi,
+                                    tuple(json.loads(events)))
+                if did in seen:
+                    duplicates.append((seq,))
+                else:
+                    seen.add(did)
+                    updates.append((did, seq))
+            ph = self.ph
+            if updates:
+                cur.executemany(f"UPDATE deadletters SET id = {ph} WHERE seq = {ph}", updates)
+            if duplicates:
+                cur.executemany(f"DELETE FROM deadletters WHERE seq = {ph}", duplicates)
+        for stmt in DEADLETTER_INDEXES:
+            cur.execute(stmt)
 
     def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
         if not records:
@@ -311,20 +389,100 @@ class SQLAlertStore(AlertStore):
              *merged.key),
         )
 
-    def add_deadletters(self, items: Iterable[DeadLetter]) -> None:
-        rows = [
-            (d.source, d.origin, d.reason, d.run, d.lumi, json.dumps(list(d.events)), d.payload,
-             d.created)
+    def add_deadletters(self, items: Iterable[DeadLetter]) -> int:
+        rows = list({
+            d.id: (d.id, d.source, d.origin, d.reason, d.run, d.lumi, json.dumps(list(d.events)),
+                   d.payload, d.created)
             for d in items
-        ]
+        }.values())
         if not rows:
-            return
+            return 0
+        ph = self.ph
+        sql = ("INSERT INTO deadletters (id, source, origin, reason, run, lumi, events, payload, "
+               f"created) VALUES ({','.join([ph] * 9)}) ON CONFLICT (id) DO UPDATE SET "
+               "resolved = NULL, resolution = NULL, created = excluded.created "
+               "WHERE deadletters.resolved IS NOT NULL")
+        added = 0
         with self.transaction() as cur:
-            cur.executemany(
-                "INSERT INTO deadletters (source, origin, reason, run, lumi, events, payload, "
-                f"created) VALUES ({','.join([self.ph] * 8)})",
-                rows,
-            )
+            for row in rows:
+                cur.execute(sql, row)
+                added += max(cur.rowcount, 0)
+        return added
+
+    def _deadletter_where(self, filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        ph = self.ph
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key in ("run", "lumi", "source", "origin", "id"):
+                if isinstance(value, (list, tuple, set, frozenset)):
+                    if not value:
+                        clauses.append("1 = 0")
+                        continue
+                    clauses.append(f"{key} IN ({','.join([ph] * len(value))})")
+                    args.extend(value)
+                else:
+                    clauses.append(f"{key} = {ph}")
+                    args.append(value)
+            elif key == "resolved":
+                clauses.append("resolved IS NOT NULL" if value else "resolved IS NULL")
+            else:
+                raise StoreError(f"unknown dead-letter filter '{key}'")
+        return clauses, args
+
+    def _deadletter_page(self, limit: int | None, before_seq: int | None,
+                         filters: dict[str, Any]) -> list[tuple[int, DeadLetter]]:
+        clauses, args = self._deadletter_where(filters)
+        if before_seq is not None:
+            clauses.append(f"seq < {self.ph}")
+            args.append(before_seq)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = f"SELECT {','.join(DEADLETTER_COLUMNS)} FROM deadletters{where} ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.transaction() as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        return [
+            (seq, DeadLetter(s, o, r, run, lumi, tuple(json.loads(ev)), bytes(p) if p else None,
+                             c, res, note))
+            for seq, s, o, r, run, lumi, ev, p, c, res, note in rows
+        ]
+
+    def deadletters(self, limit: int | None = 100, **filters: Any) -> list[DeadLetter]:
+        return [d for _, d in self._deadletter_page(limit, None, filters)]
+
+    def iter_deadletters(self, page_size: int = 1000, **filters: Any) -> Iterator[DeadLetter]:
+        before: int | None = None
+        while True:
+            page = self._deadletter_page(page_size, before, filters)
+            for _, d in page:
+                yield d
+            if len(page) < page_size:
+                return
+            before = page[-1][0]
+
+    def count_deadletters(self, **filters: Any) -> int:
+        clauses, args = self._deadletter_where(filters)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.transaction() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM deadletters{where}", args)
+            return int(cur.fetchone()[0])
+
+    def resolve_deadletters(self, ids: Iterable[str], resolution: str) -> int:
+        rows = [(time.time(), resolution, i) for i in dict.fromkeys(ids)]
+        if not rows:
+            return 0
+        ph = self.ph
+        done = 0
+        with self.transaction() as cur:
+            for row in rows:
+                cur.execute(f"UPDATE deadletters SET resolved = {ph}, resolution = {ph} "
+                            f"WHERE id = {ph} AND resolved IS NULL", row)
+                done += max(cur.rowcount, 0)
+        return done
 
     def _where(self, filters: dict[str, Any]) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -371,6 +529,32 @@ class SQLAlertStore(AlertStore):
             cur.execute(sql, args)
             return [_row_alert(r) for r in cur.fetchall()]
 
+    def iter_alerts(
+        self, page_size: int = 1000, newest_first: bool = True, **filters: Any
+    ) -> Iterator[AlertRecord]:
+        """Every matching alert, ``page_size`` rows per short transaction (keyset paging on
+        (created, id), so writers are never blocked and no row is skipped or repeated)."""
+        where, args = self._where(filters)
+        ph = self.ph
+        cmp = "<" if newest_first else ">"
+        order = "DESC" if newest_first else "ASC"
+        after: tuple[float, str] | None = None
+        while True:
+            sql = f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts{where}"
+            page_args = list(args)
+            if after is not None:
+                sql += (" AND " if where else " WHERE ") + (
+                    f"(created {cmp} {ph} OR (created = {ph} AND id > {ph}))")
+                page_args += [after[0], after[0], after[1]]
+            sql += f" ORDER BY created {order}, id LIMIT {int(page_size)}"
+            with self.transaction() as cur:
+                cur.execute(sql, page_args)
+                page = [_row_alert(r) for r in cur.fetchall()]
+            yield from page
+            if len(page) < page_size:
+                return
+            after = (page[-1].created, page[-1].id)
+
     def count_alerts(self, **filters: Any) -> int:
         where, args = self._where(filters)
         with self.transaction() as cur:
@@ -405,19 +589,6 @@ class SQLAlertStore(AlertStore):
             cur.execute(f"SELECT data FROM lumi_summaries{where} ORDER BY run, lumi", args)
             return [LumiSummary.from_dict(json.loads(r[0])) for r in cur.fetchall()]
 
-    def deadletters(self, limit: int = 100) -> list[DeadLetter]:
-        with self.transaction() as cur:
-            cur.execute(
-                "SELECT source, origin, reason, run, lumi, events, payload, created "
-                f"FROM deadletters ORDER BY seq DESC LIMIT {int(limit)}"
-            )
-            rows = cur.fetchall()
-        return [
-            DeadLetter(s, o, r, run, lumi, tuple(json.loads(ev)), bytes(p) if p else None, c)
-            for s, o, r, run, lumi, ev, p, c in rows
-        ]
-
-
 class SQLiteAlertStore(SQLAlertStore):
     """SQLite backend: one real file in WAL mode, safe across threads of one process."""
 
@@ -436,6 +607,10 @@ class SQLiteAlertStore(SQLAlertStore):
             raise StoreError(f"cannot open alert store {self.path}: {exc}") from None
         self._lock = threading.RLock()
         self._open_tables()
+
+    def _table_columns(self, cur: Any, table: str) -> set[str]:
+        cur.execute(f"PRAGMA table_info({table})")
+        return {r[1] for r in cur.fetchall()}
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:

@@ -3,7 +3,9 @@
 ``register_model`` writes a new version (1, 2, ... unless given) with its card;
 ``load_model(name, version="latest")`` reads the card, checks it, and verifies
 the sha256 of ``model.onnx`` against the card (a mismatch is a ``ModelError``:
-the file was changed or corrupted after registration). ``available_models``
+the file was changed or corrupted after registration; thresholds that are not finite,
+negative or not monotone in p are one too: ``models.thresholds.validate_thresholds``).
+``available_models``
 lists what is registered. The default registry is the folder shipped in the
 repository (``models/registry``); any other folder works the same way.
 
@@ -34,6 +36,7 @@ from hotline.config import package_path
 from hotline.errors import ModelError
 from hotline.models.interface import ModelScorer
 from hotline.models.kinds import ModelKind, get_model_kind
+from hotline.models.thresholds import validate_thresholds
 
 DEFAULT_REGISTRY = package_path("hotline.models", "registry")
 DEFAULT_MODEL = "ae_default"  #: the small shipped model ``hotline demo`` uses
@@ -110,7 +113,8 @@ def available_models(registry: str | Path | None = None) -> list[dict[str, Any]]
                 card = {}
             out.append({"name": folder.name, "version": v, "kind": card.get("kind", "?"),
                         "path": str(folder / v), "score": card.get("score", "recon"),
-                        "thresholds": [t["p"] for t in card.get("thresholds", [])],
+                        "thresholds": [t["p"] for t in card.get("thresholds") or []
+                                       if isinstance(t, dict) and "p" in t],
                         "n_ref": (card.get("reference") or {}).get("n_ref"),
                         "description": card.get("description", "")})
     return out
@@ -144,6 +148,7 @@ def load_model(
         get_model_kind(card["kind"])
     except ModelError as exc:
         raise ModelError(f"model card {path / 'card.json'}: {exc}") from None
+    validate_thresholds(card.get("thresholds"), str(path / "card.json"))
     model = RegisteredModel(name=name, version=v, path=path, card=card)
     onnx = model.onnx_path
     if not onnx.is_file():

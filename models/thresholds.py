@@ -22,6 +22,11 @@ maximum-likelihood tail fit and counting criteria on the Kish effective size
 
 ``p_for_rate(alerts_per_day, input_rate_hz)`` converts a target alert rate into a
 p-value (p = rate_out / rate_in).
+
+``validate_thresholds(entries, where)`` checks a card's thresholds when it is loaded:
+each p a number in (0, 1), each threshold a finite number >= 0 (scores are losses),
+each p listed once, and thresholds monotone in p (a smaller p-value never has a
+smaller threshold); the first offending entry is a one-line ``ModelError``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,57 @@ def p_for_rate(alerts_per_day: float, input_rate_hz: float) -> float:
             f"{alerts_per_day} alerts/day at {input_rate_hz} events/s means p = {p:.3g} >= 1"
         )
     return p
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (not a bool, not a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    return float(value)
+
+
+def validate_thresholds(entries: Any, where: str) -> list[dict[str, Any]]:
+    """Check a model card's ``thresholds`` list (see module docstring); returns it.
+
+    ``where`` names the card in the error (e.g. its path). Entry numbers in messages
+    count from 0, as they appear in the card's JSON list.
+    """
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ModelError(f"model card {where}: 'thresholds' must be a list of "
+                         f"{{p, threshold}} entries, got {type(entries).__name__}")
+    seen: list[tuple[float, float, int]] = []
+    for i, entry in enumerate(entries):
+        name = f"thresholds[{i}]"
+        if not isinstance(entry, dict):
+            raise ModelError(f"model card {where}: {name} must be an object with p and "
+                             f"threshold, got {entry!r:.60}")
+        for key in ("p", "threshold"):
+            if key not in entry:
+                raise ModelError(f"model card {where}: {name} has no '{key}'")
+        p, t = _number(entry["p"]), _number(entry["threshold"])
+        if p is None or not (0.0 < p < 1.0):
+            raise ModelError(f"model card {where}: {name} has p = {entry['p']!r:.40}; "
+                             "a p-value must be a number in (0, 1)")
+        if t is None or not np.isfinite(t):
+            raise ModelError(f"model card {where}: {name} (p = {p:g}) has threshold "
+                             f"{entry['threshold']!r:.40}; it must be a finite number")
+        if t < 0:
+            raise ModelError(f"model card {where}: {name} (p = {p:g}) has threshold {t:g}; "
+                             "scores are losses, a threshold must be >= 0")
+        seen.append((p, t, i))
+    seen.sort()
+    for (p_lo, t_lo, i_lo), (p_hi, t_hi, i_hi) in zip(seen, seen[1:]):
+        if p_lo == p_hi:
+            raise ModelError(f"model card {where}: p = {p_lo:g} is listed twice "
+                             f"(thresholds[{i_lo}] and thresholds[{i_hi}])")
+        if t_lo < t_hi:
+            raise ModelError(
+                f"model card {where}: thresholds are not monotone in p: thresholds[{i_lo}] "
+                f"(p = {p_lo:g}) has threshold {t_lo:g}, below {t_hi:g} of thresholds[{i_hi}] "
+                f"(p = {p_hi:g}); a smaller p-value needs a threshold at least as high")
+    return entries
 
 
 def _gpd_sf(y: np.ndarray, c: float, scale: float) -> np.ndarray:

@@ -15,6 +15,7 @@ Pipelines (the same functions on the embedded and the distributed path):
 - ``stream.pipeline``: ``process_batch`` (the batch core), ``PipelineContext.from_config``
   and ``run_embedded``.
 - ``stream.dqm_pipeline``: occupancy maps -> conv-AE scores -> DQM alerts.
+- ``stream.redrive``: re-driving dead letters (fixed files replayed, kept payloads re-processed).
 
 Distributed path (the ``kafka`` extra):
 

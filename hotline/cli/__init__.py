@@ -5,9 +5,10 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 ``hotline --help`` stays fast. A ``HotlineError`` is printed as one line and exits 2
 (``-v`` shows the traceback); a command needing a missing extra says which, in one line;
 ``Ctrl-C`` exits 130. Modules: ``replay`` (and ``kafka_replay`` for ``--to kafka://``),
-``runs``, ``alerts``, ``demo``, ``dashboard``, ``archive``, ``worker`` (worker and sink),
-``subscribe`` (subscriptions and ``deliver``), ``train`` (train, calibrate, models),
-``attribution``, ``generate``, ``firmware``, ``dqm``; ``common`` holds shared helpers.
+``runs``, ``alerts``, ``deadletters`` (list, export, re-drive), ``demo``, ``dashboard``,
+``archive``, ``worker`` (worker and sink), ``subscribe`` (subscriptions and ``deliver``),
+``train`` (train, calibrate, models), ``attribution``, ``generate``, ``firmware``, ``dqm``;
+``common`` holds shared helpers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ COMMAND_MODULES = [
     "hotline.cli.replay",
     "hotline.cli.runs",
     "hotline.cli.alerts",
+    "hotline.cli.deadletters",
     "hotline.cli.demo",
     "hotline.cli.dashboard",
     "hotline.cli.archive",

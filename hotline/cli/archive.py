@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from hotline.cli.common import config_from
-from hotline.errors import SourceError
+from hotline.config import Config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,42 +15,59 @@ def register(sub: argparse._SubParsersAction) -> None:
         "import",
         help="copy the branches Hotline reads from NanoAOD files into archive run RUN",
         description="Read the object and id branches of NanoAOD files and write them as "
-        "archive run RUN (run_<RUN>/nano_XXXX.root). With --events-per-lumi the events get new "
-        "consecutive ids in run RUN; otherwise their own ids are kept.",
+        "archive run RUN (run_<RUN>/nano_XXXX.root, one or more files per input, each with "
+        "the collections its input has). Every event gets run number RUN (the output says "
+        "how many were relabelled); with --events-per-lumi the events also get new "
+        "consecutive lumisection and event numbers, otherwise they keep theirs. Inputs are "
+        "checked before anything is written: an unreadable file, a file without known "
+        "physics collections, events given twice, or relabelling that would merge events "
+        "of different runs is refused. An existing run is replaced only with --force.",
     )
     imp.add_argument("run", type=int)
     imp.add_argument("files", nargs="+")
     imp.add_argument("--archive", metavar="DIR")
+    imp.add_argument("--tree", default=None, help="TTree name (default Events)")
     imp.add_argument("--events-per-lumi", type=int, default=None)
+    imp.add_argument("--force", action="store_true",
+                     help="replace run RUN if the archive has it (its old files are removed)")
     imp.add_argument("--description", default="", help="how the run was made (kept in run.json)")
     imp.set_defaults(handler=handle_import)
 
 
-def handle_import(args: argparse.Namespace) -> int:
-    import awkward as ak
-    import uproot
-
-    from hotline.stream.archive_writer import relabel, write_run
+def import_branches(cfg: Config) -> list[str]:
+    """What an import copies: the branches of the configured rule menu and the default
+    feature spec, plus the collections the DQM geometries read."""
+    from hotline.alerts.menu import load_menu
+    from hotline.detectors.geometry import available_geometries, get_geometry
     from hotline.stream.pipeline import PipelineContext
 
-    cfg = config_from(args, source={"archive": args.archive})
-    wanted = set(PipelineContext().branches()) | {"run", "luminosityBlock", "event"}
-    wanted |= {f"Photon_{f}" for f in ("pt", "eta", "phi")}
-    parts = []
-    for f in args.files:
-        try:
-            with uproot.open(f) as fh:
-                t = fh[cfg.source.tree]
-                keys = [k for k in t.keys() if k in wanted]
-                parts.append(t.arrays(keys, library="ak"))
-        except (OSError, ValueError, KeyError) as exc:
-            raise SourceError(f"cannot import {f}: {exc}", f) from None
-    common = set.intersection(*(set(p.fields) for p in parts))
-    arrays = ak.concatenate([p[sorted(common)] for p in parts])
+    out = PipelineContext(rules=load_menu(cfg.alerts.rules)).branches()
+    out += [f"{c}_pt" for g in available_geometries() for c in get_geometry(g).collections]
+    out.append("Photon_pt")
+    return list(dict.fromkeys(out))
+
+
+def handle_import(args: argparse.Namespace) -> int:
+    from hotline.stream.archive_writer import import_run
+
+    cfg = config_from(args, source={"archive": args.archive, "tree": args.tree})
+    rep = import_run(cfg.source.archive, args.run, args.files, import_branches(cfg),
+                     tree=cfg.source.tree, events_per_lumi=args.events_per_lumi,
+                     force=args.force, description=args.description)
+    if rep.replaced:
+        print(f"replaced run {rep.run}: removed its {len(rep.replaced)} old file(s)")
     if args.events_per_lumi:
-        arrays = relabel(arrays, args.run, args.events_per_lumi)
-    card = {"description": args.description or f"imported from {len(args.files)} file(s)",
-            "sources": [Path(f).name for f in args.files], "events": len(arrays)}
-    folder = write_run(cfg.source.archive, args.run, arrays, card=card)
-    print(f"wrote {len(arrays):,} events to {folder}")
+        print(f"gave {rep.events:,} events new ids: run {rep.run}, {args.events_per_lumi:,} "
+              "events per lumisection")
+    elif rep.relabelled:
+        runs = ", ".join(str(r) for r in rep.from_runs)
+        print(f"relabelled {rep.relabelled:,} events from run(s) {runs} to {rep.run}")
+    collections = {c for i in rep.inputs for c in i.collections}
+    for i in rep.inputs:
+        lacks = sorted(collections - set(i.collections))
+        if lacks:
+            print(f"note: {i.path.name} has no {', '.join(lacks)}; its events have none "
+                  "(rules reading them are unavailable there)")
+    print(f"wrote {rep.events:,} events from {len(rep.inputs)} file(s) to {rep.folder} "
+          f"({len(rep.files)} file(s))")
     return 0

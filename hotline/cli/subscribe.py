@@ -223,7 +223,7 @@ def handle_list(args: argparse.Namespace) -> int:
     from hotline.alerts.outbox import delivery_stats
     from hotline.alerts.subscription_store import list_subscriptions
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         subs = list_subscriptions(store, owner=args.owner)
         stats = delivery_stats(store)
     if args.json:
@@ -247,7 +247,7 @@ def handle_list(args: argparse.Namespace) -> int:
 def handle_pause(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import pause_subscription
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         s = pause_subscription(store, args.id)
     print(f"subscription {s.id} paused; matching alerts keep queueing until resumed")
     return 0
@@ -256,7 +256,7 @@ def handle_pause(args: argparse.Namespace) -> int:
 def handle_resume(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import resume_subscription
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         s = resume_subscription(store, args.id, retry_failed=args.retry_failed)
     print(f"subscription {s.id} resumed" + (" (failed messages re-queued)"
                                              if args.retry_failed else ""))
@@ -266,7 +266,7 @@ def handle_resume(args: argparse.Namespace) -> int:
 def handle_remove(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import remove_subscription
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         remove_subscription(store, args.id)
     print(f"subscription {args.id} removed")
     return 0
@@ -276,7 +276,7 @@ def handle_test(args: argparse.Namespace) -> int:
     from hotline.alerts.delivery import send_test
     from hotline.alerts.subscription_store import get_subscription
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         ok, msg = send_test(store, get_subscription(store, args.id))
     print(msg, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
@@ -286,7 +286,7 @@ def handle_log(args: argparse.Namespace) -> int:
     from hotline.alerts.outbox import delivery_log, delivery_stats
     from hotline.alerts.subscription_store import get_subscription
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         s = get_subscription(store, args.id)
         st = delivery_stats(store, s.id).get(s.id, {})
         rows = delivery_log(store, s.id, limit=args.limit, status=args.status)
@@ -316,7 +316,7 @@ def handle_log(args: argparse.Namespace) -> int:
 def handle_secret(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import export_secret
 
-    with store_from(config_from(args)) as store:
+    with store_from(config_from(args), create=False) as store:
         _write_secret(args.out, export_secret(store, args.id))
     print(f"secret of {args.id} written to {args.out} (mode 0600)")
     return 0
