@@ -118,7 +118,7 @@ def make_worker(app: Any, loglevel: str = "warning") -> Any:
 
     from hotline.stream.log_throttle import install
 
-    class HotlineWorker(Worker):  # type: ignore[misc]
+    class HotlineWorker(Worker):
         def on_setup_root_logger(self, logger: _logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             install(logger)  # faust has just replaced the root handlers

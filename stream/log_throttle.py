@@ -70,7 +70,7 @@ class BrokerLogThrottle(logging.Filter):
             if now < self._next:
                 self.suppressed += 1
                 self.total_suppressed += 1
-                record._hotline_throttle = False  # type: ignore[attr-defined]
+                record._hotline_throttle = False
                 return False
             n, since = self.suppressed, now - self._last_pass
             self.suppressed = 0
@@ -86,7 +86,7 @@ class BrokerLogThrottle(logging.Filter):
         record.msg, record.args = f"{text} [{note}]", ()
         record.exc_info = record.exc_text = record.stack_info = None
         record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
-        record._hotline_throttle = True  # type: ignore[attr-defined]
+        record._hotline_throttle = True
         return True
 
 
