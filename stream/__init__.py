@@ -26,6 +26,7 @@ Distributed path (the ``kafka`` extra):
 - ``stream.agents``: the event agents (decode, call the core, send, in offset order).
 - ``stream.agents_dqm``: the occupancy agent and the occupancy-map wire format.
 - ``stream.sink``: ``hotline.alerts`` / ``scores`` / ``deadletter`` -> alert store.
+- ``stream.log_throttle``: Kafka-client log lines during a broker outage, one per backoff step.
 """
 
 __all__: list[str] = []

@@ -4,11 +4,16 @@
 one agent, ``score_events``. For each message (already a batch of ~4096 events,
 so no further micro-batching) it:
 
-1. decodes the Arrow IPC payload (``stream.codecs.decode_batch``); a malformed
-   message or another schema version goes to ``hotline.deadletter`` with the
-   reason and the raw bytes, and processing goes on;
+1. decodes the Arrow IPC payload (``stream.codecs.decode_batch``, which also
+   type-checks the header and validates the content);
 2. calls ``stream.pipeline.process_batch`` - the same function as the embedded
-   path, nothing re-implemented;
+   path, nothing re-implemented - and encodes its records. *Any* exception in
+   steps 1-2 (a malformed message, another schema version, inconsistent content,
+   or an unexpected error in the scoring code) turns the message into one dead
+   letter on ``hotline.deadletter`` with the reason (exception type and message)
+   and the raw bytes; the offset moves on only once the broker has confirmed it,
+   like any other output. So no message can stop the actor (faust would restart
+   it a few times, then the worker would exit);
 3. sends one JSON record per alert to ``hotline.alerts`` (key = alert id), the
    batch's per-lumisection summaries (each with its part id, so the store counts a
    re-processed message once) to ``hotline.scores`` and event-level dead letters to
@@ -54,6 +59,33 @@ def _origin(message: Any) -> str:
     return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
+#: exception types already logged with a traceback (each is logged with one only once)
+_TRACED: set[type] = set()
+
+
+def message_deadletter(origin: str, raw: bytes | None, exc: BaseException) -> DeadLetter:
+    """The dead letter of a message that could not be decoded or scored, with the reason.
+
+    A ``HotlineError`` is an input the codecs or the pipeline refused (its message is the
+    reason); anything else is unexpected: the reason names the exception type, and the
+    first one of each type is logged with its traceback.
+    """
+    if isinstance(exc, HotlineError):
+        reason = str(exc)
+    else:
+        reason = (f"{origin}: unexpected {type(exc).__name__} while decoding or scoring: "
+                  f"{str(exc)[:300]}")
+        if type(exc) not in _TRACED:
+            _TRACED.add(type(exc))
+            log.error("unexpected error on %s (traceback shown once per error type)", origin,
+                      exc_info=exc)
+    if raw and len(raw) > MAX_DEADLETTER_PAYLOAD:
+        reason += f" [payload cut to {MAX_DEADLETTER_PAYLOAD} of {len(raw)} bytes]"
+    log.warning("dead letter from %s: %s", origin, reason)
+    cut = raw[:MAX_DEADLETTER_PAYLOAD] if raw else None
+    return DeadLetter("kafka", origin, reason, payload=cut)
+
+
 def register_agents(
     app: Any, topics: Topics, ctx: PipelineContext, tables: bool = True
 ) -> dict[str, Any]:
@@ -73,24 +105,22 @@ def register_agents(
         lumi_alerts = app.Table(TABLES[1], default=int, key_type=str, value_type=int,
                                 partitions=topics.partitions)
 
-    async def send_deadletter(d: DeadLetter) -> Any:
-        return await deadletter.send(key=d.origin.encode(), value=encode_deadletter(d))
+    def encoded(result: BatchResult) -> list[tuple[str, bytes, bytes]]:
+        # encoded before anything is sent, so a record that cannot be encoded (e.g. a NaN
+        # score) dead-letters the whole message instead of failing half-way through it
+        out = [(topics.alerts, a.id.encode(), encode_alert(a)) for a in result.alerts]
+        out += [(topics.scores, str(s.run).encode(), encode_summary(s))
+                for s in result.summaries.values()]
+        out += [(topics.deadletter, d.origin.encode(), encode_deadletter(d))
+                for d in result.deadletters]
+        return out
 
-    async def issue(result: BatchResult) -> list[Any]:
+    async def issue(records: list[tuple[str, bytes, bytes]]) -> list[Any]:
         # the results of one message go straight to the (aiokafka) producer: one record per
         # alert is the wire contract, and faust's per-record Topic.send bookkeeping costs
         # ~4x more than the send itself when a batch holds thousands of alerts
         send = app.producer.send
-        futs = []
-        for a in result.alerts:
-            futs.append(await send(topics.alerts, a.id.encode(), encode_alert(a), None, None, None))
-        for s in result.summaries.values():
-            futs.append(await send(topics.scores, str(s.run).encode(), encode_summary(s), None,
-                                   None, None))
-        for d in result.deadletters:
-            futs.append(await send(topics.deadletter, d.origin.encode(), encode_deadletter(d),
-                                   None, None, None))
-        return futs
+        return [await send(topic, key, value, None, None, None) for topic, key, value in records]
 
     # per partition: futures of the last message taken - (records issued, records confirmed)
     chain: dict[tuple[str, int], tuple[asyncio.Future, asyncio.Future]] = {}
@@ -99,24 +129,17 @@ def register_agents(
                      issued: asyncio.Future) -> None:
         msg = event.message
         origin = _origin(msg)
-        raw: bytes = event.value
+        raw: bytes | None = event.value
         result: BatchResult | None = None
         try:
-            batch = decode_batch(raw, origin=origin)
-            result = process_batch(batch, ctx)
-        except HotlineError as exc:
-            cut = raw[:MAX_DEADLETTER_PAYLOAD] if raw else None
-            reason = str(exc) + (
-                f" [payload cut to {MAX_DEADLETTER_PAYLOAD} of {len(raw)} bytes]"
-                if raw and len(raw) > MAX_DEADLETTER_PAYLOAD else "")
-            log.warning("dead letter from %s: %s", origin, reason)
-            dead = DeadLetter("kafka", origin, reason, payload=cut)
+            records = encoded(result := process_batch(decode_batch(raw, origin=origin), ctx))
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
+            result = None
+            records = [(topics.deadletter, origin.encode(),
+                        encode_deadletter(message_deadletter(origin, raw, exc)))]
         if prev is not None:
             await prev[0]  # the previous message's records are queued: ours follow them
-        if result is None:
-            futs = [await send_deadletter(dead)]
-        else:
-            futs = await issue(result)
+        futs = await issue(records)
         issued.set_result(None)
         if prev is not None:
             await prev[1]  # ... and are confirmed: ours may be confirmed (acked) after them

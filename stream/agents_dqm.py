@@ -11,7 +11,9 @@ decode -> ``stream.dqm_pipeline.process_occupancy`` (the same function as the
 embedded path) -> send the DQM alerts to ``hotline.alerts`` (key = alert id)
 and dead letters to ``hotline.deadletter``, waiting for the broker's
 confirmation before taking the next message (at-least-once + idempotent store,
-as for the event agent). The agent keeps no state.
+as for the event agent). Any exception while decoding, scoring or encoding a
+message makes it one dead letter with the reason (``stream.agents.message_deadletter``)
+instead of stopping the agent. The agent keeps no state.
 
 ``publish_maps(producer_send, topic, maps)`` is the producer side (any
 ``send(topic, key, value)`` callable, e.g. kafka-python's ``KafkaProducer.send``).
@@ -24,9 +26,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hotline.alerts.records import DeadLetter
 from hotline.detectors.occupancy import OccupancyMap
-from hotline.errors import HotlineError, StreamError
+from hotline.errors import StreamError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,14 @@ def decode_occupancy(data: bytes | None, origin: str = "kafka") -> list[Occupanc
         got = d.get("schema") if isinstance(d, dict) else None
         raise StreamError(f"{origin}: occupancy schema version {got!r} is not supported "
                           f"(this Hotline reads {OCCUPANCY_SCHEMA_VERSION})")
+    raw = d.get("maps")
+    if not isinstance(raw, list):
+        raise StreamError(f"{origin}: occupancy message field 'maps' must be a list, "
+                          f"got {raw!r:.80}")
+    for i, m in enumerate(raw):
+        _check_map_fields(m, f"{origin}: occupancy map {i}")
     try:
-        maps = [OccupancyMap.from_dict(m) for m in d["maps"]]
+        maps = [OccupancyMap.from_dict(m) for m in raw]
     except (KeyError, TypeError, ValueError) as exc:
         raise StreamError(f"{origin}: malformed occupancy map ({exc!r})") from None
     for m in maps:
@@ -56,6 +63,24 @@ def decode_occupancy(data: bytes | None, origin: str = "kafka") -> list[Occupanc
             raise StreamError(f"{origin}: occupancy map {m.subsystem} run {m.run} LS {m.lumi} "
                               f"is not a 2-D grid (shape {m.counts.shape})")
     return maps
+
+
+def _check_map_fields(m: Any, where: str) -> None:
+    """Types of the fields ``OccupancyMap.from_dict`` would otherwise coerce silently."""
+    if not isinstance(m, dict):
+        raise StreamError(f"{where} is a JSON {type(m).__name__}, expected an object")
+    for key in ("run", "lumi", "n_events"):
+        if key not in m:
+            continue  # reported by from_dict as a malformed map
+        v = m[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise StreamError(f"{where}: field '{key}' must be a non-negative integer, "
+                              f"got {v!r:.80}")
+    for key in ("subsystem", "source"):
+        v = m.get(key, "hotline")
+        if not isinstance(v, str) or not v:
+            raise StreamError(f"{where}: field '{key}' must be a non-empty string, "
+                              f"got {v!r:.80}")
 
 
 def publish_maps(send: Callable[..., Any], topic: str, maps: Sequence[OccupancyMap]) -> Any:
@@ -84,20 +109,21 @@ def register_dqm_agent(app: Any, topics: Any, dctx: Any) -> dict[str, Any]:
     async def score_occupancy(stream: Any) -> Any:
         import asyncio
 
+        from hotline.stream.agents import message_deadletter
+
         async for event in stream.events():
             msg = event.message
             origin = f"{msg.topic}[{msg.partition}]@{msg.offset}"
             try:
                 result = process_occupancy(decode_occupancy(event.value, origin), dctx)
-            except HotlineError as exc:
-                log.warning("dead letter from %s: %s", origin, exc)
-                d = DeadLetter("kafka", origin, str(exc), payload=(event.value or b"")[:65536])
+                records = [(alerts, a.id.encode(), encode_alert(a)) for a in result.alerts]
+                records += [(deadletter, d.origin.encode(), encode_deadletter(d))
+                            for d in result.deadletters]
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the agent
+                d = message_deadletter(origin, event.value, exc)
                 await (await deadletter.send(key=origin.encode(), value=encode_deadletter(d)))
                 continue
-            futs = [await alerts.send(key=a.id.encode(), value=encode_alert(a))
-                    for a in result.alerts]
-            futs += [await deadletter.send(key=d.origin.encode(), value=encode_deadletter(d))
-                     for d in result.deadletters]
+            futs = [await topic.send(key=key, value=value) for topic, key, value in records]
             if futs:
                 await asyncio.gather(*futs)
             log.info("scored %d occupancy maps from %s: %d DQM alerts", len(result.scores),

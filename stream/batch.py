@@ -5,16 +5,34 @@ array whose fields are NanoAOD branch names (``Electron_pt`` jagged,
 ``MET_pt`` flat, ...) plus the identifiers ``run``, ``luminosityBlock`` and
 ``event``. The same object comes out of the ROOT replay and out of a decoded
 Kafka message, and is what ``stream.pipeline.process_batch`` consumes.
+
+``validate_arrays`` / ``EventBatch.validated()`` check a batch's *content*
+before it is scored (any source: a decoded Kafka message, a chunk of a ROOT
+file): at least one event; id branches present, integral, non-negative and
+without missing values; every other branch numbers (or booleans) or lists of
+them, without missing values, strings or nested records; the jagged branches of
+one collection (same prefix before the first ``_``, e.g. ``Muon_pt`` and
+``Muon_eta``) with the same number of entries in every event. A violation is
+one error naming the origin and the branch (and the first bad event), so the
+caller can dead-letter the batch and go on instead of failing later inside the
+scoring code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import awkward as ak
 import numpy as np
 
+from hotline.errors import HotlineError, StreamError
+
 ID_BRANCHES = ("run", "luminosityBlock", "event")
+#: numpy kinds a data branch may hold (ints, unsigned, floats, booleans) - floats of
+#: ROOT's widths only (float16 is not a ROOT type and awkward cannot reduce it)
+LEAF_KINDS = "iufb"
+LEAF_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass
@@ -63,3 +81,132 @@ class EventBatch:
     def take(self, mask_or_index: np.ndarray) -> EventBatch:
         """A sub-batch (boolean mask or integer index), same source and origin."""
         return EventBatch(self.arrays[mask_or_index], self.source, self.origin, dict(self.meta))
+
+    def validated(self, error: type[HotlineError] = StreamError) -> EventBatch:
+        """This batch with its content checked (``validate_arrays``); raises ``error``."""
+        arrays = validate_arrays(self.arrays, self.origin, error)
+        if arrays is self.arrays:
+            return self
+        return EventBatch(arrays, self.source, self.origin, dict(self.meta))
+
+
+def validate_arrays(
+    arrays: Any, origin: str, error: type[HotlineError] = StreamError
+) -> ak.Array:
+    """``arrays`` checked as a batch's content (module docstring); raises ``error(reason)``.
+
+    Returns the same array, or an equal one with option types that hold no missing
+    value (e.g. from nullable Arrow columns) and indirections removed.
+    """
+
+    def fail(reason: str) -> NoReturn:
+        raise error(f"{origin}: {reason}")
+
+    if not isinstance(arrays, ak.Array):
+        fail(f"batch is a {type(arrays).__name__}, not an awkward array")
+    layout = arrays.layout
+    if layout.is_indexed or layout.is_option:
+        layout = _without_missing(layout, "the batch", fail)
+    if not layout.is_record or layout.is_tuple:
+        fail(f"batch is not a record of branches (type {arrays.type})")
+    if len(arrays) == 0:
+        fail("batch has no events (zero rows)")
+    names = list(layout.fields)
+    missing = [b for b in ID_BRANCHES if b not in names]
+    if missing:
+        fail(f"id branch '{missing[0]}' is missing; every event needs run, luminosityBlock "
+             "and event")
+    given = {name: layout.content(name) for name in names}
+    contents = {name: _branch(given[name], name, fail) for name in names}
+    for b in ID_BRANCHES:
+        _check_id(contents[b], b, fail)
+    _check_collections(contents, fail)
+    if layout is arrays.layout and all(contents[n] is given[n] for n in names):
+        return arrays
+    return ak.Array(ak.contents.RecordArray([contents[n] for n in names], names,
+                                            length=len(arrays)))
+
+
+def _without_missing(layout: Any, name: str, fail: Any) -> Any:
+    """``layout`` without its option / indexed node; fails if a value is missing."""
+    while layout.is_option or layout.is_indexed:
+        if layout.is_option:
+            none = np.asarray(ak.is_none(ak.Array(layout), axis=0))
+            if none.any():
+                fail(f"branch '{name}' has a missing (null) value at entry "
+                     f"{int(np.flatnonzero(none)[0])}")
+        layout = layout.project()
+    return layout
+
+
+def _leaf(layout: Any, name: str, fail: Any) -> Any:
+    layout = _without_missing(layout, name, fail)
+    if isinstance(layout, ak.contents.EmptyArray):  # lists that are all empty
+        return layout.to_NumpyArray(np.dtype(np.float64))
+    if layout.is_list and layout.parameter("__array__") in ("string", "bytestring"):
+        fail(f"branch '{name}' holds strings, expected numbers")
+    if layout.is_record:
+        fail(f"branch '{name}' holds nested records, expected numbers")
+    if layout.is_union:
+        fail(f"branch '{name}' mixes types ({ak.Array(layout).type.content}), expected numbers")
+    if layout.is_list:
+        fail(f"branch '{name}' holds lists of lists, expected numbers or lists of numbers")
+    if not isinstance(layout, ak.contents.NumpyArray) or layout.parameter("__array__"):
+        fail(f"branch '{name}' is not numeric")
+    if layout.data.ndim != 1:
+        fail(f"branch '{name}' holds fixed-size arrays {layout.data.shape[1:]}, expected "
+             "numbers")
+    dtype = layout.data.dtype
+    if dtype.kind not in LEAF_KINDS or (dtype.kind == "f" and dtype not in LEAF_FLOATS):
+        fail(f"branch '{name}' has type {layout.data.dtype}, expected numbers")
+    return layout
+
+
+def _branch(layout: Any, name: str, fail: Any) -> Any:
+    """One branch as a flat ``NumpyArray`` or a ``ListOffsetArray`` of one (else ``fail``)."""
+    layout = _without_missing(layout, name, fail)
+    if not layout.is_list or layout.parameter("__array__") in ("string", "bytestring"):
+        return _leaf(layout, name, fail)
+    lists = layout
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        lists = layout.to_ListOffsetArray64(False)
+    if lists.content.is_option or lists.content.is_indexed:  # only the reachable entries
+        lists = lists.to_ListOffsetArray64(True)
+    content = _leaf(lists.content, name, fail)
+    if lists is layout and content is layout.content:
+        return layout
+    return ak.contents.ListOffsetArray(lists.offsets, content)
+
+
+def _check_id(layout: Any, name: str, fail: Any) -> None:
+    if layout.is_list:
+        fail(f"id branch '{name}' holds lists, expected one integer per event")
+    data = layout.data
+    if data.dtype.kind not in "iu":
+        fail(f"id branch '{name}' has type {data.dtype}, expected integers")
+    if data.dtype.kind == "i" and data.size and data.min() < 0:
+        k = int(np.flatnonzero(data < 0)[0])
+        fail(f"id branch '{name}' has a negative value ({int(data[k])}) at entry {k}")
+    if data.dtype == np.uint64 and data.size and data.max() > np.iinfo(np.int64).max:
+        k = int(np.argmax(data))
+        fail(f"id branch '{name}' has a value beyond 2**63 ({int(data[k])}) at entry {k}")
+
+
+def _check_collections(contents: dict[str, Any], fail: Any) -> None:
+    """The jagged branches of one collection have equal lengths in every event."""
+    first: dict[str, tuple[str, np.ndarray]] = {}
+    for name, layout in contents.items():
+        if not layout.is_list or "_" not in name:
+            continue
+        prefix = name.split("_", 1)[0]
+        counts = np.diff(np.asarray(layout.offsets))
+        if prefix not in first:
+            first[prefix] = (name, counts)
+            continue
+        ref_name, ref = first[prefix]
+        if not np.array_equal(counts, ref):
+            k = int(np.flatnonzero(counts != ref)[0])
+            ids = ":".join(str(int(np.asarray(contents[b].data)[k])) for b in ID_BRANCHES)
+            fail(f"collection '{prefix}': branch '{name}' has {int(counts[k])} entries but "
+                 f"'{ref_name}' has {int(ref[k])} in event {ids} (run:lumisection:event); "
+                 "the branches of one collection must have equal lengths")

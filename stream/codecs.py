@@ -24,7 +24,11 @@ schema message and the result is the same array, same form, as
 goes through ``ak.from_arrow``.
 
 Every decode error is a ``StreamError`` naming what is wrong, so the agent can
-route the message to ``hotline.deadletter`` and go on. ``register_codecs()``
+route the message to ``hotline.deadletter`` and go on: besides the framing, the
+header's fields are type-checked (``source`` a non-empty string, ``origin`` a
+string, ``n`` a non-negative integer equal to the payload's rows) and the
+content is validated (``stream.batch.validate_arrays``: ids, numeric branches,
+no missing values, equal lengths within a collection, at least one event). ``register_codecs()``
 makes the same formats available to faust (``hotline_events``, ``hotline_alert``).
 """
 
@@ -41,7 +45,7 @@ import numpy as np
 
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.errors import HotlineError, StreamError
-from hotline.stream.batch import EventBatch
+from hotline.stream.batch import EventBatch, validate_arrays
 
 MAGIC = b"HLEV"
 EVENTS_SCHEMA_VERSION = 1
@@ -78,18 +82,45 @@ def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
                           f"(this Hotline reads version {EVENTS_SCHEMA_VERSION})")
     try:
         header = json.loads(data[_HEAD.size : _HEAD.size + hlen])
+    except Exception as exc:  # noqa: BLE001 - every corrupt payload becomes a dead letter
+        raise StreamError(f"{origin}: event batch header is not JSON "
+                          f"({type(exc).__name__}: {str(exc)[:160]})") from None
+    source, where, n = _check_header(header, origin)
+    try:
         arrays = arrays_from_ipc(memoryview(data)[_HEAD.size + hlen :])
     except Exception as exc:  # noqa: BLE001 - every corrupt payload becomes a dead letter
         raise StreamError(f"{origin}: event batch is corrupt "
                           f"({type(exc).__name__}: {str(exc)[:160]})") from None
-    if header.get("n") is not None and header["n"] != len(arrays):
-        raise StreamError(f"{origin}: event batch header says {header['n']} events, "
+    if n != len(arrays):
+        raise StreamError(f"{origin}: event batch header says {n} events, "
                           f"payload has {len(arrays)}")
+    full = f"{origin} ({where})"
     try:
-        return EventBatch(arrays, source=header.get("source", "hotline"),
-                          origin=f"{origin} ({header.get('origin', '?')})")
+        return EventBatch(validate_arrays(arrays, full, StreamError), source=source, origin=full)
     except HotlineError as exc:
         raise StreamError(str(exc)) from None
+
+
+def _check_header(header: Any, origin: str) -> tuple[str, str, int]:
+    """``(source, origin, n)`` of a batch header, type-checked (``StreamError`` names the
+    field)."""
+    if not isinstance(header, dict):
+        raise StreamError(f"{origin}: event batch header is a JSON {type(header).__name__}, "
+                          "expected an object with source, origin and n")
+    missing = [k for k in ("source", "origin", "n") if k not in header]
+    if missing:
+        raise StreamError(f"{origin}: event batch header has no '{missing[0]}' field")
+    source, where, n = header["source"], header["origin"], header["n"]
+    if not isinstance(source, str) or not source:
+        raise StreamError(f"{origin}: event batch header field 'source' must be a non-empty "
+                          f"string, got {source!r:.80}")
+    if not isinstance(where, str):
+        raise StreamError(f"{origin}: event batch header field 'origin' must be a string, "
+                          f"got {where!r:.80}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise StreamError(f"{origin}: event batch header field 'n' must be a non-negative "
+                          f"integer, got {n!r:.80}")
+    return source, where, n
 
 
 #: ``(kind, values dtype, offsets dtype)`` per column; kind "num" or "list"
@@ -206,9 +237,34 @@ def decode_alert(data: bytes | None, origin: str = "kafka") -> AlertRecord:
     if not isinstance(d, dict):
         raise StreamError(f"{origin}: alert message is not a JSON object")
     try:
-        return AlertRecord.from_dict(d)
+        record = AlertRecord.from_dict(d)
     except StreamError as exc:
         raise StreamError(f"{origin}: {exc}") from None
+    _check_alert_types(record, origin)
+    return record
+
+
+def _check_alert_types(a: AlertRecord, origin: str) -> None:
+    """Field types of a decoded alert (JSON can hold anything; the store would take some
+    wrong types silently and refuse others)."""
+    for name in ("id", "kind", "rule", "source"):
+        v = getattr(a, name)
+        if not isinstance(v, str) or not v:
+            raise StreamError(f"{origin}: alert field '{name}' must be a non-empty string, "
+                              f"got {v!r:.80}")
+    for name in ("run", "lumi", "event"):
+        v = getattr(a, name)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
+            raise StreamError(f"{origin}: alert field '{name}' must be an integer in "
+                              f"[0, 2**63), got {v!r:.80}")
+    for name in ("score", "p_value", "significance", "created"):
+        v = getattr(a, name)
+        if (v is not None or name == "created") and (
+                not isinstance(v, int | float) or isinstance(v, bool)):
+            raise StreamError(f"{origin}: alert field '{name}' must be a number, got {v!r:.80}")
+    if not isinstance(a.payload, dict):
+        raise StreamError(f"{origin}: alert field 'payload' must be an object, "
+                          f"got {a.payload!r:.80}")
 
 
 def encode_summary(summary: LumiSummary) -> bytes:

@@ -25,6 +25,11 @@ commits the start offset of every ``hotline.events`` partition the group never
 committed (``stream.topics.initialise_group_offsets``), so the first rebalances
 of a fresh group cannot skip records either.
 
+Broker outages: faust 0.15 does not pass aiokafka's ``retry_backoff_ms`` on, so
+the clients retry every 100 ms and log each failure; ``make_worker`` runs the
+app in a faust ``Worker`` whose log handlers carry ``stream.log_throttle``'s
+filter (one WARNING per backoff step, with the count of suppressed lines).
+
 No module-level app: nothing happens at import time.
 """
 
@@ -102,3 +107,20 @@ def make_app(
     for attach in extra_agents:
         attach(app, topics)
     return app
+
+
+def make_worker(app: Any, loglevel: str = "warning") -> Any:
+    """A faust ``Worker`` running ``app`` whose logging throttles the Kafka clients' repeated
+    lines during a broker outage (``stream.log_throttle``)."""
+    import logging as _logging
+
+    from faust import Worker
+
+    from hotline.stream.log_throttle import install
+
+    class HotlineWorker(Worker):
+        def on_setup_root_logger(self, logger: _logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install(logger)  # faust has just replaced the root handlers
+
+    return HotlineWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

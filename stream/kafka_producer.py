@@ -63,9 +63,11 @@ def retry_with_backoff(
 
 
 def quiet_kafka_logs() -> None:
-    """kafka-python logs every refused connection at ERROR; the retry loop reports instead."""
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    """kafka-python logs every refused connection at ERROR, in a loop while the broker is
+    down: its lines pass as one WARNING per backoff step (``stream.log_throttle``)."""
+    from hotline.stream.log_throttle import install
+
+    install()
 
 
 def make_producer(cfg: StreamConfig, **overrides: Any) -> Any:

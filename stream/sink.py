@@ -12,9 +12,13 @@ lumisection, in one transaction with the read of the stored row (under a row
 lock on PostgreSQL). So summaries are exact too - across re-read records, batches
 re-processed after a worker crash, and several sinks writing one store. (Only
 records of older writers, without a part id, are added without that check.)
-Records that cannot be decoded become dead letters in the store, with the
-reason; nothing is dropped silently. Dead letters have no id: a re-read can
-store one twice.
+Records that cannot be decoded, or that the store refuses (a value that breaks
+an INSERT, a wrong type: each kind of record is written as a group, and record
+by record when the group is refused), become dead letters in the store, with
+the reason, and the offsets move on; nothing is dropped silently and no record
+can crash the sink in a loop. A store *outage* (lost connection, locked
+database) is not the record's fault: it propagates and nothing is committed.
+Dead letters have no id: a re-read can store one twice.
 """
 
 from __future__ import annotations
@@ -88,35 +92,96 @@ def make_consumer(cfg: StreamConfig, group: str | None = None, **overrides: Any)
                               connect, cfg.connect_timeout)
 
 
+def store_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the store itself failed (connection lost, database locked, disk
+    full), not that it refused the data: then nothing is dead-lettered and nothing committed."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the backends raise StoreError ``from None``: the cause is the context
+        if seen is None:
+            break
+        names = {c.__name__ for c in type(seen).__mro__}
+        if names & {"OperationalError", "InterfaceError", "OSError", "ConnectionError"}:
+            return True
+        if "closed" in str(seen).lower():  # sqlite3: "Cannot operate on a closed database"
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _write_group(
+    write: Callable[[list[Any]], Any], items: list[tuple[Any, Any]], dead: list[DeadLetter],
+    what: str,
+) -> list[Any]:
+    """``write`` the decoded records of ``items`` ((Kafka record, decoded), ...) in one call;
+    if the store refuses the group, each record alone, and the ones it refuses become dead
+    letters (appended to ``dead``) with the reason. Returns the results of the writes."""
+    if not items:
+        return []
+    try:
+        return [write([x for _, x in items])]
+    except Exception as exc:  # noqa: BLE001 - any refusal; a store outage is re-raised
+        if store_unavailable(exc):
+            raise
+        log.warning("sink: the store refused %d %s records together (%s: %s); writing them "
+                    "one by one", len(items), what, type(exc).__name__, str(exc)[:200])
+    out = []
+    for r, x in items:
+        try:
+            out.append(write([x]))
+        except Exception as exc:  # noqa: BLE001
+            if store_unavailable(exc):
+                raise
+            origin = f"{r.topic}[{r.partition}]@{r.offset}"
+            reason = (f"{origin}: the alert store refused this {what} record "
+                      f"({type(exc).__name__}: {str(exc)[:300]})")
+            log.warning("sink: %s", reason)
+            dead.append(DeadLetter("kafka", origin, reason, payload=r.value))
+    return out
+
+
 def write_records(
     records: list[Any], store: AlertStore, t: Any, report: SinkReport
 ) -> list[AlertRecord]:
-    """Decode one poll's records and write them; returns the alerts that were new."""
-    alerts: list[AlertRecord] = []
-    parts: list[LumiSummary] = []
+    """Decode one poll's records and write them; returns the alerts that were new.
+
+    A record that cannot be decoded, or that the store refuses (the group of its kind is
+    then written record by record), is stored as a dead letter with the reason, so one
+    bad record neither stops the sink nor holds back the offsets of the others. A store
+    outage (``store_unavailable``) propagates: nothing is committed.
+    """
+    alerts: list[tuple[Any, AlertRecord]] = []
+    parts: list[tuple[Any, LumiSummary]] = []
+    dead_in: list[tuple[Any, DeadLetter]] = []
     dead: list[DeadLetter] = []
     for r in records:
         origin = f"{r.topic}[{r.partition}]@{r.offset}"
         try:
             if r.topic == t.alerts:
-                alerts.append(decode_alert(r.value, origin))
+                alerts.append((r, decode_alert(r.value, origin)))
             elif r.topic == t.scores:
-                parts.append(decode_summary(r.value, origin))
+                parts.append((r, decode_summary(r.value, origin)))
             elif r.topic == t.deadletter:
-                dead.append(decode_deadletter(r.value, origin))
+                dead_in.append((r, decode_deadletter(r.value, origin)))
         except StreamError as exc:
             log.warning("sink: %s", exc)
             dead.append(DeadLetter("kafka", origin, str(exc), payload=r.value))
-    new = store.add_alerts(alerts)
+    before = len(dead)
+    new = [a for got in _write_group(store.add_alerts, alerts, dead, "alert") for a in got]
+    n_alerts = len(alerts) - (len(dead) - before)
+    before = len(dead)
+    applied = sum(_write_group(store.add_summary_parts, parts, dead, "summary"))
+    n_parts = len(parts) - (len(dead) - before)
+    before = len(dead)
+    _write_group(store.add_deadletters, dead_in, dead, "dead-letter")
+    n_dead_in = len(dead_in) - (len(dead) - before)
     if dead:
-        store.add_deadletters(dead)
-    applied = store.add_summary_parts(parts) if parts else 0
+        store.add_deadletters(dead)  # plain types only: a refusal here is a store failure
     report.records += len(records)
-    report.alerts_seen += len(alerts)
+    report.alerts_seen += n_alerts
     report.alerts_new += len(new)
-    report.summaries += len(parts)
+    report.summaries += n_parts
     report.summaries_new += applied
-    report.deadletters += len(dead)
+    report.deadletters += n_dead_in + len(dead)
     return new
 
 

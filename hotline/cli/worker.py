@@ -104,9 +104,7 @@ def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
 
 
 def handle_worker(args: argparse.Namespace) -> int:
-    from faust import Worker
-
-    from hotline.stream.faust_app import make_app
+    from hotline.stream.faust_app import make_app, make_worker
 
     cfg = _config(args, stream={"datadir": args.datadir, "web_port": args.web_port},
                   alerts={"rules": args.rules})
@@ -115,7 +113,7 @@ def handle_worker(args: argparse.Namespace) -> int:
 
     initialise_group_offsets(cfg.stream, timeout=cfg.stream.connect_timeout)
     app = make_app(cfg, extra_agents=dqm_agents(cfg, enabled=not args.no_dqm))
-    worker = Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker = make_worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()  # returns on SIGTERM / SIGINT (exits the process)
     return 0
 
