@@ -267,6 +267,39 @@ def _check_alert_types(a: AlertRecord, origin: str) -> None:
                           f"got {a.payload!r:.80}")
 
 
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+
+
+def _check_summary_types(s: LumiSummary, origin: str) -> None:
+    """Field types of a decoded summary (a store would take some wrong types silently)."""
+    if not isinstance(s.source, str) or not s.source:
+        raise StreamError(f"{origin}: summary field 'source' must be a non-empty string, "
+                          f"got {s.source!r:.80}")
+    for name in ("run", "lumi", "n_events", "n_bad"):
+        if not _is_count(getattr(s, name)):
+            raise StreamError(f"{origin}: summary field '{name}' must be an integer in "
+                              f"[0, 2**63), got {getattr(s, name)!r:.80}")
+    if s.n_bad > s.n_events:
+        raise StreamError(f"{origin}: summary counts {s.n_bad} quarantined events of "
+                          f"{s.n_events}")
+    for name in ("first_seen", "last_seen"):
+        v = getattr(s, name)
+        if not isinstance(v, int | float) or isinstance(v, bool) or v != v:
+            raise StreamError(f"{origin}: summary field '{name}' must be a number, got {v!r:.80}")
+    if not isinstance(s.rule_counts, dict) or not all(
+            isinstance(k, str) and _is_count(v) for k, v in s.rule_counts.items()):
+        raise StreamError(f"{origin}: summary field 'rule_counts' must map rule names to "
+                          "counts")
+    if not isinstance(s.score_hist, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(_is_count(x) for x in v)
+            for k, v in s.score_hist.items()):
+        raise StreamError(f"{origin}: summary field 'score_hist' must map rule names to lists "
+                          "of counts")
+    if not all(isinstance(r, str) for r in s.unavailable):
+        raise StreamError(f"{origin}: summary field 'unavailable' must list rule names")
+
+
 def encode_summary(summary: LumiSummary) -> bytes:
     body = summary.to_dict(tally=True)
     body.pop("part", None)  # at the top level, where older readers ignore it
@@ -287,6 +320,7 @@ def decode_summary(data: bytes | None, origin: str = "kafka") -> LumiSummary:
         if part is not None and not (isinstance(part, str) and part):
             raise StreamError(f"{origin}: summary part id {part!r} is not a non-empty string")
         summary.part = part
+        _check_summary_types(summary, origin)
         return summary
     except StreamError:
         raise

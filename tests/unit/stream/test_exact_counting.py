@@ -179,3 +179,19 @@ def test_malformed_tally_is_a_stream_error(field, value, match):
     unsorted["events"] = EventTally.build(np.arange(10), np.zeros(10)).to_wire()["events"][::-1]
     with pytest.raises(StreamError):
         EventTally.from_wire(unsorted)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("source", 5), ("source", ""), ("run", "7"), ("lumi", -1), ("n_events", 1.5),
+    ("n_bad", True), ("rule_counts", {"r": "x"}), ("rule_counts", []),
+    ("score_hist", {"ae": [1, -2]}), ("unavailable", [3]), ("first_seen", "now"),
+])
+def test_summary_record_with_wrong_field_types_is_refused(field, value):
+    import json
+
+    s = process_batch(EventBatch(make_events(50), source="s"), PipelineContext()).summaries
+    msg = json.loads(encode_summary(next(iter(s.values()))))
+    msg["summary"].pop("tally", None)  # an older writer's record: the fields are what counts
+    msg["summary"][field] = value
+    with pytest.raises(StreamError, match=f"sc\\[0\\]@1: .*{field}|sc\\[0\\]@1: malformed"):
+        decode_summary(json.dumps(msg).encode(), "sc[0]@1")
