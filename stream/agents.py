@@ -86,6 +86,29 @@ def message_deadletter(origin: str, raw: bytes | None, exc: BaseException) -> De
     return DeadLetter("kafka", origin, reason, payload=cut)
 
 
+def message_records(raw: bytes | None, origin: str, ctx: PipelineContext,
+                    topics: Topics) -> tuple[BatchResult | None, list[tuple[str, bytes, bytes]]]:
+    """What one ``hotline.events`` message becomes: (result or None, [(topic, key, value)]).
+
+    Decode, score and encode every output record; any exception on the way makes the
+    message one dead letter record instead (``message_deadletter``), and the result is
+    None. Records are encoded before anything is sent, so a record that cannot be
+    encoded (e.g. a NaN score) dead-letters the whole message instead of failing
+    half-way through it. Pure: no I/O (the agent sends the records).
+    """
+    try:
+        result = process_batch(decode_batch(raw, origin=origin), ctx)
+        out = [(topics.alerts, a.id.encode(), encode_alert(a)) for a in result.alerts]
+        out += [(topics.scores, str(s.run).encode(), encode_summary(s))
+                for s in result.summaries.values()]
+        out += [(topics.deadletter, d.origin.encode(), encode_deadletter(d))
+                for d in result.deadletters]
+        return result, out
+    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
+        dead = message_deadletter(origin, raw, exc)
+        return None, [(topics.deadletter, origin.encode(), encode_deadletter(dead))]
+
+
 def register_agents(
     app: Any, topics: Topics, ctx: PipelineContext, tables: bool = True
 ) -> dict[str, Any]:
@@ -105,16 +128,6 @@ def register_agents(
         lumi_alerts = app.Table(TABLES[1], default=int, key_type=str, value_type=int,
                                 partitions=topics.partitions)
 
-    def encoded(result: BatchResult) -> list[tuple[str, bytes, bytes]]:
-        # encoded before anything is sent, so a record that cannot be encoded (e.g. a NaN
-        # score) dead-letters the whole message instead of failing half-way through it
-        out = [(topics.alerts, a.id.encode(), encode_alert(a)) for a in result.alerts]
-        out += [(topics.scores, str(s.run).encode(), encode_summary(s))
-                for s in result.summaries.values()]
-        out += [(topics.deadletter, d.origin.encode(), encode_deadletter(d))
-                for d in result.deadletters]
-        return out
-
     async def issue(records: list[tuple[str, bytes, bytes]]) -> list[Any]:
         # the results of one message go straight to the (aiokafka) producer: one record per
         # alert is the wire contract, and faust's per-record Topic.send bookkeeping costs
@@ -130,13 +143,7 @@ def register_agents(
         msg = event.message
         origin = _origin(msg)
         raw: bytes | None = event.value
-        result: BatchResult | None = None
-        try:
-            records = encoded(result := process_batch(decode_batch(raw, origin=origin), ctx))
-        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
-            result = None
-            records = [(topics.deadletter, origin.encode(),
-                        encode_deadletter(message_deadletter(origin, raw, exc)))]
+        result, records = message_records(raw, origin, ctx, topics)
         if prev is not None:
             await prev[0]  # the previous message's records are queued: ours follow them
         futs = await issue(records)
