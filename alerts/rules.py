@@ -5,7 +5,9 @@ feature matrix / scores) and returns a ``RuleOutcome``: a boolean mask over
 events, vectorised. This module holds that protocol and the classic kinds
 (``CountRule``, ``ScalarRule``, ``SumPtRule``); ``alerts.menu`` turns
 configuration into rules. A rule whose input branches a file lacks is
-*unavailable* for that batch (reported as such, never silently false).
+*unavailable* for that batch (reported as such, never silently false). A rule cutting on
+a collection also says which of its objects fired it (``RuleOutcome.objects``), so an
+alert carries them even when the collection is outside the feature spec (photons).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ class RuleOutcome:
     """Result of one rule on one batch: ``mask`` (None when unavailable).
 
     ``score`` / ``p_value`` / ``details`` are per-event arrays or lists that
-    anomaly-score rules fill; classic rules leave them None.
+    anomaly-score rules fill; classic rules leave them None. ``collection`` and
+    ``objects(idx)`` name the collection a rule cuts on and give, for events ``idx``, the
+    objects that passed its selection as ``[pt, eta, phi]`` lists, leading pT first.
     """
 
     rule: str
@@ -33,6 +37,8 @@ class RuleOutcome:
     score: np.ndarray | None = None
     p_value: np.ndarray | None = None
     details: Callable[[int], dict[str, Any]] | None = None
+    collection: str | None = None
+    objects: Callable[[np.ndarray], list[list[list[float]]]] | None = None
 
     @property
     def available(self) -> bool:
@@ -52,6 +58,42 @@ class Rule(Protocol):
 def _missing(arrays: ak.Array, needs: list[str]) -> list[str]:
     fields = set(arrays.fields)
     return [b for b in needs if b not in fields]
+
+
+def _flat(arr: Any) -> np.ndarray:
+    return ak.to_numpy(ak.flatten(arr, axis=1))
+
+
+def fired_objects(
+    arrays: ak.Array, collection: str, sel: ak.Array
+) -> Callable[[np.ndarray], list[list[list[float]]]]:
+    """``objects(idx)`` for ``RuleOutcome``: the ``collection`` objects selected by ``sel``
+    in events ``idx`` (ascending) as [pt, eta, phi] (rounded to 1e-4, leading pT first; eta
+    or phi 0 when the branch is absent). Vectorised (numpy on the flat content)."""
+    fields = set(arrays.fields)
+
+    def objects(idx: np.ndarray) -> list[list[list[float]]]:
+        pt = arrays[f"{collection}_pt"]
+        counts = ak.to_numpy(ak.num(pt, axis=1)).astype(np.int64)
+        owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+        hit = np.zeros(counts.size, dtype=bool)
+        hit[idx] = True
+        keep = np.flatnonzero(_flat(sel) & hit[owner])
+        pt_f = _flat(pt)[keep]
+        order = np.lexsort((-pt_f, owner[keep]))  # by event, then leading pT first
+        cols = [pt_f[order]]
+        for f in ("eta", "phi"):
+            b = f"{collection}_{f}"
+            cols.append(_flat(arrays[b])[keep][order] if b in fields else np.zeros(keep.size))
+        flat = np.round(np.stack(cols, axis=1).astype(np.float64), 4).tolist()
+        per_event = np.bincount(owner[keep], minlength=counts.size)[idx].tolist()
+        out, start = [], 0
+        for k in per_event:
+            out.append(flat[start:start + k])
+            start += k
+        return out
+
+    return objects
 
 
 @dataclass
@@ -78,7 +120,8 @@ class CountRule:
         if self.max_abs_eta is not None:
             sel = sel & (abs(arrays[f"{self.collection}_eta"]) < self.max_abs_eta)
         n = ak.to_numpy(ak.sum(sel, axis=1))
-        return RuleOutcome(self.name, n >= self.min_count)
+        return RuleOutcome(self.name, n >= self.min_count, collection=self.collection,
+                           objects=fired_objects(arrays, self.collection, sel))
 
 
 @dataclass
@@ -127,4 +170,6 @@ class SumPtRule:
         sel = pt > self.object_min_pt
         if self.max_abs_eta is not None:
             sel = sel & (abs(arrays[f"{self.collection}_eta"]) < self.max_abs_eta)
-        return RuleOutcome(self.name, ak.to_numpy(ak.sum(pt[sel], axis=1)) > self.min_sum)
+        return RuleOutcome(self.name, ak.to_numpy(ak.sum(pt[sel], axis=1)) > self.min_sum,
+                           collection=self.collection,
+                           objects=fired_objects(arrays, self.collection, sel))
