@@ -27,7 +27,7 @@ class RuleOutcome:
     ``score`` / ``p_value`` / ``details`` are per-event arrays or lists that
     anomaly-score rules fill; classic rules leave them None. ``collection`` and
     ``objects(idx)`` name the collection a rule cuts on and give, for events ``idx``, the
-    objects that passed its selection as ``[pt, eta, phi]`` lists, leading pT first.
+    objects that passed its selection (see ``fired_objects``).
     """
 
     rule: str
@@ -38,7 +38,7 @@ class RuleOutcome:
     p_value: np.ndarray | None = None
     details: Callable[[int], dict[str, Any]] | None = None
     collection: str | None = None
-    objects: Callable[[np.ndarray], list[list[list[float]]]] | None = None
+    objects: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def available(self) -> bool:
@@ -60,38 +60,53 @@ def _missing(arrays: ak.Array, needs: list[str]) -> list[str]:
     return [b for b in needs if b not in fields]
 
 
-def _flat(arr: Any) -> np.ndarray:
-    return ak.to_numpy(ak.flatten(arr, axis=1))
+def _jagged(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, flat content) of a jagged array; no copy for the usual list-of-numbers layout."""
+    lay = arr.layout
+    if isinstance(lay, ak.contents.ListOffsetArray) and isinstance(lay.content,
+                                                                  ak.contents.NumpyArray):
+        return np.asarray(lay.offsets.data, dtype=np.int64), np.asarray(lay.content.data)
+    counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64)
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, ak.to_numpy(ak.flatten(arr, axis=1))
 
 
 def fired_objects(
     arrays: ak.Array, collection: str, sel: ak.Array
-) -> Callable[[np.ndarray], list[list[list[float]]]]:
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``objects(idx)`` for ``RuleOutcome``: the ``collection`` objects selected by ``sel``
-    in events ``idx`` (ascending) as [pt, eta, phi] (rounded to 1e-4, leading pT first; eta
-    or phi 0 when the branch is absent). Vectorised (numpy on the flat content)."""
+    in events ``idx`` (ascending), as (position in ``idx`` of each object's event, values
+    [k, 3] of (pt, eta, phi) in the branches' precision; eta or phi 0 when the branch is
+    absent or does not match pT object for object), grouped by event, leading pT first.
+    Vectorised: numpy on the flat content of the asked events only."""
     fields = set(arrays.fields)
 
-    def objects(idx: np.ndarray) -> list[list[list[float]]]:
-        pt = arrays[f"{collection}_pt"]
-        counts = ak.to_numpy(ak.num(pt, axis=1)).astype(np.int64)
-        owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
-        hit = np.zeros(counts.size, dtype=bool)
-        hit[idx] = True
-        keep = np.flatnonzero(_flat(sel) & hit[owner])
-        pt_f = _flat(pt)[keep]
-        order = np.lexsort((-pt_f, owner[keep]))  # by event, then leading pT first
+    def objects(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        offsets, pt_all = _jagged(arrays[f"{collection}_pt"])
+        n_in = offsets[idx + 1] - offsets[idx]  # only the asked events' objects are touched
+        local = np.arange(int(n_in.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_in) - n_in,
+                                                                        n_in)
+        pos = np.repeat(np.arange(idx.size, dtype=np.int64), n_in)
+
+        def take(arr: Any) -> np.ndarray | None:
+            off, content = _jagged(arr)
+            if not np.array_equal(off[idx + 1] - off[idx], n_in):
+                return None
+            return content[np.repeat(off[idx], n_in) + local]
+
+        keep = take(sel)
+        if keep is None:
+            return np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+        pt_f = pt_all[np.repeat(offsets[idx], n_in) + local][keep]
+        pos = pos[keep]
+        order = np.lexsort((-pt_f, pos))  # by event, then leading pT first
         cols = [pt_f[order]]
         for f in ("eta", "phi"):
             b = f"{collection}_{f}"
-            cols.append(_flat(arrays[b])[keep][order] if b in fields else np.zeros(keep.size))
-        flat = np.round(np.stack(cols, axis=1).astype(np.float64), 4).tolist()
-        per_event = np.bincount(owner[keep], minlength=counts.size)[idx].tolist()
-        out, start = [], 0
-        for k in per_event:
-            out.append(flat[start:start + k])
-            start += k
-        return out
+            v = take(arrays[b]) if b in fields else None
+            cols.append(v[keep][order] if v is not None else np.zeros(pt_f.size, pt_f.dtype))
+        return pos[order], np.stack(cols, axis=1)
 
     return objects
 

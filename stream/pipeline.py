@@ -86,7 +86,9 @@ class PipelineContext:
 
     rules: list[Any] = field(default_factory=build_menu)
     spec: FeatureSpec = DEFAULT_SPEC
-    features_required: bool = False  #: True when a scorer needs features (else best effort)
+    #: True when a scorer needs features; a batch lacking feature branches then makes the
+    #: feature-based rules unavailable for it (never a failed batch or file)
+    features_required: bool = False
     max_alerts_per_lumi: int = 0
 
     @classmethod
@@ -178,17 +180,25 @@ def _objects_payloads(
         return rows
     used = features.spec if features is not None else spec
     label = used.label_for(outcome.collection)
-    covered = features is not None and used.object_for(outcome.collection) is not None
-    for row, fired in zip(rows, outcome.objects(idx)):
-        if not covered:  # e.g. photons with the default spec: all of them are new
-            row.extend([f"{label}{k}", *obj] for k, obj in enumerate(fired, 1))
-            continue
-        have = {tuple(o[1:]) for o in row if o[0].rstrip("0123456789") == label}
-        k = len(have)
-        for obj in fired:
-            if tuple(obj) not in have:
-                k += 1
-                row.append([f"{label}{k}", *obj])
+    pos, vals = outcome.objects(idx)
+    first = np.zeros(idx.size, dtype=np.int64)  # numbering starts after the spec's own objects
+    obj = used.object_for(outcome.collection)
+    if features is not None and obj is not None and pos.size:
+        start = sum(o.count for o in used.objects[: used.objects.index(obj)])
+        slots = features.objects()[idx, start:start + obj.count]
+        present = features.mask[idx, start:start + obj.count]
+        same = (slots[pos] == vals[:, None, :].astype(np.float32)).all(-1) & present[pos]
+        new = ~same.any(-1)  # fired objects not already shown as spec objects
+        pos, vals = pos[new], vals[new]
+        first = present.sum(1).astype(np.int64)
+    if not pos.size:
+        return rows
+    group_start = np.r_[0, np.flatnonzero(np.diff(pos)) + 1]
+    rank = np.arange(pos.size) - np.repeat(group_start, np.diff(np.r_[group_start, pos.size]))
+    numbers = (first[pos] + rank + 1).tolist()
+    values = np.round(vals.astype(np.float64), 4).tolist()
+    for p, k, v in zip(pos.tolist(), numbers, values):
+        rows[p].append([f"{label}{k}", *v])
     return rows
 
 

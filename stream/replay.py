@@ -113,10 +113,6 @@ class ReplaySource:
         self.branches = list(dict.fromkeys(self.branches))
 
     @property
-    def failed_files(self) -> list[FileOutcome]:
-        return [f for f in self.files_report if f.failed]
-
-    @property
     def chunk(self) -> int:
         """Events per batch: ~10 batches per second when paced, else ``step_size``."""
         if self.rate is None:

@@ -185,13 +185,11 @@ def nothing_replayed(source: ReplaySource | H5Source) -> SourceError:
     """The one-line error of a replay that produced no events, saying why."""
     start = getattr(source, "start_lumi", None)
     last = getattr(source, "last_lumi", None)
+    errors = "; ".join(str(e) for e in source.errors)
     if start is not None and last is not None and last < start:
         return SourceError(f"no events at or after lumisection {start}; the files end at "
-                           f"lumisection {last}")
-    return SourceError(
-        "no events were replayed"
-        + (f": {'; '.join(str(e) for e in source.errors)}" if source.errors else "")
-    )
+                           f"lumisection {last}" + (f"; {errors}" if errors else ""))
+    return SourceError("no events were replayed" + (f": {errors}" if errors else ""))
 
 
 def handle(args: argparse.Namespace) -> int:

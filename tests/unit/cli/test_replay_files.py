@@ -96,3 +96,16 @@ def test_a_rule_unavailable_in_one_file_is_listed_once(tmp_path, capsys):
     rows = [line for line in table.splitlines() if "1pho_pt100" in line]
     assert len(rows) == 1 and "unavailable for part of the data: no Photon_pt" in rows[0]
     assert re.search(r"│ 3pho_pt20 +│ +\d+ \(unavailable for part", table)
+
+
+def test_short_files_are_named_for_what_they_are(files, tmp_path):
+    from hotline.stream.replay import ReplaySource
+
+    cut = tmp_path / "cut.root"
+    cut.write_bytes(files["good"].read_bytes()[:300])  # a ROOT header, then nothing
+    src = ReplaySource([files["empty"], files["tiny"], cut, tmp_path / "absent.root"],
+                       branches=["Muon_pt"])
+    assert list(src) == []
+    assert [o.status for o in src.files_report] == [
+        "empty file (0 bytes)", "not a ROOT file (320 bytes, no ROOT header)",
+        "truncated ROOT file (shorter than its own header says)", "file does not exist"]
