@@ -6,9 +6,10 @@ the onnxruntime ``models.scorer.Scorer``, selects events above
 ``scorer.threshold(p_value)``, and attaches per event the score, its background
 p-value and ``details(i)`` -- the per-object and per-type loss contributions and
 the model name/version -- for the alert payload. Events flagged bad (NaN/inf)
-are excluded from scoring (they are quarantined by the pipeline). A batch whose
-features are missing or do not fit the model raises ``ModelError``, which the
-pipeline turns into a dead letter.
+are excluded from scoring (they are quarantined by the pipeline). A batch that lacks
+feature branches (``context["features_missing"]``) makes the rule *unavailable* for it,
+like a cut rule whose branches are absent; a batch whose features do not fit the model
+raises ``ModelError``, which the pipeline turns into a dead letter.
 
 A built-in rule kind ``"ae"`` of ``alerts.menu``, so a menu entry
 ``{name = "ae", kind = "ae", model = "ae_default", p_value = 1e-4}`` works too.
@@ -44,6 +45,11 @@ class AERule:
 
     def evaluate(self, arrays: Any, context: dict[str, Any]) -> RuleOutcome:
         features = context.get("features")
+        if features is None and context.get("features_missing"):
+            # a partial schema: the batch lacks feature branches -> unavailable, like a cut
+            # rule whose branches are absent (never a failed file)
+            return RuleOutcome(self.name, None, kind="ae",
+                               missing=list(context["features_missing"]))
         if features is None:
             raise ModelError(f"rule {self.name}: the batch has no feature matrix "
                              f"(model {self.scorer.name} needs spec '{self.scorer.spec.name}')")

@@ -5,7 +5,9 @@ feature matrix / scores) and returns a ``RuleOutcome``: a boolean mask over
 events, vectorised. This module holds that protocol and the classic kinds
 (``CountRule``, ``ScalarRule``, ``SumPtRule``); ``alerts.menu`` turns
 configuration into rules. A rule whose input branches a file lacks is
-*unavailable* for that batch (reported as such, never silently false).
+*unavailable* for that batch (reported as such, never silently false). A rule cutting on
+a collection also says which of its objects fired it (``RuleOutcome.objects``), so an
+alert carries them even when the collection is outside the feature spec (photons).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ class RuleOutcome:
     """Result of one rule on one batch: ``mask`` (None when unavailable).
 
     ``score`` / ``p_value`` / ``details`` are per-event arrays or lists that
-    anomaly-score rules fill; classic rules leave them None.
+    anomaly-score rules fill; classic rules leave them None. ``collection`` and
+    ``objects(idx)`` name the collection a rule cuts on and give, for events ``idx``, the
+    objects that passed its selection (see ``fired_objects``).
     """
 
     rule: str
@@ -33,6 +37,8 @@ class RuleOutcome:
     score: np.ndarray | None = None
     p_value: np.ndarray | None = None
     details: Callable[[int], dict[str, Any]] | None = None
+    collection: str | None = None
+    objects: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def available(self) -> bool:
@@ -52,6 +58,57 @@ class Rule(Protocol):
 def _missing(arrays: ak.Array, needs: list[str]) -> list[str]:
     fields = set(arrays.fields)
     return [b for b in needs if b not in fields]
+
+
+def _jagged(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, flat content) of a jagged array; no copy for the usual list-of-numbers layout."""
+    lay = arr.layout
+    if isinstance(lay, ak.contents.ListOffsetArray) and isinstance(lay.content,
+                                                                  ak.contents.NumpyArray):
+        return np.asarray(lay.offsets.data, dtype=np.int64), np.asarray(lay.content.data)
+    counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64)
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, ak.to_numpy(ak.flatten(arr, axis=1))
+
+
+def fired_objects(
+    arrays: ak.Array, collection: str, sel: ak.Array
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``objects(idx)`` for ``RuleOutcome``: the ``collection`` objects selected by ``sel``
+    in events ``idx`` (ascending), as (position in ``idx`` of each object's event, values
+    [k, 3] of (pt, eta, phi) in the branches' precision; eta or phi 0 when the branch is
+    absent or does not match pT object for object), grouped by event, leading pT first.
+    Vectorised: numpy on the flat content of the asked events only."""
+    fields = set(arrays.fields)
+
+    def objects(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        offsets, pt_all = _jagged(arrays[f"{collection}_pt"])
+        n_in = offsets[idx + 1] - offsets[idx]  # only the asked events' objects are touched
+        local = np.arange(int(n_in.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_in) - n_in,
+                                                                        n_in)
+        pos = np.repeat(np.arange(idx.size, dtype=np.int64), n_in)
+
+        def take(arr: Any) -> np.ndarray | None:
+            off, content = _jagged(arr)
+            if not np.array_equal(off[idx + 1] - off[idx], n_in):
+                return None
+            return content[np.repeat(off[idx], n_in) + local]
+
+        keep = take(sel)
+        if keep is None:
+            return np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+        pt_f = pt_all[np.repeat(offsets[idx], n_in) + local][keep]
+        pos = pos[keep]
+        order = np.lexsort((-pt_f, pos))  # by event, then leading pT first
+        cols = [pt_f[order]]
+        for f in ("eta", "phi"):
+            b = f"{collection}_{f}"
+            v = take(arrays[b]) if b in fields else None
+            cols.append(v[keep][order] if v is not None else np.zeros(pt_f.size, pt_f.dtype))
+        return pos[order], np.stack(cols, axis=1)
+
+    return objects
 
 
 @dataclass
@@ -78,7 +135,8 @@ class CountRule:
         if self.max_abs_eta is not None:
             sel = sel & (abs(arrays[f"{self.collection}_eta"]) < self.max_abs_eta)
         n = ak.to_numpy(ak.sum(sel, axis=1))
-        return RuleOutcome(self.name, n >= self.min_count)
+        return RuleOutcome(self.name, n >= self.min_count, collection=self.collection,
+                           objects=fired_objects(arrays, self.collection, sel))
 
 
 @dataclass
@@ -127,4 +185,6 @@ class SumPtRule:
         sel = pt > self.object_min_pt
         if self.max_abs_eta is not None:
             sel = sel & (abs(arrays[f"{self.collection}_eta"]) < self.max_abs_eta)
-        return RuleOutcome(self.name, ak.to_numpy(ak.sum(pt[sel], axis=1)) > self.min_sum)
+        return RuleOutcome(self.name, ak.to_numpy(ak.sum(pt[sel], axis=1)) > self.min_sum,
+                           collection=self.collection,
+                           objects=fired_objects(arrays, self.collection, sel))

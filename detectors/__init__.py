@@ -4,6 +4,10 @@ Events:
 
 - ``detectors.spec``: the event feature spec (object types, multiplicities, cuts) as data.
 - ``detectors.features``: NanoAOD-style jagged collections -> fixed feature matrix, vectorised.
+- ``detectors.quality``: the one quarantine policy (NaN/inf, nulls, negative pT, |eta| and
+  |phi| out of range) applied to every branch read.
+- ``detectors.schemas``: schema alias specs (``aliases/*.toml``) mapping another schema's
+  branch names (e.g. CMS Run-3 scouting) onto NanoAOD names.
 - ``detectors.fastsim``: the fast detector simulation (generator particles -> NanoAOD-style
   objects; parameters in ``fastsim_params.toml``).
 - ``detectors.event_faults``: detector faults applied to reconstructed events (muon scale,

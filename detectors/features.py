@@ -6,8 +6,11 @@ mapping of branch name -> array, as ``uproot.iterate`` yields) into the
 keep the leading ``count`` objects and zero-pad. Everything is vectorised over
 the whole chunk; there is no per-event Python loop.
 
-Events whose inputs hold NaN or inf are not silently zeroed: they are flagged in
-``FeatureMatrix.bad`` (their rows are zero) so the pipeline can quarantine them.
+Events whose inputs break the quarantine policy of ``detectors.quality`` (NaN or inf,
+negative pT, |eta| or |phi| out of range) are not silently zeroed or cut away: they are
+flagged in ``FeatureMatrix.bad`` (their rows are zero) so the pipeline can quarantine them.
+``missing_branches`` names the branches a spec needs that a batch lacks, so a caller can
+report the features as unavailable instead of failing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hotline.detectors.quality import bad_values
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
 from hotline.errors import MissingBranchError
 
@@ -28,7 +32,7 @@ class FeatureMatrix:
     """Features of one batch: ``x`` [n, n_features] float32, ``mask`` [n, n_objects] bool.
 
     ``mask`` is True where an object slot holds a real object (False = padding).
-    ``bad`` is True for events whose inputs held NaN/inf (their rows are zero).
+    ``bad`` is True for events whose inputs break the quarantine policy (their rows are zero).
     ``collections`` maps each object name to the branch prefix actually used.
     ``weights`` are physical event weights when the events come from a weighted
     (biased-sampling) sample, else None (every event weighs 1).
@@ -72,6 +76,25 @@ def required_branches(spec: FeatureSpec, available: set[str]) -> list[str]:
     return out
 
 
+def missing_branches(spec: FeatureSpec, available: set[str]) -> list[str]:
+    """Branches of ``spec`` absent from ``available`` (objects whose fallbacks resolve excluded)."""
+    out: list[str] = []
+    for obj in spec.objects:
+        if resolve_collection(obj, available) is None:
+            out.extend(b for b in obj.branches() if b not in available)
+    return out
+
+
+def _bad_objects(branches: list[str], values: list[np.ndarray]) -> np.ndarray | None:
+    """Values (flat) that break the quarantine policy in any of the object's branches."""
+    out: np.ndarray | None = None
+    for b, v in zip(branches, values):
+        m = bad_values(b, v)
+        if m is not None:
+            out = m if out is None else out | m
+    return out
+
+
 def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
     """(flat values, per-event counts) of a jagged array, as numpy, without copies when packed."""
     counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64, copy=False)
@@ -79,7 +102,7 @@ def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _leading(
-    pt: Any, eta: Any, phi: Any, obj: ObjectSpec
+    pt: Any, eta: Any, phi: Any, obj: ObjectSpec, prefix: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leading ``obj.count`` objects passing cuts: values [n, count, 3], mask, bad.
 
@@ -93,10 +116,10 @@ def _leading(
     n = counts.size
     ev = np.repeat(np.arange(n, dtype=np.int64), counts)
     # NaN comparisons are False, so a NaN object would silently vanish: catch it first.
-    nonfinite = ~(np.isfinite(pt_f) & np.isfinite(eta_f) & np.isfinite(phi_f))
+    rejected = _bad_objects(obj.branches(prefix), [pt_f, eta_f, phi_f])
     bad = np.zeros(n, dtype=bool)
-    if nonfinite.any():
-        bad[ev[nonfinite]] = True
+    if rejected is not None:
+        bad[ev[rejected]] = True
     sel = pt_f > obj.min_pt
     if obj.max_abs_eta is not None:
         sel &= np.abs(eta_f) < obj.max_abs_eta
@@ -146,13 +169,16 @@ def extract_features(
         if obj.scalar:
             pt = np.asarray(arrays[f"{prefix}_pt"], dtype=np.float32)
             phi = np.asarray(arrays[f"{prefix}_phi"], dtype=np.float32)
-            bad |= ~(np.isfinite(pt) & np.isfinite(phi))
+            rejected = _bad_objects(obj.branches(prefix), [pt, phi])
+            if rejected is not None:
+                bad |= rejected
             vals = np.stack([pt, np.zeros_like(pt), phi], axis=1)[:, None, :]
             msk = (pt > obj.min_pt)[:, None]
             vals = np.where(msk[:, :, None], vals, 0.0).astype(np.float32)
         else:
             vals, msk, b = _leading(
-                arrays[f"{prefix}_pt"], arrays[f"{prefix}_eta"], arrays[f"{prefix}_phi"], obj
+                arrays[f"{prefix}_pt"], arrays[f"{prefix}_eta"], arrays[f"{prefix}_phi"], obj,
+                prefix,
             )
             bad |= b
         blocks.append(vals)

@@ -6,6 +6,8 @@ zero-padded -> 19 objects x 3 = 57 features. The spec is data: a list of
 ``ObjectSpec`` (collection name in the NanoAOD file, multiplicity, kinematic
 cuts), serialisable to/from a dict (stored in every model card) and TOML.
 Other layouts (photons, taus, more jets) are configuration, not code.
+``FeatureSpec.label_for(collection)`` gives the short object label (``pho`` for
+``Photon``) used in alert payloads for collections inside or outside the spec.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from hotline.config import read_toml
 from hotline.errors import ConfigError
 
 FIELDS = ("pt", "eta", "phi")
+
+#: short object labels of NanoAOD collections (alert payloads, event displays); a spec's own
+#: object names win for the collections it holds, unknown collections use their name in lower case
+COLLECTION_LABELS = {"MET": "met", "PuppiMET": "met", "PFMET": "met", "Electron": "e",
+                     "Muon": "mu", "Jet": "j", "Photon": "pho", "Tau": "tau", "FatJet": "fj"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,20 @@ class FeatureSpec:
         """For each object slot, the index of its type in ``object_types``."""
         types = self.object_types
         return [types.index(o.type) for o in self.objects for _ in range(o.count)]
+
+    def object_for(self, collection: str) -> ObjectSpec | None:
+        """The spec object reading ``collection`` (as its collection or a fallback), if any."""
+        for o in self.objects:
+            if collection == o.collection or collection in o.fallbacks:
+                return o
+        return None
+
+    def label_for(self, collection: str) -> str:
+        """Short object label of ``collection``: the spec object's name, else a known label."""
+        obj = self.object_for(collection)
+        if obj is not None:
+            return obj.name
+        return COLLECTION_LABELS.get(collection, collection.lower())
 
     def to_dict(self) -> dict[str, Any]:
         return {

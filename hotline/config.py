@@ -51,6 +51,9 @@ class SourceConfig:
     tree: str = "Events"  #: TTree name inside the ROOT files
     step_size: int = 100_000  #: events per batch read by uproot
     name: str = "hotline"  #: logical data-stream name; part of every alert id
+    #: alias spec mapping another schema onto NanoAOD names (a bundled name such as
+    #: "run3_scouting", or a TOML file); empty: the files use NanoAOD names
+    schema: str = ""
 
 
 @dataclass(frozen=True)

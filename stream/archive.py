@@ -107,14 +107,44 @@ def _scan(info: RunInfo, tree: str) -> None:
                     ls = t["luminosityBlock"].array(library="np")
                     lumis += [int(np.min(ls)), int(np.max(ls))]
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a problem to list
-            info.problems.append(f"{f.name}: {describe_open_error(exc, tree)}")
+            info.problems.append(f"{f.name}: {describe_open_error(exc, tree, f)}")
     info.events = events
     if lumis:
         info.first_lumi, info.last_lumi = min(lumis), max(lumis)
 
 
-def describe_open_error(exc: BaseException, tree: str) -> str:
-    """A one-line reason for a file that uproot cannot open or read."""
+#: a ROOT file starts with these four bytes; its header alone is about 100 bytes, and the
+#: smallest file holding a tree is several hundred
+ROOT_MAGIC = b"root"
+
+
+def describe_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a ROOT file, from its size and first bytes (None: it may be one)."""
+    p = Path(path)
+    if p.is_dir():
+        return "is a folder, not a ROOT file"
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            head = fh.read(len(ROOT_MAGIC))
+    except FileNotFoundError:
+        return "file does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    if head != ROOT_MAGIC:
+        return f"not a ROOT file ({size} bytes, no ROOT header)"
+    return None
+
+
+def describe_open_error(exc: BaseException, tree: str, path: str | Path | None = None) -> str:
+    """A one-line reason for a file that uproot cannot open or read (``path``: look at the
+    file itself first, so an empty or tiny file is called that, not an uproot message)."""
+    if path is not None:
+        found = describe_file(path)
+        if found is not None:
+            return found
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, FileNotFoundError):
         return "file does not exist"
@@ -122,6 +152,8 @@ def describe_open_error(exc: BaseException, tree: str) -> str:
         return "is a folder, not a ROOT file"
     if "not a ROOT file" in text or "magic" in text.lower():
         return "not a ROOT file (bad magic bytes)"
+    if "expected Chunk of length" in text:
+        return "truncated ROOT file (shorter than its own header says)"
     if isinstance(exc, KeyError) or "not found" in text:
         return f"has no tree '{tree}'"
     return f"unreadable ({type(exc).__name__}: {text[:160]})"

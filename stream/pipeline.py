@@ -42,9 +42,15 @@ from hotline.alerts.records import (
 )
 from hotline.alerts.rules import RuleOutcome
 from hotline.config import Config
-from hotline.detectors.features import FeatureMatrix, extract_features, required_branches
+from hotline.detectors.features import (
+    FeatureMatrix,
+    extract_features,
+    missing_branches,
+    required_branches,
+)
+from hotline.detectors.quality import Problem, Quarantine, check_events
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
-from hotline.errors import HotlineError, MissingBranchError
+from hotline.errors import HotlineError
 from hotline.stream.batch import EventBatch
 
 log = logging.getLogger(__name__)
@@ -80,7 +86,9 @@ class PipelineContext:
 
     rules: list[Any] = field(default_factory=build_menu)
     spec: FeatureSpec = DEFAULT_SPEC
-    features_required: bool = False  #: True when a scorer needs features (else best effort)
+    #: True when a scorer needs features; a batch lacking feature branches then makes the
+    #: feature-based rules unavailable for it (never a failed batch or file)
+    features_required: bool = False
     max_alerts_per_lumi: int = 0
 
     @classmethod
@@ -99,7 +107,8 @@ class PipelineContext:
                    max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
 
     def branches(self, available: set[str] | None = None) -> list[str]:
-        """Branches to read: the feature spec's (with fallbacks) plus every rule's needs."""
+        """Branches to read: the feature spec's (with fallbacks), every rule's needs, and the
+        (pt, eta, phi) of each rule's collection (for the objects in its alerts)."""
         out = required_branches(self.spec, available or set())
         for obj in self.spec.objects:
             for prefix in obj.fallbacks:
@@ -107,6 +116,9 @@ class PipelineContext:
         for r in self.rules:
             out.extend(r.needs)
             out.extend(f"{fb}" for fb in getattr(r, "fallbacks", ()))
+            coll = getattr(r, "collection", None)
+            if isinstance(coll, str):  # the fired objects' angles, for the alert payload
+                out.extend(f"{coll}_{f}" for f in ("pt", "eta", "phi"))
         return list(dict.fromkeys(out))
 
 
@@ -144,46 +156,100 @@ class BatchResult:
         return out
 
 
-def _objects_payloads(features: FeatureMatrix | None, idx: np.ndarray) -> list[list[list[Any]]]:
-    """For events ``idx``: the present objects as [label, pt, eta, phi] lists (vectorised)."""
+def _objects_payloads(
+    features: FeatureMatrix | None, idx: np.ndarray, outcome: RuleOutcome | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
+) -> list[list[list[Any]]]:
+    """For events ``idx``: the present objects as [label, pt, eta, phi] lists (vectorised).
+
+    The feature-spec objects come first; then the objects that fired ``outcome``'s rule
+    (``RuleOutcome.objects``) that are not among them, labelled by their collection
+    (``pho1``...), so a rule on a collection outside the spec still shows its objects.
+    """
     if features is None or idx.size == 0:
-        return [[] for _ in range(idx.size)]
-    labels = features.spec.object_labels
-    vals = np.round(features.objects()[idx].astype(np.float64), 4).tolist()
-    mask = features.mask[idx].tolist()
-    return [
-        [[labels[j], *row[j]] for j in range(len(row)) if present[j]]
-        for row, present in zip(vals, mask)
-    ]
+        rows: list[list[list[Any]]] = [[] for _ in range(idx.size)]
+    else:
+        labels = features.spec.object_labels
+        vals = np.round(features.objects()[idx].astype(np.float64), 4).tolist()
+        mask = features.mask[idx].tolist()
+        rows = [
+            [[labels[j], *row[j]] for j in range(len(row)) if present[j]]
+            for row, present in zip(vals, mask)
+        ]
+    if outcome is None or outcome.objects is None or outcome.collection is None or not idx.size:
+        return rows
+    used = features.spec if features is not None else spec
+    label = used.label_for(outcome.collection)
+    pos, vals = outcome.objects(idx)
+    first = np.zeros(idx.size, dtype=np.int64)  # numbering starts after the spec's own objects
+    obj = used.object_for(outcome.collection)
+    if features is not None and obj is not None and pos.size:
+        start = sum(o.count for o in used.objects[: used.objects.index(obj)])
+        slots = features.objects()[idx, start:start + obj.count]
+        present = features.mask[idx, start:start + obj.count]
+        same = (slots[pos] == vals[:, None, :].astype(np.float32)).all(-1) & present[pos]
+        new = ~same.any(-1)  # fired objects not already shown as spec objects
+        pos, vals = pos[new], vals[new]
+        first = present.sum(1).astype(np.int64)
+    if not pos.size:
+        return rows
+    group_start = np.r_[0, np.flatnonzero(np.diff(pos)) + 1]
+    rank = np.arange(pos.size) - np.repeat(group_start, np.diff(np.r_[group_start, pos.size]))
+    numbers = (first[pos] + rank + 1).tolist()
+    values = np.round(vals.astype(np.float64), 4).tolist()
+    for p, k, v in zip(pos.tolist(), numbers, values):
+        rows[p].append([f"{label}{k}", *v])
+    return rows
+
+
+def _quarantine_letters(
+    batch: EventBatch, quarantine: Quarantine, features: FeatureMatrix | None
+) -> list[DeadLetter]:
+    """One dead letter per (run, lumisection) and per (branch, reason) of the quarantine,
+    listing the events; feature rows rejected for another reason get their own letter."""
+    problems = list(quarantine.problems)
+    if features is not None:
+        extra = features.bad & ~quarantine.bad
+        if extra.any():
+            problems.append(Problem("features", "feature inputs rejected", np.flatnonzero(extra)))
+    out = []
+    run, lumi, event = batch.run, batch.lumi, batch.event
+    for p in problems:
+        for (r, ls), sel in _group(run[p.events], lumi[p.events]):
+            out.append(DeadLetter(
+                source=batch.source,
+                origin=batch.origin,
+                reason=f"{p.describe()}; event quarantined",
+                run=r,
+                lumi=ls,
+                events=tuple(int(e) for e in event[p.events][sel]),
+            ))
+    return out
 
 
 def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
-    """Score one batch: features, rules, alerts, summaries, dead letters (pure, no I/O)."""
+    """Score one batch: features, rules, alerts, summaries, dead letters (pure, no I/O).
+
+    Every event whose values break the quarantine policy (``detectors.quality``: any
+    branch, whichever rules or models are on) is dead-lettered with its branch and reason,
+    counted in ``n_bad`` and kept out of rule counts and alerts. A batch lacking feature
+    branches still runs every rule whose inputs it has; the feature-based rules are then
+    *unavailable* for it (``missing`` names the branches), the batch is not refused.
+    """
     n = len(batch)
     run, lumi, event = batch.run, batch.lumi, batch.event
     result = BatchResult(n_events=n)
+    quarantine = check_events(batch.arrays)
     features: FeatureMatrix | None = None
-    try:
+    features_missing = missing_branches(ctx.spec, batch.fields)
+    if not features_missing:
         features = extract_features(batch.arrays, ctx.spec, where=batch.origin)
-    except MissingBranchError:
-        if ctx.features_required:
-            raise
-    bad = features.bad if features is not None else np.zeros(n, dtype=bool)
+    bad = quarantine.bad if features is None else quarantine.bad | features.bad
     if bad.any():
-        idx = np.flatnonzero(bad)
-        for (r, ls), sel in _group(run[idx], lumi[idx]):
-            result.deadletters.append(
-                DeadLetter(
-                    source=batch.source,
-                    origin=batch.origin,
-                    reason="NaN or inf in object kinematics; event quarantined",
-                    run=r,
-                    lumi=ls,
-                    events=tuple(int(e) for e in event[idx][sel]),
-                )
-            )
+        result.deadletters.extend(_quarantine_letters(batch, quarantine, features))
     good = ~bad
-    context = {"features": features, "good": good, "batch": batch}
+    context = {"features": features, "features_missing": features_missing, "good": good,
+               "batch": batch}
     outcomes: list[RuleOutcome] = [rule.evaluate(batch.arrays, context) for rule in ctx.rules]
 
     # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch; the
@@ -207,7 +273,7 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
         hits = np.flatnonzero(o.mask & good)
         if hits.size == 0:
             continue
-        objects = _objects_payloads(features, hits)
+        objects = _objects_payloads(features, hits, o, ctx.spec)
         runs, lumis, events = run[hits].tolist(), lumi[hits].tolist(), event[hits].tolist()
         scores = o.score[hits].tolist() if o.score is not None else [None] * hits.size
         pvals = o.p_value[hits].tolist() if o.p_value is not None else [None] * hits.size
@@ -262,6 +328,7 @@ class RunReport:
     per_rule: dict[str, int] = field(default_factory=dict)
     per_lumi: dict[tuple[int, int], int] = field(default_factory=dict)
     unavailable: dict[str, list[str]] = field(default_factory=dict)
+    available: set[str] = field(default_factory=set)  #: rules that ran on some batch
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -314,8 +381,7 @@ def run_embedded(
             store.add_deadletters(res.deadletters)
             report.deadletters += len(res.deadletters)
         report.unavailable.update(res.unavailable)
-        for rule in res.unavailable:
-            report.per_rule.pop(rule, None)
+        report.available.update(r.name for r in ctx.rules if r.name not in res.unavailable)
         open_lumis = open_lumis + BatchResult(summaries=res.summaries)
         # flush lumisections the stream has left (data arrive ordered by run, lumi; one
         # that comes back later is written again as a further part, and added)

@@ -4,9 +4,12 @@
 (``step_size`` events), reading only the branches the pipeline needs plus the
 run / luminosityBlock / event ids. It paces the stream at a given event rate
 (or as fast as possible), can start from a given lumisection, and shows a
-progress bar. A bad file (missing, not ROOT, truncated, no such tree, no id
-branches) is reported as a ``SourceError`` in ``errors`` and skipped; the rest
-of the run goes on.
+progress bar. A bad file (missing, empty, not ROOT, truncated, no such tree, no id
+branches, none of the collections the pipeline reads) is reported as a ``SourceError``
+in ``errors`` and skipped; the rest of the run goes on. ``files_report`` holds one
+``FileOutcome`` per file (events read from it, ``ok`` or the reason it failed), for the
+per-file summary of a multi-file replay. A file of another schema is read through an
+alias spec (``detectors.schemas``): its branches are renamed to NanoAOD names as read.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import awkward as ak
+import numpy as np
 
+from hotline.detectors.schemas import AliasSpec, describe_unmapped
 from hotline.errors import MissingBranchError, SourceError
 from hotline.stream.archive import describe_open_error
 from hotline.stream.batch import ID_BRANCHES, EventBatch
@@ -27,12 +32,34 @@ from hotline.stream.batch import ID_BRANCHES, EventBatch
 log = logging.getLogger(__name__)
 
 
+def check_rate(rate: float | None, what: str = "replay rate") -> None:
+    """``SourceError`` unless ``rate`` is None or a positive finite number of events/s."""
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise SourceError(f"{what} must be a positive, finite number of events per second, "
+                          f"got {rate}")
+
+
+def check_start_lumi(lumi: int | None, what: str = "start lumisection") -> None:
+    """``SourceError`` unless ``lumi`` is None or a lumisection number (>= 0)."""
+    if lumi is not None and lumi < 0:
+        raise SourceError(f"{what} must be a lumisection number (>= 0), got {lumi}")
+
+
+@dataclass
+class FileOutcome:
+    """What one file of a replay gave: events read, and ``ok`` or why it failed or gave none."""
+
+    path: Path
+    events: int = 0
+    status: str = "ok"
+    failed: bool = False
+
+
 class Pacer:
     """Sleeps so that events leave at no more than ``rate`` per second (None: no pacing)."""
 
     def __init__(self, rate: float | None) -> None:
-        if rate is not None and rate <= 0:
-            raise SourceError(f"replay rate must be positive, got {rate}")
+        check_rate(rate)
         self.rate = rate
         self.t0: float | None = None
         self.sent = 0
@@ -54,8 +81,9 @@ class ReplaySource:
     """Iterate ``EventBatch`` chunks over ``files`` (see module docstring).
 
     ``branches``: branches wanted (besides the ids); those a file lacks are simply
-    not read, and the consumer decides what their absence means (a rule becomes
-    unavailable, a feature spec fails for that file). ``stop``: a callable polled
+    not read, and the consumer decides what their absence means (a rule or the
+    features become unavailable); a file holding *none* of them is refused. ``aliases``:
+    an alias spec mapping another schema onto NanoAOD names. ``stop``: a callable polled
     between batches; when it returns True the replay ends early.
     """
 
@@ -68,15 +96,20 @@ class ReplaySource:
     source: str = "hotline"
     progress: bool = False
     stop: Callable[[], bool] | None = None
+    aliases: AliasSpec | None = None
     errors: list[SourceError] = field(default_factory=list)
+    files_report: list[FileOutcome] = field(default_factory=list)
     events_read: int = 0
     files_done: int = 0
+    last_lumi: int | None = None  #: the highest lumisection in the files read (--from-lumi)
 
     def __post_init__(self) -> None:
         if not self.files:
             raise SourceError("nothing to replay: no input files were given")
         if self.step_size < 1:
             raise SourceError(f"step size must be >= 1, got {self.step_size}")
+        check_rate(self.rate)
+        check_start_lumi(self.start_lumi)
         self.branches = list(dict.fromkeys(self.branches))
 
     @property
@@ -99,36 +132,60 @@ class ReplaySource:
                 continue
         return total
 
-    def _fail(self, path: Path, reason: str) -> None:
-        err = SourceError(f"skipping {path}: {reason}", str(path))
-        log.warning("%s", err)
+    def _fail(self, outcome: FileOutcome, reason: str) -> None:
+        err = SourceError(f"skipping {outcome.path}: {reason}", str(outcome.path))
+        log.info("%s", err)  # reported once, by the caller (errors / files_report)
         self.errors.append(err)
+        outcome.status, outcome.failed = reason, True
 
-    def _iter_file(self, path: Path, pacer: Pacer) -> Iterator[EventBatch]:
+    def _iter_file(self, path: Path, pacer: Pacer, outcome: FileOutcome) -> Iterator[EventBatch]:
         import uproot
 
         try:
             fh = uproot.open(path)
         except Exception as exc:  # noqa: BLE001 - every unreadable file is reported, not raised
-            self._fail(path, describe_open_error(exc, self.tree))
+            self._fail(outcome, describe_open_error(exc, self.tree, path))
             return
         with fh:
             try:
                 tree = fh[self.tree]
                 keys = set(tree.keys())
             except Exception as exc:  # noqa: BLE001
-                self._fail(path, describe_open_error(exc, self.tree))
+                self._fail(outcome, describe_open_error(exc, self.tree, path))
                 return
-            missing_ids = [b for b in ID_BRANCHES if b not in keys]
+            names = self.aliases.mapping(keys) if self.aliases is not None else {}
+            visible = keys | set(names)
+            missing_ids = [b for b in ID_BRANCHES if b not in visible]
             if missing_ids:
-                self._fail(path, f"id branch '{missing_ids[0]}' is missing in tree '{self.tree}'")
+                self._fail(outcome, f"id branch '{missing_ids[0]}' is missing in tree "
+                                    f"'{self.tree}'")
                 return
             if tree.num_entries == 0:
-                self._fail(path, f"tree '{self.tree}' has no events")
+                self._fail(outcome, f"tree '{self.tree}' has no events")
                 return
-            wanted = list(ID_BRANCHES) + [b for b in self.branches if b in keys]
+            wanted = [b for b in self.branches if b in visible]
+            if self.branches and not wanted:
+                self._fail(outcome, describe_unmapped(self.branches, keys, self.tree))
+                return
+            entry_start = 0
+            if self.start_lumi is not None:
+                lumis = tree[names.get("luminosityBlock", "luminosityBlock")].array(library="np")
+                last = int(lumis.max())
+                self.last_lumi = last if self.last_lumi is None else max(self.last_lumi, last)
+                after = np.flatnonzero(lumis >= self.start_lumi)
+                if after.size == 0:
+                    outcome.status = (f"no events at or after lumisection {self.start_lumi} "
+                                      f"(ends at lumisection {last})")
+                    return
+                entry_start = int(after[0])
+            columns = list(ID_BRANCHES) + wanted
+            read = list(dict.fromkeys(names.get(b, b) for b in columns))
             try:
-                for arrays in tree.iterate(wanted, step_size=self.chunk, library="ak"):
+                for arrays in tree.iterate(read, step_size=self.chunk, library="ak",
+                                           entry_start=entry_start):
+                    if names:
+                        arrays = ak.zip({b: arrays[names.get(b, b)] for b in columns},
+                                        depth_limit=1)
                     if self.start_lumi is not None:
                         keep = ak.to_numpy(arrays["luminosityBlock"]) >= self.start_lumi
                         if not keep.all():
@@ -137,17 +194,16 @@ class ReplaySource:
                         continue
                     pacer.wait(len(arrays))
                     self.events_read += len(arrays)
+                    outcome.events += len(arrays)
                     yield EventBatch(arrays, source=self.source, origin=str(path))
                     if self.stop is not None and self.stop():
                         return
             except MissingBranchError:
                 raise
             except Exception as exc:  # noqa: BLE001 - truncated / corrupt baskets
-                self._fail(
-                    path,
-                    f"file is damaged after {self.events_read} events "
-                    f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
-                )
+                text = str(exc).splitlines()[0][:160] if str(exc) else ""
+                self._fail(outcome, f"file is damaged after {outcome.events} of its "
+                                    f"{tree.num_entries} events ({type(exc).__name__}: {text})")
                 return
 
     def __iter__(self) -> Iterator[EventBatch]:
@@ -169,15 +225,16 @@ class ReplaySource:
         try:
             for f in self.files:
                 path = Path(f)
-                before = self.events_read
-                for batch in self._iter_file(path, pacer):
+                outcome = FileOutcome(path)
+                self.files_report.append(outcome)
+                for batch in self._iter_file(path, pacer, outcome):
                     if bar is not None and task is not None:
                         bar.advance(task, len(batch))
                     yield batch
                     if self.stop is not None and self.stop():
                         return
                 self.files_done += 1
-                if self.events_read == before:
+                if outcome.events == 0:
                     log.info("%s contributed no events", path)
         finally:
             if bar is not None:

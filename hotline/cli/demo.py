@@ -29,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hotline.cli.replay import print_ae_pointers, print_report
+    from hotline.cli.replay import print_ae_pointers, print_files, print_report
+    from hotline.stream.replay import check_rate
+
+    check_rate(args.rate, "--rate")
     from hotline.stream.archive import list_runs
     from hotline.stream.pipeline import PipelineContext, run_embedded
     from hotline.stream.replay import ReplaySource
@@ -65,6 +68,7 @@ def handle(args: argparse.Namespace) -> int:
         report = run_embedded(source, ctx, store)
         print_report(report, source, console)
         print_ae_pointers(store, console)
+        print_files(source, console, only_problems=True)
         console.print(f"alert store: {cfg.store.resolved_url()}")
     if tmp is not None:
         tmp.cleanup()

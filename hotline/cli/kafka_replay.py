@@ -39,9 +39,7 @@ def publish(cfg: Config, args: argparse.Namespace, source: Any) -> int:
         f"all confirmed by the broker; {report.seconds:.2f} s, {report.rate:,.0f} events/s"
     )
     errors = list(getattr(source, "errors", []))
-    for err in errors:
-        console.print(f"[yellow]warning:[/] {err}")
     if report.events == 0:
         raise SourceError("no events were published"
                           + (f": {'; '.join(map(str, errors))}" if errors else ""))
-    return 0
+    return 0  # file problems: printed once (per-file table) by the caller

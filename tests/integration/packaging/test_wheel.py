@@ -83,6 +83,7 @@ def test_wheel_holds_one_top_level_package_and_its_data(wheel: Path):
                    "hotline/firmware/configs/default.yaml",
                    "hotline/detectors/geometry/muon_barrel.toml",
                    "hotline/detectors/fastsim_params.toml",
+                   "hotline/detectors/aliases/run3_scouting.toml",
                    "hotline/training/configs/default.toml"):
         assert needed in names, needed
     assert not [n for n in names if "/builds/" in n or n.endswith((".db", ".pyc"))]

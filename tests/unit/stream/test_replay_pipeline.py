@@ -52,8 +52,9 @@ def test_pacing_limits_rate():
         p.wait(100)
     # 500 events at 2 kHz: the last batch is due 0.2 s after the first
     assert time.monotonic() - t0 >= 0.19
-    with pytest.raises(SourceError, match="rate must be positive"):
-        Pacer(0)
+    for bad in (0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(SourceError, match="rate must be a positive, finite number"):
+            Pacer(bad)
 
 
 def test_bad_files_are_skipped_and_named(archive, tmp_path):
