@@ -363,13 +363,12 @@ def run_embedded(
     for batch in batches:
         try:
             res = process_batch(batch, ctx)
-        except HotlineError as exc:
-            store.add_deadletters(
-                [DeadLetter(batch.source, batch.origin, str(exc), events=())]
-            )
-            report.deadletters += 1
-            report.errors.append(str(exc))
-            log.warning("batch from %s quarantined: %s", batch.origin, exc)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the replay
+            letters = batch_deadletters(batch, exc)
+            store.add_deadletters(letters)
+            report.deadletters += len(letters)
+            report.errors.append(letters[0].reason)
+            log.warning("batch from %s quarantined: %s", batch.origin, letters[0].reason)
             continue
         new = store.add_alerts(res.alerts)
         report.alerts_new += len(new)
@@ -394,5 +393,27 @@ def run_embedded(
         if on_result is not None:
             on_result(batch, res)
     flush(list(open_lumis.summaries))
+    # files the source could not read (or chunks it refused): dead letters too, with the
+    # file as origin, so `hotline deadletters` lists them and `--redrive` can retry them
+    failed = [DeadLetter(getattr(batches, "source", "hotline"), getattr(e, "path", "") or "",
+                         str(e)) for e in getattr(batches, "errors", ())]
+    if failed:
+        store.add_deadletters(failed)
+        report.deadletters += len(failed)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def batch_deadletters(batch: EventBatch, exc: BaseException) -> list[DeadLetter]:
+    """The dead letters of a batch ``process_batch`` could not score: one per (run,
+    lumisection) listing its events (one without ids if even those are unreadable)."""
+    reason = str(exc) if isinstance(exc, HotlineError) else (
+        f"{batch.origin}: unexpected {type(exc).__name__} while scoring: {str(exc)[:300]}")
+    try:
+        event = batch.event
+        return [DeadLetter(batch.source, batch.origin, reason, r, ls,
+                           tuple(int(e) for e in event[sel]))
+                for (r, ls), sel in _group(batch.run, batch.lumi)] or \
+            [DeadLetter(batch.source, batch.origin, reason)]
+    except Exception:  # noqa: BLE001 - ids unreadable: the batch as a whole
+        return [DeadLetter(batch.source, batch.origin, reason)]

@@ -53,6 +53,7 @@ class FileOutcome:
     events: int = 0
     status: str = "ok"
     failed: bool = False
+    skipped: int = 0  #: events of chunks refused by the content checks
 
 
 class Pacer:
@@ -147,6 +148,11 @@ class ReplaySource:
             self._fail(outcome, describe_open_error(exc, self.tree, path))
             return
         with fh:
+            size, end = path.stat().st_size, int(getattr(fh.file, "fEND", 0) or 0)
+            if end > size:  # the header knows how long the file was written
+                self._fail(outcome, f"truncated ROOT file ({size:,} of the {end:,} bytes its "
+                                    "header says it holds)")
+                return
             try:
                 tree = fh[self.tree]
                 keys = set(tree.keys())
@@ -192,10 +198,19 @@ class ReplaySource:
                             arrays = arrays[keep]
                     if len(arrays) == 0:
                         continue
+                    try:  # the same content checks as a decoded Kafka message
+                        batch = EventBatch(arrays, source=self.source,
+                                           origin=str(path)).validated(SourceError)
+                    except SourceError as exc:  # this chunk is skipped, the next ones go on
+                        self._fail(outcome, f"{len(arrays)} events after the first "
+                                            f"{outcome.events + outcome.skipped} skipped: "
+                                            f"{str(exc).removeprefix(f'{path}: ')}")
+                        outcome.skipped += len(arrays)
+                        continue
                     pacer.wait(len(arrays))
                     self.events_read += len(arrays)
                     outcome.events += len(arrays)
-                    yield EventBatch(arrays, source=self.source, origin=str(path))
+                    yield batch
                     if self.stop is not None and self.stop():
                         return
             except MissingBranchError:
