@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -17,10 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="replay the bundled demo run end to end (no broker, nothing to download)",
         description="Replay the demo run shipped with Hotline through the embedded pipeline, "
-        "store the alerts in a fresh SQLite file and print what was found.",
+        "store the alerts in a fresh SQLite file (kept in the user's state folder, so "
+        "`hotline alerts --store URL` can look at them afterwards) and print what was found.",
     )
     p.add_argument("--store", metavar="URL", default=None,
-                   help="alert store (default: a new SQLite file in a temporary folder)")
+                   help="alert store (default: a fresh demo/alerts.db in the user's state "
+                        "folder, replaced by the next demo)")
     p.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
     p.add_argument("--serve", action="store_true",
                    help="also serve the dashboard on http://127.0.0.1:5006 and replay the run "
@@ -37,10 +38,8 @@ def handle(args: argparse.Namespace) -> int:
     from hotline.stream.pipeline import PipelineContext, run_embedded
     from hotline.stream.replay import ReplaySource
 
-    tmp = None
     if not args.store:
-        tmp = tempfile.TemporaryDirectory(prefix="hotline-demo-")
-        args.store = f"sqlite:///{Path(tmp.name) / 'alerts.db'}"
+        args.store = f"sqlite:///{fresh_demo_store()}"
     cfg = config_from(args)  # [source] archive: the bundled demo archive unless configured
     runs = list_runs(cfg.source.archive, scan=False)
     if not runs:
@@ -69,7 +68,17 @@ def handle(args: argparse.Namespace) -> int:
         print_report(report, source, console)
         print_ae_pointers(store, console)
         print_files(source, console, only_problems=True)
-        console.print(f"alert store: {cfg.store.resolved_url()}")
-    if tmp is not None:
-        tmp.cleanup()
+        url = cfg.store.resolved_url()
+        console.print(f"alert store: {url}  (look at it: hotline alerts --store {url})")
     return 0
+
+
+def fresh_demo_store() -> Path:
+    """``demo/alerts.db`` in the user's state folder, emptied (the previous demo's is removed)."""
+    from hotline.config import default_state_dir
+
+    path = default_state_dir() / "demo" / "alerts.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in (path, path.with_name("alerts.db-wal"), path.with_name("alerts.db-shm")):
+        old.unlink(missing_ok=True)
+    return path

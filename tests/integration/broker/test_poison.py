@@ -98,14 +98,14 @@ def poison_sink_topics(cfg) -> dict[str, str]:
     a = AlertRecord.make(kind="classic", rule="r", source="hotline", run=31, lumi=1, event=1)
     wrong_type = json.loads(encode_alert(a)) | {"event": "one"}
     huge = json.loads(encode_summary(LumiSummary("hotline", 31, 1, n_events=3, part="x")))
-    huge["summary"]["run"] = 2**70  # decodes; too large for the store's integer column
+    huge["summary"]["run"] = 2**70  # too large for the store's integer column: refused
     not_json = b"\xff not json"
     out = dict(zip(produce(cfg, cfg.stream.alerts_topic,
                            [(b"a", json.dumps(wrong_type).encode()), (b"b", not_json)]),
                    ("alert field 'event' must be an integer", "alert message is not JSON"),
                    strict=True))
     out.update(zip(produce(cfg, cfg.stream.scores_topic, [(b"31", json.dumps(huge).encode())]),
-                   ("the alert store refused this summary record",), strict=True))
+                   ("summary field 'run' must be an integer",), strict=True))
     out.update(zip(produce(cfg, cfg.stream.deadletter_topic, [(b"x", not_json)]),
                    ("malformed dead-letter message",), strict=True))
     return out
