@@ -38,12 +38,12 @@ from hotline.detectors.features import FeatureMatrix
 from hotline.detectors.spec import DEFAULT_SPEC
 from hotline.errors import ConfigError, ModelError, SourceError
 from hotline.models.kinds import kind_of
-from hotline.training.provenance import code_version
 from hotline.stream.samples import (
     SAMPLES_DIR,
     load_sample,
     sample_runs,
 )
+from hotline.training.provenance import code_version
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def check_runs_present(cfg: TrainConfig) -> None:
     if data.get("source", "synthetic") != "archive" or not data.get("runs"):
         return
     archive = Path(data.get("archive", str(SAMPLES_DIR))).expanduser()
-    recipe = load_recipe()
+    recipe = load_recipe(data.get("recipe"))
     absent, unknown = [], []
     for rs in data["runs"].values():
         for r in rs:
@@ -252,26 +252,28 @@ def check_runs_present(cfg: TrainConfig) -> None:
     if unknown:
         raise ModelError(f"training configuration {cfg.source}: runs {sorted(unknown)} are "
                          f"neither in {archive} nor in the sample recipe "
-                         "(training/samples.toml)")
+                         f"({recipe.source})")
     if absent:
         only = " ".join(e.name for e in absent)
         raise ModelError(f"training configuration {cfg.source}: runs "
                          f"{', '.join(str(e.run) for e in absent)} are missing or incomplete in "
                          f"{archive}; build them with: hotline samples make --only {only}"
-                         + (f" --archive {archive}" if archive != SAMPLES_DIR else ""))
+                         + (f" --archive {archive}" if archive != SAMPLES_DIR else "")
+                         + (f" --recipe {data['recipe']}" if data.get("recipe") else ""))
 
 
-def recipe_record(runs: dict[str, list[int]], archive: Path) -> dict[str, Any]:
+def recipe_record(runs: dict[str, list[int]], archive: Path,
+                  recipe_path: str | Path | None = None) -> dict[str, Any]:
     """What a model card records of the sample recipe: the entries of the runs it used, the
     hash of those entries and of the whole recipe, runs the recipe lacks, and runs whose
     folder differs from their entry (made with other parameters)."""
     from hotline.training.recipe import entries_hash, load_recipe, run_status
 
-    recipe = load_recipe()
+    recipe = load_recipe(recipe_path)
     used = sorted({int(r) for rs in runs.values() for r in rs})
     entries = [recipe.get(r) for r in used]
     found = [e for e in entries if e is not None]
-    return {"file": "training/samples.toml", "hash": recipe.hash(),
+    return {"file": str(recipe_path or "training/samples.toml"), "hash": recipe.hash(),
             "entries_hash": entries_hash(found),
             "entries": [e.to_dict() for e in found],
             "not_in_recipe": [r for r, e in zip(used, entries) if e is None],
@@ -384,7 +386,7 @@ def run_training(
             p: [{"run": r, "seed": card_of(r).get("seed"),
                  "regenerate": card_of(r).get("regenerate")} for r in rs]
             for p, rs in runs.items()}
-        data_summary["recipe"] = recipe_record(runs, arch)
+        data_summary["recipe"] = recipe_record(runs, arch, data.get("recipe"))
     data_summary["code"] = code_version()
     results: dict[str, Any] = {"run_dir": str(run_dir), "models": {}, "data": data_summary}
     for mcfg in cfg.models:

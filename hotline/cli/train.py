@@ -22,8 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "comparison table into a run folder. --register copies the models marked "
         "'register = true' into the model registry.",
     )
-    p.add_argument("--config", dest="train_config", metavar="TOML", required=True,
-                   help="training configuration file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--config", dest="train_config", metavar="TOML",
+                      help="training configuration file")
+    what.add_argument("--reproduce", metavar="MODEL:VERSION",
+                      help="retrain a registered model from its card (recorded runs, settings, "
+                           "architecture), calibrate it and report the difference to the "
+                           "shipped one: scores on its test split, thresholds against their "
+                           "bootstrap uncertainty, AUCs against the seed spread; nothing is "
+                           "registered (samples: hotline samples make --model MODEL:VERSION)")
+    p.add_argument("--archive", metavar="DIR", default=None,
+                   help="with --reproduce: sample archive (default: the card's)")
+    p.add_argument("--seed-spread", type=int, default=2, metavar="N",
+                   help="with --reproduce: N extra seeds trained to measure the AUC seed "
+                        "spread when neither the card nor a sibling version records one "
+                        "(default 2; 0: none)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="parent folder of the run folder (default: the config's 'out')")
     p.add_argument("--register", action="store_true",
@@ -86,6 +99,8 @@ def handle_train(args: argparse.Namespace) -> int:
     from hotline.training.report import best_vs_baseline
     from hotline.training.train import TrainConfig, run_training
 
+    if args.reproduce:
+        return handle_reproduce(args)
     cfg = TrainConfig.from_toml(args.train_config)
     console = Console(soft_wrap=True)
     if not args.no_progress:
@@ -114,6 +129,58 @@ def handle_train(args: argparse.Namespace) -> int:
             console.print(f"registered {mname}: {r['registered']}")
     console.print(f"report: {res['run_dir']}")
     return 0
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def handle_reproduce(args: argparse.Namespace) -> int:
+    from hotline.training.reproduce import PULL_OK, parse_model_ref, reproduce
+
+    name, version = parse_model_ref(args.reproduce)
+    if args.seed_spread < 0:
+        raise ConfigError(f"--seed-spread must be >= 0, got {args.seed_spread}")
+    if not args.no_progress:
+        logging.getLogger("training").setLevel(logging.INFO)
+    rep = reproduce(name, version, registry=_registry(args), out=args.out, archive=args.archive,
+                    seed_spread=args.seed_spread, progress=not args.no_progress)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 140
+    ok = {True: "[green]yes[/]", False: "[red]no[/]"}
+    d = rep["data"]
+    console.print(f"{name} v{rep['version']} retrained from its card in {rep['train_seconds']:.0f}"
+                  f" s ({rep['run_dir']}); data identical to the card's: "
+                  f"{ok[rep['data_identical']]} (n_train {d['n_train']['retrained']}, "
+                  f"n_test {d['n_test']['retrained']}); epochs {rep['epochs']['retrained']} "
+                  f"(shipped {rep['epochs']['shipped']})")
+    sc = rep["scores"]
+    console.print(f"scores on the card's test split ({sc['n_events']:,} events): Pearson "
+                  f"{sc['pearson']:.4f}, Spearman {sc['spearman']:.4f}, median relative "
+                  f"difference {sc['median_relative_difference']:.3f}; decision agreement "
+                  + ", ".join(f"p={p}: {100 * v['agreement']:.3f} %"
+                              for p, v in sc["decisions"].items()))
+    t = Table(title=f"thresholds (within: |diff| <= {PULL_OK:g} x combined bootstrap "
+                    "uncertainty)")
+    for c in ("p", "shipped", "retrained", "diff", "uncertainty", "pull", "within"):
+        t.add_column(c, justify="right")
+    for th in rep["thresholds"]:
+        t.add_row(f"{th['p']:g}", f"{th['shipped']:.5g}", _f(th.get("retrained"), ".5g"),
+                  _f(th.get("diff"), "+.2g"), _f(th.get("sigma"), ".2g"),
+                  _f(th.get("pull"), "+.2f"), ok[th["within"]])
+    console.print(t)
+    t = Table(title=f"AUC (within: |diff| <= {PULL_OK:g} x seed spread; spread: "
+                    f"{rep['seed_spread']['based_on']})")
+    for c in ("signal", "shipped", "retrained", "diff", "seed spread", "pull", "within"):
+        t.add_column(c, justify="left" if c == "signal" else "right")
+    for a in rep["aucs"]:
+        t.add_row(a["signal"], f"{a['shipped']:.4f}", _f(a.get("retrained"), ".4f"),
+                  _f(a.get("diff"), "+.4f"), _f(a.get("spread"), ".4f"),
+                  _f(a.get("pull"), "+.2f"), ok[a["within"]])
+    console.print(t)
+    console.print(f"reproduced: {ok[rep['reproduced']]} (report: {rep['run_dir']}/reproduce.json)")
+    return 0 if rep["reproduced"] else 1
 
 
 def handle_calibrate(args: argparse.Namespace) -> int:
