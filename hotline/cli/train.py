@@ -217,14 +217,17 @@ def handle_calibrate(args: argparse.Namespace) -> int:
         if not runs:
             raise ModelError(f"no runs of process '{args.process}' in {archive}")
         fm = features_from_runs(runs, archive, spec, max_events=args.events)
-        source = {"archive": str(archive), "runs": runs}
+        source = {"archive": str(archive), "runs": runs, "recipe": _recipe_of(runs)}
     res = Scorer(model).score_arrays(fm.x, fm.mask)
     scores = res.total
     weights = None if args.unweighted else fm.weights
     cal = calibrate(scores, p_values, n_boot=args.bootstrap, weights=weights)
     cal["reference_contributions"] = reference_contributions(
         res.per_type, res.per_object, res.type_labels, res.object_labels, weights=weights)
+    from hotline.training.provenance import code_version
+
     model = update_card(model, **cal, calibration={"reference": source, "n_ref": len(scores),
+                                                    "code": code_version(),
                                                     "weighted": weights is not None,
                                                     "rate": args.rate,
                                                     "input_rate": args.input_rate})
@@ -241,6 +244,16 @@ def handle_calibrate(args: argparse.Namespace) -> int:
         t.add_row(f"{r['p']:g}", "refused", "", r["reason"])
     console.print(t)
     return 0
+
+
+def _recipe_of(runs: list[int]) -> dict[str, object]:
+    """The sample-recipe entries of calibration reference runs (and their hash)."""
+    from hotline.training.recipe import entries_hash, load_recipe
+
+    recipe = load_recipe()
+    found = [e for e in (recipe.get(int(r)) for r in runs) if e is not None]
+    return {"entries": [e.to_dict() for e in found], "entries_hash": entries_hash(found),
+            "not_in_recipe": [int(r) for r in runs if recipe.get(int(r)) is None]}
 
 
 def handle_models(args: argparse.Namespace) -> int:

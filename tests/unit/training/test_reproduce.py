@@ -125,6 +125,11 @@ def test_reproduce_a_registered_model_end_to_end(tmp_path, capsys):
     update_card(model, thresholds=bad)
     assert main(args) == 1
     assert "reproduced: no" in capsys.readouterr().out
+    latest = sorted(runs.glob("reproduce-tiny_ae-v1-*/reproduce.json"))[-1]
+    again = json.loads(latest.read_text())
+    assert not any(t["within"] for t in again["thresholds"])
+    assert all(t["pull"] < -5 for t in again["thresholds"])
+    assert all(a["within"] for a in again["aucs"])  # the AUCs still agree
 
 
 def test_reproduce_refuses_a_card_without_settings(tmp_path):
