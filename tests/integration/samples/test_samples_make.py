@@ -93,7 +93,9 @@ def test_killed_make_continues_to_the_same_events(made, tmp_path, capsys):
            "--archive", str(archive), "--only", "tiny_mix", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    first = archive / "run_000901" / "nano_0000.root"
+    # a chunk counts once its statistics are written after its ROOT file (killed in between,
+    # it is made again): wait for that, then SIGKILL
+    first = archive / "run_000901" / ".generate" / "chunk_0000.json"
     deadline = time.monotonic() + 120
     while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
