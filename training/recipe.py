@@ -305,16 +305,20 @@ def unlisted_runs(recipe: Recipe, archive: str | Path) -> list[int]:
 # --------------------------------------------------------------------------- make
 
 
-#: rough passing events per CPU second (bench_generate, MPI off) for the first time estimate;
-#: replaced by the measured rate as soon as a chunk is done
-_PRIOR_RATE = {"sm_mix": 150.0, "qcd": 68.0, "w_lnu": 357.0, "z_ll": 1336.0, "ttbar": 339.0}
+#: rough passing events per CPU second (bench_generate, MPI off) of the SM mixture; other
+#: processes: ~1,000 generated events per CPU second times their filter efficiency. Only the
+#: relative cost of runs matters: the time left scales it by the measured rate
+_MIX_RATE = 150.0
+_GENERATED_PER_S = 1000.0
 
 
 def _cost(entry: RecipeEntry, events: int) -> float:
     """Prior CPU seconds of ``events`` events of ``entry`` (to weight the time estimate)."""
-    proc = entry.process
-    rate = _PRIOR_RATE.get(proc) or (_PRIOR_RATE["sm_mix"] if proc.startswith("sm_mix")
-                                     else 300.0)
+    from hotline.training.processes import get_process
+
+    proc = get_process(entry.process)
+    rate = (_MIX_RATE if proc.is_mixture
+            else _GENERATED_PER_S * max(proc.expected_efficiency, 0.01))
     return events / rate
 
 
