@@ -18,7 +18,11 @@ compares the retrained model with the shipped one:
   trigger-decision agreement at each calibrated p-value (each model at its own threshold);
 * thresholds: difference per p-value against the combined bootstrap uncertainty of the two
   (``uncertainty`` in each card), as a pull;
-* AUCs per signal: difference against the seed spread (standard deviation over seeds).
+* AUCs per signal: difference against the seed spread (standard deviation over seeds), and
+  against the seed spread combined with the statistical (Hanley-McNeil) error of two
+  independent samples of the card's sizes: what applies when the rebuilt events differ from
+  the ones the shipped model saw (``events_identical``: the Kish size of the background
+  weights differs).
 
 The report (a dict, also ``<run folder>/reproduce.json``) says for each figure whether it is
 within (|pull| <= 2, |dAUC| <= 2 spread).
@@ -175,23 +179,43 @@ def compare_thresholds(shipped: dict[str, Any], new: dict[str, Any]) -> list[dic
     return out
 
 
+def auc_stat_error(auc: float, n_signal: float, n_background: float) -> float:
+    """Hanley-McNeil standard error of an AUC from ``n_signal`` signal and ``n_background``
+    (effective) background events: the spread another sample of the same size would give."""
+    a = min(max(float(auc), 1e-9), 1 - 1e-9)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_signal - 1) * (q1 - a * a)
+           + (n_background - 1) * (q2 - a * a)) / (n_signal * n_background)
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def compare_aucs(shipped: dict[str, Any], aucs: dict[str, list[float]],
                  spread: dict[str, float] | None) -> list[dict[str, Any]]:
-    """Per signal: the shipped AUC, the retrained one (first seed), and the pull against the
-    seed spread."""
+    """Per signal: the shipped AUC, the retrained one (first seed), the pull against the seed
+    spread (``within``), and against the seed spread combined with the statistical error of
+    two independent samples of the card's sizes (``within_stat``: what counts when the
+    rebuilt events are not the shipped model's own)."""
+    metrics = shipped.get("metrics") or {}
+    n_bkg = float(metrics.get("n_background_test_eff") or metrics.get("n_background_test") or 0)
     out = []
-    for sig, s in (shipped.get("metrics") or {}).get("signals", {}).items():
+    for sig, s in metrics.get("signals", {}).items():
         vals = aucs.get(sig)
         if not vals:
             out.append({"signal": sig, "shipped": s["auc"], "retrained": None, "within": False,
-                        "note": "signal not evaluated by the retraining"})
+                        "within_stat": False, "note": "signal not evaluated by the retraining"})
             continue
         sd = None if spread is None else spread.get(sig)
         diff = float(vals[0]) - float(s["auc"])
         pull = _pull(diff, sd)
+        stat = (auc_stat_error(s["auc"], float(s.get("n") or 0), n_bkg)
+                if s.get("n") and n_bkg else None)
+        both = (None if stat is None else float(np.hypot(sd or 0.0, np.sqrt(2) * stat)))
+        pull_stat = _pull(diff, both)
         out.append({"signal": sig, "shipped": s["auc"], "retrained": vals[0], "diff": diff,
                     "spread": sd, "pull": pull, "seeds": vals,
-                    "within": pull is not None and abs(pull) <= PULL_OK})
+                    "within": pull is not None and abs(pull) <= PULL_OK,
+                    "stat": stat, "pull_stat": pull_stat,
+                    "within_stat": pull_stat is not None and abs(pull_stat) <= PULL_OK})
     return out
 
 
@@ -283,6 +307,10 @@ def reproduce(model: str, version: str = "latest", registry: str | Path | None =
                  for k in data_keys},
         "data_identical": all(tr_card.get(k) == tr_new.get(k) for k in data_keys
                               if k != "n_background_eff"),
+        # the Kish size of the background weights fingerprints the events themselves
+        "events_identical": (tr_card.get("n_background_eff") is None
+                             or tr_card.get("n_background_eff")
+                             == tr_new.get("n_background_eff")),
         "recipe": {"entries_hash": entries_hash(entries), "runs_not_in_recipe": lacking,
                    "card": (tr_card.get("recipe") or {}).get("entries_hash")},
         "code": {"shipped": tr_card.get("code"), "retrained": code_version()},
@@ -294,6 +322,9 @@ def reproduce(model: str, version: str = "latest", registry: str | Path | None =
     }
     report["reproduced"] = (all(t["within"] for t in report["thresholds"])
                             and all(a["within"] for a in report["aucs"]))
+    report["reproduced_within_statistics"] = (
+        all(t["within"] for t in report["thresholds"])
+        and all(a["within_stat"] for a in report["aucs"]))
     (run_dir / "reproduce.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     return report
 

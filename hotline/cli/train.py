@@ -153,6 +153,9 @@ def handle_reproduce(args: argparse.Namespace) -> int:
     console.print(f"{name} v{rep['version']} retrained from its card in {rep['train_seconds']:.0f}"
                   f" s ({rep['run_dir']}); data identical to the card's: "
                   f"{ok[rep['data_identical']]} (n_train {d['n_train']['retrained']}, "
+                  f"Kish size {d['n_background_eff']['retrained']} vs shipped "
+                  f"{d['n_background_eff']['shipped']}: events identical "
+                  f"{ok[rep['events_identical']]}; "
                   f"n_test {d['n_test']['retrained']}); epochs {rep['epochs']['retrained']} "
                   f"(shipped {rep['epochs']['shipped']})")
     sc = rep["scores"]
@@ -172,14 +175,19 @@ def handle_reproduce(args: argparse.Namespace) -> int:
     console.print(t)
     t = Table(title=f"AUC (within: |diff| <= {PULL_OK:g} x seed spread; spread: "
                     f"{rep['seed_spread']['based_on']})")
-    for c in ("signal", "shipped", "retrained", "diff", "seed spread", "pull", "within"):
+    for c in ("signal", "shipped", "retrained", "diff", "seed spread", "pull", "within",
+              "stat. error", "pull (seed+stat)", "within (seed+stat)"):
         t.add_column(c, justify="left" if c == "signal" else "right")
     for a in rep["aucs"]:
         t.add_row(a["signal"], f"{a['shipped']:.4f}", _f(a.get("retrained"), ".4f"),
                   _f(a.get("diff"), "+.4f"), _f(a.get("spread"), ".4f"),
-                  _f(a.get("pull"), "+.2f"), ok[a["within"]])
+                  _f(a.get("pull"), "+.2f"), ok[a["within"]], _f(a.get("stat"), ".4f"),
+                  _f(a.get("pull_stat"), "+.2f"), ok[a.get("within_stat", False)])
     console.print(t)
-    console.print(f"reproduced: {ok[rep['reproduced']]} (report: {rep['run_dir']}/reproduce.json)")
+    console.print(f"reproduced: {ok[rep['reproduced']]} (thresholds and AUCs within the seed "
+                  f"spread); within statistics: {ok[rep['reproduced_within_statistics']]} "
+                  f"(seed spread + sampling error of the AUCs) (report: "
+                  f"{rep['run_dir']}/reproduce.json)")
     return 0 if rep["reproduced"] else 1
 
 

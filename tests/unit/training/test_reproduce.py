@@ -66,6 +66,11 @@ def test_threshold_and_auc_comparisons():
     assert au[0]["pull"] == pytest.approx(2.5) and not au[0]["within"]
     assert au[1]["pull"] == pytest.approx(-10) and not au[1]["within"]
     assert not compare_aucs(card, {"s1": [0.9]}, None)[0]["within"]  # no spread: not claimed
+    # with the card's sample sizes, independent samples add their statistical error
+    card["metrics"].update(n_background_test_eff=9444.4)
+    card["metrics"]["signals"]["s2"]["n"] = 1500
+    s2 = compare_aucs(card, {"s1": [0.9], "s2": [0.78]}, {"s1": 0.004, "s2": 0.003})[1]
+    assert 0.005 < s2["stat"] < 0.012 and not s2["within"] and s2["within_stat"]
 
 
 TINY = """
