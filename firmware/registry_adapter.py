@@ -22,7 +22,7 @@ thresholds are for another score, so thresholds are calibrated on a separate
 background reference sample (said in the note).
 
 The held-out sample is drawn like the training's (``training.train.load_sample``
-with the card's data source and background process) with a seed the training
+with the card's data source, background process and recorded runs) with a seed the training
 never used; the signal sample is the card's first signal process.
 """
 
@@ -62,6 +62,8 @@ def heldout_sample(card: dict[str, Any], n: int, seed_offset: int, process: str 
     data: dict[str, Any] = {"source": tr.get("source") or "synthetic"}
     if tr.get("archive"):
         data["archive"] = tr["archive"]
+    if tr.get("runs"):  # the runs the card records (the sample recipe's), not all in the archive
+        data["runs"] = {p: [int(r["run"]) for r in rs] for p, rs in tr["runs"].items()}
     proc = process or tr.get("background")
     if not proc:
         raise FirmwareError(f"model card of {card.get('name')} names no background process "

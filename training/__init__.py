@@ -2,6 +2,9 @@
 
 - ``training.processes``: registry of physics processes (Pythia8 settings, stream filter).
 - ``training.generate``: Pythia8 + fast detector simulation -> archived runs.
+- ``training.recipe``: the sample recipe (``samples.toml``): parse, compare with the cache, make.
+- ``training.reproduce``: ``hotline train --reproduce``: retrain from a model card, compare.
+- ``training.provenance``: code version (package, git commit, source hash) for model cards.
 - ``training.validate``: validation plots of generated samples.
 - ``training.demo_run``: how the bundled demo run is made, and the command that remakes it.
 - ``training.train``: training configurations, the training loop, the ``hotline train`` driver.

@@ -399,7 +399,9 @@ def run_chunk(req: GenerateRequest, k: int, params_dict: dict[str, Any] | None =
     write_chunk(req.out, k, arrays)
     sp = _stats_path(req, k)
     sp.parent.mkdir(parents=True, exist_ok=True)
-    sp.write_text(json.dumps(stats.to_dict()))
+    tmp = sp.with_name(f".{sp.name}.part")  # atomic: a kill never leaves half a file
+    tmp.write_text(json.dumps(stats.to_dict()))
+    os.replace(tmp, sp)
     return str(req.out), k, len(arrays), stats.to_dict()
 
 

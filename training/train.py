@@ -43,6 +43,7 @@ from hotline.stream.samples import (
     load_sample,
     sample_runs,
 )
+from hotline.training.provenance import code_version
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,62 @@ def train_ensemble(
 # --------------------------------------------------------------------------- the driver
 
 
+def check_runs_present(cfg: TrainConfig) -> None:
+    """``ModelError`` naming the ``hotline samples make`` command when runs that the
+    configuration pins in ``[data.runs]`` are absent or incomplete in the sample archive."""
+    from hotline.training.recipe import load_recipe, run_status
+
+    data = cfg.data
+    if data.get("source", "synthetic") != "archive" or not data.get("runs"):
+        return
+    archive = Path(data.get("archive", str(SAMPLES_DIR))).expanduser()
+    recipe = load_recipe(data.get("recipe"))
+    absent, unknown = [], []
+    for rs in data["runs"].values():
+        for r in rs:
+            entry = recipe.get(int(r))
+            if entry is None:
+                if not (archive / f"run_{int(r):06d}").is_dir():
+                    unknown.append(int(r))
+                continue
+            st = run_status(entry, archive)
+            if st.state in ("missing", "partial"):
+                absent.append(entry)
+            elif st.state == "differs":  # usable, but not what the recipe makes: say so
+                log.warning("run %s in %s differs from the sample recipe: %s", entry.run,
+                            archive, st.detail)
+    if unknown:
+        raise ModelError(f"training configuration {cfg.source}: runs {sorted(unknown)} are "
+                         f"neither in {archive} nor in the sample recipe "
+                         f"({recipe.source})")
+    if absent:
+        only = " ".join(e.name for e in absent)
+        raise ModelError(f"training configuration {cfg.source}: runs "
+                         f"{', '.join(str(e.run) for e in absent)} are missing or incomplete in "
+                         f"{archive}; build them with: hotline samples make --only {only}"
+                         + (f" --archive {archive}" if archive != SAMPLES_DIR else "")
+                         + (f" --recipe {data['recipe']}" if data.get("recipe") else ""))
+
+
+def recipe_record(runs: dict[str, list[int]], archive: Path,
+                  recipe_path: str | Path | None = None) -> dict[str, Any]:
+    """What a model card records of the sample recipe: the entries of the runs it used, the
+    hash of those entries and of the whole recipe, runs the recipe lacks, and runs whose
+    folder differs from their entry (made with other parameters)."""
+    from hotline.training.recipe import entries_hash, load_recipe, run_status
+
+    recipe = load_recipe(recipe_path)
+    used = sorted({int(r) for rs in runs.values() for r in rs})
+    entries = [recipe.get(r) for r in used]
+    found = [e for e in entries if e is not None]
+    return {"file": str(recipe_path or "training/samples.toml"), "hash": recipe.hash(),
+            "entries_hash": entries_hash(found),
+            "entries": [e.to_dict() for e in found],
+            "not_in_recipe": [r for r, e in zip(used, entries) if e is None],
+            "differs": {str(e.run): run_status(e, archive).detail for e in found
+                        if run_status(e, archive).state == "differs"}}
+
+
 def split_indices(n: int, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, ...]:
     """Shuffled train / val / test indices (val and test fractions given)."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -259,6 +316,7 @@ def run_training(
     n_bkg = int(data.get("n_background", 20_000))
     bkg_proc = data.get("background", "sm")
     log.info("loading %d background events (%s)", n_bkg, bkg_proc)
+    check_runs_present(cfg)
     bkg = load_sample(bkg_proc, data, n_bkg, seed, spec)
     # physical event weights (QCD: biased pTHat sampling) unless [training] weighted = false
     weighted = bool(cfg.training.get("weighted", True)) and bkg.weights is not None
@@ -328,6 +386,8 @@ def run_training(
             p: [{"run": r, "seed": card_of(r).get("seed"),
                  "regenerate": card_of(r).get("regenerate")} for r in rs]
             for p, rs in runs.items()}
+        data_summary["recipe"] = recipe_record(runs, arch, data.get("recipe"))
+    data_summary["code"] = code_version()
     results: dict[str, Any] = {"run_dir": str(run_dir), "models": {}, "data": data_summary}
     for mcfg in cfg.models:
         mname = mcfg["name"]
@@ -359,7 +419,10 @@ def run_training(
             "onnx": {"inputs": {"x": ["N", spec.n_features], "mask": ["N", spec.n_objects]},
                      "outputs": [o.name for o in onnx.load(str(onnx_path)).graph.output],
                      "normalisation": "baked into the graph"},
-            "training": {**data_summary, "config": cfg.source, "settings": cfg.training,
+            "training": {**data_summary, "config": cfg.source,
+                         "settings": {k: v for k, v in settings.items() if k != "name"},
+                         "normalisation": cfg.normalisation, "calibration": cfg.calibration,
+                         "evaluation": cfg.evaluation,
                          "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
                          "stopped_early": res.stopped_early, "seconds": round(res.seconds, 1),
                          "val_loss": res.history["val"][res.best_epoch],

@@ -7,8 +7,8 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 ``Ctrl-C`` exits 130. Modules: ``replay`` (and ``kafka_replay`` for ``--to kafka://``),
 ``runs``, ``alerts``, ``deadletters`` (list, export, re-drive), ``demo``, ``dashboard``,
 ``archive``, ``worker`` (worker and sink), ``subscribe`` (subscriptions and ``deliver``),
-``train`` (train, calibrate, models), ``attribution``, ``generate``, ``firmware``, ``dqm``;
-``common`` holds shared helpers.
+``train`` (train, calibrate, models), ``attribution``, ``generate``, ``samples`` (the sample
+recipe: list, make), ``firmware``, ``dqm``; ``common`` holds shared helpers.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "hotline.cli.train",
     "hotline.cli.attribution",
     "hotline.cli.generate",
+    "hotline.cli.samples",
     "hotline.cli.firmware",
     "hotline.cli.dqm",
 ]

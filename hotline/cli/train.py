@@ -22,8 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "comparison table into a run folder. --register copies the models marked "
         "'register = true' into the model registry.",
     )
-    p.add_argument("--config", dest="train_config", metavar="TOML", required=True,
-                   help="training configuration file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--config", dest="train_config", metavar="TOML",
+                      help="training configuration file")
+    what.add_argument("--reproduce", metavar="MODEL:VERSION",
+                      help="retrain a registered model from its card (recorded runs, settings, "
+                           "architecture), calibrate it and report the difference to the "
+                           "shipped one: scores on its test split, thresholds against their "
+                           "bootstrap uncertainty, AUCs against the seed spread; nothing is "
+                           "registered (samples: hotline samples make --model MODEL:VERSION)")
+    p.add_argument("--archive", metavar="DIR", default=None,
+                   help="with --reproduce: sample archive (default: the card's)")
+    p.add_argument("--seed-spread", type=int, default=2, metavar="N",
+                   help="with --reproduce: N extra seeds trained to measure the AUC seed "
+                        "spread when neither the card nor a sibling version records one "
+                        "(default 2; 0: none)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="parent folder of the run folder (default: the config's 'out')")
     p.add_argument("--register", action="store_true",
@@ -86,6 +99,8 @@ def handle_train(args: argparse.Namespace) -> int:
     from hotline.training.report import best_vs_baseline
     from hotline.training.train import TrainConfig, run_training
 
+    if args.reproduce:
+        return handle_reproduce(args)
     cfg = TrainConfig.from_toml(args.train_config)
     console = Console(soft_wrap=True)
     if not args.no_progress:
@@ -114,6 +129,66 @@ def handle_train(args: argparse.Namespace) -> int:
             console.print(f"registered {mname}: {r['registered']}")
     console.print(f"report: {res['run_dir']}")
     return 0
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def handle_reproduce(args: argparse.Namespace) -> int:
+    from hotline.training.reproduce import PULL_OK, parse_model_ref, reproduce
+
+    name, version = parse_model_ref(args.reproduce)
+    if args.seed_spread < 0:
+        raise ConfigError(f"--seed-spread must be >= 0, got {args.seed_spread}")
+    if not args.no_progress:
+        logging.getLogger("training").setLevel(logging.INFO)
+    rep = reproduce(name, version, registry=_registry(args), out=args.out, archive=args.archive,
+                    seed_spread=args.seed_spread, progress=not args.no_progress)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 140
+    ok = {True: "[green]yes[/]", False: "[red]no[/]"}
+    d = rep["data"]
+    console.print(f"{name} v{rep['version']} retrained from its card in {rep['train_seconds']:.0f}"
+                  f" s ({rep['run_dir']}); data identical to the card's: "
+                  f"{ok[rep['data_identical']]} (n_train {d['n_train']['retrained']}, "
+                  f"Kish size {d['n_background_eff']['retrained']} vs shipped "
+                  f"{d['n_background_eff']['shipped']}: events identical "
+                  f"{ok[rep['events_identical']]}; "
+                  f"n_test {d['n_test']['retrained']}); epochs {rep['epochs']['retrained']} "
+                  f"(shipped {rep['epochs']['shipped']})")
+    sc = rep["scores"]
+    console.print(f"scores on the card's test split ({sc['n_events']:,} events): Pearson "
+                  f"{sc['pearson']:.4f}, Spearman {sc['spearman']:.4f}, median relative "
+                  f"difference {sc['median_relative_difference']:.3f}; decision agreement "
+                  + ", ".join(f"p={p}: {100 * v['agreement']:.3f} %"
+                              for p, v in sc["decisions"].items()))
+    t = Table(title=f"thresholds (within: |diff| <= {PULL_OK:g} x combined bootstrap "
+                    "uncertainty)")
+    for c in ("p", "shipped", "retrained", "diff", "uncertainty", "pull", "within"):
+        t.add_column(c, justify="right")
+    for th in rep["thresholds"]:
+        t.add_row(f"{th['p']:g}", f"{th['shipped']:.5g}", _f(th.get("retrained"), ".5g"),
+                  _f(th.get("diff"), "+.2g"), _f(th.get("sigma"), ".2g"),
+                  _f(th.get("pull"), "+.2f"), ok[th["within"]])
+    console.print(t)
+    t = Table(title=f"AUC (within: |diff| <= {PULL_OK:g} x seed spread; spread: "
+                    f"{rep['seed_spread']['based_on']})")
+    for c in ("signal", "shipped", "retrained", "diff", "seed spread", "pull", "within",
+              "stat. error", "pull (seed+stat)", "within (seed+stat)"):
+        t.add_column(c, justify="left" if c == "signal" else "right")
+    for a in rep["aucs"]:
+        t.add_row(a["signal"], f"{a['shipped']:.4f}", _f(a.get("retrained"), ".4f"),
+                  _f(a.get("diff"), "+.4f"), _f(a.get("spread"), ".4f"),
+                  _f(a.get("pull"), "+.2f"), ok[a["within"]], _f(a.get("stat"), ".4f"),
+                  _f(a.get("pull_stat"), "+.2f"), ok[a.get("within_stat", False)])
+    console.print(t)
+    console.print(f"reproduced: {ok[rep['reproduced']]} (thresholds and AUCs within the seed "
+                  f"spread); within statistics: {ok[rep['reproduced_within_statistics']]} "
+                  f"(seed spread + sampling error of the AUCs) (report: "
+                  f"{rep['run_dir']}/reproduce.json)")
+    return 0 if rep["reproduced"] else 1
 
 
 def handle_calibrate(args: argparse.Namespace) -> int:
@@ -150,14 +225,17 @@ def handle_calibrate(args: argparse.Namespace) -> int:
         if not runs:
             raise ModelError(f"no runs of process '{args.process}' in {archive}")
         fm = features_from_runs(runs, archive, spec, max_events=args.events)
-        source = {"archive": str(archive), "runs": runs}
+        source = {"archive": str(archive), "runs": runs, "recipe": _recipe_of(runs)}
     res = Scorer(model).score_arrays(fm.x, fm.mask)
     scores = res.total
     weights = None if args.unweighted else fm.weights
     cal = calibrate(scores, p_values, n_boot=args.bootstrap, weights=weights)
     cal["reference_contributions"] = reference_contributions(
         res.per_type, res.per_object, res.type_labels, res.object_labels, weights=weights)
+    from hotline.training.provenance import code_version
+
     model = update_card(model, **cal, calibration={"reference": source, "n_ref": len(scores),
+                                                    "code": code_version(),
                                                     "weighted": weights is not None,
                                                     "rate": args.rate,
                                                     "input_rate": args.input_rate})
@@ -174,6 +252,16 @@ def handle_calibrate(args: argparse.Namespace) -> int:
         t.add_row(f"{r['p']:g}", "refused", "", r["reason"])
     console.print(t)
     return 0
+
+
+def _recipe_of(runs: list[int]) -> dict[str, object]:
+    """The sample-recipe entries of calibration reference runs (and their hash)."""
+    from hotline.training.recipe import entries_hash, load_recipe
+
+    recipe = load_recipe()
+    found = [e for e in (recipe.get(int(r)) for r in runs) if e is not None]
+    return {"entries": [e.to_dict() for e in found], "entries_hash": entries_hash(found),
+            "not_in_recipe": [int(r) for r in runs if recipe.get(int(r)) is None]}
 
 
 def handle_models(args: argparse.Namespace) -> int:

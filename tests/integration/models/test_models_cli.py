@@ -79,6 +79,10 @@ def test_train_calibrate_and_list(tmp_path: Path, capsys):
         out = capsys.readouterr().out
         card = json.loads((reg / "t_ae" / "1" / "card.json").read_text())
         assert card["calibration"]["weighted"] is (not extra)
+        # calibrated on: the code version, and the reference runs' recipe entries (the bundled
+        # demo run is package data, made by training.demo_run, not a recipe run)
+        assert len(card["calibration"]["code"]["source_hash"]) == 16
+        assert card["calibration"]["reference"]["recipe"]["not_in_recipe"] == [1]
         assert ("Kish effective size" in out) is (not extra)
         thr[bool(extra)] = {t["p"]: t["threshold"] for t in card["thresholds"]}
     n_eff = card["thresholds"][0].get("n_eff")

@@ -84,7 +84,8 @@ def test_wheel_holds_one_top_level_package_and_its_data(wheel: Path):
                    "hotline/detectors/geometry/muon_barrel.toml",
                    "hotline/detectors/fastsim_params.toml",
                    "hotline/detectors/aliases/run3_scouting.toml",
-                   "hotline/training/configs/default.toml"):
+                   "hotline/training/configs/default.toml",
+                   "hotline/training/samples.toml"):
         assert needed in names, needed
     assert not [n for n in names if "/builds/" in n or n.endswith((".db", ".pyc"))]
 
@@ -100,6 +101,9 @@ def test_base_install_runs_the_demo_without_torch(clean_venv: Path, tmp_path: Pa
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "replayed 20,000 events" in res.stdout
     assert "ae_default" in res.stdout  # the shipped anomaly model scored (onnxruntime)
+    # the sample recipe is package data and its listing needs no extra
+    res = _run([str(clean_venv / "bin" / "hotline"), "samples", "list"], env=env, cwd=tmp_path)
+    assert res.returncode == 0 and "sm_mix_203" in res.stdout, res.stderr
     assert _site_files(clean_venv) == before  # nothing written into site-packages
     # the demo's alert store is in the user's state folder, not in the package, and stays
     # there for a look afterwards
@@ -115,6 +119,7 @@ def test_base_install_runs_the_demo_without_torch(clean_venv: Path, tmp_path: Pa
     (["dashboard", "--port", "0"], "dashboard"),
     (["worker"], "kafka"),
     (["train", "--config", "x.toml"], "train"),
+    (["samples", "make", "--only", "sm_mix_200"], "sim"),
 ])
 def test_missing_extra_is_named_in_one_line(clean_venv: Path, tmp_path: Path,
                                             command: list[str], extra: str):
