@@ -101,14 +101,14 @@ def test_base_install_runs_the_demo_without_torch(clean_venv: Path, tmp_path: Pa
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "replayed 20,000 events" in res.stdout
     assert "ae_default" in res.stdout  # the shipped anomaly model scored (onnxruntime)
-    # the sample recipe is package data and its listing needs no extra
-    res = _run([str(clean_venv / "bin" / "hotline"), "samples", "list"], env=env, cwd=tmp_path)
-    assert res.returncode == 0 and "sm_mix_203" in res.stdout, res.stderr
-    assert _site_files(clean_venv) == before  # nothing written into site-packages
     # the demo's alert store is in the user's state folder, not in the package, and stays
     # there for a look afterwards
     db = tmp_path / "state" / "hotline" / "demo" / "alerts.db"
     assert db.is_file() and f"alert store: sqlite:///{db}" in res.stdout
+    # the sample recipe is package data and its listing needs no extra
+    res = _run([str(clean_venv / "bin" / "hotline"), "samples", "list"], env=env, cwd=tmp_path)
+    assert res.returncode == 0 and "sm_mix_203" in res.stdout, res.stderr
+    assert _site_files(clean_venv) == before  # nothing written into site-packages
     res = _run([str(clean_venv / "bin" / "hotline"), "alerts", "--summary", "--store",
                 f"sqlite:///{db}"], env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
