@@ -58,7 +58,7 @@ def build_hub(cfg: Any, store: AlertStore | None = None,
         # the replay runs in its own process so that browser sessions never slow it down
         controller = ReplayController(store, feed, context_factory, source_name=cfg.source.name,
                                       tree=cfg.source.tree, step_size=cfg.source.step_size,
-                                      mode=replay_mode)
+                                      mode=replay_mode, schema=cfg.source.schema)
     thresholds, reference, note = load_model_info(cfg.model.name, cfg.model.registry,
                                                   cfg.model.version)
     return Hub(store=store, feed=feed, replay=controller, thresholds=thresholds,

@@ -60,9 +60,16 @@ class _Result:
     summaries: dict
 
 
+def _aliases(schema: str | None) -> Any:
+    """The alias spec ``schema`` names (``[source] schema``), or None."""
+    from hotline.detectors.schemas import load_aliases
+
+    return load_aliases(schema) if schema else None
+
+
 def _replay_child(store_url: str, files: list[str], branches_from: Any, tree: str,
                   step_size: int, rate: float | None, source: str, stop: Any, counter: Any,
-                  out: Any) -> None:
+                  out: Any, schema: str | None = None) -> None:
     """Body of the replay process: ReplaySource -> run_embedded -> its own store connection;
     after each batch the lumisection summaries go to the parent through ``out``."""
     from hotline.alerts.backends import open_store
@@ -72,7 +79,7 @@ def _replay_child(store_url: str, files: list[str], branches_from: Any, tree: st
     try:
         ctx = branches_from()
         src = ReplaySource(files=files, branches=ctx.branches(), tree=tree, step_size=step_size,
-                           rate=rate, source=source, stop=stop.is_set)
+                           rate=rate, source=source, stop=stop.is_set, aliases=_aliases(schema))
 
         def on_result(batch: Any, res: Any) -> None:
             counter.value = src.events_read
@@ -99,7 +106,8 @@ class ReplayController:
 
     def __init__(self, store: AlertStore, feed: LiveFeed, context_factory: Callable[[], Any],
                  source_name: str = "hotline", tree: str = "Events",
-                 step_size: int = 100_000, mode: str = "thread") -> None:
+                 step_size: int = 100_000, mode: str = "thread",
+                 schema: str | None = None) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"replay mode must be 'thread' or 'process', got {mode!r}")
         self.store = store
@@ -108,6 +116,7 @@ class ReplayController:
         self.source_name = source_name
         self.tree = tree
         self.step_size = step_size
+        self.schema = schema  #: alias spec of the files' schema (``[source] schema``)
         self.mode = mode
         self._thread: threading.Thread | None = None
         self._stop: Any = threading.Event()
@@ -174,7 +183,8 @@ class ReplayController:
         self._stop, self._counter = threading.Event(), None
         self._source = ReplaySource(files=files, branches=ctx.branches(), tree=self.tree,
                                     step_size=self.step_size, rate=rate or None,
-                                    source=self.source_name, stop=self._stop.is_set)
+                                    source=self.source_name, stop=self._stop.is_set,
+                                    aliases=_aliases(self.schema))
 
         def work() -> None:
             try:
@@ -199,7 +209,8 @@ class ReplayController:
         proc = mpc.Process(
             target=_replay_child, name=f"hotline-replay-{run}", daemon=True,
             args=(self.store.url, files, self.context_factory, self.tree, self.step_size,
-                  rate or None, self.source_name, self._stop, self._counter, out))
+                  rate or None, self.source_name, self._stop, self._counter, out,
+                  self.schema))
         proc.start()
 
         def drain() -> None:
