@@ -161,6 +161,20 @@ class AlertStore(ABC):
         self.close()
 
 
+def _match(column: str, value: Any, ph: str, clauses: list[str], args: list[Any]) -> None:
+    """Add ``column = value`` (or ``IN (...)`` for a collection; an empty one matches
+    nothing) to a WHERE clause being built."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        if not value:
+            clauses.append("1 = 0")
+            return
+        clauses.append(f"{column} IN ({','.join([ph] * len(value))})")
+        args.extend(value)
+    else:
+        clauses.append(f"{column} = {ph}")
+        args.append(value)
+
+
 def _alert_row(r: AlertRecord) -> tuple:
     return (
         r.id, r.kind, r.rule, r.source, r.run, r.lumi, r.event, r.score, r.p_value,
@@ -417,15 +431,7 @@ class SQLAlertStore(AlertStore):
             if value is None:
                 continue
             if key in ("run", "lumi", "source", "origin", "id"):
-                if isinstance(value, (list, tuple, set, frozenset)):
-                    if not value:
-                        clauses.append("1 = 0")
-                        continue
-                    clauses.append(f"{key} IN ({','.join([ph] * len(value))})")
-                    args.extend(value)
-                else:
-                    clauses.append(f"{key} = {ph}")
-                    args.append(value)
+                _match(key, value, ph, clauses, args)
             elif key == "resolved":
                 clauses.append("resolved IS NOT NULL" if value else "resolved IS NULL")
             else:
@@ -492,12 +498,7 @@ class SQLAlertStore(AlertStore):
             if value is None:
                 continue
             if key in ("kind", "rule", "source", "run", "lumi", "event"):
-                if isinstance(value, (list, tuple, set)):
-                    clauses.append(f"{key} IN ({','.join([ph] * len(value))})")
-                    args.extend(value)
-                else:
-                    clauses.append(f"{key} = {ph}")
-                    args.append(value)
+                _match(key, value, ph, clauses, args)
             elif key == "min_significance":
                 clauses.append(f"significance >= {ph}")
                 args.append(value)
