@@ -94,3 +94,27 @@ def pg_server():
 @pytest.fixture
 def pg_url(pg_server: PostgresServer) -> str:
     return pg_server.create_database()
+
+
+def shared_store_tests(module: object) -> list[str]:
+    """Names of the tests of a unit-test ``module`` that take only a ``store``: the suites
+    run on both backends through ``any_store``."""
+    import inspect
+
+    return sorted(name for name, fn in vars(module).items()
+                  if name.startswith("test_") and list(inspect.signature(fn).parameters)
+                  == ["store"])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh alert store on each backend: a real SQLite file, a real PostgreSQL database."""
+    from hotline.alerts.backends import open_store
+    from hotline.alerts.store import SQLiteAlertStore
+
+    if request.param == "sqlite":
+        s = SQLiteAlertStore(tmp_path / "alerts.db")
+    else:
+        s = open_store(request.getfixturevalue("pg_url"))
+    yield s
+    s.close()

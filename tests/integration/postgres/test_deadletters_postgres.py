@@ -5,29 +5,15 @@ before dead letters had ids."""
 
 from __future__ import annotations
 
-import inspect
 import threading
 
 import pytest
 
 from hotline.alerts.backends import open_store
-from hotline.alerts.store import SQLiteAlertStore
+from tests.integration.postgres.conftest import shared_store_tests
 from tests.unit.alerts import test_deadletter_store as base
 
-STORE_TESTS = sorted(
-    name for name, fn in vars(base).items()
-    if name.startswith("test_") and list(inspect.signature(fn).parameters) == ["store"]
-)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SQLiteAlertStore(tmp_path / "alerts.db")
-    else:
-        s = open_store(request.getfixturevalue("pg_url"))
-    yield s
-    s.close()
+STORE_TESTS = shared_store_tests(base)
 
 
 def test_the_shared_suite_is_not_empty():
