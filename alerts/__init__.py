@@ -6,6 +6,7 @@ Rules and records:
 - ``alerts.ae_rule``: the anomaly-score (autoencoder) hotline rule.
 - ``alerts.menu``: rule menus: the rule-kind registry and the Exotica Hotline menu.
 - ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
+- ``alerts.lumi_status``: the run-status vocabulary (findings, lumisection status, flags).
 
 The store:
 
