@@ -13,7 +13,12 @@ Prints and saves (``benchmarks/results/reproduce.json``) the wall and CPU time o
 and the comparison. The baseline is the shipped model itself. This is a benchmark-class job
 (about an hour on one core of the 2-core development machine), never part of the test run.
 
-``python -m benchmarks.bench_reproduce [--model ae_default:4] [--fresh] [--jobs 1]``
+With ``--fresh``, each rebuilt run is also compared, event by event and branch by branch, with
+the same run in the user's sample cache when that holds it (``training.recipe.same_events``):
+the recipe is only reproducible if the generator gives the same events. ``--only RUN ...``
+rebuilds just those runs fresh and compares them (no training), a quick determinism check.
+
+``python -m benchmarks.bench_reproduce [--model ae_default:5] [--fresh] [--only RUN ...]``
 """
 
 from __future__ import annotations
@@ -38,24 +43,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from hotline.models.registry import load_model
     from hotline.stream.samples import SAMPLES_DIR
-    from hotline.training.recipe import card_entries, load_recipe, make
+    from hotline.training.recipe import card_entries, load_recipe, make, same_events
     from hotline.training.reproduce import reproduce
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="ae_default:4", help="MODEL:VERSION (default "
-                                                            "ae_default:4)")
+    ap.add_argument("--model", default="ae_default:5", help="MODEL:VERSION (default "
+                                                            "ae_default:5)")
     ap.add_argument("--archive", default=None, help="sample archive (default: the user cache)")
     ap.add_argument("--fresh", action="store_true",
                     help="build the samples into an empty benchmarks/results/ folder")
     ap.add_argument("--jobs", type=int, default=1, help="generation worker processes")
     ap.add_argument("--seed-spread", type=int, default=2, help="extra seeds for the spread")
+    ap.add_argument("--only", type=int, nargs="+", metavar="RUN",
+                    help="rebuild only these runs fresh and compare them with the cache")
     args = ap.parse_args(argv)
+    args.fresh = args.fresh or bool(args.only)
     name, _, version = args.model.partition(":")
     archive = (RESULTS / "reproduce_archive" if args.fresh
                else Path(args.archive).expanduser() if args.archive else SAMPLES_DIR)
     header(f"rebuild {args.model} from the sample recipe: samples make + train --reproduce")
     card = {**load_model(name, version or "latest").card, "name": name}
     entries, lacking = card_entries(card, load_recipe())
+    if args.only:
+        entries = [e for e in entries if e.run in set(args.only)]
     print(f"archive {archive}; {len(entries)} runs, {sum(e.events for e in entries):,} events"
           + (f"; NOT in the recipe: {lacking}" if lacking else ""))
     t0, c0 = time.perf_counter(), _cpu()
@@ -64,6 +74,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"samples make: built {rep.built or 'nothing'} ({rep.events:,} events), skipped "
           f"{rep.skipped or 'nothing'}, refused {[s.entry.run for s in rep.refused] or 'none'}"
           f"; {make_s:,.0f} s wall, {make_cpu:,.0f} s CPU")
+    identical: dict[int, str] = {}
+    if args.fresh:
+        for e in entries:
+            cached = SAMPLES_DIR / f"run_{e.run:06d}"
+            if cached.is_dir() and (archive / cached.name).is_dir():
+                same, why = same_events(archive / cached.name, cached)
+                identical[e.run] = ("identical: " if same else "DIFFERENT: ") + why
+                print(f"  run {e.run} rebuilt vs cache: {identical[e.run]}")
+    if args.only:
+        save("reproduce_samples", {"model": args.model, "archive": str(archive),
+                                   "seconds": make_s, "identical": identical})
+        return 0 if all(v.startswith("identical") for v in identical.values()) else 1
     t1, c1 = time.perf_counter(), _cpu()
     r = reproduce(name, version or "latest", archive=archive, seed_spread=args.seed_spread,
                   out=RESULTS / "reproduce_runs")
@@ -85,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = save("reproduce", {"model": args.model, "archive": str(archive),
                               "samples_make": {"seconds": make_s, "cpu_seconds": make_cpu,
                                                "built": rep.built, "skipped": rep.skipped,
-                                               "events": rep.events},
+                                               "events": rep.events,
+                                               "identical_to_cache": identical},
                               "train_reproduce": {"seconds": train_s, "cpu_seconds": train_cpu},
                               "report": r})
     print(f"saved {path}")

@@ -333,7 +333,7 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
     """``MODEL[:VERSION]`` -> (name, version or 'latest')."""
     name, _, version = ref.partition(":")
     if not name:
-        raise ConfigError(f"--reproduce {ref!r}: give MODEL:VERSION, e.g. ae_default:4")
+        raise ConfigError(f"--reproduce {ref!r}: give MODEL:VERSION, e.g. ae_default:5")
     return name, version or "latest"
 
 

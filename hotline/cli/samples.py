@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
                "  hotline samples list\n"
                "  hotline samples make --only default          # what default.toml reads\n"
-               "  hotline samples make --model ae_default:4    # what a model card records\n"
+               "  hotline samples make --model ae_default:5    # what a model card records\n"
                "  hotline samples make --only sm_mix_203 --jobs 2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -19,7 +19,10 @@ from hotline.training.recipe import (
     entries_hash,
     load_recipe,
     run_status,
+    same_events,
 )
+from tests.conftest import make_events
+from tests.support.rootfiles import set_values, write_events
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted(package_path("hotline.training", "configs").glob("*.toml"))
@@ -203,3 +206,19 @@ def test_code_version_hashes_the_sources_that_make_samples_and_models(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x = 1\n")
     assert [n for n, _ in source_files(tmp_path)] == ["detectors/a.py"]
+
+
+def test_same_events_compares_branches_not_bytes(tmp_path):
+    """Two writes of the same events are the same run; one changed value, one lost event or
+    another multiplicity are not, and the answer names the branch."""
+    ev = make_events(300, seed=5)
+    a = write_events(tmp_path / "a" / "nano_0000.root", ev).parent
+    b = write_events(tmp_path / "b" / "nano_0000.root", ev).parent
+    same, why = same_events(a, b)
+    assert same and "300 events" in why
+    c = write_events(tmp_path / "c" / "nano_0000.root",
+                     set_values(ev, "Muon_pt", [7], 123.5)).parent
+    same, why = same_events(a, c)
+    assert not same and "Muon_pt" in why
+    d = write_events(tmp_path / "d" / "nano_0000.root", ev[:-1]).parent
+    assert same_events(a, d) == (False, "300 events against 299")
