@@ -8,6 +8,15 @@ Rules and records:
 - ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
 - ``alerts.lumi_status``: the run-status vocabulary (findings, lumisection status, flags).
 
+Run status and certification:
+
+- ``alerts.statistics``: exact Poisson / binomial / beta-binomial tails, multiple testing,
+  the CUSUM persistence test and its bound.
+- ``alerts.reference``: expectations: the model card's AE thresholds and the expert's
+  reference run (stored with provenance).
+- ``alerts.run_status``: the engine: green / amber / red per lumisection, range and run.
+- ``alerts.certification``: lumisection flags, expert overrides, CMS golden JSON.
+
 The store:
 
 - ``alerts.store``: the ``AlertStore`` interface, the SQL shared by backends, SQLite.

@@ -170,6 +170,16 @@ class EventSet:
 #: bin index of an event that was not scored by a score rule (quarantined)
 NO_BIN = 255
 
+#: score histograms in summaries: log10(score) in [SCORE_LOG_MIN, SCORE_LOG_MAX), SCORE_BINS bins,
+#: plus an underflow (first) and overflow (last) bin
+SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS = -4.0, 4.0, 80
+
+
+def score_bin_edges() -> np.ndarray:
+    """The SCORE_BINS + 1 edges (in score units, not log) of the regular bins of every
+    ``LumiSummary.score_hist`` (underflow below the first, overflow above the last)."""
+    return np.logspace(SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS + 1)
+
 
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()

@@ -25,7 +25,10 @@ again (a re-replay, a re-read record) is stored once; one that happens again aft
 was marked resolved (``resolve_deadletters``, used by ``hotline deadletters --redrive``)
 is open again. ``iter_alerts`` / ``iter_deadletters`` page through every matching row
 (keyset paging, short transactions), so exports never load a whole store into memory.
-Stores written before dead letters had ids are upgraded when opened.
+Stores written before dead letters had ids are upgraded when opened. The run status keeps
+its reference runs (``status_references``, ``alerts.reference``) and lumisection flags
+(``lumi_flags``, ``alerts.certification``) in the same store; older stores get those
+tables when opened.
 """
 
 from __future__ import annotations
@@ -76,6 +79,17 @@ SCHEMA_SQL = [
         run BIGINT, lumi BIGINT, events TEXT NOT NULL, payload {blob},
         created DOUBLE PRECISION NOT NULL, id TEXT, resolved DOUBLE PRECISION,
         resolution TEXT)""",
+    # run status: the expert's reference runs (alerts.reference) and the lumisection
+    # certification flags with their history (alerts.certification); a store written
+    # before they existed gets them when opened
+    """CREATE TABLE IF NOT EXISTS status_references (
+        seq {autoinc}, source TEXT NOT NULL, run BIGINT NOT NULL, data TEXT NOT NULL,
+        set_by TEXT NOT NULL, set_at DOUBLE PRECISION NOT NULL, comment TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS lumi_flags (
+        seq {autoinc}, source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL,
+        good INTEGER NOT NULL, level TEXT NOT NULL, reason TEXT NOT NULL,
+        decided_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS lumi_flags_run ON lumi_flags (source, run, lumi)",
 ]
 
 #: dead-letter columns added after the first release (added to older stores when opened),

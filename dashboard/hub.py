@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotline.alerts.reference import AEModel, load_ae_model
 from hotline.alerts.store import AlertStore
 from hotline.dashboard.feed import LiveFeed
 from hotline.dashboard.model_info import ReferenceSF, Threshold, load_model_info
 from hotline.dashboard.replay_control import ConfigContextFactory, ReplayController
 from hotline.dashboard.state import DashboardState
+from hotline.errors import HotlineError
 
 __all__ = ["Hub", "build_hub"]
 
@@ -34,12 +36,13 @@ class Hub:
     reference: ReferenceSF | None = None
     archive: str | None = None
     cfg: Any = None
+    ae_model: AEModel | None = None  #: the model card as the status engine reads it
 
     def new_state(self, **params: Any) -> DashboardState:
         """A new session's state over the shared feed, replay and model info."""
         return DashboardState(self.feed, thresholds=self.thresholds, model_note=self.model_note,
                               replay=self.replay, archive=self.archive,
-                              reference=self.reference, **params)
+                              reference=self.reference, ae_model=self.ae_model, **params)
 
 
 def build_hub(cfg: Any, store: AlertStore | None = None,
@@ -61,5 +64,13 @@ def build_hub(cfg: Any, store: AlertStore | None = None,
                                       mode=replay_mode, schema=cfg.source.schema)
     thresholds, reference, note = load_model_info(cfg.model.name, cfg.model.registry,
                                                   cfg.model.version)
+    ae_model = None
+    if cfg.model.name:
+        try:
+            ae_model = load_ae_model(cfg.model.name, cfg.model.version or None,
+                                     cfg.model.registry or None)
+        except HotlineError:
+            ae_model = None  # the note above already says why; thresholds stay as loaded
     return Hub(store=store, feed=feed, replay=controller, thresholds=thresholds,
-               model_note=note, archive=cfg.source.archive, cfg=cfg, reference=reference)
+               model_note=note, archive=cfg.source.archive, cfg=cfg, reference=reference,
+               ae_model=ae_model)

@@ -1,7 +1,8 @@
 """Per-lumisection rates of one run and its green / amber / red status, from the summaries alone.
 
 Owns the rate series the overview draws (``input_series``, ``rule_series``, ``ae_series``),
-the status verdict (``run_status``, ``STATUS_COLORS``), ``bin_weights_above`` and
+the status colours (``STATUS_COLORS``; the verdict itself is the status engine's,
+``alerts.run_status``), ``bin_weights_above`` and
 ``SERIES_LUMIS`` (lumisections kept in a series). All functions are pure: they take the
 run's ``LumiSummary`` list (ordered by lumisection) and return plain dicts and lists.
 
@@ -11,12 +12,6 @@ Poisson interval ``p +- 2 sqrt(p n) / n`` for the ``n`` events of that lumisecti
 above a threshold are counted from the summaries' fixed log-score bins
 (``stream.pipeline.score_bin_edges``, 0.1 dex wide): bins above the threshold fully, the
 bin holding it by the log-uniform fraction above it.
-
-Status: *red* when the latest lumisection's rate for an AE threshold is more than 5 sigma
-off its expectation or input stopped while a replay runs; *amber* above 3 sigma, when
-rules are unavailable or more than 1 % of events are quarantined; *green* otherwise;
-*idle* with no data. Without an anomaly model (no thresholds) classic-rule rates are
-compared with their own run average instead.
 """
 
 from __future__ import annotations
@@ -31,7 +26,7 @@ from hotline.dashboard.model_info import Threshold
 from hotline.stream.pipeline import score_bin_edges
 
 __all__ = ["SERIES_LUMIS", "STATUS_COLORS", "ae_series", "bin_weights_above", "input_series",
-           "rule_series", "run_status"]
+           "rule_series"]
 
 #: lumisections kept in the time series
 SERIES_LUMIS = 500
@@ -111,43 +106,3 @@ def ae_series(sums: Sequence[LumiSummary], rule: str | None,
             d["pull"].append((k - exp) / sig)
         out[t.label] = d
     return out
-
-
-def run_status(sums: Sequence[LumiSummary], rule: str | None, thresholds: Sequence[Threshold],
-               input_stopped: bool = False) -> tuple[str, str]:
-    """(status, reason) of the run whose summaries are ``sums``; see the module docstring.
-
-    ``rule`` and ``thresholds`` as for ``ae_series``; ``input_stopped``: a replay is
-    running but no events arrive.
-    """
-    if not sums:
-        return "idle", "no data yet"
-    last = sums[-1]
-    worst, why = 0.0, ""
-    for label, d in ae_series(sums, rule, thresholds).items():
-        if d["pull"] and abs(d["pull"][-1]) > abs(worst):
-            worst, why = d["pull"][-1], f"AE rate at {label} in LS {last.lumi}"
-    if not thresholds and len(sums) > 2:
-        # classic rules against their own run average (Poisson pull)
-        for name, d in rule_series(sums).items():
-            n_tot, k_tot = sum(d["n"][:-1]), sum(d["count"][:-1])
-            if not d["n"] or n_tot == 0:
-                continue
-            exp = k_tot / n_tot * d["n"][-1]
-            if exp < 5:
-                continue
-            pull = (d["count"][-1] - exp) / math.sqrt(exp)
-            if abs(pull) > abs(worst):
-                worst, why = pull, f"{name} rate vs run average in LS {last.lumi}"
-    if input_stopped:
-        return "red", "replay running but no events arrive"
-    if abs(worst) > 5:
-        return "red", f"{why}: {worst:+.1f} sigma"
-    if abs(worst) > 3:
-        return "amber", f"{why}: {worst:+.1f} sigma"
-    if last.unavailable:
-        return "amber", f"rules unavailable: {', '.join(sorted(last.unavailable))}"
-    if last.n_events and last.n_bad / last.n_events > 0.01:
-        return "amber", f"{last.n_bad} quarantined events in LS {last.lumi}"
-    detail = f" (largest deviation {worst:+.1f} sigma)" if why else ""
-    return "green", f"rates as expected{detail}"

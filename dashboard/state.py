@@ -2,7 +2,8 @@
 
 Owns ``DashboardState`` (``param.Parameterized``), the single source of truth of one
 session's views: it pulls snapshots of the shared ``feed.LiveFeed`` and keeps what the
-session shows (run and lumisection on screen, input rate, green/amber/red status, alert
+session shows (run and lumisection on screen, input rate, the green/amber/red status of
+the status engine ``alerts.run_status``: the run's worst lumisection so far, alert
 table filters and the rows new since the last update, the selected alert), and answers
 the views with the rate series (``rates``), the score histogram with thresholds and a
 reference (``model_info``), the alert-table rows (``alert_table``) and the selected
@@ -21,7 +22,10 @@ from typing import Any
 import numpy as np
 import param
 
+from hotline.alerts.lumi_status import RunStatus
 from hotline.alerts.records import AlertRecord, LumiSummary
+from hotline.alerts.reference import AEModel, Reference, current_reference
+from hotline.alerts.run_status import assess_lumis
 from hotline.dashboard import alert_detail, rates
 from hotline.dashboard.alert_table import ROWS_PER_UPDATE, TABLE_ROWS, alert_row
 from hotline.dashboard.feed import FeedSnapshot, LiveFeed
@@ -56,7 +60,8 @@ class DashboardState(param.Parameterized):
     def __init__(self, feed: LiveFeed, thresholds: Sequence[Threshold] = (),
                  model_note: str = "", replay: ReplayController | None = None,
                  archive: str | None = None, reference_run: int | None = None,
-                 reference: ReferenceSF | None = None, **params: Any) -> None:
+                 reference: ReferenceSF | None = None, ae_model: AEModel | None = None,
+                 **params: Any) -> None:
         super().__init__(model_note=model_note, **params)
         self.feed = feed
         self.thresholds = list(thresholds)
@@ -64,6 +69,7 @@ class DashboardState(param.Parameterized):
         self.archive = archive
         self.reference_run = reference_run
         self.reference = reference
+        self.ae_model = ae_model  #: thresholds and survival function of the model card
         self._seen_version = -1
         self._seen_alert_ids: set[str] = set()
         self._snap = FeedSnapshot(0, {}, [], 0, 0.0)
@@ -139,11 +145,36 @@ class DashboardState(param.Parameterized):
         return rates.ae_series(self.run_summaries(), self.primary_score_rule(), self.thresholds)
 
     def _status(self) -> tuple[str, str]:
+        """(level, reason) of the run on screen from the status engine
+        (``alerts.run_status.assess_lumis``): the run's worst lumisection so far, with the
+        stored reference run, the model card's thresholds and the DQM alerts in the feed;
+        red when a replay runs but no events arrive."""
         rp = self.replay
         input_stopped = (rp is not None and rp.running and self.event_rate == 0.0
                          and rp.events_read > 0 and len(self._rate_samples) > 3)
-        return rates.run_status(self.run_summaries(), self.primary_score_rule(), self.thresholds,
-                                input_stopped)
+        if input_stopped:
+            return "red", "replay running but no events arrive"
+        st = self.run_status()
+        return st.level, st.reason
+
+    def run_status(self) -> RunStatus:
+        """The status engine's verdict on the run on screen (see ``_status``)."""
+        sums = self.run_summaries()
+        alerts = [a for a in self._snap.alerts if a.run == self.run]
+        by_lumi: dict[int, list[AlertRecord]] = {}
+        dqm: dict[int, list[AlertRecord]] = {}
+        for a in alerts:
+            (dqm if a.kind == "dqm" else by_lumi).setdefault(a.lumi, []).append(a)
+        return assess_lumis(sums, self.thresholds, self._status_reference(), dqm, by_lumi,
+                            model=self.ae_model)
+
+    def _status_reference(self) -> Reference | None:
+        """The reference run stored for this feed's source (None: leave-one-out)."""
+        try:
+            return current_reference(self.feed.store, self.feed.source)
+        except Exception as exc:  # noqa: BLE001 - an older or foreign store: no reference
+            log.debug("dashboard: no status reference (%s)", exc)
+            return None
 
     # ------------------------------------------------------------ score histogram
 

@@ -34,6 +34,9 @@ import numpy as np
 from hotline.alerts.menu import build_menu, load_menu
 from hotline.alerts.records import (
     NO_BIN,
+    SCORE_BINS,
+    SCORE_LOG_MAX,
+    SCORE_LOG_MIN,
     AlertRecord,
     DeadLetter,
     EventSet,
@@ -55,9 +58,7 @@ from hotline.stream.batch import EventBatch
 
 log = logging.getLogger(__name__)
 
-#: score histograms in summaries: log10(score) in [SCORE_LOG_MIN, SCORE_LOG_MAX), SCORE_BINS bins,
-#: plus an underflow (first) and overflow (last) bin
-SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS = -4.0, 4.0, 80
+# score histograms in summaries: the bins are defined with LumiSummary (alerts.records)
 
 
 def score_bin_index(score: np.ndarray) -> np.ndarray:
@@ -73,11 +74,6 @@ def score_bin_index(score: np.ndarray) -> np.ndarray:
 def score_histogram(score: np.ndarray) -> list[int]:
     """Counts of ``score`` in the fixed log bins used by every ``LumiSummary.score_hist``."""
     return np.bincount(score_bin_index(score), minlength=SCORE_BINS + 2).tolist()
-
-
-def score_bin_edges() -> np.ndarray:
-    """The SCORE_BINS + 1 edges (in score units, not log) of the regular bins."""
-    return np.logspace(SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS + 1)
 
 
 @dataclass

@@ -8,7 +8,9 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 ``runs``, ``alerts``, ``deadletters`` (list, export, re-drive), ``demo``, ``dashboard``,
 ``archive``, ``worker`` (worker and sink), ``subscribe`` (subscriptions and ``deliver``),
 ``train`` (train, calibrate, models), ``attribution``, ``generate``, ``samples`` (the sample
-recipe: list, make), ``firmware``, ``dqm``; ``common`` holds shared helpers.
+recipe: list, make), ``firmware``, ``dqm``, ``status`` (a run's green / amber / red verdict),
+``reference`` (set, show the reference run), ``certify`` (lumisection certification, golden
+JSON, expert overrides); ``common`` holds shared helpers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ COMMAND_MODULES = [
     "hotline.cli.samples",
     "hotline.cli.firmware",
     "hotline.cli.dqm",
+    "hotline.cli.status",
+    "hotline.cli.reference",
+    "hotline.cli.certify",
 ]
 
 
