@@ -15,7 +15,8 @@ reference's lumisections scatter more than binomially (a robust, trimmed estimat
 ``overdispersion``), by that lumisection-to-lumisection spread too (``ExpectedRate``).
 Events per lumisection use a Poisson tail, or a negative binomial when the reference
 run's lumisections scatter more (``count_tail``). All tails are valid at tiny
-expectations: one event above the p = 1e-5 threshold in a 500-event lumisection has p = 0.005 (2.6 sigma), never "+14 sigma".
+expectations: one event above the p = 1e-5 threshold in a 500-event lumisection has
+p = 0.005 (2.6 sigma), never "+14 sigma".
 Two-sided quantities use ``p = min(1, 2 min(P(X >= k), P(X <= k)))``. ``sigma_from_p``
 turns a p-value into the equivalent one-sided Gaussian significance, for display only.
 
