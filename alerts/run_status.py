@@ -227,6 +227,17 @@ def _hist_counts(hist: Sequence[int], threshold: float,
     return k_hi, k_lo, edge
 
 
+def _outlier(s: _Series, i: int) -> bool:
+    """Lumisection ``i`` of ``s`` is off the run's median fraction (an outlier to leave out
+    of the others' expectation, not a lumisection flagged only because others are)."""
+    frac = s.k_up[s.tested] / np.maximum(s.n[s.tested], 1)
+    if not frac.size or s.n[i] <= 0:
+        return False
+    med = float(np.median(frac))
+    mine = float(s.k_up[i] / s.n[i])
+    return mine > med if s.direction[i] == "high" else mine < med
+
+
 def _loo_rates(k: np.ndarray, n: np.ndarray, tested: np.ndarray,
                exclude: np.ndarray) -> list[ExpectedRate | None]:
     use = tested & ~exclude
@@ -344,11 +355,15 @@ def _assess(summaries: Sequence[LumiSummary], thresholds: Sequence[ThresholdLike
             _test_series(s)
         per_lumi = _lumi_findings(sums, series, reference, dqm_by, last_partial)
         _trend_findings(sums, series, per_lumi)
+        by_q = {s.quantity: s for s in loo}
         for i, fs in enumerate(per_lumi):
             for f in fs:
                 q = f.quantity.removeprefix("trend:")
-                if q in exclude and f.level in ("amber", "red"):
+                if q in exclude and f.level in ("amber", "red") and _outlier(by_q[q], i):
                     exclude[q][i] = True
+        for q, ex in exclude.items():  # never more than half of a quantity's lumisections
+            if ex.sum() * 2 > by_q[q].tested.sum():
+                ex[:] = False
     return _Assessment(source, run, list(sums), series, per_lumi, dqm_by, ref_info)
 
 
@@ -584,12 +599,8 @@ def _finish(a: _Assessment, alerts: Mapping[int, Sequence[AlertRecord]]) -> RunS
         bad = [f for f in fs if f.level in ("amber", "red")]
         level: Level = worst_level(f.level for f in bad) if bad else (
             "green" if s.n_events > 0 else "idle")
-        shown = bad if bad else fs[:1]
-        if bad:
-            shown = [_with_where(f, alerts.get(s.lumi, ())) for f in shown]
-        reason = "; ".join(f.text for f in bad[:3]) if bad else ""
-        if bad:
-            reason = "; ".join(_with_where_text(f) for f in shown[:3])
+        shown = [_with_where(f, alerts.get(s.lumi, ())) for f in bad] if bad else fs[:1]
+        reason = "; ".join(_with_where_text(f) for f in shown[:3]) if bad else ""
         lumis.append(LumiStatus(s.lumi, level, s.n_events, tuple(shown), reason))
     ranges = _ranges(a, lumis, alerts)
     level = worst_level(ls.level for ls in lumis)
@@ -624,12 +635,10 @@ def _lumi_of(lumis: Sequence[LumiStatus], f: Finding) -> int:
 
 def _alerts_for(f: Finding, alerts: Sequence[AlertRecord]) -> list[AlertRecord]:
     q = f.quantity.removeprefix("trend:")
-    if f.kind == "ae" or q.startswith(("ae", )) and f.kind == "trend" and "_p" in q:
-        return [a for a in alerts if a.kind == "ae"]
     if q.startswith("rule:"):
         rule = q.removeprefix("rule:")
         return [a for a in alerts if a.rule == rule]
-    if f.kind == "ae":
+    if f.kind == "ae" or (f.kind == "trend" and ae_rule_p(q) is not None):
         return [a for a in alerts if a.kind == "ae"]
     return []
 

@@ -43,6 +43,7 @@ from hotline.alerts.records import (
     EventTally,
     LumiSummary,
 )
+from hotline.alerts.records import score_bin_edges as score_bin_edges  # re-exported
 from hotline.alerts.rules import RuleOutcome
 from hotline.config import Config
 from hotline.detectors.features import (
@@ -58,7 +59,8 @@ from hotline.stream.batch import EventBatch
 
 log = logging.getLogger(__name__)
 
-# score histograms in summaries: the bins are defined with LumiSummary (alerts.records)
+# score histograms in summaries: the bins (SCORE_BINS, score_bin_edges) are defined with
+# LumiSummary (alerts.records) and re-exported here
 
 
 def score_bin_index(score: np.ndarray) -> np.ndarray:
