@@ -718,6 +718,8 @@ def _ranges(a: _Assessment, lumis: list[LumiStatus],
                 text += f", alerts point to {where}"
             parts.append((p, text))
         parts.sort()
+        if parts and parts[0][0] < AMBER_P:  # the range's own evidence, not the marginal
+            parts = [x for x in parts if x[0] < AMBER_P]
         texts = [t for _, t in parts[:2]]
         dqm_alerts_r = [x for ls in lumi_set for x in a.dqm.get(ls, [])]
         if "dqm" in quantities and dqm_alerts_r:
