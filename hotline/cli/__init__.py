@@ -8,7 +8,8 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 ``runs``, ``alerts``, ``deadletters`` (list, export, re-drive), ``demo``, ``dashboard``,
 ``archive``, ``worker`` (worker and sink), ``subscribe`` (subscriptions and ``deliver``),
 ``train`` (train, calibrate, models), ``attribution``, ``generate``, ``samples`` (the sample
-recipe: list, make), ``firmware``, ``dqm``; ``common`` holds shared helpers.
+recipe: list, make), ``firmware``, ``dqm``, ``report`` (a run's HTML report for the e-log);
+``common`` holds shared helpers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ COMMAND_MODULES = [
     "hotline.cli.samples",
     "hotline.cli.firmware",
     "hotline.cli.dqm",
+    "hotline.cli.report",
 ]
 
 
