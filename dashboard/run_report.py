@@ -237,11 +237,14 @@ def _timeline(status: RunStatus, sums: Sequence[LumiSummary]) -> Any:
 
 
 def _expected_from_findings(status: RunStatus) -> dict[str, dict[int, float]]:
-    """quantity -> lumisection -> expected fraction (expected count / n) from the findings."""
+    """quantity -> lumisection -> expectation from the findings: events for the input
+    rate, else the expected fraction (expected count / n)."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
     for s in status.lumis:
         for f in s.findings:
-            if f.n > 0 and f.kind != "trend":
+            if f.kind == "input":
+                out[f.quantity][s.lumi] = f.expected
+            elif f.n > 0 and f.kind not in ("trend", "dqm"):
                 out[f.quantity][s.lumi] = f.expected / f.n
     return out
 
@@ -264,13 +267,13 @@ def _rate_figures(status: RunStatus, sums: Sequence[LumiSummary], ae_rule: str |
                      "right")
         return f
 
-    def expect(f: Any, quantity: str, color: str, label: str, scale: dict[int, float]) -> None:
-        """Crosses at the expected values of ``quantity`` (fraction x ``scale`` per LS)."""
+    def expect(f: Any, quantity: str, color: str, label: str) -> None:
+        """Crosses at the expected values of ``quantity`` where the status has them."""
         pts = expected.get(quantity) or {}
         if pts:
             xs = sorted(pts)
-            f.scatter(xs, [pts[x] * scale.get(x, 1.0) for x in xs], marker="x", size=9,
-                      color=color, legend_label=label)
+            f.scatter(xs, [pts[x] for x in xs], marker="x", size=9, color=color,
+                      legend_label=label)
 
     ae = rates.ae_series(sums, ae_rule, thresholds)
     if ae:
@@ -301,20 +304,19 @@ def _rate_figures(status: RunStatus, sums: Sequence[LumiSummary], ae_rule: str |
             src = ColumnDataSource(d)
             f.line("lumi", "frac", source=src, color=c, line_width=2, legend_label=rule)
             f.scatter("lumi", "frac", source=src, color=c, size=4, legend_label=rule)
-            expect(f, f"rule:{rule}", c, rule, {})
+            expect(f, f"rule:{rule}", c, rule)
         figs.append(f)
     inp = rates.input_series(sums)
     if inp["lumi"]:
         f = fig_("rates_input", "input events per lumisection (x: expected)", "events",
                  log=False)
         f.vbar(x=inp["lumi"], top=inp["n"], width=0.8, color="#546e7a", legend_label="events")
-        expect(f, "input_rate", "#000", "expected",  # a fraction of n: back to events
-               dict(zip(inp["lumi"], inp["n"], strict=True)))
+        expect(f, "input_rate", "#000", "expected")
         q = fig_("rates_quarantine", "quarantined fraction (x: expected)",
                  "fraction of events", log=False)
         frac = [b / n if n else float("nan") for n, b in zip(inp["n"], inp["bad"], strict=True)]
         q.vbar(x=inp["lumi"], top=frac, width=0.8, color="#c62828", legend_label="quarantined")
-        expect(q, "quarantine", "#000", "expected", {})
+        expect(q, "quarantine", "#000", "expected")
         figs += [f, q]
     for f in figs:  # long legends in columns rather than cut off
         for legend in f.legend:

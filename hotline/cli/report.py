@@ -1,9 +1,9 @@
 """``hotline report``: write a run's report, one self-contained HTML page for the shift e-log.
 
-Assesses the run (``alerts.run_status.assess_run``), reads its certification flags
-(``alerts.certification``) and renders the page with ``dashboard.run_report``; the AE
-thresholds drawn are those of the configured model, else of the model named by the run's
-AE alerts. Needs the ``dashboard`` extra (Bokeh).
+Assesses the run (``alerts.run_status.assess_run``), reads its stored certification flags
+(``alerts.certification.flags``; ``hotline certify`` stores them) and renders the page
+with ``dashboard.run_report``; the AE thresholds drawn are those of the configured model,
+else of the model named by the run's AE alerts. Needs the ``dashboard`` extra (Bokeh).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", type=int, metavar="RUN", help="run number")
     p.add_argument("--source", default=None,
-                   help="data-stream name of the run (env: HOTLINE_SOURCE_NAME; default hotline)")
+                   help="data-stream name of the run (default: the one with most of its events)")
     p.add_argument("--model", default=None,
                    help="anomaly model whose thresholds are drawn (env: HOTLINE_MODEL_NAME; "
                         "default: the model of the run's AE alerts)")
@@ -43,24 +43,25 @@ def handle(args: argparse.Namespace) -> int:
     from hotline.dashboard.model_info import load_model_info
     from hotline.dashboard.run_report import ae_model_of_run, write_report
 
-    cfg = config_from(args, source={"name": args.source}, model={"name": args.model})
-    source, run = cfg.source.name, args.run
+    cfg = config_from(args, model={"name": args.model})
+    run = args.run
     out = Path(args.out or f"run{run}-report.html")
     with store_from(cfg, create=False) as store:
-        if not store.summaries(source=source, run=run):
-            raise StoreError(f"run {run} of source '{source}' has no lumisection summaries in "
+        if not store.summaries(source=args.source, run=run):
+            of = f" of source '{args.source}'" if args.source else ""
+            raise StoreError(f"run {run}{of} has no lumisection summaries in "
                              f"{cfg.store.resolved_url()}: replay it first "
-                             f"(hotline replay {run}), or give --source / --store")
-        from hotline.alerts.certification import load_flags
+                             f"(hotline replay {run}), or give --store / --source")
+        from hotline.alerts import certification
         from hotline.alerts.run_status import assess_run
 
+        # no model configured: the engine takes the one the run's AE alerts name
+        status = assess_run(store, run, source=args.source, model=cfg.model.name or None,
+                            registry=cfg.model.registry)
+        flags = certification.flags(store, run, status.source)
         model, version = cfg.model.name, cfg.model.version
         if not model:
-            named = ae_model_of_run(store, source, run)
-            if named:
-                model, version = named
-        status = assess_run(store, run, source=source, model=model or None)
-        flags = load_flags(store, run, source=source)
+            model, version = ae_model_of_run(store, status.source, run) or ("", "")
         thresholds, _, _ = load_model_info(model, cfg.model.registry, version)
         write_report(out, store, status, flags, thresholds=thresholds)
     console = Console(soft_wrap=True)

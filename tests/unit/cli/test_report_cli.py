@@ -12,7 +12,7 @@ def test_unknown_run_is_one_line_naming_run_and_store(store, capsys):
     rc = main(["report", "99", "--store", store.url])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
-    assert "run 99 of source 'hotline' has no lumisection summaries in" in err[0]
+    assert "run 99 has no lumisection summaries in" in err[0]
     assert store.url in err[0] and "hotline replay 99" in err[0]
 
 

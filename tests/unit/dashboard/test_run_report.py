@@ -170,3 +170,35 @@ def test_status_without_alerts_flags_or_model(tmp_path):
     assert "no dead letters for this run" in text
     assert "run 7 is not certified yet (hotline certify 7)" in text
     assert "reference none recorded" in text
+
+
+def test_rate_plots_draw_the_status_expectations(replayed):
+    """AE bands from the thresholds' p-values; the findings' expectations as crosses."""
+    from bokeh.models import Scatter, VArea
+
+    from hotline.dashboard.run_report import _rate_figures
+
+    thresholds, _, _ = load_model_info("ae_default")
+    sums = replayed.summaries(source=SOURCE, run=RUN)
+    figs, note = _rate_figures(run_status(), sums, "ae_default_p1e-02", thresholds)
+    by = {f.name: f for f in figs}
+    assert note == "" and set(by) == {"rates_ae", "rates_rules", "rates_input",
+                                      "rates_quarantine"}
+    bands = [r for r in by["rates_ae"].renderers if isinstance(r.glyph, VArea)]
+    assert len(bands) == len(thresholds)
+    assert {tuple(set(b.data_source.data["expected"])) for b in bands} == {
+        (t.p,) for t in thresholds}
+
+    def crosses(name: str) -> dict[str, list]:
+        (r,) = [r for r in by[name].renderers
+                if isinstance(r.glyph, Scatter) and r.glyph.marker == "x"]
+        return dict(r.data_source.data)
+
+    rule = crosses("rates_rules")  # 2mu_pt15: 5 expected in 50 events (LS 3: no finding)
+    assert list(rule["x"]) == [ls for ls in range(1, 41) if ls != 3]
+    assert set(rule["y"]) == {0.1}
+    inp = crosses("rates_input")  # 50 events expected where the status says so
+    assert list(inp["x"]) == [ls for ls in range(1, 41) if ls != 3 and not 25 <= ls <= 32]
+    assert set(inp["y"]) == {50.0}
+    q = crosses("rates_quarantine")
+    assert list(q["x"]) == [3] and list(q["y"]) == [pytest.approx(0.001)]
