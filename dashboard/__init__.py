@@ -11,9 +11,10 @@ Modules (only ``app`` and ``views`` import Panel):
 * ``rates`` - per-lumisection rate series and the green/amber/red run status.
 * ``alert_table`` - alert-table rows and columns, and how many rows are kept and pushed.
 * ``alert_detail`` - one alert's loss contributions and objects for the event display.
+* ``run_report`` - a run's report: one self-contained HTML page (Bokeh inline) for the e-log.
 * ``auth`` - who may view and who may control (replays, subscriptions).
 * ``views`` - thin Panel views over the state, one module per panel of the page.
 """
 
 __all__ = ["alert_detail", "alert_table", "app", "auth", "feed", "hub", "model_info", "rates",
-           "replay_control", "state", "views"]
+           "replay_control", "run_report", "state", "views"]

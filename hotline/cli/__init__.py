@@ -10,7 +10,8 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 ``train`` (train, calibrate, models), ``attribution``, ``generate``, ``samples`` (the sample
 recipe: list, make), ``firmware``, ``dqm``, ``status`` (a run's green / amber / red verdict),
 ``reference`` (set, show the reference run), ``certify`` (lumisection certification, golden
-JSON, expert overrides); ``common`` holds shared helpers.
+JSON, expert overrides), ``report`` (a run's HTML report for the e-log); ``common`` holds
+shared helpers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ COMMAND_MODULES = [
     "hotline.cli.status",
     "hotline.cli.reference",
     "hotline.cli.certify",
+    "hotline.cli.report",
 ]
 
 

@@ -117,6 +117,7 @@ def test_base_install_runs_the_demo_without_torch(clean_venv: Path, tmp_path: Pa
 
 @pytest.mark.parametrize(("command", "extra"), [
     (["dashboard", "--port", "0"], "dashboard"),
+    (["report", "1"], "dashboard"),
     (["worker"], "kafka"),
     (["train", "--config", "x.toml"], "train"),
     (["samples", "make", "--only", "sm_mix_200"], "sim"),
