@@ -50,9 +50,9 @@ from hotline.alerts.statistics import (
     count_tail,
     cusum,
     excursions,
-    fmt_p,
     level_of,
     overdispersion,
+    p_is,
     poisson_llr,
     segment,
     sidak,
@@ -176,7 +176,8 @@ def _dqm_where(alerts: Sequence[AlertRecord]) -> str:
         c = per.setdefault(sub, Counter())
         for u in units[:2]:
             if isinstance(u, dict) and u.get("unit"):
-                c[f"{u.get('level', '')} {u['unit']}".strip()] += 1
+                level, unit = str(u.get("level", "")), str(u["unit"])
+                c[unit if unit.startswith(level) else f"{level} {unit}".strip()] += 1
         if not units and a.payload.get("summary"):
             c[str(a.payload["summary"])] += 1
     parts = []
@@ -284,7 +285,7 @@ def _finding_text(s: _Series, k: float, mu: float, p: float, direction: str) -> 
     if p >= 0.5:
         return head
     sig = f", {sigma_from_p(p):.1f} sigma" if p > 1e-300 else ""
-    return f"{head} (p = {fmt_p(p)}{sig})"
+    return f"{head} ({p_is(p)}{sig})"
 
 
 # ------------------------------------------------------------------ the engine
@@ -500,7 +501,7 @@ def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Re
             p, direction, obs, exp = inp
             expect = "the reference" if reference is not None else "the run's average"
             text = (f"input {int(obs)} events, {_ratio(obs / exp if exp else math.inf)}x "
-                    f"{expect} {exp:.0f}/LS" + (f" (p = {fmt_p(p)})" if p < 0.5 else ""))
+                    f"{expect} {exp:.0f}/LS" + (f" ({p_is(p)})" if p < 0.5 else ""))
             raw.append((p, Finding("input_rate", "input", obs, exp, int(obs), p, 1.0, "green",
                                    text), "amber"))
         lumi_dqm = dqm.get(s.lumi, [])
@@ -513,7 +514,7 @@ def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Re
                 continue
             p, text = _dqm_test(sub, mine, reference)
             raw.append((p, Finding(f"dqm:{sub}", "dqm", float(len(mine)), 0.0, 1, p, 1.0,
-                                   "green", f"{text} (p = {fmt_p(p)})",
+                                   "green", f"{text} ({p_is(p)})",
                                    _dqm_where(mine)), "red"))
         m = max(len(raw), 1)
         fs: list[Finding] = []
@@ -567,7 +568,7 @@ def _trend_findings(sums: list[LumiSummary], series: list[_Series],
                 span = f"LS {la}" if la == lb else f"LS {la}-{lb}"
                 word = "rose" if up else "fell"
                 text = (f"{ser.label} {word} to {_ratio(fitted)}x {ser.expect} over {span} "
-                        f"(CUSUM, p = {fmt_p(pc)})")
+                        f"(CUSUM, {p_is(pc)})")
                 f = Finding(f"trend:{ser.quantity}", "trend", kk, mm, int(ser.n[idx[a:b + 1]]
                             .sum()), p, pc, lv, text)  # type: ignore[arg-type]
                 for j in range(a, b + 1):

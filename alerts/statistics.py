@@ -255,13 +255,19 @@ def level_of(p_corrected: float) -> str:
 
 
 def fmt_p(p: float) -> str:
-    """A p-value for people: ``0.03``, ``3e-9``, ``< 1e-300``."""
+    """A p-value for people: ``0.03``, ``3e-9``, ``< 1e-300`` (see ``p_is``)."""
     if not p > 1e-300:
         return "< 1e-300"
     if p >= 0.01:
         return f"{p:.2g}"
     m, e = f"{p:.0e}".split("e")
     return f"{m}e{int(e)}"
+
+
+def p_is(p: float) -> str:
+    """``"p = 3e-9"``, or ``"p < 1e-300"`` beyond double precision."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 # ------------------------------------------------------------------ persistence / trend

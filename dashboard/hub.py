@@ -47,7 +47,7 @@ class Hub:
 
 def build_hub(cfg: Any, store: AlertStore | None = None,
               context_factory: Callable[[], Any] | None = None,
-              replay: bool = True, replay_mode: str = "process") -> Hub:
+              replay: bool = True, replay_mode: str = "process", dqm: bool = False) -> Hub:
     """Everything the sessions of one server share (see the module docstring)."""
     if store is None:
         from hotline.alerts.backends import open_store
@@ -61,7 +61,7 @@ def build_hub(cfg: Any, store: AlertStore | None = None,
         # the replay runs in its own process so that browser sessions never slow it down
         controller = ReplayController(store, feed, context_factory, source_name=cfg.source.name,
                                       tree=cfg.source.tree, step_size=cfg.source.step_size,
-                                      mode=replay_mode, schema=cfg.source.schema)
+                                      mode=replay_mode, schema=cfg.source.schema, dqm=dqm)
     thresholds, reference, note = load_model_info(cfg.model.name, cfg.model.registry,
                                                   cfg.model.version)
     ae_model = None

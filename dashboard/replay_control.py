@@ -67,9 +67,33 @@ def _aliases(schema: str | None) -> Any:
     return load_aliases(schema) if schema else None
 
 
+def _dqm_hook(store: Any, dqm: bool, then: Callable[[Any, Any], None]) -> tuple[Any, Any]:
+    """(on_result, monitor): ``then`` after the DQM occupancy monitoring of each batch when
+    ``dqm`` and occupancy models are registered (``stream.dqm_pipeline.DQMMonitor``)."""
+    if not dqm:
+        return then, None
+    from hotline.errors import HotlineError
+    from hotline.stream.dqm_pipeline import DQMContext, DQMMonitor
+
+    try:
+        ctx = DQMContext.from_registry()
+    except HotlineError as exc:
+        log.warning("no DQM monitoring in this replay: %s", exc)
+        return then, None
+    if not ctx.scorers:
+        return then, None
+    monitor = DQMMonitor(ctx, store)
+
+    def on_result(batch: Any, res: Any) -> None:
+        monitor(batch, res)
+        then(batch, res)
+
+    return on_result, monitor
+
+
 def _replay_child(store_url: str, files: list[str], branches_from: Any, tree: str,
                   step_size: int, rate: float | None, source: str, stop: Any, counter: Any,
-                  out: Any, schema: str | None = None) -> None:
+                  out: Any, schema: str | None = None, dqm: bool = False) -> None:
     """Body of the replay process: ReplaySource -> run_embedded -> its own store connection;
     after each batch the lumisection summaries go to the parent through ``out``."""
     from hotline.alerts.backends import open_store
@@ -81,12 +105,15 @@ def _replay_child(store_url: str, files: list[str], branches_from: Any, tree: st
         src = ReplaySource(files=files, branches=ctx.branches(), tree=tree, step_size=step_size,
                            rate=rate, source=source, stop=stop.is_set, aliases=_aliases(schema))
 
-        def on_result(batch: Any, res: Any) -> None:
+        def send(batch: Any, res: Any) -> None:
             counter.value = src.events_read
             out.put(("summaries", [x.to_dict(tally=True) for x in res.summaries.values()]))
 
         with open_store(store_url) as store:
+            on_result, monitor = _dqm_hook(store, dqm, send)
             rep = run_embedded(src, ctx, store, on_result=on_result)
+            if monitor is not None:
+                monitor.finish()
         counter.value = src.events_read
         out.put(("done", (ReplayOutcome(rep.events, rep.alerts_new, rep.seconds),
                           "; ".join(str(e) for e in src.errors))))
@@ -107,7 +134,7 @@ class ReplayController:
     def __init__(self, store: AlertStore, feed: LiveFeed, context_factory: Callable[[], Any],
                  source_name: str = "hotline", tree: str = "Events",
                  step_size: int = 100_000, mode: str = "thread",
-                 schema: str | None = None) -> None:
+                 schema: str | None = None, dqm: bool = False) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"replay mode must be 'thread' or 'process', got {mode!r}")
         self.store = store
@@ -117,6 +144,7 @@ class ReplayController:
         self.tree = tree
         self.step_size = step_size
         self.schema = schema  #: alias spec of the files' schema (``[source] schema``)
+        self.dqm = dqm  #: also run the DQM occupancy monitoring (``hotline demo --serve``)
         self.mode = mode
         self._thread: threading.Thread | None = None
         self._stop: Any = threading.Event()
@@ -188,7 +216,10 @@ class ReplayController:
 
         def work() -> None:
             try:
-                r = run_embedded(self._source, ctx, self.store, on_result=self.feed.on_result)
+                on_result, monitor = _dqm_hook(self.store, self.dqm, self.feed.on_result)
+                r = run_embedded(self._source, ctx, self.store, on_result=on_result)
+                if monitor is not None:
+                    monitor.finish()
                 self.report = ReplayOutcome(r.events, r.alerts_new, r.seconds)
                 if self._source.errors:
                     self.error = "; ".join(str(e) for e in self._source.errors)
@@ -210,7 +241,7 @@ class ReplayController:
             target=_replay_child, name=f"hotline-replay-{run}", daemon=True,
             args=(self.store.url, files, self.context_factory, self.tree, self.step_size,
                   rate or None, self.source_name, self._stop, self._counter, out,
-                  self.schema))
+                  self.schema, self.dqm))
         proc.start()
 
         def drain() -> None:

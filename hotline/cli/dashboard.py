@@ -45,12 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_dashboard(cfg: Config, store: Any = None, autostart: tuple[list, int, float | None]
-                  | None = None, show: bool = False, console: Any = None) -> int:
-    """Serve until Ctrl-C; ``autostart=(files, run, rate)`` starts a replay right away."""
+                  | None = None, show: bool = False, console: Any = None,
+                  dqm: bool = False) -> int:
+    """Serve until Ctrl-C; ``autostart=(files, run, rate)`` starts a replay right away;
+    ``dqm``: replays also run the DQM occupancy monitoring."""
     from hotline.dashboard.app import serve
     from hotline.dashboard.hub import build_hub
 
-    hub = build_hub(cfg, store=store)
+    hub = build_hub(cfg, store=store, dqm=dqm)
     url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}"
     say = console.print if console is not None else print
     say(f"Hotline dashboard on {url}  (Ctrl-C to stop)")

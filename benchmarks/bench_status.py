@@ -1,0 +1,183 @@
+"""Benchmark: the run status on the demo run and on clean data-like runs (issue 15's numbers).
+
+Replays, exactly as ``hotline demo`` does (classic menu + the default anomaly model + the
+DQM conv-AEs, embedded, into a fresh SQLite store), the recipe's clean data-like reference
+run (230), sets it as the reference (``alerts.reference``), then replays the bundled demo
+run and the clean data-like runs 231-233 and assesses each with the status engine
+(``alerts.run_status.assess_run``). Printed as a table beside the limits:
+
+- demo run: green on >= 95 % of the clean lumisections, not green on >= 7 of the 8 faulty
+  ones (the fault range comes from the run card: used only to score the verdict here), the
+  verdict's ranges and reasons (does it name the range and the location?);
+- clean runs: amber/red lumisections per 100 (limit <= 1);
+- the demo's AE alert counts on clean lumisections per calibrated threshold against
+  ``p * n`` with the exact two-sided binomial p-value (within the band when p > 0.01).
+
+The runs come from the sample cache (``hotline samples make --only status``).
+
+``python -m benchmarks.bench_status [--archive DIR] [--reference 230] [--clean 231 232 233]
+[--no-dqm]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import RESULTS, header, save
+
+
+def replay(store: Any, files: Sequence[Path], source: str, dqm: bool) -> int:
+    """Replay ``files`` as ``hotline demo`` does into ``store``; events replayed."""
+    from hotline.cli.demo import dqm_monitor
+    from hotline.config import load_config
+    from hotline.models.registry import DEFAULT_MODEL
+    from hotline.stream.pipeline import PipelineContext, run_embedded
+    from hotline.stream.replay import ReplaySource
+
+    cfg = load_config(None, cli={"model": {"name": DEFAULT_MODEL}})
+    ctx = PipelineContext.from_config(cfg)
+    src = ReplaySource(files=[str(f) for f in files], branches=ctx.branches(), source=source,
+                       progress=False)
+    mon = dqm_monitor(store) if dqm else None
+    rep = run_embedded(src, ctx, store, on_result=mon)
+    if mon is not None:
+        mon.finish()
+    return int(rep.events)
+
+
+def ae_rates(status: Any, store: Any, run: int, source: str, clean: set[int]) -> list[dict]:
+    """Observed vs expected AE counts over the clean lumisections, per threshold."""
+    from scipy.stats import binomtest
+
+    from hotline.alerts.records import score_bin_edges
+    from hotline.alerts.reference import load_ae_model
+    from hotline.alerts.run_status import _hist_counts  # the engine's own bin counting
+
+    sums = [s for s in store.summaries(source=source, run=run) if s.lumi in clean]
+    rule = next((r for s in sums for r in s.score_hist), None)
+    if rule is None:
+        return []
+    model = load_ae_model(rule.rsplit("_p", 1)[0])
+    if model.survival is None:
+        return []
+    edges = score_bin_edges()
+    out = []
+    for t in model.thresholds:
+        k_tot, n_tot, mu_tot = 0.0, 0, 0.0
+        for s in sums:
+            k_hi, _k_lo, edge = _hist_counts(s.score_hist[rule], t.threshold, edges)
+            n = int(sum(s.score_hist[rule]))
+            k_tot += k_hi
+            n_tot += n
+            if edge is not None:
+                mu_tot += n * float(model.survival(np.asarray([edge]))[0])
+        p = binomtest(int(round(k_tot)), n_tot, min(max(mu_tot / n_tot, 1e-12), 1.0)).pvalue
+        out.append({"p": t.p, "n": n_tot, "observed": k_tot, "expected": mu_tot,
+                    "binomial_p": p, "within": p > 0.01})
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hotline.alerts.backends import open_store
+    from hotline.alerts.reference import compute_reference, save_reference
+    from hotline.alerts.run_status import assess_run
+    from hotline.config import DEFAULT_ARCHIVE
+    from hotline.stream.archive import find_run
+    from hotline.stream.samples import SAMPLES_DIR
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archive", default=str(SAMPLES_DIR), help="sample archive")
+    ap.add_argument("--reference", type=int, default=230)
+    ap.add_argument("--clean", type=int, nargs="+", default=[231, 232, 233])
+    ap.add_argument("--no-dqm", action="store_true", help="leave the DQM conv-AEs out")
+    args = ap.parse_args(argv)
+    header("run status: demo run and clean data-like runs (issue 15)")
+    dqm = not args.no_dqm
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    db = RESULTS / "status.db"
+    for old in (db, db.with_name("status.db-wal"), db.with_name("status.db-shm")):
+        old.unlink(missing_ok=True)
+    console = Console(soft_wrap=True)
+    archive = Path(args.archive).expanduser()
+    rows, results = [], {}
+    t0 = time.perf_counter()
+    with open_store(f"sqlite:///{db}") as store:
+        ref_run = find_run(archive, args.reference)
+        n = replay(store, ref_run.files, "bench", dqm)
+        ref = save_reference(store, compute_reference(store, args.reference, "bench",
+                                                      comment="bench_status"))
+        print(f"reference: run {args.reference} ({n:,} events, {ref.n_lumis} LS)")
+        demo = find_run(DEFAULT_ARCHIVE, 1)
+        card = json.loads((demo.path / "run.json").read_text())
+        fault = tuple(card["fault"]["lumisections"])
+        targets = [(1, demo.files, set(range(fault[0], fault[1] + 1)))]
+        targets += [(r, find_run(archive, r).files, set()) for r in args.clean]
+        for run, files, faulty in targets:
+            events = replay(store, files, "bench", dqm)
+            st = assess_run(store, run, source="bench")
+            lumis = {s.lumi: s.level for s in st.lumis}
+            clean = [ls for ls in lumis if ls not in faulty]
+            green = sum(lumis[ls] == "green" for ls in clean)
+            flagged = len(clean) - green
+            hit = sum(lumis.get(ls, "idle") not in ("green", "idle") for ls in faulty)
+            results[run] = {"events": events, "lumis": len(lumis), "clean": len(clean),
+                            "clean_green": green, "clean_flagged": flagged,
+                            "faulty": len(faulty), "faulty_flagged": hit,
+                            "level": st.level, "verdict": st.verdict(),
+                            "ranges": [r.__dict__ for r in st.ranges]}
+            if run == 1:
+                results[run]["ae_rates"] = ae_rates(st, store, 1, "bench", set(clean))
+            rows.append((run, events, len(lumis), green, len(clean), flagged, hit, len(faulty),
+                         st.level, st.verdict()))
+    secs = time.perf_counter() - t0
+    tab = Table(title=f"run status ({'with' if dqm else 'without'} DQM), reference run "
+                      f"{args.reference}")
+    for col in ("run", "events", "LS", "clean LS green", "flagged /100 clean", "faulty LS "
+                "not green", "run level"):
+        tab.add_column(col, justify="right")
+    for run, events, nls, green, nclean, flagged, hit, nfault, level, _ in rows:
+        tab.add_row(str(run), f"{events:,}", str(nls),
+                    f"{green}/{nclean} ({100 * green / max(nclean, 1):.1f} %)",
+                    f"{100 * flagged / max(nclean, 1):.1f}",
+                    f"{hit}/{nfault}" if nfault else "-", level)
+    console.print(tab)
+    clean_runs = [results[r] for r in args.clean]
+    tot_clean = sum(r["clean"] for r in clean_runs)
+    tot_flag = sum(r["clean_flagged"] for r in clean_runs)
+    d = results[1]
+    console.print(f"demo: clean LS green {100 * d['clean_green'] / d['clean']:.1f} % "
+                  f"(limit >= 95 %); faulty LS not green {d['faulty_flagged']}/{d['faulty']} "
+                  f"(limit >= 7/8)")
+    console.print(f"clean runs {args.clean}: {tot_flag} amber/red of {tot_clean} LS = "
+                  f"{100 * tot_flag / max(tot_clean, 1):.2f} per 100 (limit <= 1)")
+    console.print("demo verdict:", markup=False)
+    console.print(d["verdict"], markup=False, highlight=False)
+    ae = Table(title="demo: AE alerts on clean lumisections vs calibrated expectation")
+    for col in ("p", "events", "observed", "expected", "binomial p", "within band"):
+        ae.add_column(col, justify="right")
+    for r in d.get("ae_rates", []):
+        ae.add_row(f"{r['p']:g}", f"{r['n']:,}", f"{r['observed']:.0f}", f"{r['expected']:.1f}",
+                   f"{r['binomial_p']:.2g}", "yes" if r["within"] else "NO")
+    console.print(ae)
+    for r in args.clean:
+        if results[r]["ranges"]:
+            console.print(f"run {r}: " + results[r]["verdict"], markup=False, highlight=False)
+    print(f"{secs:.0f} s")
+    path = save("status", {"reference": args.reference, "dqm": dqm, "seconds": secs,
+                           "runs": {str(k): v for k, v in results.items()}})
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
