@@ -12,7 +12,7 @@ Modules (only ``app`` and ``views`` import Panel):
 * ``alert_table`` - alert-table rows and columns, and how many rows are kept and pushed.
 * ``alert_detail`` - one alert's loss contributions and objects for the event display.
 * ``run_report`` - a run's report: one self-contained HTML page (Bokeh inline) for the e-log.
-* ``auth`` - who may view and who may control (replays, subscriptions).
+* ``auth`` - who may view and who may control (replays, subscriptions, certification).
 * ``views`` - thin Panel views over the state, one module per panel of the page.
 """
 

@@ -40,6 +40,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
     from bokeh.core.validation.warnings import MISSING_RENDERERS
 
     from hotline.dashboard.views.alerts import AlertTable
+    from hotline.dashboard.views.certification import CertificationView
     from hotline.dashboard.views.contributions import Contributions
     from hotline.dashboard.views.event_display import EventDisplay
     from hotline.dashboard.views.histogram import ScoreHistogram
@@ -65,10 +66,12 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                        header_background="#eceff1", margin=(4, 4), **kw)
 
     def build_details() -> list[Any]:
-        """Score histogram, alert table, drill-down, replay, occupancy (second stage)."""
+        """Score histogram, alert table, drill-down, replay, occupancy, certification,
+        subscriptions (second stage)."""
         views.update(histogram=ScoreHistogram(state), alerts=AlertTable(state),
                      contributions=Contributions(state), event_display=EventDisplay(state),
                      occupancy=OccupancyView(state), replay=ReplayControl(state),
+                     certification=CertificationView(state),
                      subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url))
         return [
             pn.Row(card("Alerts (newest first)", views["alerts"]),
@@ -79,6 +82,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                              card("Occupancy maps (DQM)", views["occupancy"]),
                              sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
+            card("Lumisection certification", views["certification"]),
             card("Alert subscriptions and delivery log", views["subscriptions"]),
         ]
 
@@ -126,6 +130,8 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                 views["replay"].refresh()
             if "subscriptions" in views:
                 views["subscriptions"].refresh()  # re-reads the store at most once per second
+            if "certification" in views:
+                views["certification"].refresh()  # idem
 
     pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page
