@@ -29,8 +29,28 @@ Written branches: NanoAOD-style ``Electron_*``, ``Muon_*``, ``Photon_*``,
 ``fault`` (int32 detector-fault code, 0 = none; the fault's strength, when not
 its default, is ``fault_size`` in ``run.json``) and ``genWeight`` (float32,
 1 unless the process is biased). ``run.json`` records the process, events,
-seed, chunking, versions, the MPI setting, fast-sim parameters, and the filter
-efficiency and generation speed.
+seed, chunking, versions, the MPI setting, fast-sim parameters, the filter
+efficiency and generation speed, and the effective statistics.
+
+**Data-like runs** (``data_like``, ``hotline generate --data-like``): real data has no
+event weights, so a run replayed as data must hold its events with the frequencies of
+their physical weights (``models.weights``: per component, ``genWeight`` normalised to
+mean 1; the components keep their fractions). Each weighted component is unweighted by
+
+* ``unbiased`` generation (the default where the process declares how,
+  ``Process.unbiased``: QCD without its pTHat bias): every event weighs 1. This is the
+  cheapest exact way: accept-reject on the biased stream keeps a passing event with
+  probability ``w / w_max``, i.e. ``mean(w) / max(w)`` (QCD: 0.24) as many events per
+  generated one; or
+* ``accept-reject`` against the process's weight bound ``Process.max_weight`` (for
+  weighted processes without an unbiased form): every passing event of the weighted stream
+  is kept with probability ``w / max_weight``; a weight above the bound is an error.
+  Nothing is resampled, so no event appears twice.
+
+Either way ``genWeight`` is written and is 1 for every event (readers need no special case;
+a replay applies no weight), and ``run.json`` says ``sample = "data-like"`` and gives per
+component the method, events generated per event kept, the acceptance and, for
+accept-reject, the Kish size of the weighted input stream (``effective_statistics``).
 """
 
 from __future__ import annotations
@@ -61,6 +81,9 @@ from hotline.stream.archive import RUN_DIR
 from hotline.training.processes import COMMON_SETTINGS, Process, get_process, sample_codes
 
 log = logging.getLogger(__name__)
+
+#: how a weighted component is made data-like (``auto``: unbiased where the process says how)
+DATA_LIKE_METHODS = ("auto", "unbiased", "accept-reject")
 
 FILE_PREFIX = "nano"
 STATE_DIR = ".generate"  #: per-chunk statistics, beside the ROOT files
@@ -103,6 +126,20 @@ class GenerateRequest:
     pileup: float = 0.0
     #: strength of the process's detector fault (None: the fault's default size)
     fault_size: float | None = None
+    #: "" (weighted components keep their genWeight) or a DATA_LIKE_METHODS entry:
+    #: unweight them (see the module docstring)
+    data_like: str = ""
+
+    @property
+    def unweighting(self) -> str:
+        """The data-like method in force: "" when off or when no component is weighted."""
+        return self.data_like if self.data_like and get_process(self.process).has_weights else ""
+
+    def component_method(self, proc: Process) -> str:
+        """How component ``proc`` is made: "" (as it is) or "unbiased" / "accept-reject"."""
+        if not self.unweighting or not proc.weighted:
+            return ""
+        return unweighting_method(proc, self.unweighting)
 
     @property
     def run(self) -> int:
@@ -120,10 +157,28 @@ class GenerateRequest:
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed run to continue the same sample."""
-        return {"process": self.process, "events": self.events, "seed": self.seed,
-                "chunk_size": self.chunk_size, "events_per_lumi": self.events_per_lumi,
-                "mpi": self.mpi, "pileup": self.pileup, "fault_size": self.fault_size,
-                "settings_hash": settings_hash(self)}
+        out = {"process": self.process, "events": self.events, "seed": self.seed,
+               "chunk_size": self.chunk_size, "events_per_lumi": self.events_per_lumi,
+               "mpi": self.mpi, "pileup": self.pileup, "fault_size": self.fault_size,
+               "settings_hash": settings_hash(self)}
+        if self.unweighting:  # only then: weighted and unweighted runs keep their identity
+            out["data_like"] = self.unweighting
+        return out
+
+    def resume_identity(self) -> dict[str, Any]:
+        """``identity`` plus ``data_like`` (None when off): what a card on disk must match
+        (cards of weighted runs have no ``data_like`` key)."""
+        return {**self.identity(), "data_like": self.unweighting or None}
+
+    def check_data_like(self) -> None:
+        """``ConfigError`` for an unknown method or a weighted component it cannot unweight."""
+        if not self.data_like:
+            return
+        if self.data_like not in DATA_LIKE_METHODS:
+            raise ConfigError(f"--data-like {self.data_like}: one of "
+                              f"{', '.join(DATA_LIKE_METHODS)}")
+        for part in get_process(self.process).parts():
+            self.component_method(part)
 
     def check_fault_size(self) -> None:
         """``ConfigError`` when ``fault_size`` is given for a process without a fault, or is
@@ -148,12 +203,20 @@ class ChunkStats:
     cpu_gen: dict[str, float] = field(default_factory=dict)
     cpu_sim: dict[str, float] = field(default_factory=dict)
     simulated: dict[str, int] = field(default_factory=dict)
+    #: sum of the squared raw weights of the written events (Kish size of weighted runs)
+    sumw2_passed: dict[str, float] = field(default_factory=dict)
+    #: accept-reject unweighting: the weighted stream passing the filter it drew from
+    #: (events, sum of raw weights, sum of their squares)
+    input_passed: dict[str, int] = field(default_factory=dict)
+    input_sumw: dict[str, float] = field(default_factory=dict)
+    input_sumw2: dict[str, float] = field(default_factory=dict)
     cpu_total: float = 0.0
     wall: float = 0.0
 
     def add(self, other: ChunkStats) -> ChunkStats:
         for name in ("generated", "passed", "sumw_generated", "sumw_passed", "cpu_gen",
-                     "cpu_sim", "simulated"):
+                     "cpu_sim", "simulated", "sumw2_passed", "input_passed", "input_sumw",
+                     "input_sumw2"):
             mine, theirs = getattr(self, name), getattr(other, name)
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
@@ -190,6 +253,26 @@ class ChunkStats:
         return cls(**d)
 
 
+def unweighting_method(proc: Process, method: str = "auto") -> str:
+    """The method that makes the weighted process ``proc`` data-like (``ConfigError`` when
+    ``proc`` declares neither an unbiased form nor a weight bound, or not the one asked)."""
+    if method == "auto":
+        if proc.unbiased:
+            return "unbiased"
+        if proc.max_weight is not None:
+            return "accept-reject"
+        raise ConfigError(f"process '{proc.name}' is weighted and declares neither an unbiased "
+                          "form (Process.unbiased) nor a weight bound (Process.max_weight): "
+                          "it cannot be made data-like")
+    if method == "unbiased" and not proc.unbiased:
+        raise ConfigError(f"--data-like unbiased: process '{proc.name}' declares no unbiased "
+                          "form (Process.unbiased); use --data-like accept-reject")
+    if method == "accept-reject" and proc.max_weight is None:
+        raise ConfigError(f"--data-like accept-reject: process '{proc.name}' declares no weight "
+                          "bound (Process.max_weight); use --data-like unbiased")
+    return method
+
+
 def settings_hash(req: GenerateRequest) -> str:
     """Short hash of the process definition (Pythia lines of it and its components, filter,
     fault): a resumed run must not mix chunks made with different settings."""
@@ -201,6 +284,12 @@ def settings_hash(req: GenerateRequest) -> str:
         parts.append(f"fault_size={req.fault_size!r}")
     for comp, frac in proc.components:
         parts += [comp, repr(frac), *get_process(comp).pythia]
+    if req.unweighting:  # only then: the hashes of weighted runs stay as they were
+        for part in proc.parts():
+            method = req.component_method(part)
+            if method:
+                parts += [f"data_like[{part.name}]={method}", *part.unbiased,
+                          repr(part.max_weight)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
@@ -209,12 +298,14 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] % 900_000_000) + 1
 
 
-def make_pythia(proc: Process, seed: int, mpi: bool = False) -> Any:
-    """An initialised ``pythia8mc.Pythia`` for ``proc`` (quiet, seeded)."""
+def make_pythia(proc: Process, seed: int, mpi: bool = False, unbiased: bool = False) -> Any:
+    """An initialised ``pythia8mc.Pythia`` for ``proc`` (quiet, seeded; ``unbiased``: with
+    the process's bias switched off, ``Process.unbiased``)."""
     pythia8mc = _pythia()
     py = pythia8mc.Pythia("", False)
     lines = [*COMMON_SETTINGS, f"PartonLevel:MPI = {'on' if mpi else 'off'}",
-             "Random:setSeed = on", f"Random:seed = {seed}", *proc.pythia]
+             "Random:setSeed = on", f"Random:seed = {seed}", *proc.pythia,
+             *(proc.unbiased if unbiased else ())]
     for line in lines:
         if not py.readString(line):
             raise ConfigError(f"process '{proc.name}': Pythia rejects setting '{line}'")
@@ -228,7 +319,8 @@ def _weights(batch: ak.Array) -> np.ndarray:
     w = batch.info.weights
     if ak.max(ak.num(w, axis=1), initial=0) == 0:
         return np.ones(len(batch))
-    return ak.to_numpy(ak.firsts(w)).astype(np.float64)
+    # a plain array (ak.firsts gives an option type; no event lacks its weight here)
+    return np.asarray(np.ma.filled(ak.to_numpy(ak.firsts(w)), 1.0), np.float64)
 
 
 def simulate_batch(batch: ak.Array, params: FastSimParams, rng: np.random.Generator,
@@ -262,19 +354,31 @@ def simulate_batch(batch: ak.Array, params: FastSimParams, rng: np.random.Genera
 def generate_component(proc: Process, n: int, seed: int, params: FastSimParams,
                        fault: str | None = None, mpi: bool = False,
                        stats: ChunkStats | None = None,
-                       fault_size: float | None = None) -> ak.Array:
-    """Exactly ``n`` passing events of a (non-mixture) process, deterministic in ``seed``."""
+                       fault_size: float | None = None, unweight: str = "") -> ak.Array:
+    """Exactly ``n`` passing events of a (non-mixture) process, deterministic in ``seed``.
+
+    ``unweight``: "" (events as generated), "unbiased" (the process's bias switched off)
+    or "accept-reject" (each passing event kept with probability ``w / max_weight``);
+    with either, every written ``genWeight`` is 1."""
     stats = stats if stats is not None else ChunkStats()
     name = proc.name
-    for d in (stats.generated, stats.passed, stats.simulated):
-        d.setdefault(name, 0)
-    for d in (stats.sumw_generated, stats.sumw_passed, stats.cpu_gen, stats.cpu_sim):
+    counts: tuple[dict[str, int], ...] = (stats.generated, stats.passed, stats.simulated,
+                                           stats.input_passed)
+    for c in counts:
+        c.setdefault(name, 0)
+    sums: tuple[dict[str, float], ...] = (stats.sumw_generated, stats.sumw_passed,
+                                          stats.cpu_gen, stats.cpu_sim, stats.sumw2_passed,
+                                          stats.input_sumw, stats.input_sumw2)
+    for d in sums:
         d.setdefault(name, 0.0)
     if n <= 0:
         return ak.Array([])
+    if unweight == "accept-reject" and proc.max_weight is None:
+        raise ConfigError(f"process '{name}': accept-reject needs Process.max_weight")
     t0 = time.process_time()
-    py = make_pythia(proc, _seed(seed, 1), mpi)
+    py = make_pythia(proc, _seed(seed, 1), mpi, unbiased=unweight == "unbiased")
     rng = np.random.default_rng(_seed(seed, 2))
+    rng_accept = np.random.default_rng(_seed(seed, 3))
     stats.cpu_gen[name] += time.process_time() - t0
     parts: list[ak.Array] = []
     weights: list[np.ndarray] = []
@@ -291,6 +395,16 @@ def generate_component(proc: Process, n: int, seed: int, params: FastSimParams,
         stats.cpu_sim[name] += dt
         stats.simulated[name] += nsim
         wall = _weights(batch)
+        pass_in, w_in = mask.copy(), w
+        if unweight == "accept-reject":
+            assert proc.max_weight is not None
+            if len(w) and float(w.max()) > proc.max_weight * (1 + 1e-6):
+                raise HotlineError(f"process '{name}': a raw event weight {float(w.max()):.6g} "
+                                   f"exceeds the declared bound max_weight = "
+                                   f"{proc.max_weight:g}; accept-reject would be biased")
+            accept = rng_accept.random(len(w)) < w / proc.max_weight
+            mask[np.flatnonzero(mask)[~accept]] = False
+            reco, w = reco[accept], w[accept]
         # count generated events up to the n-th passing one, so efficiencies are exact
         take = min(len(reco), n - have)
         if have + len(reco) >= n and take > 0:
@@ -301,13 +415,19 @@ def generate_component(proc: Process, n: int, seed: int, params: FastSimParams,
         stats.sumw_generated[name] += float(np.sum(wall[used]))
         stats.passed[name] += take
         stats.sumw_passed[name] += float(np.sum(w[:take]))
+        stats.sumw2_passed[name] += float(np.sum(np.square(w[:take])))
+        if unweight == "accept-reject":
+            n_in = int(pass_in[used].sum())
+            stats.input_passed[name] += n_in
+            stats.input_sumw[name] += float(np.sum(w_in[:n_in]))
+            stats.input_sumw2[name] += float(np.sum(np.square(w_in[:n_in])))
         parts.append(reco[:take])
         weights.append(w[:take])
         have += take
         eff = max(stats.passed[name] / max(stats.generated[name], 1), 1e-3)
     out = ak.concatenate(parts) if len(parts) > 1 else parts[0]
     wt = np.concatenate(weights)
-    if proc.weighted:
+    if proc.weighted and not unweight:
         wt = wt / (stats.sumw_generated[name] / stats.generated[name])  # mean generated w = 1
     else:
         wt = np.ones_like(wt)
@@ -334,13 +454,15 @@ def generate_chunk(req: GenerateRequest, k: int, params: FastSimParams | None = 
             cp = get_process(comp)
             pieces.append(generate_component(cp, int(c), _seed(req.seed, k, cp.code), params,
                                              fault=proc.fault, mpi=req.mpi, stats=stats,
-                                             fault_size=req.fault_size))
+                                             fault_size=req.fault_size,
+                                             unweight=req.component_method(cp)))
         arrays = ak.concatenate([p for p in pieces if len(p)])
         arrays = arrays[rng.permutation(len(arrays))]
     else:
         arrays = generate_component(proc, n, _seed(req.seed, k, proc.code), params,
                                     fault=proc.fault, mpi=req.mpi, stats=stats,
-                                    fault_size=req.fault_size)
+                                    fault_size=req.fault_size,
+                                    unweight=req.component_method(proc))
     arrays = ak.with_field(arrays, np.full(len(arrays), fault_code, np.int32), "fault")
     stats.cpu_total = time.process_time() - t_cpu
     stats.wall = time.perf_counter() - t_wall
@@ -440,7 +562,11 @@ def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
                                   + (f" --pileup {req.pileup}" if req.pileup else "")
                                   + (f" --fault-size {req.fault_size!r}"
                                      if req.fault_size is not None else "")
+                                  + data_like_option(req.unweighting)
                                   + command_suffix),
+        "sample": "weighted" if proc.has_weights and not req.unweighting else "data-like",
+        "unweighting": {p.name: req.component_method(p) for p in proc.parts()
+                        if req.component_method(p)},
     }
     if stats is not None:
         summ = stats.summary()
@@ -449,7 +575,68 @@ def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
         card["cpu_seconds"] = round(stats.cpu_total, 2)
         card["passing_events_per_cpu_s"] = (round(req.events / stats.cpu_total, 2)
                                             if stats.cpu_total else None)
+        card["effective_statistics"] = effective_statistics(req, stats)
     return card
+
+
+def data_like_option(method: str) -> str:
+    """The ``hotline generate`` option for ``method`` ("" when off)."""
+    if not method:
+        return ""
+    return " --data-like" + ("" if method == "auto" else f" {method}")
+
+
+def _kish(sumw: float, sumw2: float) -> float | None:
+    return sumw * sumw / sumw2 if sumw2 > 0 else None
+
+
+def effective_statistics(req: GenerateRequest, stats: ChunkStats) -> dict[str, Any]:
+    """What the run is worth: per component the method, events generated per event kept,
+    the acceptance, the Kish size; for the run, the Kish size of its physical weights
+    (weights normalised to mean 1 per component, ``models.weights``).
+
+    ``kish`` of a component: its events themselves when every weight is 1, else
+    ``(sum w)^2 / sum w^2`` of its weights. Accept-reject also gives the weighted stream
+    passing the filter it drew from (``input_events``, ``input_kish``) and ``acceptance``
+    = kept / input events; unbiased generation gives ``acceptance`` = kept / generated
+    (the filter efficiency). A weighted run's card made before this was recorded lacks
+    ``sum w^2``: its Kish sizes are null."""
+    proc = get_process(req.process)
+    comps: dict[str, Any] = {}
+    inv = 0.0  # sum over components of n_c^2 / kish_c
+    known = True
+    for part in proc.parts():
+        name = part.name
+        gen, kept = stats.generated.get(name, 0), stats.passed.get(name, 0)
+        method = req.component_method(part) or ("weighted" if part.weighted else "unweighted")
+        row: dict[str, Any] = {"method": method, "generated": gen, "kept": kept,
+                               "generated_per_kept": round(gen / kept, 2) if kept else None}
+        if method == "weighted":
+            kish = _kish(stats.sumw_passed.get(name, 0.0), stats.sumw2_passed.get(name, 0.0))
+            row["acceptance"] = round(kept / gen, 6) if gen else None
+        else:
+            kish = float(kept)
+            if method == "accept-reject":
+                n_in = stats.input_passed.get(name, 0)
+                row["input_events"] = n_in
+                k_in = _kish(stats.input_sumw.get(name, 0.0), stats.input_sumw2.get(name, 0.0))
+                row["input_kish"] = round(k_in, 1) if k_in is not None else None
+                row["acceptance"] = round(kept / n_in, 6) if n_in else None
+            else:
+                row["acceptance"] = round(kept / gen, 6) if gen else None
+        row["kish"] = round(kish, 1) if kish is not None else None
+        comps[name] = row
+        if kept:
+            if kish:
+                inv += kept * kept / kish
+            else:
+                known = False
+    n = sum(stats.passed.get(p.name, 0) for p in proc.parts())
+    run_kish = (n * n / inv if inv else 0.0) if known else None
+    return {"events": n, "sample": "weighted" if proc.has_weights and not req.unweighting
+            else "data-like",
+            "kish": round(run_kish, 1) if run_kish is not None else None,
+            "components": comps}
 
 
 def _check_resume(req: GenerateRequest, params: FastSimParams) -> None:
@@ -460,7 +647,7 @@ def _check_resume(req: GenerateRequest, params: FastSimParams) -> None:
         old = json.loads(card_path.read_text())
     except json.JSONDecodeError as exc:
         raise SourceError(f"cannot resume {req.out}: run.json is not valid JSON ({exc})") from exc
-    diff = {k: (old.get(k), v) for k, v in req.identity().items() if old.get(k) != v}
+    diff = {k: (old.get(k), v) for k, v in req.resume_identity().items() if old.get(k) != v}
     if "fastsim" in old and old["fastsim"] != params.to_dict():
         diff["fast-sim parameters"] = ("other", "these")
     if diff:
@@ -499,6 +686,7 @@ def generate(requests: Sequence[GenerateRequest], jobs: int = 1,
         if req.chunk_size < 1 or req.events_per_lumi < 1:
             raise ConfigError("--chunk-size and --events-per-lumi must be >= 1")
         req.check_fault_size()
+        req.check_data_like()
         _ = req.run
         _check_resume(req, params)
         req.out.mkdir(parents=True, exist_ok=True)

@@ -62,12 +62,25 @@ class RecipeEntry:
     def folder(self) -> str:
         return f"run_{self.run:06d}"
 
+    @property
+    def data_like(self) -> str:
+        """The ``GenerateRequest.data_like`` method: "auto" when a data-like entry's process
+        has weighted components (they are unweighted), else "" (nothing to do)."""
+        from hotline.training.processes import get_process
+
+        if self.sample != "data-like" or not get_process(self.process).has_weights:
+            return ""
+        return "auto"
+
     def generation(self) -> dict[str, Any]:
         """The parameters that make the events (what must match on disk; no notes)."""
-        return {"run": self.run, "process": self.process, "events": self.events,
-                "seed": self.seed, "chunk_size": self.chunk_size,
-                "events_per_lumi": self.events_per_lumi, "mpi": self.mpi,
-                "pileup": self.pileup, "fault_size": self.fault_size}
+        out = {"run": self.run, "process": self.process, "events": self.events,
+               "seed": self.seed, "chunk_size": self.chunk_size,
+               "events_per_lumi": self.events_per_lumi, "mpi": self.mpi,
+               "pileup": self.pileup, "fault_size": self.fault_size}
+        if self.data_like:  # only then: the hashes of the other entries stay as they were
+            out["data_like"] = self.data_like
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,16 +94,20 @@ class RecipeEntry:
         return GenerateRequest(self.process, self.events, self.seed,
                                Path(archive).expanduser() / self.folder,
                                chunk_size=self.chunk_size, events_per_lumi=self.events_per_lumi,
-                               mpi=self.mpi, pileup=self.pileup, fault_size=self.fault_size)
+                               mpi=self.mpi, pileup=self.pileup, fault_size=self.fault_size,
+                               data_like=self.data_like)
 
     def command(self) -> str:
         """The equivalent ``hotline generate`` command (as run cards record it)."""
+        from hotline.training.generate import data_like_option
+
         return (f"hotline generate {self.process} --events {self.events} --seed {self.seed} "
                 f"--out ARCHIVE/{self.folder} --chunk-size {self.chunk_size} "
                 f"--events-per-lumi {self.events_per_lumi}"
                 + (" --mpi" if self.mpi else "")
                 + (f" --pileup {self.pileup}" if self.pileup else "")
-                + (f" --fault-size {self.fault_size!r}" if self.fault_size is not None else ""))
+                + (f" --fault-size {self.fault_size!r}" if self.fault_size is not None else "")
+                + data_like_option(self.data_like))
 
 
 @dataclass(frozen=True)
@@ -175,7 +192,8 @@ def _entry(raw: dict[str, Any], where: str) -> RecipeEntry:
 
 def check_entry(entry: RecipeEntry, where: str = "") -> None:
     """``ConfigError`` when ``entry`` disagrees with its process definition (unknown process,
-    another fault, a fault size the fault refuses, data-like vs weighted)."""
+    another fault, a fault size the fault refuses, "weighted" for a process without weights,
+    "data-like" for a weighted process that cannot be unweighted)."""
     from hotline.training.processes import get_process
 
     where = where or f"recipe entry '{entry.name}'"
@@ -183,11 +201,13 @@ def check_entry(entry: RecipeEntry, where: str = "") -> None:
     if (proc.fault or "none") != entry.fault:
         raise ConfigError(f"{where}: fault = '{entry.fault}' but process '{entry.process}' has "
                           f"fault '{proc.fault or 'none'}'")
-    comps = [get_process(c) for c, _ in proc.components] or [proc]
-    weighted = any(c.weighted for c in comps)
-    if (entry.sample == "weighted") != weighted:
-        raise ConfigError(f"{where}: sample = '{entry.sample}' but process '{entry.process}' is "
-                          f"{'weighted' if weighted else 'data-like'} (genWeight)")
+    if entry.sample == "weighted" and not proc.has_weights:
+        raise ConfigError(f"{where}: sample = 'weighted' but process '{entry.process}' has no "
+                          "event weights (every genWeight is 1: use sample = 'data-like')")
+    try:
+        entry.request(Path("/nonexistent")).check_data_like()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: sample = 'data-like': {exc}") from exc
     if entry.fault_size is not None:
         entry.request(Path("/nonexistent")).check_fault_size()
 
@@ -263,7 +283,7 @@ def run_status(entry: RecipeEntry, archive: str | Path, params: Any = None) -> R
     except (OSError, json.JSONDecodeError) as exc:
         return RunStatus(entry, "differs", differences={"run.json": (f"unreadable ({exc})",
                                                                      "readable")})
-    want = req.identity()
+    want = req.resume_identity()
     diff = {k: (card.get(k), v) for k, v in want.items() if card.get(k) != v}
     if card.get("run", entry.run) != entry.run:
         diff["run"] = (card.get("run"), entry.run)

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
                "  hotline generate --list\n"
                "  hotline generate sm_mix --events 20000 --seed 1 --out data/mc/run_000200\n"
+               "  hotline generate sm_mix --data-like --events 20000 --seed 2 "
+               "--out data/mc/run_000230\n"
                "  hotline generate w_lnu z_ll --events 5000 --seed 7 --out data/mc --jobs 2\n"
                "  hotline generate --validate --events 1000 --plots validation/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -56,6 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="strength of the detector fault of a sm_mix_<fault> process (default: "
                         "the fault's own; e.g. muon_scale: pT factor 1.3, hot_cell: mean "
                         "fake-jet pT 60 GeV); see --list for what each size means")
+    p.add_argument("--data-like", nargs="?", const="auto", default="", metavar="METHOD",
+                   choices=("auto", "unbiased", "accept-reject"),
+                   help="write an unweighted, data-like sample: weighted components (the "
+                        "pTHat-biased QCD) are drawn with the frequencies of their physical "
+                        "weights, every genWeight is 1. METHOD: unbiased (generate without "
+                        "the bias; the default where the process declares how: cheapest), "
+                        "accept-reject (keep each passing event with probability "
+                        "w / max weight); auto picks unbiased when it can. The effective "
+                        "statistics are printed and recorded in run.json")
     p.add_argument("--chunk-size", type=int, default=2000,
                    help="events per file / resumable unit (default 2000)")
     p.add_argument("--events-per-lumi", type=int, default=1000,
@@ -97,6 +108,8 @@ def handle(args: argparse.Namespace) -> int:
     from hotline.detectors.fastsim import FastSimParams
 
     console = Console(soft_wrap=True)
+    if not console.is_terminal:  # a log file or a pipe: room for the tables' columns
+        console.width = 160
     if args.list:
         return _list(console)
     params = FastSimParams.from_toml(args.params) if args.params else FastSimParams.from_toml()
@@ -126,7 +139,8 @@ def handle(args: argparse.Namespace) -> int:
         outs = [out / f"run_{args.first_run + i:06d}" for i in range(len(args.process))]
     reqs = [GenerateRequest(name, args.events, args.seed, o, chunk_size=args.chunk_size,
                             events_per_lumi=args.events_per_lumi, mpi=args.mpi,
-                            pileup=args.pileup, fault_size=args.fault_size)
+                            pileup=args.pileup, fault_size=args.fault_size,
+                            data_like=args.data_like)
             for name, o in zip(args.process, outs, strict=True)]
     extra = f" --params {shlex.quote(args.params)}" if args.params else ""
     cards = generate(reqs, jobs=args.jobs, params=params, progress=not args.no_progress,
@@ -141,4 +155,28 @@ def handle(args: argparse.Namespace) -> int:
                       f"{s['filter_efficiency']:.4f}", str(s["passing_events_per_cpu_s"]),
                       str(s["fastsim_events_per_cpu_s"]))
     console.print(t)
+    console.print(effective_table(cards))
     return 0
+
+
+def effective_table(cards: dict[Path, dict]) -> Table:
+    """The effective statistics of generated runs (``run.json`` ``effective_statistics``)."""
+    t = Table(title="effective statistics (data-like: every event weighs 1)")
+    for c in ("run", "sample", "run Kish", "component", "method", "generated", "kept",
+              "gen. per kept", "acceptance", "weighted input (Kish)", "Kish"):
+        t.add_column(c, justify="left" if c in ("run", "sample", "component", "method")
+                     else "right")
+    for folder, card in cards.items():
+        eff = card.get("effective_statistics") or {}
+        for i, (comp, r) in enumerate((eff.get("components") or {}).items()):
+            inp = (f"{r['input_events']:,} ({r['input_kish']:,.0f})"
+                   if "input_events" in r else "-")
+            t.add_row(folder.name if i == 0 else "", eff.get("sample", "") if i == 0 else "",
+                      _num(eff.get("kish")) if i == 0 else "", comp, r["method"],
+                      f"{r['generated']:,}", f"{r['kept']:,}", _num(r["generated_per_kept"], 1),
+                      _num(r["acceptance"], 4), inp, _num(r["kish"]))
+    return t
+
+
+def _num(v: float | None, digits: int = 0) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"

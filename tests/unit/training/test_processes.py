@@ -37,3 +37,39 @@ def test_registry_errors():
         register_process(Process("w_other", 1, "same code"))
     with pytest.raises(ConfigError, match="not registered"):
         register_process(Process("mix2", 998, "bad mix", components=(("nope", 1.0),)))
+
+
+def test_data_like_methods_of_weighted_processes(tmp_path):
+    """Which weighted processes can be made data-like, and how (no Pythia needed)."""
+    from hotline.training.generate import GenerateRequest, unweighting_method
+
+    qcd = get_process("qcd")
+    assert qcd.weighted and qcd.unbiased and qcd.max_weight == 1.0
+    assert unweighting_method(qcd) == "unbiased"
+    assert unweighting_method(qcd, "accept-reject") == "accept-reject"
+    assert get_process("sm_mix").has_weights and not get_process("a_4l").has_weights
+    req = GenerateRequest("sm_mix", 10, 1, tmp_path / "run_000500", data_like="auto")
+    assert req.unweighting == "auto" and req.component_method(qcd) == "unbiased"
+    assert req.component_method(get_process("w_lnu")) == ""
+    from hotline.training.generate import settings_hash
+
+    weighted = GenerateRequest("sm_mix", 10, 1, tmp_path / "run_000500")
+    assert settings_hash(req) != settings_hash(weighted)
+    assert "data_like" not in weighted.identity()
+    with pytest.raises(ConfigError, match="--data-like sometimes: one of auto, unbiased"):
+        GenerateRequest("sm_mix", 10, 1, tmp_path / "run_000500",
+                        data_like="sometimes").check_data_like()
+    if "biased_nobound" not in available_processes():
+        register_process(Process("biased_nobound", 96, "weighted, no way to unweight",
+                                 pythia=("HardQCD:hardbbbar = on",), weighted=True))
+        register_process(Process("biased_bound", 95, "weighted, bounded",
+                                 pythia=("HardQCD:hardbbbar = on",), weighted=True,
+                                 max_weight=2.0))
+    with pytest.raises(ConfigError, match="'biased_nobound' is weighted and declares neither"):
+        GenerateRequest("biased_nobound", 10, 1, tmp_path / "run_000501",
+                        data_like="auto").check_data_like()
+    assert unweighting_method(get_process("biased_bound")) == "accept-reject"
+    with pytest.raises(ConfigError, match="'biased_bound' declares no unbiased form"):
+        unweighting_method(get_process("biased_bound"), "unbiased")
+    with pytest.raises(ConfigError, match="max_weight must be > 0"):
+        register_process(Process("bad_bound", 94, "x", weighted=True, max_weight=0.0))
