@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted(package_path("hotline.training", "configs").glob("*.toml"))
 CARDS = sorted(package_path("hotline.models", "registry").glob("*/*/card.json"))
 #: consumers of runs that are not training configurations
-OTHER_USERS = {"attribution"}
+OTHER_USERS = {"attribution", "status"}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,8 @@ GOOD = ('[[run]]\nname = "a"\nrun = 901\nprocess = "w_lnu"\nevents = 100\nseed =
     (GOOD + GOOD.replace("run = 901", "run = 902"), "name 'a' appears twice"),
     (GOOD.replace('"w_lnu"', '"wjets"'), "unknown process 'wjets'"),
     (GOOD.replace('"w_lnu"', '"sm_mix_hot_cell"'), "fault = 'none' but process"),
-    (GOOD.replace('"w_lnu"', '"qcd"'), "sample = 'data-like' but process 'qcd' is weighted"),
+    (GOOD.replace('"data-like"', '"weighted"'),
+     "sample = 'weighted' but process 'w_lnu' has no event weights"),
     (GOOD.replace('"data-like"', '"raw"'), "sample = 'raw'; one of weighted, data-like"),
     (GOOD.replace("events = 100", "events = 0"), "must be >= 1"),
     (GOOD.replace('process = "w_lnu"', 'process = "sm_mix_hot_cell"\nfault = "hot_cell"\n'
@@ -156,6 +157,42 @@ def test_bad_recipes_are_refused_with_the_reason(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_recipe(write(tmp_path, body))
     assert "\n" not in str(err.value)
+
+
+def test_data_like_entries_of_weighted_processes_are_unweighted(recipe, tmp_path):
+    """sample = "data-like" of a mixture with the biased QCD asks for unweighted generation;
+    the weighted and the unweighted-process entries keep their identity and hash."""
+    import dataclasses
+
+    ref = recipe.get(230)
+    assert ref.sample == "data-like" and ref.process == "sm_mix" and "status" in ref.used_by
+    assert ref.data_like == "auto" and ref.request(tmp_path).data_like == "auto"
+    assert ref.command().endswith(" --data-like") and ref.generation()["data_like"] == "auto"
+    assert ref.request(tmp_path).identity()["data_like"] == "auto"
+    status = recipe.select(["status"])
+    assert [e.run for e in status] == [230, 231, 232, 233]
+    assert len({e.seed for e in status}) == 4
+    assert all(e.events // e.events_per_lumi >= 40 and e.events_per_lumi == 500 for e in status)
+    weighted = recipe.get(200)
+    assert weighted.data_like == "" and "data_like" not in weighted.generation()
+    assert "--data-like" not in weighted.command()
+    assert "data_like" not in weighted.request(tmp_path).identity()
+    signal = recipe.get(210)  # unweighted process: data-like without anything to do
+    assert signal.data_like == "" and "data_like" not in signal.generation()
+    flipped = dataclasses.replace(weighted, sample="data-like")
+    assert entries_hash([flipped]) != entries_hash([weighted])
+
+
+def test_a_data_like_run_on_disk_is_not_a_weighted_one(recipe, tmp_path):
+    import dataclasses
+
+    e = recipe.get(230)
+    (tmp_path / e.folder).mkdir()
+    (tmp_path / e.folder / "run.json").write_text(json.dumps(
+        {**dataclasses.replace(e, sample="weighted").request(tmp_path).identity(),
+         "complete": True}))
+    st = run_status(e, tmp_path)
+    assert st.state == "differs" and "data_like: None on disk, 'auto' in the recipe" in st.detail
 
 
 def test_select_by_name_number_process_or_configuration(recipe):
