@@ -1,11 +1,12 @@
 """Report: the ``ae_default`` alerts of the bundled demo run by sample, unweighted and weighted.
 
-The demo run (``data/archive/run_000001``) replays its QCD events unweighted, so the AE rule
-fires mostly on them; this report scores the run with the registered model (onnxruntime, as
-the AE rule does), counts the events above the threshold of each p-value per generated
-sample (the ``sample`` branch) and gives the alert rate with the physical event weights
-(``genWeight`` normalised per sample component, ``models.weights.component_weights``). The
-README's sentence on the demo's AE alerts quotes it. The baseline is the p-value itself.
+This report scores the demo run (``data/archive/run_000001``) with the registered model
+(onnxruntime, as the AE rule does), counts the events above the threshold of each p-value
+per generated sample (the ``sample`` branch) and gives the alert rate with the physical
+event weights (``genWeight`` normalised per sample component,
+``models.weights.component_weights``). The demo run is data-like (every genWeight is 1), so
+both rates agree; on a weighted run they differ. ``bench_demo_rates`` compares the rates of
+the clean lumisections with the p-values. The baseline is the p-value itself.
 
 ``python -m benchmarks.bench_demo_alerts [--model ae_default[:VERSION]] [--p 1e-4 ...]``
 """

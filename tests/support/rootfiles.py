@@ -67,3 +67,39 @@ def rename(arrays: ak.Array, prefixes: dict[str, str]) -> ak.Array:
         head, _, tail = b.partition("_")
         out[f"{prefixes[head]}_{tail}" if tail and head in prefixes else b] = arrays[b]
     return ak.zip(out, depth_limit=1)
+
+
+def write_weighted_run(src_archive: Path, dst_archive: Path, run: int = 1,
+                       max_events: int | None = None) -> Path:
+    """A weighted copy of ``run`` of ``src_archive`` (the bundled data-like demo run) in
+    ``dst_archive``: the QCD events (``sample`` 2) get ``genWeight = min(1, (20 GeV /
+    leading-jet pT)^3)``, the shape of the pTHat bias of the weighted training runs, the rest
+    keep 1. For tests of the weight plumbing (loading, weighted calibration), which need a
+    weighted run now that the bundled one is data-like; the weights describe no physics."""
+    import json
+
+    import uproot
+
+    from hotline.stream.archive import find_run, run_dir_name
+
+    info = find_run(src_archive, run)
+    folder = Path(dst_archive) / run_dir_name(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    left = max_events
+    for k, f in enumerate(info.files):
+        with uproot.open(f) as fh:
+            arrays = fh["Events"].arrays(entry_stop=left)
+        lead = ak.to_numpy(ak.fill_none(ak.max(arrays.Jet_pt, axis=1), 20.0))
+        bias = np.minimum(1.0, (20.0 / np.maximum(lead, 1.0)) ** 3)
+        w = np.where(ak.to_numpy(arrays.sample) == 2, bias, 1.0).astype(np.float32)
+        arrays = ak.with_field(arrays, w, "genWeight")
+        write_events(folder / f"nano_{k:04d}.root", arrays)
+        if left is not None:
+            left -= len(arrays)
+            if left <= 0:
+                break
+    card = json.loads((info.path / "run.json").read_text())
+    card["sample"] = "weighted"
+    card["caveats"] = "test copy: QCD genWeight = min(1, (20/leading jet pT)^3), not physics"
+    (folder / "run.json").write_text(json.dumps(card, indent=2))
+    return folder

@@ -70,11 +70,15 @@ def test_train_calibrate_and_list(tmp_path: Path, capsys):
     assert any(abs(t["p"] - 30 / 8.64e6) < 1e-12 for t in card["thresholds"])
     assert card["calibration"]["n_ref"] == 5000
 
-    # a weighted reference (the generated demo run: pTHat-biased QCD with genWeight) gives
+    # a weighted reference (a copy of the demo run whose QCD events carry bias weights) gives
     # weighted thresholds with the Kish size; --unweighted ignores the weights
+    from tests.support.rootfiles import write_weighted_run
+
+    weighted = tmp_path / "weighted_archive"
+    write_weighted_run(DEMO_ARCHIVE, weighted)
     thr = {}
     for extra in ([], ["--unweighted"]):
-        assert main(["calibrate", "t_ae", "--registry", str(reg), "--archive", str(DEMO_ARCHIVE),
+        assert main(["calibrate", "t_ae", "--registry", str(reg), "--archive", str(weighted),
                      "--runs", "1", "--bootstrap", "5", *extra]) == 0
         out = capsys.readouterr().out
         card = json.loads((reg / "t_ae" / "1" / "card.json").read_text())

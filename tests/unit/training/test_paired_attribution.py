@@ -1,7 +1,8 @@
 """training.attribution: the paired (counterfactual) fault-attribution study, on real data.
 
 The shipped model ae_default (latest) and the demo run data/archive/run_000001 (generated
-SM events; lumisections 25-32 carry a hot_cell fault and are not clean).
+data-like SM events, every genWeight 1; lumisections 25-32 carry a hot_cell fault and are not
+clean).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hotline.training.attribution import (
 )
 
 ARCHIVE = Path(__file__).resolve().parents[3] / "data" / "archive"
-P = 1e-3
+P = 1e-2  # data-like background: ~30 clean alerts in 3,000 events (1e-3: ~3)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def scorer():
 @pytest.fixture(scope="module")
 def clean():
     events, weights, info = load_clean_events(ARCHIVE, [1], 3000)
-    assert len(events) == 3000 and weights is not None  # the QCD events carry genWeight
+    assert len(events) == 3000 and weights is None  # data-like: every genWeight is 1
     return events, weights
 
 
@@ -47,7 +48,8 @@ def test_clean_events_skip_faulty_lumisections_and_signals():
     assert info["dropped_fault"] >= 3000  # lumisections 25-32 (500 events each)
     assert not ak.any(events.fault != 0)
     assert not ak.any(events.sample >= 10)  # the signal processes mixed into the demo run
-    assert len(events) == len(weights) == 20_000 - info["dropped_fault"] - info["dropped_signal"]
+    assert len(events) == 20_000 - info["dropped_fault"] - info["dropped_signal"]
+    assert weights is None and np.all(ak.to_numpy(events.genWeight) == 1.0)
 
 
 @pytest.mark.parametrize("fault,identity,real", [("muon_scale", 1.0, 3.0),
@@ -72,7 +74,7 @@ def test_a_strong_hot_cell_causes_alerts(scorer, clean):
     events, w = clean
     r = paired_attribution(scorer, events, "hot_cell", [300.0], P, weights=w)
     s = r["sizes"][0]
-    assert r["faulty_type"] == "jets" and r["weighted"]
+    assert r["faulty_type"] == "jets" and not r["weighted"]
     assert s["alert_fraction_faulted"] > 2 * r["alert_fraction_clean"]
     assert s["n_caused"] >= 5 and s["caused_fraction"] > 0
     assert s["n_alerted"] == r["n_clean_alerted"] + s["n_caused"] - s["n_removed"]
@@ -104,7 +106,7 @@ def test_bad_sizes_and_faults_are_clear_errors(scorer, clean):
     with pytest.raises(ConfigError, match="unknown detector fault 'cold_cell'"):
         resolve_faults("cold_cell")
     with pytest.raises(ConfigError, match="3 weights for 10"):
-        paired_attribution(scorer, events[:10], "hot_cell", [60.0], P, weights=w[:3])
+        paired_attribution(scorer, events[:10], "hot_cell", [60.0], P, weights=np.ones(3))
 
 
 def test_cli_prints_the_table_and_fails_clearly(tmp_path, capsys):

@@ -81,16 +81,23 @@ def test_component_weights_normalise_within_each_sample():
         component_weights(sample, np.array([1, 1, -1, 1, 1, 1.0]))
 
 
-def test_archived_runs_carry_physical_weights():
-    """The demo run (generated, QCD drawn pTHat-biased) loads with weights of mean 1 per sample."""
+def test_archived_runs_carry_physical_weights(tmp_path):
+    """A weighted run (QCD with bias weights) loads with weights of mean 1 per sample; the
+    bundled data-like demo run loads without weights (every genWeight is 1)."""
     import uproot
 
     from hotline.stream.archive import find_run
     from hotline.stream.samples import features_from_runs
+    from tests.support.rootfiles import write_weighted_run
 
-    fm = features_from_runs([1], DEMO_ARCHIVE, max_events=5_000)
+    demo = features_from_runs([1], DEMO_ARCHIVE, max_events=2_000)
+    assert demo.weights is None and len(demo) == 2_000
+    with uproot.open(find_run(DEMO_ARCHIVE, 1).files[0]) as f:
+        assert np.all(f["Events"]["genWeight"].array(library="np") == 1.0)
+    write_weighted_run(DEMO_ARCHIVE, tmp_path, max_events=5_000)
+    fm = features_from_runs([1], tmp_path, max_events=5_000)
     assert fm.weights is not None and len(fm.weights) == len(fm) == 5_000
-    run = find_run(DEMO_ARCHIVE, 1)
+    run = find_run(tmp_path, 1)
     with uproot.open(run.files[0]) as f:
         codes = f["Events"]["sample"].array(library="np", entry_stop=5_000)
     assert fm.weights[codes == 2].mean() == pytest.approx(1.0)  # qcd: biased, renormalised
