@@ -11,8 +11,8 @@ codes of the signal processes: they are meant to alert). It also replays the run
 the embedded pipeline of ``hotline demo`` (classic menu + the AE rule at ``[model]
 p_value``, a throw-away SQLite store) and counts the classic-menu alerts and the events they
 flag. ``--baseline DIR`` measures a second archive in the same way (e.g. the demo run
-before it was made data-like: ``git archive d75f0ea data/archive | tar -x -C /tmp/old``)
-for a before/after column.
+before it was made data-like: ``git archive d75f0ea data/archive | tar -x -C /tmp/old``,
+then ``--baseline /tmp/old/data/archive``) for a before/after column.
 
 ``python -m benchmarks.bench_demo_rates [--model ae_default[:VERSION]] [--baseline DIR]``
 """
