@@ -17,6 +17,8 @@ Occupancy (DQM):
 
 - ``detectors.geometry``: monitored subsystems as data (``geometry/*.toml``), cells -> units.
 - ``detectors.occupancy``: occupancy maps per (run, lumisection, subsystem).
+- ``detectors.pseudo_lumis``: pseudo-lumisections of any size drawn from a pool of real
+  events (per-event hits; calibration and false-alarm checks at real statistics).
 - ``detectors.occupancy_faults``: fault kinds and scenarios injected into occupancy maps.
 - ``detectors.dqm_baselines``: the statistical DQM tests the conv-AE is compared with.
 """

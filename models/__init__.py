@@ -14,6 +14,9 @@ scorers, thresholds, the model registry.
   (total, per-feature, per-object, per-type), p-values and thresholds from the card.
 - ``models.conv_ae`` / ``models.conv_ae_net`` (torch): the DQM conv-AE's scorer of
   occupancy maps and its network.
+- ``models.occupancy_statistics``: the calibration of an occupancy model per
+  events-per-lumisection (thresholds and p-values per level, interpolated in log n; the
+  calibrated range).
 - ``models.normalise``: feature normalisation schemes (fitted on training data, stored in
   the card, the same arithmetic as the ONNX graph).
 - ``models.weights``: physical event weights (genWeight per sample component, Kish size).
@@ -21,8 +24,9 @@ scorers, thresholds, the model registry.
 - ``models.registry``: ``models/registry/<name>/<version>/{model.onnx, card.json, weights.pt}``.
 
 Nothing is imported here; serving modules (kinds, interface, registry, scorer, conv_ae,
-normalise, thresholds) never import torch (the import-linter contract in pyproject.toml).
+occupancy_statistics, normalise, thresholds) never import torch (the import-linter
+contract in pyproject.toml).
 """
 
 __all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "nets", "normalise",
-           "registry", "scorer", "thresholds", "weights"]
+           "occupancy_statistics", "registry", "scorer", "thresholds", "weights"]

@@ -5,7 +5,8 @@ an image (the network, its ONNX export and its firmware form are the torch side,
 ``models.conv_ae_net``). This module is the ``score`` handler of the kind ``conv-ae``
 (``models.kinds``): ``ConvAEScorer`` implements the scorer interface of
 ``models.interface`` -- ``score(counts, n_events)`` returns ``DQMScores`` with the map
-``total`` score and per-unit ``contributions``; ``p_value(total)``; ``threshold(p)``.
+``total`` score and per-unit ``contributions``; ``p_value(total, n_events)``;
+``threshold(p, n_events)``; ``calibration_problem(n_events)``.
 
 Input normalisation (``normalise``): ``x = counts / (n_events * reference)`` where
 ``reference`` is the mean hits/event per cell of the good training lumisections
@@ -28,6 +29,10 @@ not uniform; a unit's p-value is the better of the two tests (x2 for trying both
 ``-log10(smallest unit p-value of the level) - log10(units in the level)``
 (Bonferroni per level, so 960 channels do not drown 60 sectors); its thresholds
 per p-value come from ``models.thresholds.calibrate`` on held-out good lumisections.
+A card with a ``statistics_calibration`` (``models.occupancy_statistics``: one calibration
+per events-per-lumisection level, measured on clean maps of that many events, interpolated
+in log n) gives thresholds and p-values at each map's own statistics, and
+``calibration_problem(n)`` names a map size outside its ``calibrated_events`` range.
 
 Registered under ``models/registry/<name>/<version>/`` via ``models.registry``
 (card kind ``conv-ae``, ``feature_spec`` null, ``geometry`` = the geometry as data).
@@ -44,6 +49,7 @@ import numpy as np
 from hotline.detectors.geometry import Geometry
 from hotline.errors import ModelError
 from hotline.models.interface import ModelScorer, Scores
+from hotline.models.occupancy_statistics import StatisticsTable
 from hotline.models.registry import RegisteredModel, load_model
 from hotline.models.thresholds import ReferenceDistribution
 
@@ -222,6 +228,9 @@ class ConvAEScorer(ModelScorer):
                        for lv, d in (null.get("whiten") or {}).items()}
         self.ref_dist = (ReferenceDistribution.from_dict(card["reference"])
                          if card.get("reference") else None)
+        #: per events-per-lumisection calibration (``models.occupancy_statistics``); None
+        #: for cards calibrated at one size (their thresholds serve every map)
+        self.statistics = StatisticsTable.from_card(card)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -254,8 +263,11 @@ class ConvAEScorer(ModelScorer):
     def subsystem(self) -> str:
         return self.geometry.name
 
-    def threshold(self, p: float) -> float:
-        """The map-score threshold for background p-value ``p``."""
+    def threshold(self, p: float, n_events: float | None = None) -> float:
+        """The map-score threshold for background p-value ``p`` (at ``n_events`` events per
+        lumisection when the card has a statistics table)."""
+        if self.statistics is not None and n_events is not None:
+            return float(self.statistics.threshold(p, float(n_events)))
         for t in self.card.get("thresholds", []):
             if abs(float(t["p"]) - p) <= 1e-12 * max(p, 1e-300):
                 return float(t["threshold"])
@@ -263,9 +275,18 @@ class ConvAEScorer(ModelScorer):
             raise ModelError(f"model {self.name} has no threshold for p = {p:g}")
         return self.ref_dist.isf(p)
 
-    def p_value(self, total: np.ndarray) -> np.ndarray:
+    def calibration_problem(self, n_events: float) -> str | None:
+        """Why a map of ``n_events`` events is outside what the model is calibrated for
+        (one line), or None. Cards without a statistics table accept every size."""
+        return None if self.statistics is None else self.statistics.problem(n_events)
+
+    def p_value(self, total: np.ndarray, n_events: np.ndarray | None = None) -> np.ndarray:
         """Background p-value of map scores; beyond the reference's reach (bounded tail
-        fits give 0) the smallest p-value it supports, 1 / (100 x reference size)."""
+        fits give 0) the smallest p-value it supports, 1 / (100 x reference size). With a
+        statistics table and ``n_events``: at each map's events per lumisection (NaN
+        outside the calibrated range)."""
+        if self.statistics is not None and n_events is not None:
+            return self.statistics.p_value(total, n_events)
         if self.ref_dist is None:
             raise ModelError(f"model {self.name} v{self.version} is not calibrated "
                              "(no reference distribution); run 'hotline dqm train'")
@@ -328,7 +349,8 @@ class ConvAEScorer(ModelScorer):
         else:
             score = logp.max(axis=1)
         # not calibrated yet (during calibration): no p-values
-        pv = self.p_value(score) if self.ref_dist is not None else np.full(n, np.nan)
+        pv = (self.p_value(score, ne) if self.ref_dist is not None or self.statistics
+              else np.full(n, np.nan))
         ncell = self.geometry.membership[1][None]
         if self.null_mean.size == unit_loss.shape[1]:
             excess = (unit_loss - self.null_mean[None]) / ncell

@@ -15,6 +15,12 @@ lumisections and the top-1 / top-3 localisation accuracy (among detected), for
 the conv-AE and each baseline of ``detectors.dqm_baselines`` on the same maps;
 every method's threshold comes from the same good lumisections, and the false
 alarm rate is checked on an independent good set. ``plot_evaluation`` draws it.
+
+``calibrate_statistics(name, runs, ...)`` calibrates a registered conv-AE per
+events-per-lumisection level on pseudo-lumisections drawn from generated events
+(``event_pool`` of archived runs -> ``detectors.pseudo_lumis.draw_lumis``) and registers
+the result as a new version whose card carries ``statistics_calibration`` and
+``calibrated_events`` (``models.occupancy_statistics``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from hotline.detectors.dqm_baselines import Reference, available_baselines, get_
 from hotline.detectors.geometry import Geometry, get_geometry
 from hotline.detectors.occupancy import LumiSet, synthesize_lumis
 from hotline.detectors.occupancy_faults import Fault, get_fault_kind, inject
+from hotline.detectors.pseudo_lumis import EventHits, draw_lumis
+from hotline.errors import ConfigError, ModelError
 from hotline.models.conv_ae import (
     KIND,
     WHITEN_MAX_CELLS,
@@ -40,6 +48,7 @@ from hotline.models.conv_ae import (
     whiten_units,
 )
 from hotline.models.kinds import get_model_kind
+from hotline.models.occupancy_statistics import INTERPOLATION, level_grid
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +267,187 @@ def recalibrate_dqm(name: str, registry: str | Path | None = None,
     return register_model(name, m.onnx_path, card,
                           weights_file=m.weights_path if m.weights_path.exists() else None,
                           registry=registry, version=version, overwrite=overwrite)
+
+
+# ----------------------------------------------------- calibration per events/lumisection
+
+#: default statistics levels of ``calibrate_statistics``: 10 levels log-spaced 100..20,000
+STAT_LEVELS = (100, 20_000, 10)
+STAT_MAPS = 4000  #: clean pseudo-lumisections per level
+
+
+@dataclass
+class EventPool:
+    """Events of archived runs as per-event hits of one subsystem, with their provenance."""
+
+    hits: EventHits
+    runs: list[int]
+    files: list[str]
+    lumis: np.ndarray  #: [events] lumisection of each event
+    runs_of_events: np.ndarray  #: [events] run of each event
+
+
+def event_pool(runs: list[int], archive: str | Path, geo: Geometry,
+               clean_only: bool = True) -> EventPool:
+    """Per-event hits (``detectors.pseudo_lumis.EventHits``) of archived runs, with physical
+    weights when the runs carry ``genWeight`` (``models.weights.component_weights``).
+    ``clean_only`` drops events with a non-zero ``fault`` code (detector-fault variants)."""
+    from hotline.models.weights import component_weights
+    from hotline.stream.archive import find_run
+    from hotline.stream.replay import ReplaySource
+
+    files: list[str] = []
+    for r in runs:
+        files.extend(str(f) for f in find_run(Path(archive).expanduser(), r).files)
+    branches = [f"{c}_{f}" for c in geo.collections for f in ("pt", "eta", "phi", "charge")]
+    src = ReplaySource(files=files, branches=[*branches, "genWeight", "sample", "fault"],
+                       step_size=100_000)
+    parts, gws, codes, lumis, rns = [], [], [], [], []
+    for batch in src:
+        a = batch.arrays
+        keep = np.ones(len(batch), bool)
+        if clean_only and "fault" in a.fields:
+            keep = np.asarray(a["fault"]) == 0
+        parts.append(EventHits.from_arrays(a[keep], geo, np.asarray(batch.event)[keep],
+                                           where=batch.origin))
+        if "genWeight" in a.fields:
+            gws.append(np.asarray(a["genWeight"], np.float64)[keep])
+            codes.append(np.asarray(a["sample"], np.int64)[keep] if "sample" in a.fields
+                         else np.zeros(int(keep.sum()), np.int64))
+        lumis.append(np.asarray(batch.lumi)[keep])
+        rns.append(np.asarray(batch.run)[keep])
+    if not parts:
+        raise ModelError(f"runs {runs} in {archive} gave no events"
+                         + (f": {src.errors}" if src.errors else ""))
+    hits = EventHits.concatenate(parts)
+    if gws and len(gws) == len(parts):
+        w = component_weights(np.concatenate(codes), np.concatenate(gws))
+        hits.weights = None if np.allclose(w, 1.0) else w
+    return EventPool(hits, list(runs), files, np.concatenate(lumis), np.concatenate(rns))
+
+
+def statistics_levels(spec: str | tuple[int, int, int]) -> list[int]:
+    """``"100:20000:10"`` (low:high:count, log-spaced) or ``"250,500,2000"`` -> levels."""
+    if isinstance(spec, tuple):
+        return level_grid(*spec)
+    try:
+        if ":" in spec:
+            lo, hi, k = spec.split(":")
+            return level_grid(float(lo), float(hi), int(k))
+        return sorted({int(v) for v in spec.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"statistics levels '{spec}': give LOW:HIGH:COUNT (e.g. "
+                          "100:20000:10) or a list (250,500,2000)") from None
+
+
+def calibrate_statistics(
+    name: str,
+    runs: list[int],
+    archive: str | Path | None = None,
+    levels: str | tuple[int, int, int] = STAT_LEVELS,
+    maps_per_level: int = STAT_MAPS,
+    pileup: float | tuple[float, float] = 40.0,
+    seed: int = 0,
+    registry: str | Path | None = None,
+    version: str | int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Any:
+    """Calibrate a registered conv-AE per events-per-lumisection on maps of generated events.
+
+    For each level ``n`` of ``levels``: ``maps_per_level`` clean pseudo-lumisections of
+    exactly ``n`` events drawn from the events of ``runs`` (data-like: with probability
+    proportional to the physical weight, without replacement within a map --
+    ``detectors.pseudo_lumis.draw_lumis``; with replacement, the heavy-weight events of a
+    biased sample would repeat in one map and make it clumpier than data) plus the
+    pileup (``pileup``: the replay default of ``HitModel``, 40, or a uniform range) and
+    noise hits; their map scores give the level's
+    thresholds (with their uncertainty) and reference distribution
+    (``models.thresholds.calibrate``). The card gets ``statistics_calibration`` (the
+    levels, the sample, the command) and ``calibrated_events``; the network, its
+    normalisation and unit statistics are unchanged. Registered as ``version`` (default:
+    the next), with the same ONNX and weights.
+    """
+    from hotline.models.registry import load_model, register_model
+    from hotline.models.thresholds import calibrate
+    from hotline.stream.samples import SAMPLES_DIR
+
+    archive = Path(archive or SAMPLES_DIR).expanduser()
+    lv = statistics_levels(levels)
+    m = load_model(name, registry=registry)
+    if version is not None and str(version) == m.version:
+        raise ConfigError(f"model {name} v{m.version} is the one being calibrated: write the "
+                          "calibration as a new version (--version), not over it")
+    geo = get_geometry(m.card["geometry"]["name"])
+    pool = event_pool(runs, archive, geo)
+    base = {k: v for k, v in m.card.items() if k not in ("statistics_calibration",
+                                                          "calibrated_events")}
+    scorer = ConvAEScorer(base, m.onnx_path)
+    rows = []
+    bar = _progress(len(lv), f"calibrate {geo.name} per statistics", progress)
+    for i, n in enumerate(lv):
+        if n > len(pool.hits) // 4:
+            raise ConfigError(f"statistics level {n:,} is more than a quarter of the "
+                              f"{len(pool.hits):,} events of runs {runs}: its maps would "
+                              "share most of their events; use more runs or lower levels")
+        maps = draw_lumis(pool.hits, n, maps_per_level, seed=seed + i, replace=False,
+                          pileup=pileup, run=900 + i)
+        total = scorer.score(maps.counts, maps.n_events).total
+        cal = calibrate(total, DQM_P_VALUES, seed=seed, n_boot=30)
+        rows.append({"n_events": n, "n_ref": maps_per_level,
+                     "thresholds": cal["thresholds"], "refused": cal["refused"],
+                     "reference": cal["reference"]})
+        bar.update(1)
+    bar.close()
+    lv_txt = levels if isinstance(levels, str) else ":".join(str(v) for v in levels)
+    pu_txt = (f"{pileup[0]:g},{pileup[1]:g}" if isinstance(pileup, tuple) else f"{pileup:g}")
+    cmd = (f"hotline dqm train --geometry {geo.name} --calibrate-statistics --runs "
+           f"{','.join(str(r) for r in runs)} --levels {lv_txt} --maps-per-level "
+           f"{maps_per_level} --pileup {pu_txt} --seed {seed}"
+           + (f" --version {version}" if version is not None else ""))
+    card = dict(base)
+    card["statistics_calibration"] = {
+        "levels": rows,
+        "interpolation": INTERPOLATION,
+        "sample": {
+            "runs": list(runs), "archive": "sample cache (hotline samples make)"
+            if archive == Path(SAMPLES_DIR).expanduser() else str(archive),
+            "events": len(pool.hits), "kish_events": round(pool.hits.kish(), 1),
+            "draw": "events drawn with probability proportional to their physical weight, "
+                    "without replacement within a map; + pileup and noise hits "
+                    f"(detectors.occupancy.background_mean) at pileup {pu_txt}",
+            "pileup": list(pileup) if isinstance(pileup, tuple) else pileup,
+        },
+        "maps_per_level": maps_per_level, "seed": seed,
+        "regenerate": f"{m.card.get('regenerate', '')} (network, as version {m.version}); "
+                      f"then {cmd}",
+    }
+    card["calibrated_events"] = {"min": lv[0], "max": lv[-1], "interpolation": INTERPOLATION}
+    # the card's own thresholds: those at the largest level (maps of a known size use the
+    # table; these serve callers that give no events per lumisection)
+    card["thresholds"] = rows[-1]["thresholds"]
+    card["refused"] = rows[-1]["refused"]
+    card["reference"] = rows[-1]["reference"]
+    for k in ("name", "version", "created", "onnx"):
+        card.pop(k, None)
+    return register_model(name, m.onnx_path, card,
+                          weights_file=m.weights_path if m.weights_path.exists() else None,
+                          registry=registry, version=version, overwrite=overwrite)
+
+
+def false_alarms(scorer: ConvAEScorer, maps: LumiSet,
+                 p_values: tuple[float, ...] = (0.01, 1e-3)) -> dict[float, tuple[int, int]]:
+    """Alerts on clean maps at each p-value, ``{p: (alerts, scored maps)}``, with the
+    thresholds at each map's own events per lumisection (maps outside the calibrated range
+    are not counted: they are refused, never alerts)."""
+    n = np.asarray(maps.n_events)
+    ok = np.array([scorer.calibration_problem(float(v)) is None for v in n], bool)
+    total = scorer.score(maps.counts[ok], n[ok]).total if ok.any() else np.zeros(0)
+    out = {}
+    for p in p_values:
+        thr = np.array([scorer.threshold(p, float(v)) for v in n[ok]])
+        out[p] = (int((total > thr).sum()), int(ok.sum()))
+    return out
 
 
 SCORE_TEXT = (
