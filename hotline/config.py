@@ -1,6 +1,6 @@
 """Typed, frozen Hotline configuration.
 
-One ``Config`` object with sections (source, stream, model, alerts, dashboard,
+One ``Config`` object with sections (source, stream, model, alerts, dqm, dashboard,
 firmware, store) is built once and passed explicitly. Precedence, lowest to
 highest: built-in defaults < TOML file (``--config`` or ``HOTLINE_CONFIG``) <
 ``HOTLINE_<SECTION>_<KEY>`` environment variables < CLI options. Unknown keys
@@ -98,6 +98,13 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class DQMConfig:
+    """Occupancy monitoring (the DQM conv-AEs): replays, the worker's agent, the monitor."""
+
+    p_value: float = 1e-3  #: a map alerts when its background p-value is below this
+
+
+@dataclass(frozen=True)
 class DashboardConfig:
     """The Panel shift-crew dashboard."""
 
@@ -137,6 +144,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    dqm: DQMConfig = field(default_factory=DQMConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

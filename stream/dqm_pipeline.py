@@ -7,8 +7,17 @@ above the threshold at ``ctx.p_value`` builds an ``AlertRecord`` with
 ``kind="dqm"``, ``rule=f"dqm_{subsystem}"``, ``event=0`` and a payload naming
 the run, lumisection, subsystem, the top hardware units with their loss
 contributions, plus the normalised map and the per-cell loss (the dashboard's
-heatmap and loss overlay). Maps of a subsystem without a model, or of the wrong
-shape, become dead letters naming the map. Pure: no I/O.
+heatmap and loss overlay). The threshold and p-value are those at the map's own
+events per lumisection when the model is calibrated per statistics
+(``models.occupancy_statistics``); a map whose events per lumisection lie outside the
+model's calibrated range is *not scored*: it becomes a dead letter with the one-line
+reason and a ``MapScore`` with ``note`` "not calibrated: ..." (never an alert). Maps of a
+subsystem without a model, or of the wrong shape, become dead letters naming the map.
+Pure: no I/O.
+
+The alert p-value is one configuration key, ``[dqm] p_value`` (``HOTLINE_DQM_P_VALUE``,
+``--p-value``): ``DQMContext.from_config(cfg)`` is what the CLI, the worker's agent and
+the monitor are built with.
 
 ``DQMMonitor`` is the embedded path hooked to replays: called with each
 ``EventBatch`` (it is a valid ``run_embedded(..., on_result=monitor)`` hook), it
@@ -30,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from hotline.alerts.records import AlertRecord, DeadLetter
+from hotline.config import Config, DQMConfig
 from hotline.detectors.occupancy import HitModel, OccupancyMap, accumulate, add_background
-from hotline.errors import HotlineError, ModelError
+from hotline.errors import ConfigError, HotlineError, ModelError
 from hotline.models.interface import OccupancyScorer
 
 log = logging.getLogger(__name__)
@@ -44,15 +54,26 @@ class DQMContext:
     #: subsystem -> the scorer of its occupancy model (e.g. models.conv_ae.ConvAEScorer):
     #: ``score(counts, n_events)``, ``threshold(p)``, ``geometry``, ``subsystem``
     scorers: dict[str, OccupancyScorer]
-    p_value: float = 1e-3
+    p_value: float = DQMConfig.p_value
     top_k: int = 5
     include_maps: bool = True  #: put the map and per-cell loss in the payload
     digits: int = 4
 
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.p_value) < 1.0:
+            raise ConfigError(f"DQM p-value {self.p_value!r} ([dqm] p_value, "
+                              "HOTLINE_DQM_P_VALUE, --p-value) must be in (0, 1)")
+
+    @classmethod
+    def from_config(cls, cfg: Config, subsystems: Sequence[str] | None = None,
+                    **kw: Any) -> DQMContext:
+        """The context of a configuration: its model registry and ``[dqm] p_value``."""
+        return cls.from_registry(subsystems, cfg.model.registry, cfg.dqm.p_value, **kw)
+
     @classmethod
     def from_registry(cls, subsystems: Sequence[str] | None = None,
-                      registry: str | Path | None = None, p_value: float = 1e-3,
-                      **kw: Any) -> DQMContext:
+                      registry: str | Path | None = None,
+                      p_value: float = DQMConfig.p_value, **kw: Any) -> DQMContext:
         """One scorer per subsystem (default: every registered model of an occupancy kind,
         ``models.kinds``; ``subsystems`` names them ``conv_<subsystem>``)."""
         from hotline.models.kinds import available_model_kinds
@@ -77,8 +98,18 @@ class DQMContext:
             scorers[sc.subsystem] = sc
         return cls(scorers, p_value, **kw)
 
-    def threshold(self, subsystem: str) -> float:
-        return float(self.scorers[subsystem].threshold(self.p_value))
+    def threshold(self, subsystem: str, n_events: float | None = None) -> float:
+        """The map-score threshold at ``p_value`` (at ``n_events`` events per lumisection
+        when the subsystem's model is calibrated per statistics)."""
+        sc: Any = self.scorers[subsystem]
+        if n_events is not None and getattr(sc, "statistics", None) is not None:
+            return float(sc.threshold(self.p_value, n_events))
+        return float(sc.threshold(self.p_value))
+
+    def calibration_problem(self, subsystem: str, n_events: float) -> str | None:
+        """Why the subsystem's model cannot score a map of ``n_events`` events (or None)."""
+        check = getattr(self.scorers[subsystem], "calibration_problem", None)
+        return check(n_events) if check is not None else None
 
 
 @dataclass
@@ -91,6 +122,11 @@ class MapScore:
     threshold: float
     alert: bool
     top_units: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""  #: why the map was not scored ("not calibrated: ..."), else empty
+
+    @property
+    def scored(self) -> bool:
+        return not self.note
 
 
 @dataclass
@@ -125,21 +161,32 @@ def process_occupancy(maps: Iterable[OccupancyMap], ctx: DQMContext) -> DQMResul
                     f"{', '.join(sorted(ctx.scorers)) or 'none'}); map not scored",
                     run=m.run, lumi=m.lumi))
             continue
-        good = [m for m in ms if m.counts.shape == scorer.geometry.shape]
+        good = []
         for m in ms:
+            where = f"occupancy {m.subsystem} run {m.run} LS {m.lumi}"
             if m.counts.shape != scorer.geometry.shape:
                 result.deadletters.append(DeadLetter(
-                    m.source, f"occupancy {m.subsystem} run {m.run} LS {m.lumi}",
-                    f"map of shape {m.counts.shape} does not fit geometry '{sub}' "
-                    f"{scorer.geometry.shape}", run=m.run, lumi=m.lumi))
+                    m.source, where, f"map of shape {m.counts.shape} does not fit geometry "
+                    f"'{sub}' {scorer.geometry.shape}", run=m.run, lumi=m.lumi))
+                continue
+            problem = ctx.calibration_problem(sub, m.n_events)
+            if problem is not None:
+                log.warning("%s: %s", where, problem)
+                result.deadletters.append(DeadLetter(m.source, where, problem, run=m.run,
+                                                     lumi=m.lumi))
+                result.scores.append(MapScore(m.key, float("nan"), float("nan"),
+                                              float("nan"), False,
+                                              note=f"not calibrated: {problem}"))
+                continue
+            good.append(m)
         if not good:
             continue
         counts = np.stack([m.counts for m in good])
         n_ev = np.array([m.n_events for m in good])
         s = scorer.score(counts, n_ev)
-        thr = ctx.threshold(sub)
         geo = scorer.geometry
         for i, m in enumerate(good):
+            thr = ctx.threshold(sub, m.n_events)
             alert = bool(s.total[i] > thr)
             top = s.top_units(i, ctx.top_k)
             result.scores.append(MapScore(m.key, float(s.total[i]), float(s.p_value[i]), thr,
@@ -176,6 +223,7 @@ class DQMReport:
     alerts_new: int = 0
     alerts_seen: int = 0
     deadletters: int = 0
+    not_calibrated: int = 0  #: maps refused: events per lumisection outside the calibration
     injected: list[dict[str, Any]] = field(default_factory=list)
     scores: list[MapScore] = field(default_factory=list)
 
@@ -241,6 +289,7 @@ class DQMMonitor:
         self.report.alerts_new += len(new)
         self.report.alerts_seen += len(res.alerts)
         self.report.deadletters += len(res.deadletters)
+        self.report.not_calibrated += sum(1 for s in res.scores if not s.scored)
         self.report.scores += res.scores
 
     def finish(self) -> DQMReport:

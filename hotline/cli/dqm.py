@@ -33,6 +33,27 @@ def _fault_arg(text: str):
     return Fault(parts[0], size, unit=unit)
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        out = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} '{text}': give integers, e.g. 200,201,202") from None
+    if not out:
+        raise ConfigError(f"{what} is empty: give integers, e.g. 200,201,202")
+    return out
+
+
+def _pileup_range(text: str) -> float | tuple[float, float]:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) not in (1, 2) or not 0 <= vals[0] <= vals[-1]:
+        raise ConfigError(f"--pileup '{text}': give MU or LOW,HIGH (0 <= LOW <= HIGH), "
+                          "e.g. 40 or 20,60")
+    return vals[0] if len(vals) == 1 else (vals[0], vals[1])
+
+
 def _lumi_list(text: str) -> set[int]:
     try:
         return {int(v) for v in text.split(",") if v.strip()}
@@ -71,10 +92,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--lumis", type=int, default=20, help="lumisections to generate (20)")
     i.add_argument("--faulty", type=_lumi_list, default=None, metavar="LS,LS",
                    help="lumisections that get the faults (default: the middle one)")
+    i.add_argument("--events-per-lumi", type=int, default=None,
+                   help="mean events per generated lumisection (default: the model's "
+                        "calibration size, capped at its calibrated range)")
     i.add_argument("--run", type=int, default=900_001, help="run number of the generated data")
     i.add_argument("--seed", type=int, default=0, help="random seed (same seed, same maps)")
-    i.add_argument("--p-value", type=float, default=1e-3,
-                   help="alert when the map's background p-value is below this (1e-3)")
+    i.add_argument("--p-value", type=float, default=None,
+                   help="alert when the map's background p-value is below this (default: "
+                        "[dqm] p_value, env HOTLINE_DQM_P_VALUE: 1e-3)")
     i.add_argument("--registry", default=None, help="model registry folder "
                    "(env: HOTLINE_MODEL_REGISTRY)")
     i.add_argument("--save", metavar="FILE.json", default=None,
@@ -106,6 +131,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--recalibrate", action="store_true",
                    help="do not train: re-measure the registered model's thresholds")
+    t.add_argument("--calibrate-statistics", action="store_true",
+                   help="do not train: calibrate the registered model per events-per-"
+                        "lumisection on pseudo-lumisections of generated events (--runs)")
+    t.add_argument("--runs", default="200,201,202", metavar="RUN,RUN",
+                   help="with --calibrate-statistics: generated runs whose events make the "
+                        "clean pseudo-lumisections (200,201,202: the sample recipe's sm_mix)")
+    t.add_argument("--archive", default=None, metavar="DIR",
+                   help="with --calibrate-statistics: archive of those runs (default: the "
+                        "sample cache)")
+    t.add_argument("--levels", default="100:20000:10", metavar="LOW:HIGH:COUNT",
+                   help="with --calibrate-statistics: events-per-lumisection levels, "
+                        "log-spaced (100:20000:10) or listed (250,500,2000)")
+    t.add_argument("--maps-per-level", type=int, default=4000,
+                   help="with --calibrate-statistics: clean maps per level (4000)")
+    t.add_argument("--pileup", default="40", metavar="MU[,HIGH]",
+                   help="with --calibrate-statistics: pileup of the maps, or a uniform range "
+                        "(40: what a replay assumes when the files carry no pileup)")
     t.add_argument("--registry", default=None, help="model registry folder")
     t.add_argument("--version", default=None, help="version to write (default: next)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing version")
@@ -151,7 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="lumisections that get the scenario (default: all)")
     r.add_argument("--pileup", type=float, default=40.0,
                    help="pileup when the files carry none (40)")
-    r.add_argument("--p-value", type=float, default=1e-3)
+    r.add_argument("--p-value", type=float, default=None,
+                   help="alert when the map's background p-value is below this (default: "
+                        "[dqm] p_value, env HOTLINE_DQM_P_VALUE: 1e-3)")
     r.add_argument("--registry", default=None, help="model registry folder")
     r.add_argument("--no-progress", action="store_true")
     add_store_option(r)
@@ -212,7 +256,8 @@ def handle_inject(args: argparse.Namespace) -> int:
     from hotline.detectors.occupancy_faults import get_scenario, inject
     from hotline.stream.dqm_pipeline import DQMContext, process_occupancy
 
-    cfg = config_from(args, model={"registry": args.registry} if args.registry else {})
+    cfg = config_from(args, model={"registry": args.registry} if args.registry else {},
+                      dqm={"p_value": args.p_value})
     geo = get_geometry(args.geometry)
     faults = list(get_scenario(args.scenario)) if args.scenario else []
     faults += args.fault
@@ -221,12 +266,16 @@ def handle_inject(args: argparse.Namespace) -> int:
                           "(see 'hotline dqm scenarios')")
     if args.lumis < 1:
         raise ConfigError("--lumis must be at least 1")
-    ctx = DQMContext.from_registry([geo.name], cfg.model.registry, args.p_value)
+    ctx = DQMContext.from_config(cfg, [geo.name])
     scorer = ctx.scorers[geo.name]
     tr = scorer.card.get("training", {})
+    epl = int(scorer.card.get("calibration", {}).get("events_per_lumi")
+              or tr.get("events_per_lumi", 20_000))
+    cal = scorer.card.get("calibrated_events")
+    if cal:  # lumisections vary by +-30 %: keep them all inside the calibrated range
+        epl = min(epl, int(cal["max"] / 1.3))
     good = synthesize_lumis(geo, args.lumis, seed=args.seed, run=args.run,
-                            events_per_lumi=int(scorer.card.get("calibration", {}).get(
-                                "events_per_lumi") or tr.get("events_per_lumi", 20_000)))
+                            events_per_lumi=args.events_per_lumi or epl)
     faulty = args.faulty if args.faulty is not None else {good.first_lumi + args.lumis // 2}
     maps, truth = [], {}
     for m in good.maps(cfg.source.name):
@@ -243,16 +292,19 @@ def handle_inject(args: argparse.Namespace) -> int:
             new = store.add_alerts(res.alerts)
     c = Console(soft_wrap=True)
     t = Table(title=f"{geo.name}: run {args.run}, {args.lumis} lumisections, alert at "
-                    f"p < {args.p_value:g} (score > {ctx.threshold(geo.name):.2f})")
-    for col in ("LS", "events", "pileup", "injected", "score", "p-value", "alert", "top units"):
-        t.add_column(col, justify="right" if col in ("LS", "events", "score") else "left")
+                    f"p < {ctx.p_value:g}")
+    for col in ("LS", "events", "pileup", "injected", "score", "threshold", "p-value", "alert",
+                "top units"):
+        t.add_column(col, justify="right" if col in ("LS", "events", "score", "threshold")
+                     else "left")
     for m, s in zip(maps, res.scores):
         inj = "; ".join(f"{x.kind} {x.size:g} @ {', '.join(x.names)}"
                         for x in truth.get(m.lumi, []))
         top = "; ".join(f"{u['level']} {u['unit']} ({100 * u['contribution']:.0f} %)"
                         for u in s.top_units[:3])
         t.add_row(str(m.lumi), f"{m.n_events:,}", f"{m.pileup:.0f}", inj, f"{s.score:.2f}",
-                  f"{s.p_value:.2g}", "[red]ALERT[/]" if s.alert else "", top)
+                  f"{s.threshold:.2f}", f"{s.p_value:.2g}",
+                  "[red]ALERT[/]" if s.alert else s.note, top)
     c.print(t)
     stored = "" if args.dry_run else f" ({len(new)} new in {cfg.store.resolved_url()})"
     c.print(f"{len(res.alerts)} DQM alerts{stored}")
@@ -268,7 +320,13 @@ def handle_inject(args: argparse.Namespace) -> int:
 
 def handle_train(args: argparse.Namespace) -> int:
     from hotline.detectors.geometry import available_geometries, get_geometry
-    from hotline.training.dqm import TrainSettings, model_name, recalibrate_dqm, train_dqm
+    from hotline.training.dqm import (
+        TrainSettings,
+        calibrate_statistics,
+        model_name,
+        recalibrate_dqm,
+        train_dqm,
+    )
 
     reg = _registry(args)
     c = Console(soft_wrap=True)
@@ -279,6 +337,16 @@ def handle_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--channels '{args.channels}': give two integers, e.g. 4,4") from None
     for g in args.geometry or available_geometries():
         geo = get_geometry(g)
+        if args.calibrate_statistics:
+            m = calibrate_statistics(
+                model_name(geo), _int_list(args.runs, "--runs"), args.archive, args.levels,
+                args.maps_per_level, _pileup_range(args.pileup), args.seed, reg,
+                args.version, args.overwrite, progress=not args.no_progress)
+            cal = m.card["calibrated_events"]
+            c.print(f"calibrated {m.name} v{m.version} for {cal['min']:,} to {cal['max']:,} "
+                    f"events per lumisection ({len(m.card['statistics_calibration']['levels'])}"
+                    f" levels) in {m.path}")
+            continue
         if args.recalibrate:
             m = recalibrate_dqm(model_name(geo), reg, events_per_lumi=args.events_per_lumi,
                                 version=args.version, overwrite=args.overwrite)
@@ -322,8 +390,9 @@ def handle_replay(args: argparse.Namespace) -> int:
     from hotline.stream.pipeline import PipelineContext, run_embedded
 
     cfg = config_from(args, source={"archive": args.archive, "step_size": args.step_size},
-                      model={"registry": args.registry} if args.registry else {})
-    dctx = DQMContext.from_registry(args.geometry, cfg.model.registry, args.p_value)
+                      model={"registry": args.registry} if args.registry else {},
+                      dqm={"p_value": args.p_value})
+    dctx = DQMContext.from_config(cfg, args.geometry)
     if not dctx.scorers:
         raise ConfigError(f"no conv-ae models in {cfg.model.registry}; run 'hotline dqm train'")
     ctx = PipelineContext.from_config(cfg)
@@ -344,15 +413,19 @@ def handle_replay(args: argparse.Namespace) -> int:
         raise SourceError("no events were replayed"
                           + (f": {'; '.join(str(e) for e in source.errors)}"
                              if source.errors else ""))
+    refused = (f", {dq.not_calibrated} not calibrated for their events per lumisection "
+               "(not scored)" if dq.not_calibrated else "")
     c.print(f"replayed {report.events:,} events: {report.alerts_seen:,} event alerts; "
-            f"{dq.maps} occupancy maps scored, {dq.alerts_seen} DQM alerts "
-            f"({dq.alerts_new} new), {dq.deadletters} dead letters")
+            f"{dq.maps - dq.not_calibrated} occupancy maps scored{refused}, {dq.alerts_seen} "
+            f"DQM alerts at p < {dctx.p_value:g} ({dq.alerts_new} new), {dq.deadletters} "
+            "dead letters")
     t = Table(title="DQM per lumisection")
-    for col in ("run", "LS", "subsystem", "score", "p-value", "alert", "top units"):
+    for col in ("run", "LS", "subsystem", "score", "threshold", "p-value", "alert",
+                "top units"):
         t.add_column(col)
     for s in dq.scores:
-        t.add_row(str(s.key[1]), str(s.key[2]), s.key[3], f"{s.score:.2f}", f"{s.p_value:.2g}",
-                  "[red]ALERT[/]" if s.alert else "",
+        t.add_row(str(s.key[1]), str(s.key[2]), s.key[3], f"{s.score:.2f}", f"{s.threshold:.2f}",
+                  f"{s.p_value:.2g}", "[red]ALERT[/]" if s.alert else s.note,
                   "; ".join(f"{u['level']} {u['unit']}" for u in s.top_units[:3]))
     c.print(t)
     return 0

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-dqm", action="store_true",
                    help="do not score occupancy maps (hotline.occupancy); by default the worker "
                         "scores them with every registered conv-AE model")
+    p.add_argument("--dqm-p-value", type=float, default=None, metavar="P",
+                   help="DQM alert p-value of the occupancy maps (default: [dqm] p_value, env "
+                        "HOTLINE_DQM_P_VALUE: 1e-3)")
     p.set_defaults(handler=handle_worker)
 
     s = sub.add_parser(
@@ -88,14 +91,27 @@ def wait_for_broker(cfg: Config) -> None:
     ensure_topics(cfg.stream, timeout=cfg.stream.connect_timeout)
 
 
+def worker_config(args: argparse.Namespace) -> Config:
+    """The worker's configuration: file < env < its command-line options."""
+    return _config(args, stream={"datadir": args.datadir, "web_port": args.web_port},
+                   alerts={"rules": args.rules}, dqm={"p_value": args.dqm_p_value})
+
+
+def dqm_context(cfg: Any) -> Any:
+    """The DQM context the worker's occupancy agent scores with: every registered conv-AE
+    and the ``[dqm] p_value`` of ``cfg`` (``HOTLINE_DQM_P_VALUE``, ``--dqm-p-value``)."""
+    from hotline.stream.dqm_pipeline import DQMContext
+
+    return DQMContext.from_config(cfg)
+
+
 def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
     """The occupancy-scoring agent (``stream.agents_dqm``) when conv-AE models are registered."""
     if not enabled:
         return []
     from hotline.stream.agents_dqm import register_dqm_agent
-    from hotline.stream.dqm_pipeline import DQMContext
 
-    dctx = DQMContext.from_registry(None, cfg.model.registry)
+    dctx = dqm_context(cfg)
     if not dctx.scorers:
         logging.getLogger(__name__).warning("no conv-AE model registered: occupancy maps on %s "
                                             "are not scored", cfg.stream.occupancy_topic)
@@ -106,8 +122,7 @@ def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
 def handle_worker(args: argparse.Namespace) -> int:
     from hotline.stream.faust_app import make_app, make_worker
 
-    cfg = _config(args, stream={"datadir": args.datadir, "web_port": args.web_port},
-                  alerts={"rules": args.rules})
+    cfg = worker_config(args)
     wait_for_broker(cfg)
     from hotline.stream.topics import initialise_group_offsets
 

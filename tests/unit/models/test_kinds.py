@@ -232,8 +232,8 @@ def test_event_and_occupancy_scorers_share_one_interface():
     r = ev.score_arrays(np.zeros((3, ev.spec.n_features), np.float32),
                         np.zeros((3, ev.spec.n_objects), bool))
     geo = occ.geometry
-    good = synthesize_lumis(geo, 2, seed=5, run=50,
-                            events_per_lumi=occ.card["training"]["events_per_lumi"])
+    # inside the events-per-lumisection range the model is calibrated for
+    good = synthesize_lumis(geo, 2, seed=5, run=50, events_per_lumi=10_000)
     counts = good.counts.astype(np.float64)
     counts[1, 3, 4] += 20 * counts[1, 3, 4] + 500  # one hot cell
     m = occ.score(counts, good.n_events)
@@ -242,7 +242,7 @@ def test_event_and_occupancy_scorers_share_one_interface():
         assert isinstance(s, Scores) and len(s) == n and s.total.shape == (n,)
     # p-values from the scorer, the same way for both
     assert np.all((ev.p_value(r.total) > 0) & (ev.p_value(r.total) <= 1))
-    np.testing.assert_allclose(occ.p_value(m.total), m.p_value)
+    np.testing.assert_allclose(occ.p_value(m.total, good.n_events), m.p_value)
     assert m.total[1] > occ.threshold(1e-3) > m.total[0]
     # contributions: {group: {label: value}}; per level, the units add up to the map's loss
     c = m.contributions(1)
