@@ -73,9 +73,14 @@ class DQMContext:
     @classmethod
     def from_registry(cls, subsystems: Sequence[str] | None = None,
                       registry: str | Path | None = None,
-                      p_value: float = DQMConfig.p_value, **kw: Any) -> DQMContext:
+                      p_value: float | None = None, **kw: Any) -> DQMContext:
         """One scorer per subsystem (default: every registered model of an occupancy kind,
-        ``models.kinds``; ``subsystems`` names them ``conv_<subsystem>``)."""
+        ``models.kinds``; ``subsystems`` names them ``conv_<subsystem>``). Without
+        ``p_value``: the configured ``[dqm] p_value`` (config file, ``HOTLINE_DQM_P_VALUE``)."""
+        if p_value is None:
+            from hotline.config import load_config
+
+            p_value = load_config().dqm.p_value
         from hotline.models.kinds import available_model_kinds
         from hotline.models.registry import available_models, load_model
 

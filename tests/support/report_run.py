@@ -17,7 +17,7 @@ from hotline.alerts.lumi_status import Finding, LumiFlag, LumiRange, LumiStatus,
 RUN = 42
 SOURCE = "hotline"
 LUMIS = 40
-EVENTS_PER_LUMI = 50
+EVENTS_PER_LUMI = 100  #: the DQM models are calibrated from 100 events per LS
 BAD = range(25, 33)  #: the faulty lumisections
 AE_P = 1e-2
 #: user text that must come out as text, never as markup
@@ -40,7 +40,7 @@ def replay_run(folder: Path) -> Path:
 
     arrays = make_events(LUMIS * EVENTS_PER_LUMI, seed=5, run=RUN,
                          events_per_lumi=EVENTS_PER_LUMI)
-    arrays = set_values(arrays, "Muon_eta", [100, 101, 1500], float("nan"))
+    arrays = set_values(arrays, "Muon_eta", [200, 201, 3000], float("nan"))
     f = write_events(folder / f"run{RUN}.root", arrays)
     scorer = Scorer.from_registry("ae_default")
     ctx = PipelineContext(rules=build_menu() + [AERule(scorer, AE_P)], spec=scorer.spec,

@@ -14,7 +14,18 @@ from hotline.alerts.store import SQLiteAlertStore
 from hotline.dashboard import alert_detail
 from hotline.dashboard.model_info import load_model_info
 from hotline.dashboard.run_report import render_report, write_report
-from tests.support.report_run import EVIL, REASON, RUN, SOURCE, lumi_flags, replay_run, run_status
+from hotline.models.registry import load_model
+from tests.support.report_run import (
+    EVENTS_PER_LUMI,
+    EVIL,
+    LUMIS,
+    REASON,
+    RUN,
+    SOURCE,
+    lumi_flags,
+    replay_run,
+    run_status,
+)
 
 BLOCK = {"td", "th", "tr", "br", "p", "div", "dt", "dd", "pre", "h1", "h2", "h3", "summary"}
 
@@ -95,8 +106,10 @@ def test_page_needs_no_network_and_stays_small(page):
 def test_header_timeline_and_ranges(page):
     text = _text(page)
     assert "Run 42" in text and "RED" in text and "LS 25-32 bad" in text
-    assert "2,000 (3 quarantined)" in text and "LS 1-40 (40 lumisections)" in text
-    assert "hotline 0.1.0" in text and "ae_default v" in text and "conv_calo_regions v1" in text
+    assert f"{LUMIS * EVENTS_PER_LUMI:,} (3 quarantined)" in text
+    assert "LS 1-40 (40 lumisections)" in text
+    calo = f"conv_calo_regions v{load_model('conv_calo_regions').version}"  # the shipped
+    assert "hotline 0.1.0" in text and "ae_default v" in text and calo in text
     assert "run: 41; set_by: expert" in text  # reference provenance
     assert "Holm-Bonferroni" in text  # statistical method
     assert f"LS 25-32 RED {REASON}" in text
@@ -129,7 +142,8 @@ def test_dqm_findings_deadletters_and_certification(page, replayed):
     dqm = replayed.alerts(kind="dqm", run=RUN)
     assert f"{len(dqm)} DQM alerts in {len({a.lumi for a in dqm})} lumisections" in text
     hot = next(a for a in dqm if a.lumi == 30)
-    assert "LS 30 calo_regions conv_calo_regions v1" in text
+    calo = f"conv_calo_regions v{load_model('conv_calo_regions').version}"  # the shipped
+    assert f"LS 30 calo_regions {calo}" in text
     assert hot.payload["summary"] in text  # the flagged hardware units
     # dead letters: the quarantined NaN events, per reason, events counted
     letters = list(replayed.iter_deadletters(run=RUN))

@@ -130,6 +130,8 @@ def test_the_dqm_p_value_is_one_config_key(tiny_dqm_registry, monkeypatch):
     # the worker: env, then its command-line option
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    # callers without a Config (demo, dashboard replays) read the configured value too
+    assert DQMContext.from_registry(None, tiny_dqm_registry).p_value == 0.02
     args = build_parser().parse_args(["worker"])
     ctx = dqm_context(worker_config(args))
     assert ctx.p_value == 0.02 and set(ctx.scorers) == {"calo_regions"}
