@@ -52,6 +52,12 @@ def replay(store: Any, files: Sequence[Path], source: str, dqm: bool) -> int:
     return int(rep.events)
 
 
+def has_run(archive: Path, run: int) -> bool:
+    """Whether ``archive`` holds a complete run ``run`` (its card says so)."""
+    card = archive / f"run_{run:06d}" / "run.json"
+    return card.is_file() and json.loads(card.read_text()).get("complete", True) is not False
+
+
 def ae_rates(status: Any, store: Any, run: int, source: str, clean: set[int]) -> list[dict]:
     """Observed vs expected AE counts over the clean lumisections, per threshold."""
     from scipy.stats import binomtest
@@ -112,15 +118,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, results = [], {}
     t0 = time.perf_counter()
     with open_store(f"sqlite:///{db}") as store:
-        ref_run = find_run(archive, args.reference)
-        n = replay(store, ref_run.files, "bench", dqm)
-        ref = save_reference(store, compute_reference(store, args.reference, "bench",
-                                                      comment="bench_status"))
-        print(f"reference: run {args.reference} ({n:,} events, {ref.n_lumis} LS)")
+        ref_note = "none: leave-one-out (run {r} not in {a}: hotline samples make --only status)"
+        if has_run(archive, args.reference):
+            ref_run = find_run(archive, args.reference)
+            n = replay(store, ref_run.files, "bench", dqm)
+            ref = save_reference(store, compute_reference(store, args.reference, "bench",
+                                                          comment="bench_status"))
+            ref_note = f"run {args.reference} ({n:,} events, {ref.n_lumis} LS)"
+        else:
+            ref_note = ref_note.format(r=args.reference, a=archive)
+        print(f"reference: {ref_note}")
         demo = find_run(DEFAULT_ARCHIVE, 1)
         card = json.loads((demo.path / "run.json").read_text())
         fault = tuple(card["fault"]["lumisections"])
         targets = [(1, demo.files, set(range(fault[0], fault[1] + 1)))]
+        missing = [r for r in args.clean if not has_run(archive, r)]
+        if missing:
+            print(f"clean runs {missing} not in {archive} (hotline samples make --only status): "
+                  "left out")
+        args.clean = [r for r in args.clean if r not in missing]
         targets += [(r, find_run(archive, r).files, set()) for r in args.clean]
         for run, files, faulty in targets:
             events = replay(store, files, "bench", dqm)
@@ -140,8 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append((run, events, len(lumis), green, len(clean), flagged, hit, len(faulty),
                          st.level, st.verdict()))
     secs = time.perf_counter() - t0
-    tab = Table(title=f"run status ({'with' if dqm else 'without'} DQM), reference run "
-                      f"{args.reference}")
+    tab = Table(title=f"run status ({'with' if dqm else 'without'} DQM), reference: "
+                      f"{ref_note}")
     for col in ("run", "events", "LS", "clean LS green", "flagged /100 clean", "faulty LS "
                 "not green", "run level"):
         tab.add_column(col, justify="right")
@@ -158,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"demo: clean LS green {100 * d['clean_green'] / d['clean']:.1f} % "
                   f"(limit >= 95 %); faulty LS not green {d['faulty_flagged']}/{d['faulty']} "
                   f"(limit >= 7/8)")
-    console.print(f"clean runs {args.clean}: {tot_flag} amber/red of {tot_clean} LS = "
-                  f"{100 * tot_flag / max(tot_clean, 1):.2f} per 100 (limit <= 1)")
+    if clean_runs:
+        console.print(f"clean runs {args.clean}: {tot_flag} amber/red of {tot_clean} LS = "
+                      f"{100 * tot_flag / max(tot_clean, 1):.2f} per 100 (limit <= 1)")
     console.print("demo verdict:", markup=False)
     console.print(d["verdict"], markup=False, highlight=False)
     ae = Table(title="demo: AE alerts on clean lumisections vs calibrated expectation")
@@ -173,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if results[r]["ranges"]:
             console.print(f"run {r}: " + results[r]["verdict"], markup=False, highlight=False)
     print(f"{secs:.0f} s")
-    path = save("status", {"reference": args.reference, "dqm": dqm, "seconds": secs,
+    path = save("status", {"reference": ref_note, "dqm": dqm, "seconds": secs,
                            "runs": {str(k): v for k, v in results.items()}})
     print(f"saved {path}")
     return 0
