@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hotline.alerts.lumi_status import LumiFlag, RunStatus
+from hotline.alerts.lumi_status import LumiFlag, RunStatus, merge_ranges
 from hotline.errors import ConfigError
 
 __all__ = ["bad_json", "flag_history", "flags", "golden_json", "merge_ranges", "override",
@@ -107,17 +107,6 @@ def override(store: Any, source: str, run: int, lumis: Iterable[int], good: bool
                              comment.strip(), now))
     _insert(store, rows)
     return flags(store, run, source)
-
-
-def merge_ranges(lumis: Iterable[int]) -> list[list[int]]:
-    """Sorted lumisection numbers as ``[[first, last], ...]`` of consecutive runs."""
-    out: list[list[int]] = []
-    for ls in sorted(set(lumis)):
-        if out and ls == out[-1][1] + 1:
-            out[-1][1] = ls
-        else:
-            out.append([ls, ls])
-    return out
 
 
 def golden_json(flag_list: Sequence[LumiFlag]) -> dict[str, list[list[int]]]:

@@ -1,10 +1,10 @@
 """The run-status vocabulary: findings, per-lumisection status, merged ranges, run status.
 
 Owns the value types every consumer of a run's status shares (``Finding``, ``LumiStatus``,
-``LumiRange``, ``RunStatus``, ``LumiFlag``): the status engine (``alerts.run_status``)
-produces them, the certification (``alerts.certification``) stores them as lumisection
-flags, and the dashboard, the run report and ``hotline demo`` print them. Pure data, no
-statistics here.
+``LumiRange``, ``RunStatus``, ``LumiFlag``) and ``merge_ranges`` (lumisections as golden-JSON
+ranges): the status engine (``alerts.run_status``) produces them, the certification
+(``alerts.certification``) stores them as lumisection flags, and the dashboard, the run
+report and ``hotline demo`` print them. Pure data, no statistics here.
 
 Levels: ``green`` (as expected), ``amber`` (worth a look: a significant deviation after the
 multiple-testing correction, rules unavailable, quarantined events above the reference),
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["LEVELS", "Finding", "Level", "LumiFlag", "LumiRange", "LumiStatus", "RunStatus",
-           "worst_level"]
+           "merge_ranges", "worst_level"]
 
 Level = Literal["green", "amber", "red", "idle"]
 
@@ -32,6 +32,18 @@ def worst_level(levels: Any) -> Level:
         if LEVELS.index(lv) > LEVELS.index(worst):
             worst = lv
     return worst
+
+
+def merge_ranges(lumis: Any) -> list[list[int]]:
+    """Lumisection numbers as sorted ``[[first, last], ...]`` of consecutive runs (the
+    golden-JSON form)."""
+    out: list[list[int]] = []
+    for ls in sorted(set(lumis)):
+        if out and ls == out[-1][1] + 1:
+            out[-1][1] = ls
+        else:
+            out.append([ls, ls])
+    return out
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hotline.alerts.lumi_status import merge_ranges
 from hotline.alerts.records import LumiSummary
 from hotline.alerts.statistics import ExpectedRate, overdispersion
 from hotline.errors import ConfigError, ModelError, StoreError
@@ -145,16 +146,6 @@ def parse_lumi_ranges(text: str) -> list[tuple[int, int]]:
         out.append((a, b))
     if not out:
         raise ConfigError(f"no lumisections in {text!r}")
-    return out
-
-
-def _ranges(lumis: Sequence[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for ls in sorted(lumis):
-        if out and ls == out[-1][1] + 1:
-            out[-1][1] = ls
-        else:
-            out.append([ls, ls])
     return out
 
 
@@ -324,7 +315,8 @@ def reference_from_summaries(summaries: Sequence[LumiSummary],
         raise StoreError("no lumisections with events to measure a reference on")
     m = measure(sums, dqm)
     return Reference(
-        source=sums[0].source, run=int(sums[0].run), lumis=_ranges([s.lumi for s in sums]),
+        source=sums[0].source, run=int(sums[0].run),
+        lumis=merge_ranges([s.lumi for s in sums]),
         n_lumis=len(sums), events=int(sum(s.n_events for s in sums)),
         good_events=int(sum(s.n_events - s.n_bad for s in sums)),
         rules=m["rules"], quarantine=m["quarantine"], input=m["input"], dqm=m["dqm"],

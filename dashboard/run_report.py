@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hotline.alerts.lumi_status import LumiFlag, RunStatus
+from hotline.alerts.lumi_status import LumiFlag, RunStatus, merge_ranges
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.dashboard import alert_detail, rates
 from hotline.dashboard.model_info import Threshold
@@ -116,17 +116,6 @@ def _num(x: float | None, fmt: str = ".3g") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return format(x, fmt)
-
-
-def _ranges(lumis: Iterable[int]) -> list[list[int]]:
-    """Sorted lumisections as ``[[first, last], ...]`` of consecutive runs."""
-    out: list[list[int]] = []
-    for ls in sorted(set(lumis)):
-        if out and ls == out[-1][1] + 1:
-            out[-1][1] = ls
-        else:
-            out.append([ls, ls])
-    return out
 
 
 def _label(first: int, last: int) -> str:
@@ -430,7 +419,7 @@ def _certification_section(run: int, flags: Sequence[LumiFlag]) -> str:
     if not flags:
         return (f"<p class='note'>run {_e(run)} is not certified yet "
                 f"(<code>hotline certify {_e(run)}</code>).</p>")
-    good = _ranges(f.lumi for f in flags if f.good)
+    good = merge_ranges(f.lumi for f in flags if f.good)
     golden = json.dumps({str(run): good})
     n_good = sum(f.good for f in flags)
     out = [f"<p>{n_good} of {len(flags)} lumisections certified good.</p>",
