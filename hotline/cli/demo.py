@@ -142,12 +142,14 @@ def tell_verdict(store: Any, run: int, cfg: Any, console: Console, ref: Any) -> 
         console.print(f"expectations: {ref.label()} (bundled demo reference)")
     good = sum(f.good for f in flags)
     console.print(f"certified good: {good} of {len(flags)} lumisections -> {golden}")
-    try:
-        from hotline.dashboard.model_info import load_model_info
-        from hotline.dashboard.run_report import write_report
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None:  # the report's plots are Bokeh
         console.print("run report: needs the dashboard extra (pip install 'hotline[dashboard]')")
         return
+    from hotline.dashboard.model_info import load_model_info
+    from hotline.dashboard.run_report import write_report
+
     thresholds, _, _ = load_model_info(cfg.model.name, cfg.model.registry, cfg.model.version)
     out = folder / f"run{run}-report.html"
     write_report(out, store, status, certification.flags(store, run, status.source),

@@ -101,6 +101,10 @@ def test_base_install_runs_the_demo_without_torch(clean_venv: Path, tmp_path: Pa
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "replayed 20,000 events" in res.stdout
     assert "ae_default" in res.stdout  # the shipped anomaly model scored (onnxruntime)
+    # the verdict, the certification and (without the dashboard extra) no report
+    assert "Verdict: run 1 is RED" in res.stdout and "LS 25-32: red" in res.stdout
+    assert "certified good: 32 of 40" in res.stdout
+    assert "run report: needs the dashboard extra" in res.stdout
     # the demo's alert store is in the user's state folder, not in the package, and stays
     # there for a look afterwards
     db = tmp_path / "state" / "hotline" / "demo" / "alerts.db"
