@@ -11,7 +11,8 @@ run and the clean data-like runs 231-233 and assesses each with the status engin
   verdict's ranges and reasons (does it name the range and the location?);
 - clean runs: amber/red lumisections per 100 (limit <= 1);
 - the demo's AE alert counts on clean lumisections per calibrated threshold against
-  ``p * n`` with the exact two-sided binomial p-value (within the band when p > 0.01).
+  ``p * n`` with the exact two-sided binomial p-value of the sum (within when p > 0.01), and
+  how many clean lumisections lie inside their own exact 95 % band (expect ~95 %).
 
 The runs come from the sample cache (``hotline samples make --only status``).
 
@@ -76,17 +77,20 @@ def ae_rates(status: Any, store: Any, run: int, source: str, clean: set[int]) ->
     edges = score_bin_edges()
     out = []
     for t in model.thresholds:
-        k_tot, n_tot, mu_tot = 0.0, 0, 0.0
+        k_tot, n_tot, mu_tot, in_band = 0.0, 0, 0.0, 0
         for s in sums:
             k_hi, _k_lo, edge = _hist_counts(s.score_hist[rule], t.threshold, edges)
             n = int(sum(s.score_hist[rule]))
+            frac = float(model.survival(np.asarray([edge]))[0]) if edge is not None else 0.0
             k_tot += k_hi
             n_tot += n
-            if edge is not None:
-                mu_tot += n * float(model.survival(np.asarray([edge]))[0])
+            mu_tot += n * frac
+            # the lumisection's own 95 % band (exact, two-sided), as the dashboard draws it
+            in_band += binomtest(int(k_hi), n, min(max(frac, 1e-12), 1.0)).pvalue > 0.05
         p = binomtest(int(round(k_tot)), n_tot, min(max(mu_tot / n_tot, 1e-12), 1.0)).pvalue
         out.append({"p": t.p, "n": n_tot, "observed": k_tot, "expected": mu_tot,
-                    "binomial_p": p, "within": p > 0.01})
+                    "binomial_p": p, "within": p > 0.01, "lumis": len(sums),
+                    "lumis_in_band": in_band})
     return out
 
 
@@ -180,11 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print("demo verdict:", markup=False)
     console.print(d["verdict"], markup=False, highlight=False)
     ae = Table(title="demo: AE alerts on clean lumisections vs calibrated expectation")
-    for col in ("p", "events", "observed", "expected", "binomial p", "within band"):
+    for col in ("p", "events", "observed", "expected", "binomial p", "sum within",
+                "LS in their 95 % band"):
         ae.add_column(col, justify="right")
     for r in d.get("ae_rates", []):
         ae.add_row(f"{r['p']:g}", f"{r['n']:,}", f"{r['observed']:.0f}", f"{r['expected']:.1f}",
-                   f"{r['binomial_p']:.2g}", "yes" if r["within"] else "NO")
+                   f"{r['binomial_p']:.2g}", "yes" if r["within"] else "NO",
+                   f"{r['lumis_in_band']}/{r['lumis']}")
     console.print(ae)
     for r in args.clean:
         if results[r]["ranges"]:
