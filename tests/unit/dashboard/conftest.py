@@ -13,6 +13,21 @@ AE_RULE = "ae_test"
 THRESHOLDS = [Threshold(1e-2, 3.0), Threshold(1e-3, 10.0)]
 
 
+def make_page(store, tmp_path, user, basic_auth="pw", alert=None):
+    """A page of a hub over ``store`` (no replay), as ``user``, with ``THRESHOLDS``."""
+    from hotline.config import load_config
+    from hotline.dashboard.app import create_page
+    from hotline.dashboard.hub import build_hub
+
+    cfg = load_config(environ={}, cli={"store": {"url": store.url},
+                                       "dashboard": {"basic_auth": basic_auth},
+                                       "source": {"archive": str(tmp_path)}})
+    hub = build_hub(cfg, store=store, replay=False)
+    hub.feed.min_interval = 0.0
+    hub.thresholds = list(THRESHOLDS)
+    return create_page(hub, user=user, alert=alert)
+
+
 def ae_alert(run: int, lumi: int, event: int, score: float = 25.0, created: float = 1000.0,
              p: float = 1e-4) -> AlertRecord:
     objects = [["met", 180.0, 0.0, 1.2], ["e1", 45.0, 0.3, -2.0], ["mu1", 120.0, -1.1, 0.4],

@@ -11,9 +11,6 @@ import pytest
 from hotline.alerts.backends import open_store
 from hotline.alerts.certification import flag_history, flags, override
 from hotline.alerts.lumi_status import LumiFlag
-from hotline.config import load_config
-from hotline.dashboard.app import create_page
-from hotline.dashboard.hub import build_hub
 from hotline.dashboard.views.certification import (
     REFUSED,
     flag_frame,
@@ -21,7 +18,7 @@ from hotline.dashboard.views.certification import (
     parse_override,
 )
 from hotline.errors import ConfigError
-from tests.unit.dashboard.conftest import THRESHOLDS, lumi_summary
+from tests.unit.dashboard.conftest import lumi_summary, make_page
 
 
 @pytest.fixture
@@ -35,13 +32,7 @@ def cert_store(tmp_path):
 
 
 def make_view(store, tmp_path, user, basic_auth="pw"):
-    cfg = load_config(environ={}, cli={"store": {"url": store.url},
-                                       "dashboard": {"basic_auth": basic_auth},
-                                       "source": {"archive": str(tmp_path)}})
-    hub = build_hub(cfg, store=store, replay=False)
-    hub.feed.min_interval = 0.0
-    hub.thresholds = list(THRESHOLDS)
-    page = create_page(hub, user=user)
+    page = make_page(store, tmp_path, user, basic_auth)
     return page, page.hotline_views["certification"]
 
 

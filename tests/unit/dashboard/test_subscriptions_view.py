@@ -17,10 +17,8 @@ from hotline.alerts.subscription_store import (
     list_subscriptions,
     pause_subscription,
 )
-from hotline.config import load_config
-from hotline.dashboard.app import alert_from_args, create_page
-from hotline.dashboard.hub import build_hub
-from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert, classic_alert
+from hotline.dashboard.app import alert_from_args
+from tests.unit.dashboard.conftest import ae_alert, classic_alert, make_page
 
 
 @pytest.fixture
@@ -37,16 +35,6 @@ def sub_store(tmp_path):
                      + [classic_alert(2, 1, 201)])
     yield store, hook, mail
     store.close()
-
-
-def make_page(store, tmp_path, user, basic_auth="pw", alert=None):
-    cfg = load_config(environ={}, cli={"store": {"url": store.url},
-                                       "dashboard": {"basic_auth": basic_auth},
-                                       "source": {"archive": str(tmp_path)}})
-    hub = build_hub(cfg, store=store, replay=False)
-    hub.feed.min_interval = 0.0
-    hub.thresholds = list(THRESHOLDS)
-    return create_page(hub, user=user, alert=alert)
 
 
 def texts(view) -> str:
