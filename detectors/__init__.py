@@ -12,6 +12,8 @@ Events:
   objects; parameters in ``fastsim_params.toml``).
 - ``detectors.event_faults``: detector faults applied to reconstructed events (muon scale,
   dead calorimeter, hot cell, electron phi), and their registry.
+- ``detectors.fault_kinds``: parameterised event faults (scale, lose, rotate, fake object in
+  a region) that TOML ``[[fault]]`` definitions name, and their reader.
 
 Occupancy (DQM):
 

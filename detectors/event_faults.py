@@ -19,6 +19,8 @@ electron_phi  electrons   rotation of the electrons' phi [rad]   0.6 / 0.0
 
 A fault is an ``EventFault`` (name, the object type it hits, ``apply(reco, rng, size)``,
 its size range); ``register_event_fault`` adds one, ``apply_fault`` applies one by name.
+Faults defined without code (TOML ``[[fault]]`` tables) are built by
+``detectors.fault_kinds`` from parameterised transforms.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ class EventFault:
     size_rule: str = "any finite number"  #: the valid range in words (for error messages)
     #: generator pre-filter lowered by this factor at a given size (faults raising pT)
     prefilter_scale: Callable[[float], float] = _unscaled
+    #: what makes a fault defined by data (``detectors.fault_kinds``): its kind and
+    #: parameters, part of the settings hash of generated runs; empty for the built-ins
+    definition: tuple[str, ...] = ()
+    source: str = ""  #: the TOML file that defines it ("" for the built-ins)
 
     def __post_init__(self) -> None:
         for s in (self.default_size, *self.sizes):

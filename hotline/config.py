@@ -1,10 +1,14 @@
 """Typed, frozen Hotline configuration.
 
 One ``Config`` object with sections (source, stream, model, alerts, dqm, dashboard,
-firmware, store) is built once and passed explicitly. Precedence, lowest to
+firmware, store, processes) is built once and passed explicitly. Precedence, lowest to
 highest: built-in defaults < TOML file (``--config`` or ``HOTLINE_CONFIG``) <
 ``HOTLINE_<SECTION>_<KEY>`` environment variables < CLI options. Unknown keys
 and wrongly typed values are refused with a ``ConfigError`` naming them.
+
+``TomlTable`` reads one table of a user's TOML definition file (processes, faults) key by
+key: wrong types, bad values and unknown keys are refused in one line naming the file, the
+table and the key.
 """
 
 from __future__ import annotations
@@ -79,12 +83,20 @@ class StreamConfig:
     recovery_delay: float = 3.0  #: s a worker waits after a rebalance before resuming (faust)
 
 
+#: ``[model] name`` value that means "no anomaly model, classic rules only" (``--no-model``)
+NO_MODEL = "none"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which registered anomaly model scores events."""
+    """Which registered anomaly model scores events.
+
+    ``name`` empty: the command's default (``hotline replay`` and ``hotline worker`` score
+    the registered default model, ``models.registry.DEFAULT_MODEL``; the dashboard draws no
+    thresholds); ``"none"`` (``NO_MODEL``, ``--no-model``): classic rules only."""
 
     registry: str = str(package_path("hotline.models", "registry"))
-    name: str = ""  #: empty: classic rules only
+    name: str = ""  #: empty: the command's default; "none": classic rules only
     version: str = "latest"
     p_value: float = 1e-4  #: AE alert threshold, as a background p-value
 
@@ -137,6 +149,16 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class ProcessesConfig:
+    """Where user process and event-fault definitions (TOML) are found, besides the package's.
+
+    ``paths``: files or folders (every ``*.toml`` in them), a TOML list or, from the
+    environment (``HOTLINE_PROCESSES_PATHS``), separated by ``os.pathsep`` (``:``)."""
+
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; build with :func:`load_config`."""
 
@@ -148,6 +170,7 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    processes: ProcessesConfig = field(default_factory=ProcessesConfig)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
         """Return a copy with ``{section: {key: value}}`` applied (validated)."""
@@ -188,8 +211,16 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             if not isinstance(value, (str, int, float)):
                 raise ValueError
             return str(value)
+        if typ_name == "tuple[str, ...]":
+            if isinstance(value, str):  # environment: os.pathsep-separated
+                return tuple(v for v in value.split(os.pathsep) if v)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str)
+                                                               for v in value):
+                raise ValueError
+            return tuple(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {typ_name}, got {value!r}") from None
+        what = "a list of strings" if typ_name.startswith("tuple") else typ_name
+        raise ConfigError(f"{where}: expected {what}, got {value!r}") from None
     return value
 
 
@@ -247,3 +278,108 @@ def load_config(
         cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in cli.items()}
         cfg = _apply(cfg, {s: kv for s, kv in cleaned.items() if kv}, origin="command line")
     return cfg
+
+
+_REQUIRED: Any = object()
+
+
+class TomlTable:
+    """One table of a TOML definition file, read key by key with one-line errors.
+
+    ``where`` names the table (``"defs.toml: process 'zp_ee'"``); every error reads
+    ``"<where>: key '<key>' ..."``. Call :meth:`done` last: keys nobody read are refused
+    (a misspelt key is an error, never silently ignored).
+    """
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {data!r}")
+        self.data, self.where = dict(data), where
+        self._read: set[str] = set()
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where}: key '{key}' {problem}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def _get(self, key: str, default: Any) -> Any:
+        self._read.add(key)
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self.where}: key '{key}' is required")
+            return default
+        return self.data[key]
+
+    def text(self, key: str, default: Any = _REQUIRED) -> Any:
+        v = self._get(key, default)
+        if v is not default and not isinstance(v, str):
+            raise self.error(key, f"must be a string, got {v!r}")
+        return v
+
+    def choice(self, key: str, choices: tuple[str, ...] | list[str],
+               default: Any = _REQUIRED) -> Any:
+        v = self.text(key, default)
+        if v is not default and v not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}; got {v!r}")
+        return v
+
+    def integer(self, key: str, default: Any = _REQUIRED, least: int | None = None) -> Any:
+        v = self._get(key, default)
+        if v is default:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.error(key, f"must be an integer, got {v!r}")
+        if least is not None and v < least:
+            raise self.error(key, f"must be >= {least}, got {v}")
+        return v
+
+    def number(self, key: str, default: Any = _REQUIRED) -> Any:
+        v = self._get(key, default)
+        if v is default:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float(
+                "inf"):
+            raise self.error(key, f"must be a finite number, got {v!r}")
+        return float(v)
+
+    def flag(self, key: str, default: Any = _REQUIRED) -> Any:
+        v = self._get(key, default)
+        if v is not default and not isinstance(v, bool):
+            raise self.error(key, f"must be true or false, got {v!r}")
+        return v
+
+    def texts(self, key: str, default: Any = _REQUIRED) -> Any:
+        v = self._get(key, default)
+        if v is default:
+            return v
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.error(key, f"must be a list of strings, got {v!r}")
+        return tuple(v)
+
+    def numbers(self, key: str, default: Any = _REQUIRED, length: int | None = None) -> Any:
+        v = self._get(key, default)
+        if v is default:
+            return v
+        ok = isinstance(v, list) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+            and abs(x) != float("inf") for x in v)
+        if not ok or (length is not None and len(v) != length) or (length is None and not v):
+            n = f"{length} numbers" if length is not None else "a non-empty list of numbers"
+            raise self.error(key, f"must be {n}, got {v!r}")
+        return tuple(float(x) for x in v)
+
+    def tables(self, key: str, default: Any = _REQUIRED) -> Any:
+        v = self._get(key, default)
+        if v is default:
+            return v
+        if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
+            raise self.error(key, f"must be a list of tables, got {v!r}")
+        return v
+
+    def done(self) -> None:
+        """Refuse the keys that were not read (misspelt or unknown)."""
+        extra = sorted(set(self.data) - self._read)
+        if extra:
+            raise ConfigError(f"{self.where}: unknown key '{extra[0]}'; known keys: "
+                              f"{', '.join(sorted(self._read))}")

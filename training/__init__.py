@@ -1,6 +1,7 @@
 """Sample production, training, evaluation and studies (the ``train`` and ``sim`` extras).
 
 - ``training.processes``: registry of physics processes (Pythia8 settings, stream filter).
+- ``training.process_files``: processes and event faults defined in TOML: search path, loader.
 - ``training.generate``: Pythia8 + fast detector simulation -> archived runs.
 - ``training.recipe``: the sample recipe (``samples.toml``): parse, compare with the cache, make.
 - ``training.reproduce``: ``hotline train --reproduce``: retrain from a model card, compare.

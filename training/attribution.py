@@ -283,6 +283,14 @@ def run_study(
     events, weights, info = load_clean_events(archive, runs, max_events)
     overlap = _training_overlap(scorer, runs)
     caveats = []
+    items = faults.split() if isinstance(faults, str) else list(faults)
+    if "all" in items:  # 'all' studies the faults this model can name (user faults may not)
+        labels = list(scorer.type_labels)
+        for name in [n for n in plan if get_event_fault(n).faulty_type not in labels]:
+            caveats.append(f"fault '{name}' skipped: it corrupts "
+                           f"{get_event_fault(name).faulty_type}, not an object type of "
+                           f"model {scorer.name}")
+            del plan[name]
     if overlap:
         caveats.append(f"runs {overlap} are listed in the model card as training data: part "
                        "of the 'clean held-out' events were seen in training, validation or "

@@ -125,13 +125,18 @@ def fault_affected(name: str, fm: Any) -> np.ndarray | None:
 
 
 def faulty_type_of(sample: str) -> str | None:
-    """Object type the fault of sample ``sample`` corrupts: a synthetic toy fault, else the
-    ``faulty_type`` of the detector fault whose name the sample carries (``sm_mix_<fault>``)."""
+    """Object type the fault of sample ``sample`` corrupts: a synthetic toy fault, the truth
+    type of a registered process (``Process.anomalous_type``: its ``truth_type`` or its
+    fault's type), else the ``faulty_type`` of the detector fault whose name the sample
+    carries (``sm_mix_<fault>``)."""
     from hotline.detectors.event_faults import available_event_faults, get_event_fault
     from hotline.stream.samples import SYNTHETIC_FAULT_TYPES
+    from hotline.training.processes import available_processes, get_process
 
     if sample in SYNTHETIC_FAULT_TYPES:
         return SYNTHETIC_FAULT_TYPES[sample]
+    if sample in available_processes() and get_process(sample).anomalous_type():
+        return get_process(sample).anomalous_type()
     return next((get_event_fault(f).faulty_type for f in available_event_faults()
                  if f in sample), None)
 

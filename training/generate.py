@@ -59,6 +59,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -280,6 +281,8 @@ def settings_hash(req: GenerateRequest) -> str:
 
     proc = get_process(req.process)
     parts = [proc.name, proc.filter, str(proc.fault), *proc.pythia]
+    if proc.fault and get_event_fault(proc.fault).definition:  # only faults defined as data
+        parts += get_event_fault(proc.fault).definition
     if req.fault_size is not None:  # only then: the hashes of default-size runs stay as they were
         parts.append(f"fault_size={req.fault_size!r}")
     for comp, frac in proc.components:
@@ -527,6 +530,14 @@ def run_chunk(req: GenerateRequest, k: int, params_dict: dict[str, Any] | None =
     return str(req.out), k, len(arrays), stats.to_dict()
 
 
+def definition_files_of(proc: Process) -> list[str]:
+    """The TOML files defining ``proc``, its components and its fault (none for built-ins)."""
+    files = [p.source for p in (proc, *proc.parts()) if p.source]
+    if proc.fault:
+        files.append(get_event_fault(proc.fault).source)
+    return list(dict.fromkeys(f for f in files if f))
+
+
 def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
           complete: bool, command: str | None, command_suffix: str = "") -> dict[str, Any]:
     proc = get_process(req.process)
@@ -568,6 +579,13 @@ def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
         "unweighting": {p.name: req.component_method(p) for p in proc.parts()
                         if req.component_method(p)},
     }
+    files = definition_files_of(proc)
+    if files:  # a process defined in TOML: where, so the run can be remade (built-ins: none)
+        card["process_definitions"] = files
+        if command is None:
+            card["regenerate"] += "".join(f" --processes {shlex.quote(f)}" for f in files)
+    if proc.anomalous_type():
+        card["truth_type"] = proc.anomalous_type()
     if stats is not None:
         summ = stats.summary()
         card["filter_efficiency"] = {c: s["filter_efficiency"] for c, s in summ.items()}
@@ -662,9 +680,13 @@ def pending_chunks(req: GenerateRequest) -> list[int]:
             if not (chunk_path(req, k).exists() and _stats_path(req, k).exists())]
 
 
-def _pool_task(task: tuple[GenerateRequest, int, dict[str, Any]]) -> tuple[str, int, int,
-                                                                           dict[str, Any]]:
-    req, k, params = task
+def _pool_task(task: tuple[GenerateRequest, int, dict[str, Any], list[str]],
+               ) -> tuple[str, int, int, dict[str, Any]]:
+    req, k, params, definitions = task
+    if definitions:  # a spawned worker: the TOML processes and faults the parent loaded
+        from hotline.training.process_files import load_files
+
+        load_files([Path(f) for f in definitions])
     return run_chunk(req, k, params)
 
 
@@ -692,7 +714,11 @@ def generate(requests: Sequence[GenerateRequest], jobs: int = 1,
         req.out.mkdir(parents=True, exist_ok=True)
         first = _card(req, params, None, False, command, command_suffix)
         (req.out / "run.json").write_text(json.dumps(first, indent=2, sort_keys=True) + "\n")
-    tasks = [(req, k, params.to_dict()) for req in requests for k in pending_chunks(req)]
+    from hotline.training.process_files import loaded_files
+
+    definitions = [str(f) for f in loaded_files()]
+    tasks = [(req, k, params.to_dict(), definitions) for req in requests
+             for k in pending_chunks(req)]
     by_out = {str(r.out): r for r in requests}
     left = {str(r.out): len(pending_chunks(r)) for r in requests}
     cards: dict[Path, dict[str, Any]] = {}

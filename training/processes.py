@@ -18,9 +18,11 @@ Built-in processes (``register_builtins``):
 * Detector-fault variants of ``sm_mix``: ``sm_mix_muon_scale``,
   ``sm_mix_dead_calo``, ``sm_mix_hot_cell``, ``sm_mix_electron_phi``.
 
-Users add a process with ``register_process(Process(...))``; a duplicate name
-or code is refused. The processes live in a :class:`hotline.registry.Registry`
-whose built-ins are loaded on first use (before any lookup or registration).
+Users add a process without code in a TOML definition file (``training.process_files``:
+the search path of ``hotline generate``, ``samples``, ``train`` and ``attribution``), or
+from Python with ``register_process(Process(...))``; a duplicate name or code is refused.
+The processes live in a :class:`hotline.registry.Registry` whose built-ins are loaded on
+first use (before any lookup or registration).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class Process:
     accept-reject unweighting draws against; a weight above it is an error).
     ``expected_efficiency``: a first guess of the filter efficiency, used only to
     size generator batches.
+    ``truth_type``: the object type (``detectors.spec`` type label: MET, electrons, muons,
+    jets, photons, ...) in which the process's anomaly lives, what an attribution of its
+    alerts should name; None: not one type (or a background). For a fault process the
+    fault's ``faulty_type`` is used when none is given (``anomalous_type``).
+    ``source``: the definition file of a process defined in TOML ("" for the built-ins).
     """
 
     name: str
@@ -71,6 +78,18 @@ class Process:
     expected_efficiency: float = 0.3
     kind: str = "background"  #: background, signal or fault
     tags: tuple[str, ...] = field(default_factory=tuple)
+    truth_type: str | None = None
+    source: str = ""
+
+    def anomalous_type(self) -> str | None:
+        """The truth object type of the anomaly: ``truth_type``, else the fault's type."""
+        if self.truth_type:
+            return self.truth_type
+        if self.fault:
+            from hotline.detectors.event_faults import get_event_fault
+
+            return get_event_fault(self.fault).faulty_type
+        return None
 
     @property
     def is_mixture(self) -> bool:
@@ -88,6 +107,11 @@ class Process:
 
 _PROCESSES: Registry[Process] = Registry("process", lambda: _builtin_processes(), sort=False)
 
+#: event filters a process can name (``single_lepton``: >= 1 reco e or mu, pT > 23 GeV)
+FILTERS = ("single_lepton", "none")
+#: process kinds
+KINDS = ("background", "signal", "fault")
+
 #: ADC2021 single-lepton stream composition (fractions of passing events)
 SM_FRACTIONS: tuple[tuple[str, float], ...] = (
     ("w_lnu", 0.592), ("qcd", 0.338), ("z_ll", 0.067), ("ttbar", 0.003),
@@ -99,6 +123,9 @@ def _check(proc: Process, known: Mapping[str, Process]) -> None:
     clash = [p.name for p in known.values() if p.code == proc.code]
     if clash:
         raise ConfigError(f"process '{proc.name}': sample code {proc.code} is used by {clash[0]}")
+    if proc.filter not in FILTERS:
+        raise ConfigError(f"process '{proc.name}': unknown filter '{proc.filter}'; "
+                          f"available: {', '.join(FILTERS)}")
     for comp, frac in proc.components:
         if comp not in known:
             raise ConfigError(f"mixture '{proc.name}': component '{comp}' is not registered")

@@ -233,6 +233,15 @@ def check_runs_present(cfg: TrainConfig) -> None:
     data = cfg.data
     if data.get("source", "synthetic") != "archive" or not data.get("runs"):
         return
+    from hotline.training.processes import available_processes
+
+    named = [*data["runs"], *([data["background"]] if data.get("background") else []),
+             *data.get("signals", []), *data.get("faults", [])]
+    strange = [n for n in dict.fromkeys(named) if n not in available_processes()]
+    if strange:  # a typo, or a TOML process whose definition file is not on the search path
+        raise ConfigError(f"training configuration {cfg.source}: [data] names unknown process "
+                          f"'{strange[0]}'; known: {', '.join(available_processes())} (load "
+                          "definition files with --processes FILE or [processes] paths)")
     archive = Path(data.get("archive", str(SAMPLES_DIR))).expanduser()
     recipe = load_recipe(data.get("recipe"))
     absent, unknown = [], []

@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from hotline.cli.common import P_VALUE_MEANING, add_deprecated_option, add_processes_option
 from hotline.errors import ConfigError
 
 DEFAULT_ARCHIVE = "~/.cache/hotline/samples/archive"
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "fault sizes (what each means): hotline generate --list",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL[:VERSION]",
+    p.add_argument("model", metavar="NAME[:VERSION]",
                    help="registered model, e.g. ae_default or ae_default:3 (default version: "
                         "latest)")
     p.add_argument("--archive", metavar="DIR", default=DEFAULT_ARCHIVE,
@@ -49,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faults", nargs="+", default=["all"], metavar="FAULT[:SIZES]",
                    help="detector faults to study: 'all' (default), or names, optionally with "
                         "the sizes to scan, e.g. hot_cell:20,60,300 muon_scale")
-    p.add_argument("--p", type=float, default=1e-3, metavar="P",
-                   help="background p-value of the alert threshold (default 1e-3; must be "
-                        "calibrated in the model card)")
+    p.add_argument("--p-value", type=float, default=1e-3, metavar="P",
+                   help=f"{P_VALUE_MEANING}; default 1e-3 for this study (must be calibrated "
+                        "in the model card)")
+    add_deprecated_option(p, "--p", "--p-value", "p_value", type=float, metavar="P")
     p.add_argument("--max-events", type=int, default=30_000, metavar="N",
                    help="at most this many clean events (default 30000)")
     p.add_argument("--out", metavar="DIR", required=True, help="folder for the JSON and PNG")
@@ -59,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--registry", metavar="DIR", default=None,
                    help="model registry folder (env: HOTLINE_MODEL_REGISTRY)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_processes_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -71,28 +74,26 @@ def _rate(v: float | None) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hotline.cli.common import config_from
+    from hotline.cli.common import check_p_value, config_from, load_processes, parse_model_ref
     from hotline.models.scorer import Scorer
     from hotline.training.attribution import run_study
 
-    name, _, version = args.model.partition(":")
-    if not name:
-        raise ConfigError(f"model '{args.model}': give MODEL or MODEL:VERSION")
+    name, version = parse_model_ref(args.model, "MODEL")
     if args.max_events is not None and args.max_events < 1:
         raise ConfigError(f"--max-events must be >= 1, got {args.max_events}")
-    if not 0 < args.p < 1:
-        raise ConfigError(f"--p must be a p-value in (0, 1), got {args.p:g}")
+    check_p_value(args.p_value)
     cfg = config_from(args, model={"registry": args.registry})
-    scorer = Scorer.from_registry(name, version or "latest", cfg.model.registry)
-    res = run_study(scorer, Path(args.archive).expanduser(), args.runs, args.faults, args.p,
+    load_processes(args, cfg)  # faults defined in TOML
+    scorer = Scorer.from_registry(name, version, cfg.model.registry)
+    res = run_study(scorer, Path(args.archive).expanduser(), args.runs, args.faults, args.p_value,
                     args.max_events, args.out, seed=args.seed, progress=not args.no_progress)
     from rich import box
 
     src = res["source"]
     console = Console(soft_wrap=True)
     console.print(f"[bold]paired fault attribution[/]: {scorer.name} v{scorer.version}, "
-                  f"p = {args.p:g} (threshold {res['threshold']:.4g}); {src['n_clean']:,} clean "
-                  f"events of runs {src['runs']} in {src['archive']}")
+                  f"p = {args.p_value:g} (threshold {res['threshold']:.4g}); "
+                  f"{src['n_clean']:,} clean events of runs {src['runs']} in {src['archive']}")
     first = next(iter(res["faults"].values()))
     console.print(f"clean alert rate {_rate(first['alert_fraction_clean'])} "
                   f"({first['n_clean_alerted']} events)")

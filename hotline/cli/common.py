@@ -1,5 +1,8 @@
 """Helpers shared by the CLI command modules: configuration and store from arguments,
-the "50 of 338" table titles and streamed JSON-lines output."""
+the "50 of 338" table titles, streamed JSON-lines output, the process-definition search
+path (``--processes``), and the model options that mean the same in every command
+(``--model NAME[:VERSION]``, ``--no-model``, ``--p-value P``; hidden deprecated aliases of
+old spellings print a one-line note)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from hotline.config import Config, load_config
+from hotline.config import NO_MODEL, Config, load_config
+from hotline.errors import ConfigError
 
 if TYPE_CHECKING:
     from hotline.alerts.store import AlertStore
@@ -59,3 +63,111 @@ def write_json_lines(rows: Iterable[dict[str, Any]]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return n
+
+
+def add_processes_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--processes", metavar="FILE", action="append", default=[],
+                   help="TOML file (or folder) of process and detector-fault definitions to "
+                        "load besides the built-ins (repeatable; also [processes] paths, env "
+                        "HOTLINE_PROCESSES_PATHS; schema: training/process_files.py)")
+
+
+def load_processes(args: argparse.Namespace, cfg: Config | None = None) -> None:
+    """Load the process / fault definition files of the search path (package, configured,
+    ``--processes``) into the registries."""
+    from hotline.training.process_files import load_search_path
+
+    cfg = cfg if cfg is not None else config_from(args)
+    load_search_path(cfg.processes.paths, getattr(args, "processes", None) or [])
+
+
+# ----------------------------------------------------------------------------- models
+#: the one meaning of --p-value everywhere (a threshold, never a filter of stored alerts)
+P_VALUE_MEANING = ("background p-value of the AE alert threshold (the model card's "
+                   "calibrated threshold for it)")
+
+
+def parse_model_ref(text: str, option: str = "--model") -> tuple[str, str]:
+    """``NAME`` or ``NAME:VERSION`` -> (name, version; "latest" when none is given)."""
+    name, colon, version = text.partition(":")
+    if not name or (colon and not version) or ":" in version:
+        raise ConfigError(f"{option} {text!r}: give NAME or NAME:VERSION (e.g. ae_default or "
+                          "ae_default:5)")
+    return name, version or "latest"
+
+
+def check_p_value(p: float | None, option: str = "--p-value") -> None:
+    if p is not None and not 0 < p < 1:
+        raise ConfigError(f"{option} must be a p-value in (0, 1), got {p:g}")
+
+
+def add_model_options(p: argparse.ArgumentParser, default: str, no_model: bool = True,
+                      p_value: bool = True) -> None:
+    """``--model NAME[:VERSION]``, ``--no-model`` and ``--p-value P``, the same in every
+    command. ``default``: what the command scores without ``--model`` (for the help)."""
+    p.add_argument("--model", metavar="NAME[:VERSION]", default=None,
+                   help=f"registered anomaly model (version: latest unless given; env "
+                        f"HOTLINE_MODEL_NAME, HOTLINE_MODEL_VERSION); default: {default}")
+    if no_model:
+        p.add_argument("--no-model", action="store_true",
+                       help="score no anomaly model: classic rules only ([model] name = "
+                            "\"none\")")
+    if p_value:
+        p.add_argument("--p-value", type=float, default=None, metavar="P",
+                       help=f"{P_VALUE_MEANING}; default: [model] p_value (env "
+                            "HOTLINE_MODEL_P_VALUE), 1e-4")
+
+
+def model_section(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[model]`` overrides of ``--model``, ``--no-model`` and ``--p-value``."""
+    out: dict[str, Any] = {}
+    model = getattr(args, "model", None)
+    if getattr(args, "no_model", False):
+        if model:
+            raise ConfigError("--model and --no-model exclude each other")
+        out["name"] = NO_MODEL
+    elif model:
+        out["name"], out["version"] = parse_model_ref(model)
+    p = getattr(args, "p_value", None)
+    check_p_value(p)
+    if p is not None:
+        out["p_value"] = p
+    return out
+
+
+def with_default_model(cfg: Config, default: str | None = None) -> Config:
+    """``cfg`` with the model a scoring command uses: ``[model] name`` when set, nothing when
+    it is ``"none"`` (``--no-model``), else ``default`` (the registered default model,
+    ``models.registry.DEFAULT_MODEL``, unless another is given)."""
+    if cfg.model.name == NO_MODEL:
+        return cfg.with_overrides({"model": {"name": ""}})
+    if cfg.model.name:
+        check_p_value(cfg.model.p_value, "[model] p_value")
+        return cfg
+    if default is None:
+        from hotline.models.registry import DEFAULT_MODEL
+
+        default = DEFAULT_MODEL
+    check_p_value(cfg.model.p_value, "[model] p_value")
+    return cfg.with_overrides({"model": {"name": default}})
+
+
+class _DeprecatedOption(argparse.Action):
+    """An old option spelling kept for one release: works, hidden, says what replaces it."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"hotline: {option_string} is deprecated and goes in the next release; use "
+              f"{self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_option(p: argparse.ArgumentParser, old: str, new: str, dest: str,
+                          **kw: Any) -> None:
+    """Accept ``old`` as a hidden alias of ``new`` (same ``dest``) with a one-line note."""
+    p.add_argument(old, dest=dest, action=_DeprecatedOption, new=new, help=argparse.SUPPRESS,
+                   default=argparse.SUPPRESS, **kw)

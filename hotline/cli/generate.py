@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from hotline.cli.common import add_processes_option, load_processes
 from hotline.errors import ConfigError
 
 
@@ -34,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  hotline generate sm_mix --data-like --events 20000 --seed 2 "
                "--out data/mc/run_000230\n"
                "  hotline generate w_lnu z_ll --events 5000 --seed 7 --out data/mc --jobs 2\n"
-               "  hotline generate --validate --events 1000 --plots validation/",
+               "  hotline generate --validate --events 1000 --plots validation/\n"
+               "  hotline generate --processes defs.toml --list   (processes defined in TOML, "
+               "see docs/examples/processes/)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("process", nargs="*", metavar="PROCESS",
@@ -80,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", metavar="DIR", default="validation",
                    help="folder for --validate plots (default: ./validation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_processes_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -88,18 +92,20 @@ def _list(console: Console) -> int:
     from hotline.training.processes import available_processes, get_process
 
     t = Table(title="Processes for 'hotline generate'")
-    for c in ("name", "code", "kind", "description"):
+    for c in ("name", "code", "kind", "truth type", "description", "defined in"):
         t.add_column(c, overflow="fold")
     for name in available_processes():
         pr = get_process(name)
-        t.add_row(name, str(pr.code), pr.kind, pr.description)
+        t.add_row(name, str(pr.code), pr.kind, pr.anomalous_type() or "-", pr.description,
+                  Path(pr.source).name if pr.source else "built in")
     console.print(t)
-    f = Table(title="Detector faults of the sm_mix_<fault> processes (--fault-size)")
-    for c in ("fault", "object type", "size means", "default", "allowed"):
+    f = Table(title="Detector faults of the fault processes (--fault-size)")
+    for c in ("fault", "code", "object type", "size means", "default", "allowed", "defined in"):
         f.add_column(c, overflow="fold")
     for name in available_event_faults():
         ef = get_event_fault(name)
-        f.add_row(name, ef.faulty_type, ef.size_help, f"{ef.default_size:g}", ef.size_rule)
+        f.add_row(name, str(ef.code), ef.faulty_type, ef.size_help, f"{ef.default_size:g}",
+                  ef.size_rule, Path(ef.source).name if ef.source else "built in")
     console.print(f)
     return 0
 
@@ -110,14 +116,18 @@ def handle(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     if not console.is_terminal:  # a log file or a pipe: room for the tables' columns
         console.width = 160
+    load_processes(args)
     if args.list:
         return _list(console)
     params = FastSimParams.from_toml(args.params) if args.params else FastSimParams.from_toml()
     if args.validate:
-        from hotline.training.processes import available_processes
+        from hotline.training.processes import available_processes, get_process
         from hotline.training.validate import validate
 
-        procs = args.process or [p for p in available_processes() if not p.startswith("sm_mix_")]
+        for name in args.process:
+            get_process(name)
+        procs = args.process or [p for p in available_processes()
+                                 if get_process(p).kind != "fault"]
         table = validate(procs, events=args.events, seed=args.seed, out=Path(args.plots),
                          params=params, mpi=args.mpi, progress=not args.no_progress)
         console.print(table)

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hotline.cli.common import add_processes_option
 from hotline.errors import ConfigError
 
 _STYLE = {"complete": "green", "partial": "yellow", "missing": "red", "differs": "magenta"}
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="the runs a registered model's card records")
         a.add_argument("--registry", metavar="DIR", default=None,
                        help="model registry folder (for --model)")
+        add_processes_option(a)
         if name == "make":
             a.add_argument("--jobs", type=int, default=1,
                            help="worker processes (chunks of all runs are shared; default 1)")
@@ -75,17 +77,19 @@ def _archive(args: argparse.Namespace) -> Path:
 
 
 def _selection(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from hotline.cli.common import load_processes
     from hotline.training.recipe import card_entries, load_recipe
 
+    load_processes(args)  # the recipe may name processes defined in TOML
     recipe = load_recipe(args.recipe)
     entries = recipe.select(args.only)
     if args.model:
-        from hotline.cli.common import config_from
+        from hotline.cli.common import config_from, parse_model_ref
         from hotline.models.registry import load_model
 
-        name, _, version = args.model.partition(":")
+        name, version = parse_model_ref(args.model)
         reg = config_from(args, model={"registry": args.registry}).model.registry
-        card = load_model(name, version or "latest", reg).card
+        card = load_model(name, version, reg).card
         from_card, lacking = card_entries(card, recipe)
         if lacking:
             raise ConfigError(f"model {args.model}: runs {lacking} of its card are not in the "

@@ -9,6 +9,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from hotline.cli.common import (
+    add_deprecated_option,
+    add_processes_option,
+    check_p_value,
+    load_processes,
+    parse_model_ref,
+)
 from hotline.errors import ConfigError, ModelError
 
 
@@ -45,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model registry folder (env: HOTLINE_MODEL_REGISTRY)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_processes_option(p)
     p.set_defaults(handler=handle_train)
 
     c = sub.add_parser(
@@ -56,8 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a generalised-Pareto fit (its uncertainty is recorded), or the p-value is refused. "
         "--rate/--input-rate adds the p-value giving a target alert rate.",
     )
-    c.add_argument("model", help="registered model name (see 'hotline models')")
-    c.add_argument("--version", default="latest", help="model version (default: latest)")
+    c.add_argument("model", metavar="NAME[:VERSION]",
+                   help="registered model, version latest unless given (see 'hotline models')")
+    add_deprecated_option(c, "--version", "NAME:VERSION", "version")
     c.add_argument("--registry", metavar="DIR", default=None, help="model registry folder")
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--runs", type=int, nargs="+", metavar="RUN",
@@ -69,8 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--archive", metavar="DIR", default=None,
                    help="sample archive (default ~/.cache/hotline/samples/archive)")
     c.add_argument("--events", type=int, default=None, help="at most this many events")
-    c.add_argument("--p", type=float, nargs="+", default=None, metavar="P",
-                   help="p-values (default 0.05 0.01 1e-3 1e-4 1e-5)")
+    c.add_argument("--p-value", type=float, nargs="+", default=None, metavar="P",
+                   help="background p-values to calibrate alert thresholds for (default 0.05 "
+                        "0.01 1e-3 1e-4 1e-5)")
+    add_deprecated_option(c, "--p", "--p-value", "p_value", type=float, nargs="+",
+                          metavar="P")
     c.add_argument("--rate", type=float, default=None, metavar="PER_DAY",
                    help="target alert rate, alerts per day (needs --input-rate)")
     c.add_argument("--input-rate", type=float, default=None, metavar="HZ",
@@ -99,6 +111,7 @@ def handle_train(args: argparse.Namespace) -> int:
     from hotline.training.report import best_vs_baseline
     from hotline.training.train import TrainConfig, run_training
 
+    load_processes(args)  # processes defined in TOML may be named in [data]
     if args.reproduce:
         return handle_reproduce(args)
     cfg = TrainConfig.from_toml(args.train_config)
@@ -208,9 +221,17 @@ def handle_calibrate(args: argparse.Namespace) -> int:
         synthetic_events,
     )
 
-    model = load_model(args.model, args.version, _registry(args))
+    name, version = parse_model_ref(args.model, "MODEL")
+    if getattr(args, "version", None):  # the deprecated --version
+        if ":" in args.model:
+            raise ConfigError(f"{args.model} and --version {args.version}: give the version "
+                              "once (NAME:VERSION)")
+        version = args.version
+    model = load_model(name, version, _registry(args))
     spec = model.feature_spec()
-    p_values = list(args.p or DEFAULT_P_VALUES)
+    for p in args.p_value or ():
+        check_p_value(p)
+    p_values = list(args.p_value or DEFAULT_P_VALUES)
     if (args.rate is None) != (args.input_rate is None):
         raise ConfigError("--rate and --input-rate go together")
     if args.rate is not None:

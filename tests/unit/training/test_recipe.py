@@ -259,3 +259,31 @@ def test_same_events_compares_branches_not_bytes(tmp_path):
     assert not same and "Muon_pt" in why
     d = write_events(tmp_path / "d" / "nano_0000.root", ev[:-1]).parent
     assert same_events(a, d) == (False, "300 events against 299")
+
+
+#: the settings hash (``training.generate.settings_hash``: Pythia lines, filter, fault,
+#: mixture, unweighting) of every recipe run, as the shipped samples and model cards were
+#: made: moving or re-expressing a process definition must not change what it generates
+PINNED_SETTINGS_HASHES = {
+    200: "d700fc852467", 201: "d700fc852467", 202: "d700fc852467", 203: "d700fc852467",
+    210: "76bca23d58cd", 211: "8e87cc8a29e1", 212: "1c73c4f0288e", 213: "a6995a860b5d",
+    214: "76bca23d58cd", 215: "8e87cc8a29e1", 221: "0263793b3ed2", 222: "557365f9a9b2",
+    223: "2ab6d85007f0", 224: "844048b3e208", 230: "e3379c03eb02", 231: "e3379c03eb02",
+    232: "e3379c03eb02", 233: "e3379c03eb02",
+}
+
+
+def test_settings_hashes_of_the_recipe_runs_do_not_change(recipe, tmp_path):
+    from hotline.training.generate import settings_hash
+
+    got = {e.run: settings_hash(e.request(tmp_path)) for e in recipe.entries}
+    assert got == PINNED_SETTINGS_HASHES
+    # the bundled demo run's ingredients were made with the same definitions
+    from hotline.training.generate import GenerateRequest
+
+    card = json.loads((ROOT / "data" / "archive" / "run_000001" / "run.json").read_text())
+    assert len(card["ingredients"]) >= 5
+    for proc, c in card["ingredients"].items():
+        req = GenerateRequest(proc, 1, 1, tmp_path / "run_000001",
+                              data_like="auto" if "--data-like" in c["regenerate"] else "")
+        assert settings_hash(req) == c["settings_hash"], proc
