@@ -45,7 +45,7 @@ from hotline.alerts.records import (
 )
 from hotline.alerts.records import score_bin_edges as score_bin_edges  # re-exported
 from hotline.alerts.rules import RuleOutcome
-from hotline.config import Config
+from hotline.config import NO_MODEL, Config
 from hotline.detectors.features import (
     FeatureMatrix,
     extract_features,
@@ -92,9 +92,10 @@ class PipelineContext:
     @classmethod
     def from_config(cls, cfg: Config) -> PipelineContext:
         """The context a configuration describes: its rule menu, plus the AE rule of
-        ``[model] name`` at ``[model] p_value`` when a model is configured."""
+        ``[model] name`` at ``[model] p_value`` when a model is configured (not empty, not
+        ``"none"``; the CLI's scoring commands fill in the registered default model)."""
         rules = load_menu(cfg.alerts.rules)
-        if not cfg.model.name:
+        if cfg.model.name in ("", NO_MODEL):
             return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
         from hotline.alerts.ae_rule import AERule
         from hotline.models.scorer import Scorer

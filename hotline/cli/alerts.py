@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lumi", type=int, help="only this lumisection")
     p.add_argument("--min-significance", type=float, metavar="Z",
                    help="only alerts at least this significant (Gaussian sigma)")
-    p.add_argument("--max-p", type=float, metavar="P", help="only alerts with p-value <= P")
+    p.add_argument("--max-p", type=float, metavar="P",
+                   help="a filter on stored alerts: only those whose p-value is <= P (not the "
+                        "alert threshold: that is --p-value of replay / worker)")
     p.add_argument("--limit", type=int, default=None,
                    help="at most this many (table default 50, --json default all; 0 = all)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")

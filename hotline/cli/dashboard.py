@@ -11,7 +11,13 @@ import argparse
 import secrets
 from typing import Any
 
-from hotline.cli.common import add_store_option, config_from
+from hotline.cli.common import (
+    add_model_options,
+    add_store_option,
+    config_from,
+    model_section,
+    with_default_model,
+)
 from hotline.config import Config
 
 
@@ -36,9 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "{user: password} (env: HOTLINE_DASHBOARD_BASIC_AUTH)")
     p.add_argument("--archive", metavar="DIR", default=None,
                    help="archive of runs offered for replay (env: HOTLINE_SOURCE_ARCHIVE)")
-    p.add_argument("--model", default=None,
-                   help="registered anomaly model whose thresholds are drawn "
-                        "(env: HOTLINE_MODEL_NAME; default: none, classic rules only)")
+    add_model_options(p, default="the registered default model (ae_default): its thresholds "
+                                 "are drawn and replays started from the page score it")
     p.add_argument("--show", action="store_true", help="open a browser tab")
     add_store_option(p)
     p.set_defaults(handler=handle)
@@ -84,6 +89,6 @@ def handle(args: argparse.Namespace) -> int:
         dashboard={"host": args.host, "port": args.port, "allowed_origins": args.allowed_origins,
                    "basic_auth": args.basic_auth},
         source={"archive": args.archive},
-        model={"name": args.model},
+        model=model_section(args),
     )
-    return run_dashboard(cfg, show=args.show)
+    return run_dashboard(with_default_model(cfg), show=args.show)

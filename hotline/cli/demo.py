@@ -20,7 +20,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from hotline.cli.common import config_from, store_from
+from hotline.cli.common import (
+    add_model_options,
+    config_from,
+    model_section,
+    store_from,
+    with_default_model,
+)
 from hotline.errors import HotlineError, SourceError
 
 
@@ -40,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also serve the dashboard on http://127.0.0.1:5006 and replay the run "
                         "there with the DQM monitoring (runs until Ctrl-C; prints a one-off "
                         "login for replay control)")
+    add_model_options(p, default="the registered default model (ae_default)")
     p.set_defaults(handler=handle)
 
 
@@ -54,15 +61,13 @@ def handle(args: argparse.Namespace) -> int:
 
     if not args.store:
         args.store = f"sqlite:///{fresh_demo_store()}"
-    cfg = config_from(args)  # [source] archive: the bundled demo archive unless configured
+    # [source] archive: the bundled demo archive unless configured
+    cfg = config_from(args, model=model_section(args))
     runs = list_runs(cfg.source.archive, scan=False)
     if not runs:
         raise SourceError(f"the demo archive {cfg.source.archive} holds no runs")
     run = runs[0]
-    if not cfg.model.name:  # the shipped default anomaly model joins the classic rules
-        from hotline.models.registry import DEFAULT_MODEL
-
-        cfg = cfg.with_overrides({"model": {"name": DEFAULT_MODEL}})
+    cfg = with_default_model(cfg)  # the shipped default anomaly model joins the classic rules
     if getattr(args, "serve", False):  # dashboard + replay in the background, blocks
         from hotline.cli.dashboard import demo_password, run_dashboard
 

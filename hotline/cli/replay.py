@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.cli.common import (
+    add_model_options,
+    add_store_option,
+    config_from,
+    model_section,
+    store_from,
+    with_default_model,
+)
 from hotline.config import Config
 from hotline.errors import SourceError
 
@@ -24,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="replay an archived run through the hotline rules and store the alerts",
         description="Replay an archived run (by number, from the archive) or explicit ROOT files "
-        "through the hotline rules; alerts and per-lumisection summaries go to the alert store. "
+        "through the hotline rules and the registered default anomaly model (--model to "
+        "choose another, --no-model for the classic rules only); alerts and per-lumisection "
+        "summaries go to the alert store. "
         "Replaying the same run twice stores each alert once. Exit status: 0 when every file "
         "was read, 1 when some failed (listed per file), 2 when nothing was replayed.",
     )
@@ -49,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", metavar="URL", default=None,
                    help="publish to a Kafka broker (kafka://HOST:PORT) instead of processing here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_options(p, default="the registered default model (ae_default)")
     add_store_option(p)
     p.set_defaults(handler=handle)
 
@@ -84,6 +94,14 @@ def make_source(
 
 
 MAX_LUMI_ROWS = 40
+
+
+def model_line(cfg: Config) -> str:
+    """Which anomaly model scores (or that none does), in one line."""
+    if not cfg.model.name:
+        return "anomaly model: none (classic rules only)"
+    return (f"anomaly model: {cfg.model.name}:{cfg.model.version} at p = "
+            f"{cfg.model.p_value:g} (--no-model: classic rules only)")
 
 
 def print_ae_pointers(store: Any, console: Console, limit: int = 100_000) -> None:
@@ -198,7 +216,8 @@ def handle(args: argparse.Namespace) -> int:
     check_options(args)
     source_cli = {"archive": args.archive, "step_size": args.step_size, "tree": args.tree,
                   "schema": args.schema}
-    cfg = config_from(args, source=source_cli, alerts={"rules": args.rules})
+    cfg = with_default_model(config_from(args, source=source_cli, alerts={"rules": args.rules},
+                                         model=model_section(args)))
     ctx = PipelineContext.from_config(cfg)
     if args.to:
         from hotline.cli import kafka_replay  # distributed path (optional module)
@@ -213,6 +232,7 @@ def handle(args: argparse.Namespace) -> int:
         report = run_embedded(source, ctx, store)
         if report.events == 0:
             raise nothing_replayed(source)
+        console.print(model_line(cfg), highlight=False)
         print_report(report, source, console)
         if report.alerts_seen:
             print_ae_pointers(store, console)

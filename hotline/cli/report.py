@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=int, metavar="RUN", help="run number")
     p.add_argument("--source", default=None,
                    help="data-stream name of the run (default: the one with most of its events)")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", metavar="NAME[:VERSION]", default=None,
                    help="anomaly model whose thresholds are drawn (env: HOTLINE_MODEL_NAME; "
-                        "default: the model of the run's AE alerts)")
+                        "default: the model, at the version, of the run's AE alerts)")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="the HTML file to write (default: run<RUN>-report.html here)")
     add_store_option(p)
@@ -40,10 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hotline.cli.common import model_section
     from hotline.dashboard.model_info import load_model_info
     from hotline.dashboard.run_report import ae_model_of_run, write_report
 
-    cfg = config_from(args, model={"name": args.model})
+    cfg = config_from(args, model=model_section(args))
     run = args.run
     out = Path(args.out or f"run{run}-report.html")
     with store_from(cfg, create=False) as store:
@@ -56,7 +57,12 @@ def handle(args: argparse.Namespace) -> int:
         from hotline.alerts.run_status import assess_run
 
         # no model configured: the engine takes the one the run's AE alerts name
-        status = assess_run(store, run, source=args.source, model=cfg.model.name or None,
+        ae = None
+        if cfg.model.name:
+            from hotline.alerts.reference import load_ae_model
+
+            ae = load_ae_model(cfg.model.name, cfg.model.version, cfg.model.registry)
+        status = assess_run(store, run, source=args.source, model=ae,
                             registry=cfg.model.registry)
         flags = certification.flags(store, run, status.source)
         model, version = cfg.model.name, cfg.model.version

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", type=int, metavar="RUN")
     p.add_argument("--source", help="data stream name (default: the run's only or largest)")
-    p.add_argument("--model", help="AE model whose card holds the thresholds (default: the one "
-                   "the run's AE alerts name)")
+    p.add_argument("--model", metavar="NAME[:VERSION]",
+                   help="AE model whose card holds the thresholds (default: the one, at the "
+                        "version, the run's AE alerts name)")
     p.add_argument("--no-reference", action="store_true",
                    help="ignore the stored reference run (leave-one-out expectations)")
     p.add_argument("--lumis", action="store_true", help="also list every lumisection")
@@ -40,9 +41,15 @@ def handle(args: argparse.Namespace) -> int:
     from hotline.alerts.run_status import assess_run
 
     cfg = config_from(args)
+    model = None
+    if args.model:
+        from hotline.alerts.reference import load_ae_model
+        from hotline.cli.common import parse_model_ref
+
+        model = load_ae_model(*parse_model_ref(args.model), cfg.model.registry or None)
     with store_from(cfg, create=False) as store:
         st = assess_run(store, args.run, args.source, False if args.no_reference else None,
-                        args.model, registry=cfg.model.registry or None)
+                        model, registry=cfg.model.registry or None)
     if args.json:
         print(json.dumps(st.to_dict(), sort_keys=True, default=float))
         return 0

@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only this alert kind (repeatable)")
     a.add_argument("--rule", action="append", help="only this rule (repeatable)")
     a.add_argument("--source", action="append", help="only this data stream (repeatable)")
-    a.add_argument("--max-p", type=float, metavar="P", help="only alerts with p-value <= P")
+    a.add_argument("--max-p", type=float, metavar="P",
+                   help="a filter on stored alerts: deliver only those whose p-value is <= P "
+                        "(not the alert threshold: that is --p-value of replay / worker)")
     a.add_argument("--min-significance", type=float, metavar="Z",
                    help="only alerts with significance >= Z sigma")
     a.add_argument("--min-run", type=int, help="first run (inclusive)")

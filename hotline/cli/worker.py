@@ -13,7 +13,14 @@ import argparse
 import logging
 from typing import Any
 
-from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.cli.common import (
+    add_model_options,
+    add_store_option,
+    config_from,
+    model_section,
+    store_from,
+    with_default_model,
+)
 from hotline.config import Config
 
 
@@ -29,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="score events from Kafka (hotline.events) and publish alerts (faust worker)",
         description="Run one faust worker: read event batches from hotline.events, apply the "
-        "hotline rules (same code as 'hotline replay'), publish alerts to hotline.alerts, "
+        "hotline rules and the registered default anomaly model (same code and defaults as "
+        "'hotline replay': --model to choose another, --no-model for the classic rules "
+        "only), publish alerts to hotline.alerts, "
         "lumisection summaries to hotline.scores and undecodable input to hotline.deadletter. "
         "Run several workers to share the partitions. Stop with Ctrl-C or SIGTERM.",
     )
@@ -47,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dqm-p-value", type=float, default=None, metavar="P",
                    help="DQM alert p-value of the occupancy maps (default: [dqm] p_value, env "
                         "HOTLINE_DQM_P_VALUE: 1e-3)")
+    add_model_options(p, default="the registered default model (ae_default)")
     p.set_defaults(handler=handle_worker)
 
     s = sub.add_parser(
@@ -92,9 +102,12 @@ def wait_for_broker(cfg: Config) -> None:
 
 
 def worker_config(args: argparse.Namespace) -> Config:
-    """The worker's configuration: file < env < its command-line options."""
-    return _config(args, stream={"datadir": args.datadir, "web_port": args.web_port},
-                   alerts={"rules": args.rules}, dqm={"p_value": args.dqm_p_value})
+    """The worker's configuration: file < env < its command-line options; the anomaly model
+    is the registered default unless one is configured or ``--no-model`` is given."""
+    return with_default_model(_config(
+        args, stream={"datadir": args.datadir, "web_port": args.web_port},
+        alerts={"rules": args.rules}, dqm={"p_value": args.dqm_p_value},
+        model=model_section(args)))
 
 
 def dqm_context(cfg: Any) -> Any:

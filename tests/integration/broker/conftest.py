@@ -84,8 +84,16 @@ class Workers:
     def __init__(self, config: Path, tmp: Path) -> None:
         self.config, self.tmp, self.procs = config, tmp, []
 
-    def start(self, name: str = "w1", *extra: str) -> subprocess.Popen:
+    def start(self, name: str = "w1", *extra: str, model: str | None = "none"
+              ) -> subprocess.Popen:
+        """Start worker ``name``. ``model``: "none" (``--no-model``: classic rules only, what
+        the tests comparing with a ``PipelineContext()`` reference need), None (the worker's
+        own default: the registered default model) or ``NAME[:VERSION]``."""
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115
+        if model == "none":
+            extra = ("--no-model", *extra)
+        elif model is not None:
+            extra = ("--model", model, *extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         p = subprocess.Popen(
             [HOTLINE, "--config", str(self.config), "worker", "--datadir",

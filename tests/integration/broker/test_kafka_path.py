@@ -96,7 +96,8 @@ def test_malformed_and_wrong_version_go_to_deadletter(stream_env, workers, sink,
 
 def test_cli_replay_to_kafka_parity_with_embedded_replay(stream_env, workers, sink, archive,
                                                          tmp_path):
-    """The same archived ROOT run through 'hotline replay' (embedded) and through Kafka."""
+    """The same archived ROOT run through 'hotline replay' (embedded) and through Kafka, both
+    with their defaults: the rules and the registered default anomaly model."""
     import subprocess
 
     from tests.integration.broker.conftest import HOTLINE
@@ -111,13 +112,16 @@ def test_cli_replay_to_kafka_parity_with_embedded_replay(stream_env, workers, si
     with SQLiteAlertStore(ref_db) as ref:
         expected = {a.id for a in ref.alerts()}
         ref_sums = {(s.run, s.lumi): s.n_events for s in ref.summaries()}
+        ae_rules = {r for s in ref.summaries() for r in s.score_hist}
     assert expected
+    assert ae_rules == {"ae_default_p1e-04"}, ae_rules  # the default model scored
     p = subprocess.run([HOTLINE, "--config", str(config), "replay", "7", "--archive", str(archive),
                         "--no-progress", "--to", cfg.stream.broker], capture_output=True,
                        text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     assert "published 600 events" in p.stdout and "all confirmed by the broker" in p.stdout
-    workers.start("w1")
+    workers.start("w1", model=None)
     wait_for(lambda: stored_ids(sink.store) == expected, 60, "the Kafka path's alerts")
     wait_for(lambda: {(s.run, s.lumi): s.n_events for s in sink.store.summaries()} == ref_sums,
              20, "the Kafka path's summaries to match the embedded ones")
+    assert {r for s in sink.store.summaries() for r in s.score_hist} == ae_rules

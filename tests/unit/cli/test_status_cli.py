@@ -33,7 +33,8 @@ def replayed(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     for run, seed, fault in ((1, 5, None), (2, 6, range(25, 33))):
         f = write_events(tmp_path / f"run{run}.root", _run_with_fault(run, seed, fault))
-        assert main(["replay", "--files", str(f), "--store", url, "--no-progress"]) == 0
+        assert main(["replay", "--files", str(f), "--store", url, "--no-progress",
+                     "--no-model"]) == 0
     return url
 
 
