@@ -178,7 +178,7 @@ def test_a_rule_menu_with_an_ae_rule_works_in_a_fresh_process(tmp_path: Path):
     db = tmp_path / "a.db"
     code = ("import sys; from hotline.cli import main; sys.exit(main(['replay', '1', "
             f"'--archive', {str(DEMO_ARCHIVE)!r}, '--rules', {str(menu)!r}, "
-            f"'--store', 'sqlite:///{db}']))")
+            f"'--store', 'sqlite:///{db}', '--no-model']))")  # the menu's AE rule only
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
