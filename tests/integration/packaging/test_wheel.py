@@ -85,7 +85,8 @@ def test_wheel_holds_one_top_level_package_and_its_data(wheel: Path):
                    "hotline/detectors/fastsim_params.toml",
                    "hotline/detectors/aliases/run3_scouting.toml",
                    "hotline/training/configs/default.toml",
-                   "hotline/training/samples.toml"):
+                   "hotline/training/samples.toml",
+                   "hotline/training/process_defs/README.md"):
         assert needed in names, needed
     assert not [n for n in names if "/builds/" in n or n.endswith((".db", ".pyc"))]
 

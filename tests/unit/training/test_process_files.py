@@ -253,3 +253,25 @@ kind = "ae"
     with pytest.raises(Exception) as exc:  # known now: what is missing is the runs
         check_runs_present(cfg)
     assert "zprime_ee_1tev" not in str(exc.value) and "301" in str(exc.value)
+
+
+def test_a_sample_recipe_may_name_processes_defined_in_toml(tmp_path, capsys):
+    recipe = write(tmp_path, '''schema = 1
+[[run]]
+name = "zprime_300"
+run = 300
+process = "zprime_ee_1tev"
+events = 20
+seed = 300
+chunk_size = 20
+events_per_lumi = 10
+fault = "none"
+sample = "data-like"
+used_by = ["attribution"]
+''', "recipe.toml")
+    argv = ["samples", "list", "--recipe", str(recipe), "--archive", str(tmp_path / "a")]
+    assert main(argv) == 2
+    assert "unknown process 'zprime_ee_1tev'" in capsys.readouterr().err
+    assert main([*argv, "--processes", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "zprime_300" in out and "missing" in out
