@@ -29,6 +29,16 @@ def open_page(browser, url: str):
     return page, errors
 
 
+def wait_until(cond, timeout: float) -> bool:
+    """True as soon as ``cond()`` holds, False after ``timeout`` seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_live_dashboard_replay_and_drilldown(browser, dashboard_server):
     url = dashboard_server["url"]
     # --- log in (basic auth, optional mode) so the replay controls are enabled
@@ -77,9 +87,15 @@ def test_live_dashboard_replay_and_drilldown(browser, dashboard_server):
         assert all(a < b for a, b in zip(lumis, lumis[1:])), lumis
     # a freshly replayed classic alert can be inspected too (not the stored run-5 alert,
     # wherever the table's order puts it)
-    rows.filter(has_not_text="ae_test").first.click()
-    wait_for(lambda: page.get_by_text("run 7, LS ").count() == 1, timeout=30,
-             what="event display of a replayed alert")
+    # under load the table may re-render between the click and the selection: click again
+    # until the display shows it (a lost click is the browser's, not the dashboard's)
+    def shown() -> bool:
+        if page.get_by_text("run 7, LS ").count() == 1:
+            return True
+        rows.filter(has_not_text="ae_test").first.click()
+        return wait_until(lambda: page.get_by_text("run 7, LS ").count() == 1, 3.0)
+
+    wait_for(shown, timeout=45, every=0.5, what="event display of a replayed alert")
     page.screenshot(path=str(ARTIFACTS / "dashboard_after_replay.png"), full_page=True)
     assert page.locator("#hotline-status").get_attribute("data-status") in (
         "green", "amber", "red")
