@@ -17,7 +17,7 @@ run and the clean data-like runs 231-233 and assesses each with the status engin
 The runs come from the sample cache (``hotline samples make --only status``).
 
 ``python -m benchmarks.bench_status [--archive DIR] [--reference 230] [--clean 231 232 233]
-[--no-dqm]``
+[--no-dqm] [--export-reference hotline/data/references/demo.json]``
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--reference", type=int, default=230)
     ap.add_argument("--clean", type=int, nargs="+", default=[231, 232, 233])
     ap.add_argument("--no-dqm", action="store_true", help="leave the DQM conv-AEs out")
+    ap.add_argument("--export-reference", metavar="JSON", default=None,
+                    help="also write the reference card measured on the reference run to JSON "
+                    "(how hotline/data/references/demo.json, the demo's bundled reference, is "
+                    "made)")
     args = ap.parse_args(argv)
     header("run status: demo run and clean data-like runs (issue 15)")
     dqm = not args.no_dqm
@@ -126,9 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if has_run(archive, args.reference):
             ref_run = find_run(archive, args.reference)
             n = replay(store, ref_run.files, "bench", dqm)
-            ref = save_reference(store, compute_reference(store, args.reference, "bench",
-                                                          comment="bench_status"))
+            ref = save_reference(store, compute_reference(
+                store, args.reference, "bench",
+                comment=f"recipe run {args.reference}, clean data-like (bench_status)"))
             ref_note = f"run {args.reference} ({n:,} events, {ref.n_lumis} LS)"
+            if args.export_reference:
+                card = {k: v for k, v in ref.to_dict().items() if k not in ("seq", "source")}
+                out = Path(args.export_reference)
+                out.write_text(json.dumps(card, sort_keys=True, indent=1) + "\n")
+                print(f"reference card written to {out}")
         else:
             ref_note = ref_note.format(r=args.reference, a=archive)
         print(f"reference: {ref_note}")

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "quarantined fraction and the DQM alert rate with a reference run chosen by the "
         "expert (AE thresholds are compared with their calibrated p-values). `set RUN` "
         "measures them on that run's stored summaries and DQM alerts and stores them with "
-        "their provenance; `show` prints the current reference and the earlier ones.",
+        "their provenance; `show` prints the current reference and the earlier ones; `show --json` writes it as a "
+        "card that `load FILE` stores in another store (how the demo ships its reference).",
     )
     rs = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = rs.add_parser("set", help="measure RUN and make it the current reference")
@@ -37,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--json", action="store_true", help="print the current reference as JSON")
     add_store_option(sh)
     sh.set_defaults(handler=handle_show)
+    ld = rs.add_parser("load", help="store a reference card (JSON from `show --json`) as the "
+                       "current reference")
+    ld.add_argument("file", metavar="FILE")
+    ld.add_argument("--source", help="data stream it is the reference of (default: the card's)")
+    add_store_option(ld)
+    ld.set_defaults(handler=handle_load)
 
 
 def _when(t: float) -> str:
@@ -52,6 +59,30 @@ def handle_set(args: argparse.Namespace) -> int:
         ref = compute_reference(store, args.run, args.source, lumis, args.user, args.comment)
         ref = save_reference(store, ref)
     _print(ref, Console(soft_wrap=True), "reference set")
+    return 0
+
+
+def handle_load(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hotline.alerts.reference import Reference, save_reference
+    from hotline.errors import HotlineError
+
+    path = Path(args.file)
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "run" not in data:
+            raise ValueError("not a reference card (no 'run')")
+        source = args.source or data.get("source")
+        if not source:
+            raise ValueError("the card names no source: give --source")
+        ref = Reference.from_dict({**data, "source": source})
+    except (OSError, ValueError, TypeError) as exc:
+        raise HotlineError(f"reference card {path}: {exc}") from exc
+    cfg = config_from(args)
+    with store_from(cfg) as store:
+        ref = save_reference(store, ref)
+    _print(ref, Console(soft_wrap=True), f"reference loaded from {path}")
     return 0
 
 

@@ -105,6 +105,8 @@ def test_base_install_runs_the_demo_without_torch(clean_venv: Path, tmp_path: Pa
     # the verdict, the certification and (without the dashboard extra) no report
     assert "Verdict: run 1 is RED" in res.stdout and "LS 25-32: red" in res.stdout
     assert "certified good: 32 of 40" in res.stdout
+    # the bundled reference card (package data) gave the expectations
+    assert "expectations: reference run 230 (bundled demo reference)" in res.stdout
     assert "run report: needs the dashboard extra" in res.stdout
     # the demo's alert store is in the user's state folder, not in the package, and stays
     # there for a look afterwards

@@ -58,3 +58,14 @@ def test_demo_writes_certification_and_report(demo):
     html = (folder / "run1-report.html").read_text()
     assert f"LS {first}-{last}" in html and "<script src=" not in html
     assert "run report:" in text and "certified good:" in text
+
+
+def test_demo_compares_with_the_bundled_reference(demo):
+    """The classic rules are judged against the shipped reference card (a clean data-like
+    run of the recipe), not against the demo run itself."""
+    from hotline.config import package_path
+
+    card = json.loads((package_path("hotline.data", "references") / "demo.json").read_text())
+    text, _ = demo
+    assert f"expectations: reference run {card['run']} (bundled demo reference)" in text
+    assert card["n_lumis"] >= 40 and card["rules"] and card["events"] >= 20_000

@@ -92,3 +92,28 @@ def test_cli_errors_are_one_line(replayed, capsys):
     assert "expected RANGES=good" in capsys.readouterr().err
     assert main(["reference", "set", "1", "--lumis", "5-2", "--store", replayed]) == 2
     assert "ends before it starts" in capsys.readouterr().err
+
+
+def test_reference_card_travels_between_stores(replayed, tmp_path, capsys):
+    """`show --json` writes a card that `load` stores elsewhere; the status there compares
+    with it; a broken card is a one-line error naming the file."""
+    assert main(["reference", "set", "1", "--store", replayed, "--user", "bob"]) == 0
+    capsys.readouterr()
+    assert main(["reference", "show", "--json", "--store", replayed]) == 0
+    card = tmp_path / "ref.json"
+    card.write_text(capsys.readouterr().out)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    f = write_events(tmp_path / "run2b.root", _run_with_fault(2, 6, range(25, 33)))
+    assert main(["replay", "--files", str(f), "--store", other, "--no-progress",
+                 "--no-model"]) == 0
+    assert main(["reference", "load", str(card), "--store", other]) == 0
+    assert "reference loaded from" in capsys.readouterr().out
+    assert main(["status", "2", "--store", other, "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["reference"]["reference"]["run"] == 1
+    assert st["reference"]["reference"]["set_by"] == "bob"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"n_lumis": 3}')
+    assert main(["reference", "load", str(broken), "--store", other]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and len(err.strip().splitlines()) == 1
