@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "quarantined fraction and the DQM alert rate with a reference run chosen by the "
         "expert (AE thresholds are compared with their calibrated p-values). `set RUN` "
         "measures them on that run's stored summaries and DQM alerts and stores them with "
-        "their provenance; `show` prints the current reference and the earlier ones; `show --json` writes it as a "
-        "card that `load FILE` stores in another store (how the demo ships its reference).",
+        "their provenance; `show` prints the current reference and the earlier ones; "
+        "`show --json` writes it as a card that `load FILE` stores in another store (how "
+        "the demo ships its reference).",
     )
     rs = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = rs.add_parser("set", help="measure RUN and make it the current reference")
