@@ -153,6 +153,7 @@ def serve(cfg: Any, *, store: AlertStore | None = None, hub: Hub | None = None,
     kwargs: dict[str, Any] = dict(
         port=port, address=host, websocket_origin=allowed, show=show, threaded=threaded,
         title=TITLE, **auth_kwargs(cfg.dashboard.basic_auth, cfg.dashboard.cookie_secret),
+        liveness=True,  # GET /liveness: the server's loop answers (`hotline health dashboard`)
     )
     kwargs.update(extra)
     log.info("serving the dashboard on http://%s:%s", host, port)

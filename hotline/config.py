@@ -81,6 +81,12 @@ class StreamConfig:
     sink_group: str = "hotline-sink"  #: consumer group of the alert sink
     session_timeout: float = 10.0  #: consumer-group session timeout (dead-worker detection)
     recovery_delay: float = 3.0  #: s a worker waits after a rebalance before resuming (faust)
+    #: what routes a hotline.events message to a partition (``stream.partitioning``): "lumi"
+    #: (each lumisection on one partition, in order; a run's lumisections spread over all),
+    #: "run" (a whole run on one partition) or "message" (round robin, no per-LS order)
+    partition_by: str = "lumi"
+    replication_factor: int = 1  #: replicas of each Hotline topic (3 on a 3-broker cluster)
+    health_max_age: float = 60.0  #: s after which a silent worker / sink is unhealthy
 
 
 #: ``[model] name`` value that means "no anomaly model, classic rules only" (``--no-model``)

@@ -24,7 +24,8 @@ EXTRAS_OF_MODULE: dict[str, tuple[str, ...]] = {
 
 #: the extra a command needs first (a package several extras bring is named by this one)
 EXTRA_OF_COMMAND: dict[str, str] = {
-    "worker": "kafka", "sink": "kafka", "dashboard": "dashboard", "train": "train",
+    "worker": "kafka", "sink": "kafka", "topics": "kafka", "dashboard": "dashboard",
+    "train": "train",
     "attribution": "train", "generate": "sim", "firmware": "firmware", "report": "dashboard",
 }
 

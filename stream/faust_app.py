@@ -69,6 +69,7 @@ def make_app(
     register_codecs()
     port = s.web_port if web_port is None else web_port
     datadir = Path(datadir or s.datadir or default_state_dir() / "faust" / s.app_id)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         s.app_id,
         broker=s.broker,
@@ -84,7 +85,7 @@ def make_app(
         producer_max_request_size=s.max_message_bytes,
         producer_acks=-1,
         topic_partitions=s.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=s.replication_factor,
         topic_disable_leader=True,
         table_cleanup_interval=60.0,
         # wait after a rebalance before table recovery / resuming streams: workers that join

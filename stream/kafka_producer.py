@@ -1,8 +1,9 @@
 """Publish ``EventBatch`` streams to ``hotline.events`` with kafka-python.
 
 One message = one batch of at most ``events_per_message`` events (Arrow IPC,
-``stream.codecs``), key = run number so a run's lumisections stay ordered in one
-partition. Every send is confirmed by the broker (``acks=all``, idempotent
+``stream.codecs``), cut and routed to a partition by ``stream.partitioning``
+(``[stream] partition_by``: by default each lumisection on one partition, in order,
+a run's lumisections spread over all partitions). Every send is confirmed by the broker (``acks=all``, idempotent
 producer); ``publish`` returns a ``PublishReport`` with the delivered counts and
 the rate, and raises ``StreamError`` if any message was not delivered.
 Connecting to an absent broker is retried with exponential backoff for at most
@@ -24,6 +25,7 @@ from hotline.config import StreamConfig
 from hotline.errors import StreamError
 from hotline.stream.batch import EventBatch
 from hotline.stream.codecs import encode_batch
+from hotline.stream.partitioning import Router
 from hotline.stream.topics import bootstrap_servers
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,8 @@ class PublishReport:
 
 
 def split_messages(batch: EventBatch, events_per_message: int) -> Iterator[tuple[int, EventBatch]]:
-    """(run, sub-batch) pieces of at most ``events_per_message`` events, one run each."""
+    """(run, sub-batch) pieces of at most ``events_per_message`` events, one run each
+    (``publish`` cuts and routes with ``stream.partitioning.Router`` instead)."""
     run = batch.run
     runs = np.unique(run)
     for r in runs:
@@ -154,13 +157,14 @@ def publish(
         pending[:] = keep
 
     try:
+        router = Router(cfg.partition_by, len(producer.partitions_for(topic) or ()) or 1)
         for batch in batches:
-            for run, piece in split_messages(batch, cfg.events_per_message):
-                data = encode_batch(piece)
-                fut = producer.send(topic, key=str(run).encode(), value=data)
-                pending.append((fut, len(piece), len(data)))
+            for msg in router.route(batch, cfg.events_per_message):
+                data = encode_batch(msg.batch)
+                fut = producer.send(topic, key=msg.key, value=data, partition=msg.partition)
+                pending.append((fut, len(msg.batch), len(data)))
                 if on_message is not None:
-                    on_message(piece)
+                    on_message(msg.batch)
             if len(pending) > 64:
                 settle(block=False)
         producer.flush(timeout=120)

@@ -193,11 +193,13 @@ def run_sink(
     on_stored: Callable[[list[Any], list[AlertRecord], float], None] | None = None,
     consumer: Any = None,
     group: str | None = None,
+    on_poll: Callable[[SinkReport], None] | None = None,
 ) -> SinkReport:
     """Consume until ``stop()`` is true (or ``idle_exit`` s without records); commit after writing.
 
     ``on_stored(records, new_alerts, t_stored)`` is called after each committed write
-    (benchmarks and the dashboard hook in here).
+    (benchmarks and the dashboard hook in here); ``on_poll(report)`` once per loop turn
+    (the heartbeat of ``stream.health``).
     """
     t = topics_for(cfg)
     own = consumer is None
@@ -209,6 +211,8 @@ def run_sink(
     backoff = Backoff(0.25, 5.0)
     try:
         while not (stop is not None and stop()):
+            if on_poll is not None:
+                on_poll(report)
             try:
                 polled = consumer.poll(timeout_ms=200)
             except KafkaError as exc:  # broker restarting: back off, keep the position

@@ -6,7 +6,8 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 (``-v`` shows the traceback); a command needing a missing extra says which, in one line;
 ``Ctrl-C`` exits 130. Modules: ``replay`` (and ``kafka_replay`` for ``--to kafka://``),
 ``runs``, ``alerts``, ``deadletters`` (list, export, re-drive), ``demo``, ``dashboard``,
-``archive``, ``worker`` (worker and sink), ``subscribe`` (subscriptions and ``deliver``),
+``archive``, ``worker`` (worker and sink), ``topics`` (create and resize the Kafka topics),
+``health`` (a deployed service's health check), ``subscribe`` (subscriptions and ``deliver``),
 ``train`` (train, calibrate, models), ``attribution``, ``generate``, ``samples`` (the sample
 recipe: list, make), ``firmware``, ``dqm``, ``status`` (a run's green / amber / red verdict),
 ``reference`` (set, show the reference run), ``certify`` (lumisection certification, golden
@@ -35,6 +36,8 @@ COMMAND_MODULES = [
     "hotline.cli.dashboard",
     "hotline.cli.archive",
     "hotline.cli.worker",
+    "hotline.cli.topics",
+    "hotline.cli.health",
     "hotline.cli.subscribe",
     "hotline.cli.train",
     "hotline.cli.attribution",

@@ -4,7 +4,8 @@
 one-line error), creates the topics if needed and runs the faust worker until
 SIGTERM / Ctrl-C. Start several for more throughput: Kafka shares the
 partitions of ``hotline.events`` between them. ``hotline sink`` writes alerts,
-summaries and dead letters from Kafka into the alert store.
+summaries and dead letters from Kafka into the alert store. Both write a heartbeat
+(``stream.health``) that ``hotline health`` checks.
 """
 
 from __future__ import annotations
@@ -134,27 +135,33 @@ def dqm_agents(cfg: Any, enabled: bool = True) -> list[Any]:
 
 def handle_worker(args: argparse.Namespace) -> int:
     from hotline.stream.faust_app import make_app, make_worker
+    from hotline.stream.health import Heartbeat, attach_worker_heartbeat
 
+    beat = Heartbeat("worker").start()  # first: a worker failing on every start leaves a trace
     cfg = worker_config(args)
     wait_for_broker(cfg)
     from hotline.stream.topics import initialise_group_offsets
 
     initialise_group_offsets(cfg.stream, timeout=cfg.stream.connect_timeout)
     app = make_app(cfg, extra_agents=dqm_agents(cfg, enabled=not args.no_dqm))
+    attach_worker_heartbeat(app, beat)
     worker = make_worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()  # returns on SIGTERM / SIGINT (exits the process)
     return 0
 
 
 def handle_sink(args: argparse.Namespace) -> int:
+    from hotline.stream.health import Heartbeat
     from hotline.stream.sink import run_sink
 
+    beat = Heartbeat("sink").start()
     cfg = _config(args)
     wait_for_broker(cfg)
     with store_from(cfg) as store:
         logging.getLogger(__name__).warning("sink: writing %s into %s",
                                             cfg.stream.alerts_topic, store.url)
-        report = run_sink(cfg.stream, store, idle_exit=args.idle_exit)
+        report = run_sink(cfg.stream, store, idle_exit=args.idle_exit,
+                          on_poll=lambda r: beat.beat(r.records))
     print(f"sink stored {report.alerts_new:,} new alerts ({report.alerts_seen:,} read), "
           f"{report.summaries:,} partial summaries ({report.summaries_new:,} new), "
           f"{report.deadletters:,} dead letters")
