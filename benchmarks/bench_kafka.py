@@ -12,7 +12,11 @@ Starts a real single-node Kafka 3.9.1 broker (KRaft, cached Maven jars) and one
    10 kHz input, 1000-event messages every 0.1 s: p50 / p99, for the ``moderate``
    menu (~1 % of events alert) and the alert-heavy default menu;
 3. worker RSS at start and end of a long run (``--long-events``, default 10 M as
-   in the issue; ~2.5 min here).
+   in the issue; ~2.5 min here);
+4. scale-out within one run: the same long run (one run number, ``--scaling-events``,
+   20,000 events per lumisection) on 4 partitions keyed by lumisection
+   (``[stream] partition_by = "lumi"``), scored by 1 and then by 2 workers: events/s
+   from the first to the last scored message, and the ratio (target >= 1.7x on 2 cores).
 
 Run: ``.venv/bin/python -m benchmarks.bench_kafka [--events N] [--long-events N]``.
 """
@@ -94,12 +98,14 @@ def events(n: int, seed: int, run: int, start_event: int = 0) -> ak.Array:
                          "event")
 
 
-def write_cfg(tmp: Path, broker: str, tag: str, menu: str | None, per_message: int) -> Path:
+def write_cfg(tmp: Path, broker: str, tag: str, menu: str | None, per_message: int,
+              partitions: int = 1) -> Path:
     lines = ["[stream]", f'broker = "{broker}"', f'app_id = "bench-{tag}"',
              f'events_topic = "ev-{tag}"', f'scores_topic = "sc-{tag}"',
              f'alerts_topic = "al-{tag}"', f'deadletter_topic = "dl-{tag}"',
              f'occupancy_topic = "oc-{tag}"', f'sink_group = "sink-{tag}"',
-             f"events_per_message = {per_message}", "partitions = 1", "session_timeout = 10.0",
+             f"events_per_message = {per_message}", f"partitions = {partitions}",
+             "session_timeout = 10.0",
              "", "[store]", f'url = "sqlite:///{tmp / (tag + ".db")}"']
     if menu:
         (tmp / f"{tag}.toml").write_text(menu)
@@ -318,6 +324,47 @@ def memory(broker, tmp: Path, n: int, chunk: int = 200_000) -> dict:
             "rss_max_mb": max(r for _, r in rss), "samples": rss}
 
 
+def scaling(broker, tmp: Path, n: int, n_workers: int, partitions: int = 4) -> dict:
+    """One run of ``n`` events (20,000 per lumisection) scored by ``n_workers`` workers that
+    share ``partitions`` lumisection-keyed partitions; rate from first to last scored."""
+    from hotline.config import load_config
+    from hotline.stream.batch import EventBatch
+    from hotline.stream.kafka_producer import publish
+    from hotline.stream.topics import ensure_topics
+
+    tag = f"scale{n_workers}-{uuid.uuid4().hex[:6]}"
+    cfg_path = write_cfg(tmp, broker.url, tag, TIGHT_MENU, 4096, partitions=partitions)
+    cfg = load_config(cfg_path, environ={})
+    ensure_topics(cfg.stream)
+    procs = [start_worker(cfg_path, tmp, f"{tag}-w{i}") for i in range(n_workers)]
+    try:
+        for _, log in procs:
+            wait(lambda log=log: "Worker ready" in log.read_text(errors="replace"), 180,
+                 "the workers to join")
+        time.sleep(cfg.stream.recovery_delay + 3.0)  # the group settles after the last join
+        arrays = events(n, seed=6, run=3)
+        rep = publish([EventBatch(arrays[i : i + 65536]) for i in range(0, n, 65536)],
+                      cfg.stream)
+
+        def done() -> int:
+            return sum(len(scored(log)) for _, log in procs)
+
+        wait(lambda: done() >= rep.messages or any(p.poll() is not None for p, _ in procs),
+             900, "the workers to score the run")
+    finally:
+        for p, _ in procs:
+            stop(p)
+    per = [scored(log) for _, log in procs]
+    stamps = sorted(x for s in per for x in s)
+    if len(stamps) < rep.messages:
+        raise RuntimeError(f"workers scored {len(stamps)} of {rep.messages} messages")
+    secs = stamps[-1][0] - stamps[0][0]
+    ev = sum(x[1] for x in stamps[1:])  # the first message's time includes the wake-up
+    return {"workers": n_workers, "partitions": partitions, "events": n,
+            "messages": rep.messages, "rate": ev / secs if secs > 0 else 0.0,
+            "seconds": secs, "events_per_worker": [sum(x[1] for x in s) for s in per]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=400_000, help="events for the throughput runs")
@@ -327,7 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                     choices=sorted(MENUS), help="rule menus of the latency runs")
     ap.add_argument("--long-events", type=int, default=10_000_000,
                     help="events of the memory run (issue: 10,000,000)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "memory"])
+    ap.add_argument("--scaling-events", type=int, default=400_000,
+                    help="events of the one run scored by 1 and by 2 workers")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["throughput", "latency", "memory", "scaling"])
     args = ap.parse_args(argv)
 
     from tests.integration.broker.kafka_server import KafkaBroker
@@ -374,6 +424,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"start {mem['rss_start_mb']:.0f} MB, half-way {mem['rss_half_mb']:.0f} MB, "
                   f"end {mem['rss_end_mb']:.0f} MB, "
                   f"max {mem['rss_max_mb']:.0f} MB (target < 1 GB, flat)")
+        if "scaling" not in args.skip:
+            one = scaling(broker, tmp, args.scaling_events, 1)
+            two = scaling(broker, tmp, args.scaling_events, 2)
+            results["scaling"] = [one, two]
+            print(f"one run, {args.scaling_events:,} events, 20,000 per lumisection, 4 "
+                  f"partitions keyed by lumisection, tight menu + default model:")
+            for r in (one, two):
+                print(f"  {r['workers']} worker(s): {r['rate']:>10,.0f} events/s "
+                      f"(events per worker: {', '.join(f'{e:,}' for e in r['events_per_worker'])})")
+            print(f"  ratio 2/1: {two['rate'] / one['rate']:.2f}x (target >= 1.7x on 2 cores; "
+                  f"load average now {os.getloadavg()[0]:.1f})")
     finally:
         broker.cleanup()
     print(f"results: {save('kafka', results)}")

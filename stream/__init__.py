@@ -21,11 +21,14 @@ Distributed path (the ``kafka`` extra):
 
 - ``stream.topics``: the Kafka topics, declared once from ``StreamConfig``.
 - ``stream.codecs``: wire formats of the topics (Arrow IPC batches, JSON records).
+- ``stream.partitioning``: cutting batches into messages and routing them to partitions
+  (by lumisection, run or message).
 - ``stream.kafka_producer``: publishing batches to ``hotline.events`` (retry with backoff).
 - ``stream.faust_app``: the faust application (``make_app``).
 - ``stream.agents``: the event agents (decode, call the core, send, in offset order).
 - ``stream.agents_dqm``: the occupancy agent and the occupancy-map wire format.
 - ``stream.sink``: ``hotline.alerts`` / ``scores`` / ``deadletter`` -> alert store.
+- ``stream.health``: heartbeat files of the worker and the sink, and their health checks.
 - ``stream.log_throttle``: Kafka-client log lines during a broker outage, one per backoff step.
 """
 

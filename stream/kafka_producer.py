@@ -3,9 +3,10 @@
 One message = one batch of at most ``events_per_message`` events (Arrow IPC,
 ``stream.codecs``), cut and routed to a partition by ``stream.partitioning``
 (``[stream] partition_by``: by default each lumisection on one partition, in order,
-a run's lumisections spread over all partitions). Every send is confirmed by the broker (``acks=all``, idempotent
-producer); ``publish`` returns a ``PublishReport`` with the delivered counts and
-the rate, and raises ``StreamError`` if any message was not delivered.
+a run's lumisections spread over all partitions). Every send is confirmed by the
+broker (``acks=all``, idempotent producer); ``publish`` returns a ``PublishReport``
+with the delivered counts and the rate, and raises ``StreamError`` if any message
+was not delivered.
 Connecting to an absent broker is retried with exponential backoff for at most
 ``connect_timeout`` seconds, then fails with a clear message (never hangs).
 """

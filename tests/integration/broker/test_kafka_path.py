@@ -55,7 +55,10 @@ def test_worker_matches_embedded_pipeline(stream_env, workers, sink, tmp_path):
     expected = embedded_ids(batches, tmp_path)
     assert len(expected) > 100
     rep = send(cfg, batches, per_message=500)
-    assert rep.events == 3000 and rep.messages == 6
+    # one message per lumisection (200 events each, at most 500), spread over the partitions
+    assert rep.events == 3000 and rep.messages == 15
+    assert rep.partitions == {p: 800 if p in ((11 + 1) % 4, (11 + 2) % 4, (11 + 3) % 4)
+                              else 600 for p in range(4)}
     w = workers.start("w1")
     wait_for(lambda: stored_ids(sink.store) == expected or w.poll() is not None, 60,
              "the worker's alerts in the store")

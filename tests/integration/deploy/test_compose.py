@@ -1,5 +1,7 @@
 """docker-compose.yml validates (``docker-compose config -q``, pip docker-compose 1.29.2).
 
+(``test_compose_native`` runs it.)
+
 The validator lives in its own venv (``~/.cache/hotline/venv-compose``, made by
 ``.ci/setup``) because docker-compose 1.29.2 needs PyYAML < 6. In CI a missing
 validator fails the test; elsewhere it skips with the command that installs it.
@@ -13,8 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hotline.config import StreamConfig
-from hotline.stream.topics import topics_for
 from tests.conftest import IN_CI
 from tests.support.fetch import CACHE
 
@@ -46,22 +46,33 @@ def test_compose_has_the_deployment(compose):
     assert p.returncode == 0, p.stderr
     services = yaml.safe_load(p.stdout)["services"]
     assert {"kafka", "kafka-init", "postgres", "worker", "sink", "dashboard"} <= set(services)
+    kafka = services["kafka"]["environment"]
     assert services["kafka"]["image"].startswith("apache/kafka:3.9")
-    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert int(services["worker"]["deploy"]["replicas"]) >= 2
-    for name in ("kafka", "postgres", "worker", "sink", "dashboard"):
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    # containers and host clients on separate listeners, each advertised as they reach it
+    assert kafka["KAFKA_ADVERTISED_LISTENERS"] == "INTERNAL://kafka:29092,HOST://127.0.0.1:9092"
+    assert any(str(p).startswith("127.0.0.1:9092:9092") for p in services["kafka"]["ports"])
+    # scaling that docker-compose 1.29 honours (it ignores deploy.replicas)
+    assert int(services["worker"]["scale"]) >= 2 and "deploy" not in services["worker"]
+    assert services["worker"]["environment"]["HOTLINE_MODEL_NAME"] == "ae_default"
+    for name in ("worker", "sink", "dashboard"):
+        assert services[name]["healthcheck"]["test"] == ["CMD", "hotline", "health", name]
+    for name in ("kafka", "postgres"):
         assert "healthcheck" in services[name], name
-    init = " ".join(services["kafka-init"]["command"])
-    for topic in topics_for(StreamConfig()).all():  # the names declared once, in [stream]
-        assert topic in init, topic
-    assert services["worker"]["environment"]["HOTLINE_STREAM_BROKER"] == "kafka://kafka:9092"
+    # topics: created or grown by `hotline topics`, names from [stream] (stream/topics.py)
+    assert services["kafka-init"]["command"] == ["hotline", "topics"]
+    for name in ("kafka-init", "worker", "sink", "dashboard", "replay"):
+        env = services[name]["environment"]
+        assert env["HOTLINE_STREAM_BROKER"] == "kafka://kafka:29092", name
+        assert env["HOTLINE_STREAM_PARTITIONS"] == "4", name
+    assert "kafka://kafka:29092" in services["replay"]["entrypoint"]
     assert services["sink"]["environment"]["HOTLINE_STORE_URL"].startswith("postgresql://")
 
 
 def test_validator_rejects_a_broken_file(compose, tmp_path):
     text = (ROOT / "docker-compose.yml").read_text()
     bad = tmp_path / "docker-compose.yml"
-    bad.write_text(text.replace("    deploy:\n", "    deploy:\n      wrong_key: 1\n", 1))
+    bad.write_text(text.replace("    scale: ", "    wrong_key: 1\n    scale: ", 1))
     p = run(compose, bad, "-q")
     assert p.returncode != 0 and "wrong_key" in p.stderr
 
