@@ -25,7 +25,8 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,22 @@ def alert_id(source: str, run: int, lumi: int, event: int, rule: str) -> str:
     """Stable alert id: 24 hex chars of sha256 over (source, run, ls, event, rule)."""
     key = f"{source}\x1f{int(run)}\x1f{int(lumi)}\x1f{int(event)}\x1f{rule}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def alert_ids(source: str, runs: Sequence[int], lumis: Sequence[int], events: Sequence[int],
+              rule: str) -> list[str]:
+    """``alert_id`` of every (run, lumisection, event) of one rule, computed for a whole batch
+    (Python ints, e.g. from ``ndarray.tolist()``; the same ids as one ``alert_id`` each)."""
+    sha = hashlib.sha256
+    head, tail = f"{source}\x1f", f"\x1f{rule}"
+    return [sha(f"{head}{r}\x1f{ls}\x1f{e}{tail}".encode()).hexdigest()[:24]
+            for r, ls, e in zip(runs, lumis, events)]
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """The one JSON text of an alert payload, as the store keeps it and the stream sends it
+    (keys sorted; NaN refused)."""
+    return json.dumps(payload, sort_keys=True, allow_nan=False, default=float)
 
 
 def significance_from_p(p: float | None) -> float | None:
@@ -99,8 +116,46 @@ class AlertRecord:
             payload=payload or {},
         )
 
+    @classmethod
+    def batch(
+        cls, *, kind: str, rule: str, source: str, ids: Sequence[str], runs: Sequence[int],
+        lumis: Sequence[int], events: Sequence[int], scores: Sequence[float | None],
+        p_values: Sequence[float | None], payloads: Sequence[dict[str, Any]],
+        payload_texts: Sequence[str | None], created: float,
+    ) -> list[AlertRecord]:
+        """The alerts of one rule on one batch, built together: the same records as ``make``
+        for each (``ids`` from ``alert_ids``; Python ints and floats), each holding its
+        payload's JSON text when given (``payload_texts``: ``payload_json`` of the payload,
+        or None to build it on first use), so the store and the stream encode it once."""
+        sig = [None if p is None else significance_from_p(p) for p in p_values]
+        out = []
+        new = object.__new__
+        for i, run, lumi, event, score, p, z, payload, text in zip(
+                ids, runs, lumis, events, scores, p_values, sig, payloads, payload_texts):
+            rec = new(cls)  # the fields set directly: __init__ of a frozen dataclass is slow
+            rec.__dict__.update(id=i, kind=kind, rule=rule, source=source, run=run, lumi=lumi,
+                                event=event, score=score, p_value=p, significance=z,
+                                created=created, payload=payload, schema=SCHEMA_VERSION,
+                                _payload_json=text)
+            out.append(rec)
+        return out
+
+    @property
+    def payload_json(self) -> str:
+        """The payload as JSON text (``payload_json``), built once per record."""
+        text = self.__dict__.get("_payload_json")
+        if text is None:
+            text = payload_json(self.payload)
+            object.__setattr__(self, "_payload_json", text)
+        return text
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, allow_nan=False, default=float)
+        """The record as one JSON object, keys sorted (the payload's text reused)."""
+        head = {f: getattr(self, f) for f in _FIELDS_BEFORE_PAYLOAD}
+        tail = {f: getattr(self, f) for f in _FIELDS_AFTER_PAYLOAD}
+        before = json.dumps(head, sort_keys=True, allow_nan=False, default=float)
+        after = json.dumps(tail, sort_keys=True, allow_nan=False, default=float)
+        return f'{before[:-1]}, "payload": {self.payload_json}, {after[1:]}'
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertRecord:
@@ -118,6 +173,11 @@ class AlertRecord:
             return cls(**data)
         except TypeError as exc:
             raise StreamError(f"alert record is incomplete: {exc}") from None
+
+
+_FIELDS = sorted(AlertRecord.__dataclass_fields__)
+_FIELDS_BEFORE_PAYLOAD = [f for f in _FIELDS if f < "payload"]
+_FIELDS_AFTER_PAYLOAD = [f for f in _FIELDS if f > "payload"]
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:

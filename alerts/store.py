@@ -192,7 +192,7 @@ def _match(column: str, value: Any, ph: str, clauses: list[str], args: list[Any]
 def _alert_row(r: AlertRecord) -> tuple:
     return (
         r.id, r.kind, r.rule, r.source, r.run, r.lumi, r.event, r.score, r.p_value,
-        r.significance, r.created, json.dumps(r.payload, allow_nan=False, default=float), r.schema,
+        r.significance, r.created, r.payload_json, r.schema,
     )
 
 

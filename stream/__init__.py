@@ -14,6 +14,8 @@ Pipelines (the same functions on the embedded and the distributed path):
 
 - ``stream.pipeline``: ``process_batch`` (the batch core), ``PipelineContext.from_config``
   and ``run_embedded``.
+- ``stream.batch_alerts``: a batch's alert records built together (one objects payload and
+  its JSON per alerted event, ids per batch) and the features its rules and alerts need.
 - ``stream.dqm_pipeline``: occupancy maps -> conv-AE scores -> DQM alerts.
 - ``stream.redrive``: re-driving dead letters (fixed files replayed, kept payloads re-processed).
 

@@ -46,16 +46,12 @@ from hotline.alerts.records import (
 from hotline.alerts.records import score_bin_edges as score_bin_edges  # re-exported
 from hotline.alerts.rules import RuleOutcome
 from hotline.config import NO_MODEL, Config
-from hotline.detectors.features import (
-    FeatureMatrix,
-    extract_features,
-    missing_branches,
-    required_branches,
-)
+from hotline.detectors.features import FeatureMatrix, missing_branches, required_branches
 from hotline.detectors.quality import Problem, Quarantine, check_events
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from hotline.errors import HotlineError
 from hotline.stream.batch import EventBatch
+from hotline.stream.batch_alerts import RuleContext, batch_alerts
 
 log = logging.getLogger(__name__)
 
@@ -155,52 +151,6 @@ class BatchResult:
         return out
 
 
-def _objects_payloads(
-    features: FeatureMatrix | None, idx: np.ndarray, outcome: RuleOutcome | None = None,
-    spec: FeatureSpec = DEFAULT_SPEC,
-) -> list[list[list[Any]]]:
-    """For events ``idx``: the present objects as [label, pt, eta, phi] lists (vectorised).
-
-    The feature-spec objects come first; then the objects that fired ``outcome``'s rule
-    (``RuleOutcome.objects``) that are not among them, labelled by their collection
-    (``pho1``...), so a rule on a collection outside the spec still shows its objects.
-    """
-    if features is None or idx.size == 0:
-        rows: list[list[list[Any]]] = [[] for _ in range(idx.size)]
-    else:
-        labels = features.spec.object_labels
-        vals = np.round(features.objects()[idx].astype(np.float64), 4).tolist()
-        mask = features.mask[idx].tolist()
-        rows = [
-            [[labels[j], *row[j]] for j in range(len(row)) if present[j]]
-            for row, present in zip(vals, mask)
-        ]
-    if outcome is None or outcome.objects is None or outcome.collection is None or not idx.size:
-        return rows
-    used = features.spec if features is not None else spec
-    label = used.label_for(outcome.collection)
-    pos, vals = outcome.objects(idx)
-    first = np.zeros(idx.size, dtype=np.int64)  # numbering starts after the spec's own objects
-    obj = used.object_for(outcome.collection)
-    if features is not None and obj is not None and pos.size:
-        start = sum(o.count for o in used.objects[: used.objects.index(obj)])
-        slots = features.objects()[idx, start:start + obj.count]
-        present = features.mask[idx, start:start + obj.count]
-        same = (slots[pos] == vals[:, None, :].astype(np.float32)).all(-1) & present[pos]
-        new = ~same.any(-1)  # fired objects not already shown as spec objects
-        pos, vals = pos[new], vals[new]
-        first = present.sum(1).astype(np.int64)
-    if not pos.size:
-        return rows
-    group_start = np.r_[0, np.flatnonzero(np.diff(pos)) + 1]
-    rank = np.arange(pos.size) - np.repeat(group_start, np.diff(np.r_[group_start, pos.size]))
-    numbers = (first[pos] + rank + 1).tolist()
-    values = np.round(vals.astype(np.float64), 4).tolist()
-    for p, k, v in zip(pos.tolist(), numbers, values):
-        rows[p].append([f"{label}{k}", *v])
-    return rows
-
-
 def _quarantine_letters(
     batch: EventBatch, quarantine: Quarantine, features: FeatureMatrix | None
 ) -> list[DeadLetter]:
@@ -239,16 +189,16 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     run, lumi, event = batch.run, batch.lumi, batch.event
     result = BatchResult(n_events=n)
     quarantine = check_events(batch.arrays)
-    features: FeatureMatrix | None = None
-    features_missing = missing_branches(ctx.spec, batch.fields)
-    if not features_missing:
-        features = extract_features(batch.arrays, ctx.spec, where=batch.origin)
+    # features for the whole batch only when a scorer or a rule needs them there; else
+    # batch_alerts extracts them for the alerted events alone (stream.batch_alerts)
+    context = RuleContext(batch, ctx.spec, missing_branches(ctx.spec, batch.fields),
+                          eager=ctx.features_required)
+    features = context.whole
     bad = quarantine.bad if features is None else quarantine.bad | features.bad
     if bad.any():
         result.deadletters.extend(_quarantine_letters(batch, quarantine, features))
     good = ~bad
-    context = {"features": features, "features_missing": features_missing, "good": good,
-               "batch": batch}
+    context["good"] = good
     outcomes: list[RuleOutcome] = [rule.evaluate(batch.arrays, context) for rule in ctx.rules]
 
     # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch; the
@@ -268,32 +218,7 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     for o in outcomes:
         if o.mask is None:
             result.unavailable[o.rule] = o.missing
-            continue
-        hits = np.flatnonzero(o.mask & good)
-        if hits.size == 0:
-            continue
-        objects = _objects_payloads(features, hits, o, ctx.spec)
-        runs, lumis, events = run[hits].tolist(), lumi[hits].tolist(), event[hits].tolist()
-        scores = o.score[hits].tolist() if o.score is not None else [None] * hits.size
-        pvals = o.p_value[hits].tolist() if o.p_value is not None else [None] * hits.size
-        for k, i in enumerate(hits.tolist()):
-            payload: dict[str, Any] = {"objects": objects[k]}
-            if o.details is not None:
-                payload.update(o.details(i))
-            result.alerts.append(
-                AlertRecord.make(
-                    kind=o.kind,
-                    rule=o.rule,
-                    source=batch.source,
-                    run=runs[k],
-                    lumi=lumis[k],
-                    event=events[k],
-                    score=scores[k],
-                    p_value=pvals[k],
-                    payload=payload,
-                    created=now,
-                )
-            )
+    result.alerts.extend(batch_alerts(batch, outcomes, good, context, now))
     return result
 
 
