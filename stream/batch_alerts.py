@@ -97,12 +97,12 @@ def spec_objects(features: FeatureMatrix | None, rows: np.ndarray
 
 
 def fired_extras(features: FeatureMatrix | None, rows: np.ndarray, outcome: RuleOutcome,
-                 spec: FeatureSpec, n: int) -> dict[int, list[list[Any]]]:
-    """For the ``n`` hit events of ``outcome`` (feature ``rows``): the objects that fired
-    its rule and are not among the event's spec objects, by position in the hits."""
+                 spec: FeatureSpec, idx: np.ndarray) -> dict[int, list[list[Any]]]:
+    """For the hit events ``idx`` of ``outcome`` (feature ``rows``): the objects that fired
+    its rule and are not among the event's spec objects, by position in ``idx``."""
+    n = idx.size
     if outcome.objects is None or outcome.collection is None or not n:
         return {}
-    idx = np.flatnonzero(outcome.mask)  # the hits (the caller's good events only)
     used = features.spec if features is not None else spec
     label = used.label_for(outcome.collection)
     pos, vals = outcome.objects(idx)
@@ -145,7 +145,7 @@ def batch_alerts(batch: EventBatch, outcomes: list[RuleOutcome], good: np.ndarra
         if h is None:
             continue
         at = np.searchsorted(alerted, h)  # each hit's entry among the alerted events
-        extras = fired_extras(features, rows[at], _only(o, h), context.spec, h.size)
+        extras = fired_extras(features, rows[at], o, context.spec, h)
         at_list = at.tolist()
         objs = [objects[a] for a in at_list]
         obj_texts: list[str | None] = [texts[a] for a in at_list]
@@ -168,11 +168,3 @@ def batch_alerts(batch: EventBatch, outcomes: list[RuleOutcome], good: np.ndarra
             payloads=payloads, payload_texts=payload_texts, created=now))
     return out
 
-
-def _only(outcome: RuleOutcome, hits: np.ndarray) -> RuleOutcome:
-    """``outcome`` with its mask restricted to ``hits`` (for ``fired_extras``)."""
-    assert outcome.mask is not None
-    mask = np.zeros(outcome.mask.size, bool)
-    mask[hits] = True
-    return RuleOutcome(outcome.rule, mask, outcome.kind, collection=outcome.collection,
-                       objects=outcome.objects)
