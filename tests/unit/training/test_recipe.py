@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted(package_path("hotline.training", "configs").glob("*.toml"))
 CARDS = sorted(package_path("hotline.models", "registry").glob("*/*/card.json"))
 #: consumers of runs that are not training configurations
-OTHER_USERS = {"attribution", "status"}
+OTHER_USERS = {"attribution", "battery", "status"}
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +270,9 @@ PINNED_SETTINGS_HASHES = {
     214: "76bca23d58cd", 215: "8e87cc8a29e1", 221: "0263793b3ed2", 222: "557365f9a9b2",
     223: "2ab6d85007f0", 224: "844048b3e208", 230: "e3379c03eb02", 231: "e3379c03eb02",
     232: "e3379c03eb02", 233: "e3379c03eb02",
+    # the signal battery (training/process_defs/battery.toml)
+    240: "90395ee529cd", 241: "f8f2cad7e750", 242: "3f216ba6015e", 243: "3d69d4a33258",
+    244: "ee4194b04022", 245: "dfb42e74eaee", 246: "66de132b91dc", 247: "160f8b96d60a",
 }
 
 
