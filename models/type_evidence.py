@@ -175,7 +175,7 @@ class TypeEvidence:
         n = len(per_type)
         out = np.empty((len(lookups), n), np.float64)
         j = 0
-        for stat in self.statistics:
+        for stat in self.statistics:  # column by column: each grid stays in cache
             if stat == "total":
                 lookups[j].log10_sf(np.asarray(per_type).sum(axis=1), out[j])
                 j += 1
@@ -367,7 +367,12 @@ class _Lookup:
         """Write log10 p of scores ``s`` into ``out``."""
         s = np.asarray(s, np.float32)
         idx = (np.clip(s, 0.0, self.top) * np.float32(self.inv)).astype(np.intp)
-        np.take(self.grid, idx, out=out)
+        np.take(self.grid, idx, out=out, mode="clip")  # "clip": no bounds-check buffering
+        if s.size and s.max() > self.top:
+            self.tail_log10_sf(s, out)
+
+    def tail_log10_sf(self, s: np.ndarray, out: np.ndarray) -> None:
+        """Overwrite ``out`` with the tail's log10 p where ``s`` is beyond the grid."""
         above = np.flatnonzero(s > self.top)
         if not above.size:
             return

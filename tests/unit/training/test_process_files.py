@@ -278,3 +278,17 @@ used_by = ["attribution"]
     assert main([*argv, "--processes", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "zprime_300" in out and "missing" in out
+
+
+def test_the_battery_is_package_data_and_its_runs_need_no_processes_option(tmp_path):
+    from hotline.detectors.fastsim import FastSimParams
+    from hotline.training.generate import GenerateRequest, _card
+
+    load_search_path()  # the package folder only
+    battery = [p for p in available_processes() if "battery" in get_process(p).tags]
+    assert len(battery) >= 6
+    assert all(get_process(p).truth_type and get_process(p).kind == "signal" for p in battery)
+    card = _card(GenerateRequest("zprime_ee_500", 10, 1, tmp_path / "run_000001"),
+                 FastSimParams(), None, False, None)
+    assert "--processes" not in card["regenerate"]  # on every search path anyway
+    assert card["truth_type"] == "electrons" and card["process_definitions"]
