@@ -25,12 +25,14 @@ scorers, thresholds, the model registry.
   object type's loss (and pT sum), their Sidak / Fisher combination (the ``types_*``
   scores) and the attribution ``explained_by`` they give.
 - ``models.registry``: ``models/registry/<name>/<version>/{model.onnx, card.json, weights.pt}``.
+- ``models.l1_emulator``: a firmware build's L1 menu (seeds in fixed-point score units, tied
+  to the card by hash) and its compiled emulation loaded with ctypes (no hls4ml, no torch).
 
 Nothing is imported here; serving modules (kinds, interface, registry, scorer, conv_ae,
-occupancy_statistics, normalise, thresholds, type_evidence) never import torch (the
-import-linter contract in pyproject.toml).
+occupancy_statistics, normalise, thresholds, type_evidence, l1_emulator) never import torch
+(the import-linter contract in pyproject.toml).
 """
 
-__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "nets", "normalise",
-           "occupancy_statistics", "registry", "scorer", "thresholds", "type_evidence",
-           "weights"]
+__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "l1_emulator", "nets",
+           "normalise", "occupancy_statistics", "registry", "scorer", "thresholds",
+           "type_evidence", "weights"]

@@ -78,6 +78,8 @@ def test_wheel_holds_one_top_level_package_and_its_data(wheel: Path):
     for needed in ("hotline/models/registry/ae_default/4/model.onnx",
                    "hotline/models/registry/ae_default/4/card.json",
                    "hotline/models/registry/ae_default/4/weights.pt",
+                   "hotline/models/registry/ae_default/4/validation.json",
+                   "hotline/models/registry/ae_default/validation/aec6db0ca434.npz",
                    "hotline/data/archive/run_000001/run.json",
                    "hotline/data/archive/run_000001/nano_0000.root",
                    "hotline/firmware/configs/default.yaml",
