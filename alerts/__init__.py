@@ -4,6 +4,8 @@ Rules and records:
 
 - ``alerts.rules``: the rule protocol and the classic cut-based rule kinds.
 - ``alerts.ae_rule``: the anomaly-score (autoencoder) hotline rule.
+- ``alerts.l1_agreement``: firmware-vs-serving agreement per lumisection (per L1 seed,
+  correlation, largest differences) and the divergence alarm (DQM-kind alerts).
 - ``alerts.menu``: rule menus: the rule-kind registry and the Exotica Hotline menu.
 - ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
 - ``alerts.lumi_status``: the run-status vocabulary (findings, lumisection status, flags).

@@ -26,11 +26,12 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from hotline.alerts.l1_agreement import L1Agreement, L1Tally
 from hotline.errors import StreamError
 
 SCHEMA_VERSION = 1
@@ -274,6 +275,8 @@ class EventTally:
     hits: dict[str, np.ndarray] = field(default_factory=dict)
     bins: dict[str, np.ndarray] = field(default_factory=dict)
     n_bins: int = 0
+    #: firmware vs serving scores of the emulated events (``alerts.l1_agreement.L1Tally``)
+    l1: Any = None
 
     @classmethod
     def build(cls, events: Any, bad: Any, hits: dict[str, Any] | None = None,
@@ -293,7 +296,8 @@ class EventTally:
         """The tally of the events at positions ``idx`` (sorted order kept)."""
         return EventTally(self.events[idx], self.bad[idx],
                           {r: m[idx] for r, m in self.hits.items()},
-                          {r: b[idx] for r, b in self.bins.items()}, self.n_bins)
+                          {r: b[idx] for r, b in self.bins.items()}, self.n_bins,
+                          None if self.l1 is None else self.l1.only(self.events[idx]))
 
     def only(self, events: Any) -> EventTally:
         """The tally restricted to the event numbers in ``events``."""
@@ -302,9 +306,9 @@ class EventTally:
     def union(self, other: EventTally) -> EventTally:
         """Both tallies' events once each; an event in both keeps its entry of ``self``."""
         if not len(other):
-            return self
+            return self if other.l1 is None else replace(self, l1=_l1_union(self.l1, other.l1))
         if not len(self):
-            return other
+            return other if self.l1 is None else replace(other, l1=_l1_union(self.l1, other.l1))
 
         def cat(a: dict[str, np.ndarray], b: dict[str, np.ndarray], fill: Any,
                 dtype: Any) -> dict[str, np.ndarray]:
@@ -321,7 +325,7 @@ class EventTally:
                           cat(self.bins, other.bins, NO_BIN, np.uint8),
                           max(self.n_bins, other.n_bins))
         _, first = np.unique(both.events, return_index=True)  # sorted; first: self's entry
-        return both.take(first)
+        return replace(both.take(first), l1=_l1_union(self.l1, other.l1))
 
     def counts(self) -> tuple[int, int, dict[str, int], dict[str, list[int]]]:
         """(events, quarantined events, hits per rule, score histogram per score rule)."""
@@ -339,6 +343,7 @@ class EventTally:
             "bad": _b64(np.packbits(self.bad)),
             "hits": {r: _b64(np.packbits(m)) for r, m in self.hits.items()},
             "bins": {r: _b64(b) for r, b in self.bins.items()},
+            **({"l1": self.l1.to_wire()} if self.l1 is not None else {}),
         }
 
     @classmethod
@@ -368,9 +373,19 @@ class EventTally:
             if np.any((b >= n_bins) & (b != NO_BIN)):
                 raise StreamError(f"event tally bins of {r!r} exceed n_bins {n_bins}")
             out_bins[str(r)] = b
+        l1 = None
+        if d.get("l1") is not None:
+            l1 = L1Tally.from_wire(d["l1"])
         return cls(events, flags(d.get("bad"), "bad"),
                    {str(r): flags(t, f"hits of {r!r}") for r, t in hits.items()},
-                   out_bins, n_bins)
+                   out_bins, n_bins, l1)
+
+
+def _l1_union(a: Any, b: Any) -> Any:
+    """Union of two optional ``L1Tally`` (None when both are)."""
+    if a is None:
+        return b
+    return a.union(b)
 
 @dataclass
 class LumiSummary:
@@ -395,6 +410,8 @@ class LumiSummary:
     last_seen: float = field(default_factory=time.time)
     part: str | None = None
     tally: EventTally | None = field(default=None, repr=False, compare=False)
+    #: firmware vs serving agreement (``alerts.l1_agreement.L1Agreement``), None: not emulated
+    l1: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of_tally(cls, source: str, run: int, lumi: int, tally: EventTally,
@@ -403,9 +420,10 @@ class LumiSummary:
         """The summary whose counts are those of ``tally``."""
         n, bad, counts, hist = tally.counts()
         now = time.time()
+        l1 = tally.l1.aggregate() if tally.l1 is not None and len(tally.l1) else None
         return cls(source, int(run), int(lumi), n, bad, counts, set(unavailable or ()), hist,
                    now if first_seen is None else first_seen,
-                   now if last_seen is None else last_seen, part, tally)
+                   now if last_seen is None else last_seen, part, tally, l1)
 
     def only(self, events: Any) -> LumiSummary:
         """This (tallied) summary restricted to the event numbers ``events``, no part id."""
@@ -444,11 +462,12 @@ class LumiSummary:
             hist,
             first,
             last,
+            l1=other.l1 if self.l1 is None else self.l1 + other.l1,
         )
 
     def to_dict(self, tally: bool = False) -> dict[str, Any]:
         """JSON-able fields; the tally (wire form) only when ``tally`` is True."""
-        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "tally"}
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("tally", "l1")}
         d["rule_counts"] = dict(self.rule_counts)
         d["score_hist"] = {k: list(v) for k, v in self.score_hist.items()}
         d["unavailable"] = sorted(self.unavailable)
@@ -456,6 +475,8 @@ class LumiSummary:
             del d["part"]
         if tally and self.tally is not None:
             d["tally"] = self.tally.to_wire()
+        if self.l1 is not None:  # only summaries of an emulated stream have it
+            d["l1"] = self.l1.to_dict()
         return d
 
     @classmethod
@@ -463,6 +484,9 @@ class LumiSummary:
         d = dict(d)
         d["unavailable"] = set(d.get("unavailable", ()))
         wire = d.pop("tally", None)
+        l1 = d.pop("l1", None)
+        if l1 is not None:
+            d["l1"] = L1Agreement.from_dict(l1)
         s = cls(**d)
         if wire is not None:
             t = EventTally.from_wire(wire)

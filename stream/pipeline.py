@@ -52,6 +52,7 @@ from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from hotline.errors import HotlineError
 from hotline.stream.batch import EventBatch
 from hotline.stream.batch_alerts import RuleContext, batch_alerts
+from hotline.stream.l1_emulation import attach_l1, judge
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +85,33 @@ class PipelineContext:
     #: feature-based rules unavailable for it (never a failed batch or file)
     features_required: bool = False
     max_alerts_per_lumi: int = 0
+    #: the divergence bound of an L1 emulation rule in ``rules`` (None: no emulation)
+    l1_min_agreement: float | None = None
 
     @classmethod
     def from_config(cls, cfg: Config) -> PipelineContext:
         """The context a configuration describes: its rule menu, plus the AE rule of
         ``[model] name`` at ``[model] p_value`` when a model is configured (not empty, not
         ``"none"``; the CLI's scoring commands fill in the registered default model)."""
+        from hotline.stream.l1_emulation import emulation_rule
+
         rules = load_menu(cfg.alerts.rules)
+        l1 = emulation_rule(cfg, cfg.model.registry)  # [firmware] emulate: firmware in the loop
+        l1_bound = None if l1 is None else cfg.firmware.min_agreement
         if cfg.model.name in ("", NO_MODEL):
-            return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+            if l1 is None:
+                return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+            return cls(rules=[*rules, l1], spec=l1.scorer.spec, features_required=True,
+                       max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi,
+                       l1_min_agreement=l1_bound)
         from hotline.alerts.ae_rule import AERule
         from hotline.models.scorer import Scorer
 
         scorer = Scorer.from_registry(cfg.model.name, cfg.model.version, cfg.model.registry)
         rules.append(AERule(scorer, cfg.model.p_value))
-        return cls(rules=rules, spec=scorer.spec, features_required=True,
-                   max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+        return cls(rules=rules + ([l1] if l1 is not None else []), spec=scorer.spec,
+                   features_required=True, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi,
+                   l1_min_agreement=l1_bound)
 
     def branches(self, available: set[str] | None = None) -> list[str]:
         """Branches to read: the feature spec's (with fallbacks), every rule's needs, and the
@@ -212,6 +224,7 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     for (r, ls), sel in _group(run, lumi):
         tally = EventTally.build(event[sel], bad[sel], {k: m[sel] for k, m in passed.items()},
                                  {k: b[sel] for k, b in bins.items()}, SCORE_BINS + 2)
+        tally = attach_l1(tally, context, sel, event)  # L1 emulation beside serving, if on
         part = EventSet.of(tally.events).part_id(batch.source, r, ls)
         s = LumiSummary.of_tally(batch.source, r, ls, tally, unavailable, now, now, part)
         result.summaries[s.key] = s
@@ -282,6 +295,8 @@ def run_embedded(
             done.summaries[k] = open_lumis.summaries.pop(k)
         if keys:
             store.add_summary_parts(done.summary_parts())
+            if ctx.l1_min_agreement is not None:  # firmware divergence, per whole lumisection
+                store.add_alerts(judge(done.summaries.values(), ctx.l1_min_agreement))
 
     t0 = time.perf_counter()
     for batch in batches:
