@@ -81,7 +81,7 @@ class ValidationSet:
         return ValidationSet(bkg, sig, prov)
 
     def describe(self) -> str:
-        """One line: what the events are (e.g. ``20000 sm_mix events of run 240 (seed 240)``)."""
+        """One line: what the events are (e.g. ``20000 sm_mix events of run 250 (seed 240)``)."""
         parts = []
         for what in ("background", "signal"):
             p = self.provenance.get(what)
@@ -317,7 +317,7 @@ def write_validation_set(model: Any, archive: str | Path, runs: list[int],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hotline.firmware.validation_set MODEL[:VERSION] --runs 240 ...``"""
+    """``python -m hotline.firmware.validation_set MODEL[:VERSION] --runs 250 ...``"""
     from hotline.firmware.source import parse_model_ref
     from hotline.models.registry import load_model
     from hotline.stream.samples import SAMPLES_DIR

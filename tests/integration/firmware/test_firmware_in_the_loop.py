@@ -83,11 +83,11 @@ def test_fresh_clone_build_validates_on_the_shipped_held_out_runs(fresh_build):
     report = json.loads((build / "report.json").read_text())
     val = report["validation"]
     assert "shipped validation set validation/" in val["source"]
-    assert [r["run"] for r in val["background"]["runs"]] == [240]
+    assert [r["run"] for r in val["background"]["runs"]] == [250]
     assert val["background"]["runs"][0]["seed"] == 240
     assert val["background"]["n_events"] == 4000
-    assert [r["run"] for r in val["signal"]["runs"]] == [241]
-    assert "validated on 4000 sm_mix events of run 240 (seed 240)" in text
+    assert [r["run"] for r in val["signal"]["runs"]] == [251]
+    assert "validated on 4000 sm_mix events of run 250 (seed 240)" in text
     assert report["emulation"]["passed"]
     menu = json.loads((build / "l1_menu.json").read_text())
     assert [s["label"] for s in menu["seeds"]] == ["VLoose", "Loose", "Nominal", "Tight",

@@ -32,10 +32,10 @@ def test_every_archive_trained_model_ships_a_held_out_set(name, version):
     assert vs is not None, f"{model.path / VALIDATION_FILE} is missing"
     trained = {int(r["run"]) for rs in model.card["training"]["runs"].values() for r in rs}
     runs = [r["run"] for r in vs.provenance["background"]["runs"]]
-    assert runs == [240] and not set(runs) & trained
+    assert runs == [250] and not set(runs) & trained
     assert vs.provenance["background"]["runs"][0]["seed"] == 240
     assert "--seed 240" in vs.provenance["background"]["runs"][0]["regenerate"]
-    assert [r["run"] for r in vs.provenance["signal"]["runs"]] == [241]
+    assert [r["run"] for r in vs.provenance["signal"]["runs"]] == [251]
     x, m = vs.background
     spec_f = len(model.card["feature_spec"]["objects"])
     assert x.shape == (20000, 57) and m.shape[0] == 20000 and m.dtype == bool
@@ -54,7 +54,7 @@ def test_each_distinct_set_is_stored_once():
     folder = load_model("ae_default").path.parent / VALIDATION_DIR
     stored = sorted(p.name for p in folder.iterdir())
     assert sorted({Path(f).name for f in named.values()}) == stored
-    assert len(stored) == 1  # v2..v5 all validate on recipe runs 240/241
+    assert len(stored) == 1  # v2..v5 all validate on recipe runs 250/251
     copies = [p for p in folder.parent.glob("*/*.npz") if p.parent != folder]
     assert not copies  # no copy left in a version folder
 
@@ -70,7 +70,7 @@ def test_taking_fewer_events_names_what_was_used():
     model = load_model("ae_default")
     vs = validation_set(model, 3000, 100)
     assert len(vs.background[0]) == 3000 and len(vs.signal[0]) == 100
-    assert vs.describe().startswith("validated on 3000 sm_mix events of run 240 (seed 240)")
+    assert vs.describe().startswith("validated on 3000 sm_mix events of run 250 (seed 240)")
 
 
 def test_a_set_made_for_another_model_is_refused(tmp_path):
@@ -87,8 +87,8 @@ def test_a_set_made_for_another_model_is_refused(tmp_path):
                                             "is other_spec"):
         load_validation_set(where, card)
     card = json.loads(json.dumps(model.card))
-    card["training"]["runs"]["sm_mix"].append({"run": 240})
-    with pytest.raises(FirmwareError, match="holds runs 240, which the training .* read"):
+    card["training"]["runs"]["sm_mix"].append({"run": 250})
+    with pytest.raises(FirmwareError, match="holds runs 250, which the training .* read"):
         load_validation_set(where, card)
 
 
@@ -127,7 +127,7 @@ def test_drawn_sets_never_use_the_training_runs(tmp_path):
     only_training = _archive(tmp_path / "b", {200: "sm_mix", 201: "sm_mix"})
     with pytest.raises(FirmwareError, match=r"no held-out runs of 'sm_mix' .* trained on runs "
                                             r"200, 201, 202\) .*hotline samples make --only "
-                                            r"sm_mix_fwval_240"):
+                                            r"sm_mix_fwval_250"):
         draw_validation_set(card, 100, 0, only_training)
 
 
