@@ -14,6 +14,10 @@ Events:
   dead calorimeter, hot cell, electron phi), and their registry.
 - ``detectors.fault_kinds``: parameterised event faults (scale, lose, rotate, fake object in
   a region) that TOML ``[[fault]]`` definitions name, and their reader.
+- ``detectors.regional_faults``: an object type's pT response or phi changed in one
+  eta-phi region (calibration faults seen only in distributions).
+- ``detectors.event_histograms``: the per-lumisection histogram book, per-event bin codes
+  (filled vectorised, exact under replays), lumisection counts (boost-histogram export).
 
 Occupancy (DQM):
 
