@@ -7,7 +7,8 @@ to its per-lumisection quantities as kind ``"dist"``:
 **Test.** A two-sample Pearson chi2 (``chi2_test``) of the lumisection's histogram
 (or of the sum over a sliding window of ``w`` lumisections ending there) against the
 reference histogram: the reference run's (``Reference.hists``), or, without one, the
-sum of the run's other lumisections (leave-one-out). It tests the *shape* (both
+sum of the run's other lumisections (leave-one-out) without those red by their own
+tests. It tests the *shape* (both
 normalised; the counts themselves are the count quantities' job) with both samples'
 statistical uncertainty: ``X2 = sum_g (sqrt(R/N) O_g - sqrt(N/R) R_g)^2 / (O_g + R_g)``
 over bin groups ``g``, ``ndf`` = groups - 1. For histograms resolved by detector region
@@ -38,7 +39,7 @@ import numpy as np
 from scipy import stats
 
 from hotline.alerts.lumi_status import Finding
-from hotline.alerts.statistics import p_is, sidak
+from hotline.alerts.statistics import RED_P, p_is, sidak
 from hotline.detectors.event_histograms import HistBook, HistLayout, LumiHists, book_for
 from hotline.errors import StreamError
 
@@ -197,29 +198,47 @@ def sum_hists(hists: Sequence[LumiHists | None]) -> LumiHists | None:
 
 def hist_scales(hists: Sequence[LumiHists]) -> dict[str, float]:
     """Per histogram, the overdispersion of the lumisections ``hists`` against each other:
-    the median over lumisections of chi2 / its median under the null (leave-one-out),
-    kept above 1 only when beyond 4 standard errors (else 1)."""
+    the median over lumisections of chi2 / its median under the null (each against the
+    others, without those red by their own tests), kept above 1 only when beyond 4
+    standard errors (else 1)."""
     total = sum_hists(hists)
     if total is None or len(hists) < 5:
         return {}
     book = book_for(total.book)
+    wanted = sorted(total.counts)
+    layouts = {name: book.layout(name, total.counts[name].size) for name in wanted}
+
+    def tests(excluded: np.ndarray) -> list[dict[str, Chi2]]:
+        clean = sum_hists([h for h, x in zip(hists, excluded) if not x])
+        assert clean is not None
+        out: list[dict[str, Chi2]] = []
+        for h, x in zip(hists, excluded):
+            mine: dict[str, Chi2] = {}
+            for name in wanted:
+                obs = h.counts.get(name)
+                if obs is None or obs.size != clean.counts[name].size:
+                    continue
+                c = chi2_test(obs, clean.counts[name] - (0 if x else obs), layouts[name])
+                if c is not None:
+                    mine[name] = c
+            out.append(mine)
+        return out
+
+    excluded = np.zeros(len(hists), bool)
+    got = tests(excluded)
+    red = _red([[(n, 1, layouts[n], c) for n, c in t.items()] for t in got], excluded)
+    if red.any():
+        excluded = red
+        got = tests(excluded)
     out: dict[str, float] = {}
-    for name, tot in total.counts.items():
-        layout = book.layout(name, tot.size)
-        ratios: list[float] = []
-        ndfs: list[int] = []
-        for h in hists:
-            mine = h.counts.get(name)
-            if mine is None:
-                continue
-            c = chi2_test(mine, tot - mine, layout)
-            if c is not None:
-                ratios.append(c.chi2 / float(stats.chi2.median(c.ndf)))
-                ndfs.append(c.ndf)
-        if len(ratios) < 5:
+    for name in wanted:
+        cs = [t[name] for t, x in zip(got, excluded) if name in t and not x]
+        if len(cs) < 5:
             continue
+        ratios = [c.chi2 / float(stats.chi2.median(c.ndf)) for c in cs]
         med = float(np.median(ratios))
-        se = 1.2533 * math.sqrt(2.0 / max(float(np.median(ndfs)), 1.0) / len(ratios))
+        se = 1.2533 * math.sqrt(2.0 / max(float(np.median([c.ndf for c in cs])), 1.0)
+                                / len(ratios))
         if med > 1 + 4 * se:
             out[name] = med
     return out
@@ -239,6 +258,20 @@ def _text(layout: HistLayout, c: Chi2, window: int, against: str) -> tuple[str, 
     return head, where
 
 
+def _red(tests: Sequence[Sequence[tuple[str, int, HistLayout, Chi2]]],
+         before: np.ndarray) -> np.ndarray:
+    """Lumisections whose own tests reach red after Sidak over them (at most half of them:
+    the most significant)."""
+    p = np.asarray([sidak(min((c.p for *_, c in t), default=1.0), max(len(t), 1))
+                    for t in tests])
+    red = p < RED_P
+    if red.sum() * 2 > red.size:
+        keep = np.argsort(p, kind="stable")[: red.size // 2]
+        red = np.zeros_like(red)
+        red[keep] = True
+    return red
+
+
 def dist_findings(hists: Sequence[LumiHists | None], reference: LumiHists | None = None,
                   scales: Mapping[str, float] | None = None,
                   windows: Sequence[int] = WINDOWS,
@@ -248,7 +281,10 @@ def dist_findings(hists: Sequence[LumiHists | None], reference: LumiHists | None
 
     ``reference``: the reference run's histograms (None: leave-one-out); ``scales``:
     its overdispersion per histogram; ``names``: the histograms to test (default all).
-    A window of ``w`` is tested at the lumisections with ``w`` lumisections up to them.
+    A window of ``w`` is tested at the lumisections with ``w`` lumisections up to them,
+    unless one of the earlier ones is red by its own tests (then the window holds nothing
+    that lumisection did not already say); those lumisections are also left out of the
+    leave-one-out reference (found again until stable, at most half of the run).
     """
     out: list[list[tuple[float, Finding]]] = [[] for _ in hists]
     have = [h for h in hists if h is not None]
@@ -265,30 +301,60 @@ def dist_findings(hists: Sequence[LumiHists | None], reference: LumiHists | None
     against = "the reference" if reference is not None else "the run's other lumisections"
     assert total is not None
     wanted = sorted(total.counts) if names is None else [x for x in names if x in total.counts]
-    raw: list[list[tuple[str, int, HistLayout, Chi2]]] = [[] for _ in hists]
+    rows: dict[str, np.ndarray] = {}
     for name in wanted:
         size = total.counts[name].size
-        layout = book.layout(name, size)
-        lw = _log_width(book, name)
-        scale = float((scales or {}).get(name, 1.0))
         zero = np.zeros(size, np.int64)
-        rows = np.stack([h.counts.get(name, zero) if h is not None and h.book == book_id
-                         and h.counts.get(name, zero).size == size else zero
-                         for h in hists])
-        csum = np.concatenate([np.zeros((1, size), np.int64), np.cumsum(rows, axis=0)])
-        for w in windows:
+        rows[name] = np.stack([h.counts.get(name, zero) if h is not None and h.book == book_id
+                               and h.counts.get(name, zero).size == size else zero
+                               for h in hists])
+
+    def run_tests(w: int, excluded: np.ndarray) -> list[list[tuple[str, int, HistLayout, Chi2]]]:
+        """Window ``w``'s tests at each lumisection (none over an excluded lumisection,
+        except the one tested); the run's own reference without the excluded ones."""
+        got: list[list[tuple[str, int, HistLayout, Chi2]]] = [[] for _ in hists]
+        for name in wanted:
+            r = rows[name]
+            size = r.shape[1]
+            layout = book.layout(name, size)
+            lw = _log_width(book, name)
+            scale = float((scales or {}).get(name, 1.0))
+            csum = np.concatenate([np.zeros((1, size), np.int64), np.cumsum(r, axis=0)])
+            clean_total = r[~excluded].sum(axis=0)
+            ref_fixed = reference.counts.get(name) if reference is not None else None
+            if reference is not None and (ref_fixed is None or ref_fixed.size != size):
+                continue
             for i in range(w - 1, len(hists)):
+                if w > 1 and excluded[i + 1 - w:i].any():
+                    continue  # a window over a flagged lumisection says nothing new
                 obs = csum[i + 1] - csum[i + 1 - w]
-                if reference is not None:
-                    ref = reference.counts.get(name)
-                    if ref is None or ref.size != size:
-                        continue
+                if ref_fixed is not None:
+                    ref = ref_fixed
                 else:
-                    ref = total.counts[name] - obs
+                    ref = clean_total - (obs if not excluded[i] else 0) if w == 1 else \
+                        clean_total - obs
                 c = chi2_test(obs, ref, layout, scale, log_width=lw)
-                if c is None:
-                    continue
-                raw[i].append((name, w, layout, c))
+                if c is not None:
+                    got[i].append((name, w, layout, c))
+        return got
+
+    # lumisections red by their own tests are left out of the leave-one-out reference
+    # (repeated until stable) and of the windows
+    excluded = np.zeros(len(hists), bool)
+    single = run_tests(1, excluded)
+    for _ in range(3):
+        flagged = _red(single, excluded)
+        if np.array_equal(flagged, excluded):
+            break
+        excluded = flagged
+        if reference is not None:
+            break
+        single = run_tests(1, excluded)
+    raw = [list(x) for x in single] if 1 in windows else [[] for _ in hists]
+    for w in windows:
+        if w > 1:
+            for i, tests in enumerate(run_tests(w, excluded)):
+                raw[i].extend(tests)
     for i, tests in enumerate(raw):
         # a test without regions (pT, phi...) borrows the region of its type's most
         # significant regional test in the same window, when that one is significant too
