@@ -18,7 +18,6 @@ from hotline.detectors.event_histograms import (
     book_for,
     fill_event_bins,
 )
-from hotline.detectors.regional_faults import Box, rotate_phi, scale_pt
 from hotline.errors import StreamError
 from tests.conftest import make_events
 
@@ -149,25 +148,3 @@ def test_boost_histogram_export_equals_its_own_fill(events: ak.Array) -> None:
     assert np.array_equal(h.to_boost("met/pt").view(flow=True), met.view(flow=True))
     assert (h.to_boost("jets/pt_region") + h.to_boost("jets/pt_region")).sum(flow=True) == \
         2 * h.total("jets/pt_region")
-
-
-def test_regional_faults_change_only_the_box(events: ak.Array) -> None:
-    box = Box(0.0, 4.7, 0.0, np.pi / 2)
-    out = scale_pt(events, "Jet", 0.85, box)
-    inside = box.contains(flat(events, "Jet_eta"), flat(events, "Jet_phi"))
-    assert 0.1 < inside.mean() < 0.2
-    before = np.sort(flat(events, "Jet_pt")[~inside])
-    after_inside = box.contains(flat(out, "Jet_eta"), flat(out, "Jet_phi"))
-    assert np.allclose(np.sort(flat(out, "Jet_pt")[~after_inside]), before)
-    assert np.allclose(np.sort(flat(out, "Jet_pt")[after_inside]),
-                       np.sort(flat(events, "Jet_pt")[inside] * 0.85), rtol=1e-6)
-    # pT-ordered again, and MET balances the lost momentum
-    assert ak.all(out["Jet_pt"][:, 1:] <= out["Jet_pt"][:, :-1])
-    assert not np.allclose(ak.to_numpy(out["MET_pt"]), ak.to_numpy(events["MET_pt"]))
-    rot = rotate_phi(events, "Electron", 0.2, Box(0.0, 2.5, 0.0, np.pi / 2))
-    d = flat(rot, "Electron_phi") - flat(events, "Electron_phi")
-    moved = np.abs(d) > 1e-6
-    assert np.allclose(d[moved], 0.2, atol=1e-5)
-    e_eta, e_phi = flat(events, "Electron_eta"), flat(events, "Electron_phi")
-    assert np.array_equal(moved, (e_eta > 0) & (e_eta < 2.5) & (e_phi >= 0)
-                          & (e_phi < np.pi / 2))
