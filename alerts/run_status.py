@@ -29,7 +29,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hotline.alerts.distribution_checks import dist_findings
+from hotline.alerts.distribution_checks import (
+    DIST_ALPHA,
+    DIST_AMBER_P,
+    TREND_AMBER_P,
+    dist_findings,
+)
 from hotline.alerts.lumi_status import Finding, Level, LumiRange, LumiStatus, RunStatus
 from hotline.alerts.records import AlertRecord, LumiSummary, score_bin_edges
 from hotline.alerts.reference import (
@@ -87,10 +92,19 @@ METHOD = (
     "deficit of events. Each lumisection's histograms (pT, eta, phi, multiplicity per "
     "object type and region, MET, HT, AE score shares), alone and summed over the 5 "
     "lumisections up to it, are compared with the reference run's (without one: with the "
-    "run's other lumisections) by a two-sample chi2 of their shapes, bins merged to at "
-    "least 5 expected entries, region-resolved histograms also region by region "
-    "(Sidak over the regions); these p-values join the lumisection's Sidak correction, and "
-    "a finding names the object type, the variable and the region contributing most."
+    "run's other lumisections) by a two-sample test of their shapes (both samples' "
+    "statistics: per bin group the binomial likelihood ratio of its share), bins merged "
+    "to at least 5 expected entries, region-resolved histograms also region by region "
+    "(Sidak over the regions), divided by the reference's "
+    "lumisection-to-lumisection overdispersion and by the run's spread against its "
+    "reference (lower quartile of chi2 over its lumisections, at most 3x). These "
+    "distribution tests "
+    f"have their own budget of {DIST_ALPHA:g} false alarms per clean lumisection: Sidak "
+    f"over the lumisection's distribution tests, amber below {DIST_AMBER_P:g}; trends "
+    "across lumisections by CUSUMs of each histogram's per-lumisection normal score "
+    f"(Ville's bound, Sidak over the run's CUSUMs, amber below {TREND_AMBER_P:g} per run); "
+    "red at the same 5 sigma. A distribution finding names the object type, the variable "
+    "and the region (eta-phi cell) contributing most."
 )
 
 #: a CUSUM watches a quantity only if it expects at least this many counts per lumisection
@@ -351,7 +365,8 @@ def _assess(summaries: Sequence[LumiSummary], thresholds: Sequence[ThresholdLike
     series = _make_series(sums, thresholds, reference, survival)
     ref_hists = reference.lumi_hists() if reference is not None else None
     dist = dist_findings([s.hists for s in sums], ref_hists,
-                         reference.hist_scale if reference is not None else None)
+                         reference.hist_scale if reference is not None else None,
+                         lumis=[s.lumi for s in sums])
     loo = [s for s in series if not s.rates]
     for s in series:
         if s.rates:  # AE thresholds and reference: fixed expectations
@@ -488,7 +503,7 @@ def _dqm_test(sub: str, alerts: Sequence[AlertRecord],
 
 def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Reference | None,
                    dqm: dict[int, list[AlertRecord]], last_partial: bool,
-                   dist: Sequence[Sequence[tuple[float, Finding]]] = ()
+                   dist: Sequence[Sequence[Finding]] = ()
                    ) -> list[list[Finding]]:
     subsystems = sorted({str(a.payload.get("subsystem") or a.rule.removeprefix("dqm_"))
                          for v in dqm.values() for a in v}
@@ -528,8 +543,6 @@ def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Re
             raw.append((p, Finding(f"dqm:{sub}", "dqm", float(len(mine)), 0.0, 1, p, 1.0,
                                    "green", f"{text} ({p_is(p)})",
                                    _dqm_where(mine)), "red"))
-        if i < len(dist):  # the histograms against the reference (alerts.distribution_checks)
-            raw.extend((p, f, "red") for p, f in dist[i])
         m = max(len(raw), 1)
         fs: list[Finding] = []
         for p, f, cap in raw:
@@ -539,6 +552,8 @@ def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Re
                 lv = "amber"
             fs.append(Finding(f.quantity, f.kind, f.observed, f.expected, f.n, f.p_value, pc,
                               lv, f.text, f.where))  # type: ignore[arg-type]
+        if i < len(dist):  # the histograms against the reference: corrected by their own
+            fs.extend(dist[i])  # family's budget (alerts.distribution_checks)
         if s.unavailable:
             fs.append(Finding("unavailable", "unavailable", 0.0, 0.0, s.n_events, 1.0, 1.0,
                               "amber", "rules unavailable: " + ", ".join(sorted(s.unavailable))))

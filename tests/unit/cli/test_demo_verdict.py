@@ -42,12 +42,9 @@ def test_verdict_names_the_faulty_range_and_where(demo):
     assert hit and hit[0][2] == "red", spans
     assert hit[0][1] - hit[0][0] <= last - first + 2, spans
     assert "calo_regions" in hit[0][3] and "jets" in hit[0][3]
-    # clean lumisections: at most two flagged outside the fault (the engine's amber level is
-    # ~1 % per clean lumisection; with the distribution checks it uses that whole budget:
-    # the demo's 32 clean lumisections show 2, LS 11 and 17, both amber)
+    # clean lumisections: at most two flagged outside the fault (>= 95 % green of 32)
     outside = sum(b - a + 1 for a, b, _, _ in spans if b < first or a > last)
-    assert outside <= 2, spans
-    assert all(lv == "amber" for a, b, lv, _ in spans if b < first or a > last), spans
+    assert outside <= 1, spans
 
 
 def test_demo_writes_certification_and_report(demo):
