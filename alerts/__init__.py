@@ -16,6 +16,8 @@ Run status and certification:
   the CUSUM persistence test and its bound.
 - ``alerts.reference``: expectations: the model card's AE thresholds and the expert's
   reference run (stored with provenance).
+- ``alerts.distribution_checks``: each lumisection's histograms against the reference
+  (two-sample chi2 per lumisection and sliding window, region scan, localisation).
 - ``alerts.run_status``: the engine: green / amber / red per lumisection, range and run.
 - ``alerts.certification``: lumisection flags, expert overrides, CMS golden JSON.
 

@@ -103,8 +103,11 @@ class AERule:
                 out["explained_by"] = res.type_labels[int(explained[0][r])]
             return out
 
+        per_type = np.zeros((n, len(res.type_labels)), np.float64)
+        per_type[idx] = res.per_type
         return RuleOutcome(self.name, mask, kind="ae", score=score, p_value=pval,
-                           details=details)
+                           details=details, per_type=per_type,
+                           type_labels=tuple(res.type_labels))
 
 
 def make_ae_rule(

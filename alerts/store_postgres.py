@@ -11,6 +11,8 @@ Partial summaries (``add_summary_parts``) claim their part ids and event numbers
 with the same ``ON CONFLICT DO NOTHING`` (``RETURNING`` the events that were new)
 and add to the lumisection's row read with ``SELECT ... FOR UPDATE`` in the same
 transaction, so concurrent sinks count each event once and lose no update.
+A summary's histograms (``hists`` column, added to older stores when opened) are
+read and written in that same locked read-add-write.
 Dead letters are inserted by stable id with ``ON CONFLICT (id)``, so concurrent sinks
 and re-replays store each failure once.
 A lost connection is re-opened on the next transaction.
@@ -73,6 +75,7 @@ class PostgresAlertStore(SQLAlertStore):
                 cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
                                         without_rowid=self.without_rowid))
             self._upgrade_deadletters(cur)
+            self._upgrade_summaries(cur)
 
     def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
         """Insert; return exactly the records this call inserted, even with concurrent writers.

@@ -44,6 +44,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
     from hotline.dashboard.views.contributions import Contributions
     from hotline.dashboard.views.event_display import EventDisplay
     from hotline.dashboard.views.histogram import ScoreHistogram
+    from hotline.dashboard.views.ls_histograms import LumiHistogramView
     from hotline.dashboard.views.occupancy import OccupancyView
     from hotline.dashboard.views.overview import RunOverview
     from hotline.dashboard.views.replay import ReplayControl
@@ -72,6 +73,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                      contributions=Contributions(state), event_display=EventDisplay(state),
                      occupancy=OccupancyView(state), replay=ReplayControl(state),
                      certification=CertificationView(state),
+                     ls_histograms=LumiHistogramView(state),
                      subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url))
         return [
             pn.Row(card("Alerts (newest first)", views["alerts"]),
@@ -83,6 +85,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                              sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             card("Lumisection certification", views["certification"]),
+            card("Lumisection histograms vs reference", views["ls_histograms"]),
             card("Alert subscriptions and delivery log", views["subscriptions"]),
         ]
 
@@ -132,6 +135,8 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                 views["subscriptions"].refresh()  # re-reads the store at most once per second
             if "certification" in views:
                 views["certification"].refresh()  # idem
+            if "ls_histograms" in views:
+                views["ls_histograms"].refresh()  # when a lumisection arrived
 
     pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page

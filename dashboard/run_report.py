@@ -17,9 +17,10 @@ values from the status findings where it has them), non-green ranges with their 
 and findings, top alerts with their loss contributions (``alert_detail``), DQM findings,
 L1 agreement per lumisection when the summaries carry it (firmware in the loop,
 ``stream.l1_emulation``: a plot of the agreement per menu seed and the lumisections where
-firmware and serving differ, with their divergence alerts), dead letters per reason, and
-the certification (golden JSON, bad lumisections with
-reasons, expert overrides with who, when and comment).
+firmware and serving differ, with their divergence alerts), distribution findings (the
+lumisection histograms against the reference: object type, variable, region), dead
+letters per reason, and the certification (golden JSON, bad lumisections with reasons,
+expert overrides with who, when and comment).
 
 Every piece of text that comes from the store or the status (reasons, comments, rule
 names, units) is HTML-escaped; plot tooltips show field values as text.
@@ -465,6 +466,23 @@ def _l1_section(sums: Sequence[LumiSummary], dqm: Sequence[AlertRecord]) -> str:
     return "".join(out)
 
 
+def _dist_section(status: RunStatus) -> str:
+    """The non-green distribution findings (``alerts.distribution_checks``), by lumisection."""
+    rows = _grouped((s.lumi, (f.quantity.removeprefix("dist:"), Markup(_badge(f.level)),
+                              _num(f.p_value, ".2g"), _num(f.p_corrected, ".2g"), f.where,
+                              f.text))
+                    for s in status.lumis for f in s.findings
+                    if f.kind == "dist" and f.level in ("amber", "red"))
+    if not rows:
+        return ("<p class='note'>no lumisection histogram differs from its reference beyond "
+                "the distribution family's false-alarm budget.</p>")
+    shown = rows[:FINDING_ROWS]
+    more = f" (the first {len(shown)} of {len(rows)})" if len(shown) < len(rows) else ""
+    return (f"<p>{len(rows)} distribution findings{_e(more)}:</p>"
+            + _table(["LS", "histogram", "level", "p", "p corrected", "where", "finding"],
+                     shown, num=(3, 4), cls="dist"))
+
+
 def _deadletters_section(run: int, letters: Sequence[DeadLetter]) -> str:
     if not letters:
         return "<p class='note'>no dead letters for this run.</p>"
@@ -545,6 +563,7 @@ def render_report(store: Any, status: RunStatus, flags: Sequence[LumiFlag] = (),
         "<h2>DQM findings</h2>", _dqm_section(status, dqm),
         *(["<h2>L1 emulation agreement</h2>", _l1_figure(sums), _l1_section(sums, dqm)]
           if any(s.l1 is not None for s in sums) else []),
+        "<h2>Distribution findings</h2>", _dist_section(status),
         "<h2>Dead letters</h2>", _deadletters_section(status.run, letters),
         "<h2>Certification</h2>", _certification_section(status.run, flags),
     ]

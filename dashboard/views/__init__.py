@@ -5,9 +5,10 @@
 alert; ``event_display`` its objects; ``occupancy`` DQM maps of the selected or newest
 DQM alert; ``replay`` start/stop an embedded replay; ``certification`` lumisection
 flags and golden JSON of the run on screen, assessment and expert overrides after login;
+``ls_histograms`` a lumisection's histogram against its reference, with pulls;
 ``subscriptions`` alert subscriptions and their delivery log; ``common`` helpers shared
 by the views.
 """
 
 __all__ = ["alerts", "certification", "common", "contributions", "event_display", "histogram",
-           "occupancy", "overview", "replay", "subscriptions"]
+           "ls_histograms", "occupancy", "overview", "replay", "subscriptions"]
