@@ -18,6 +18,7 @@ Run status and certification:
   reference run (stored with provenance).
 - ``alerts.run_status``: the engine: green / amber / red per lumisection, range and run.
 - ``alerts.certification``: lumisection flags, expert overrides, CMS golden JSON.
+- ``alerts.acknowledgements``: the crew's acknowledgements of alerts and lumisection flags.
 
 The store:
 
