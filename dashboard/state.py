@@ -476,8 +476,8 @@ class DashboardState(param.Parameterized):
         if a is None:
             return {"kind": "", "title": "", "note": "select an alert in the table"}
         p, z = alert_detail.p_text(a)
-        title = (f"{a.rule} - run {a.run}, LS {a.lumi}"
-                 + (f", event {a.event}" if a.kind != "dqm" else "")
+        title = (f"{a.rule} in run {a.run} LS {a.lumi}"
+                 + (f" event {a.event}" if a.kind != "dqm" else "")
                  + (f" (p {p}, Z {z})" if p != "-" else ""))
         if a.kind == "dqm":
             return {"kind": "dqm", "title": title, **alert_detail.dqm_why(a)}

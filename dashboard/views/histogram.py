@@ -87,6 +87,8 @@ class ScoreHistogram(pn.viewable.Viewer):
                             x_range=self.fig.x_range, y_range=Range1d(0.1, 10),
                             x_axis_label="AE score (reconstruction loss, a.u.)",
                             y_axis_label="data / reference", **FIG_STYLE)
+        self.ratio.yaxis.ticker.desired_num_ticks = 3
+        self.ratio.yaxis.ticker.num_minor_ticks = 0
         self.ratio.scatter("x", "ratio", source=self.source, size=5, color="#2b4f80")
         self.ratio.add_layout(Whisker(source=self.source, base="x", lower="lo", upper="hi",
                                       line_color="#2b4f80"))
