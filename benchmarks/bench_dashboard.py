@@ -338,7 +338,8 @@ def control_room(browser: Any, args: Any, tmp: Path) -> dict[str, Any]:
         time.sleep(0.01)
     SERVER_TID = server.native_id
     out: dict[str, Any] = {"alerts": args.alerts, "lumis": args.lumis}
-    renice_chromium()
+    # Chromium keeps its priority here: it draws what is timed (renice_chromium is for the
+    # replay phases, where the browsers compete with the replay)
     cold = _room_load(browser, url, ROOM_SIZES["1920x1080"])  # right after the start
     print(f"cold first load (server just started, warm-up running): status and plots "
           f"{cold.get('status', float('nan')):.2f} s, alert table "

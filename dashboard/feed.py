@@ -64,22 +64,36 @@ class LiveFeed:
         self._snap = FeedSnapshot(0, {}, [], 0, 0.0)
         self._last_poll = -math.inf
         self._memo: dict[Any, tuple[Any, Any]] = {}
+        self._computing: dict[Any, threading.Event] = {}
         self._memo_lock = threading.Lock()
 
     def memo(self, key: Any, fn: Callable[[], Any], version: Any = None) -> Any:
         """``fn()`` computed once per ``key`` and ``version`` (default: the current snapshot
-        version), shared by every session of the server; at most ``MEMO_KEYS`` keys kept."""
+        version), shared by every session of the server: a session asking while another
+        computes it waits for that result instead of computing it again. At most
+        ``MEMO_KEYS`` keys are kept."""
         v = self._snap.version if version is None else version
-        with self._memo_lock:
-            hit = self._memo.get(key)
-            if hit is not None and hit[0] == v:
-                return hit[1]
-        value = fn()  # outside the lock: sessions asking for other keys are not held up
-        with self._memo_lock:
-            self._memo.pop(key, None)
-            self._memo[key] = (v, value)
-            while len(self._memo) > MEMO_KEYS:
-                self._memo.pop(next(iter(self._memo)))
+        while True:
+            with self._memo_lock:
+                hit = self._memo.get(key)
+                if hit is not None and hit[0] == v:
+                    return hit[1]
+                busy = self._computing.get((key, v))
+                if busy is None:
+                    busy = self._computing[(key, v)] = threading.Event()
+                    break
+            busy.wait(60)  # another session computes it; then read its result
+        try:
+            value = fn()  # outside the lock: sessions asking for other keys go on
+            with self._memo_lock:
+                self._memo.pop(key, None)
+                self._memo[key] = (v, value)
+                while len(self._memo) > MEMO_KEYS:
+                    self._memo.pop(next(iter(self._memo)))
+        finally:
+            with self._memo_lock:
+                self._computing.pop((key, v), None)
+            busy.set()
         return value
 
     def on_result(self, batch: Any, result: Any) -> None:

@@ -38,14 +38,16 @@ from hotline.dashboard.replay_control import ReplayController
 from hotline.errors import HotlineError
 from hotline.stream.pipeline import SCORE_BINS, score_bin_edges
 
-__all__ = ["MAP_ALERTS", "MAP_REFRESH_S", "DashboardState"]
+__all__ = ["MAP_ALERTS", "MAP_REFRESH_S", "STATUS_REFRESH_S", "DashboardState"]
 
 log = logging.getLogger(__name__)
 
 #: the alert map reads at most this many alerts of the selected lumisections (newest first)
 MAP_ALERTS = 10_000
 #: ... and re-reads them at most this often while alerts arrive (seconds; shared by sessions)
-MAP_REFRESH_S = 10.0
+MAP_REFRESH_S = 20.0
+#: the run status is recomputed at most this often while the open lumisection fills
+STATUS_REFRESH_S = 10.0
 
 
 class DashboardState(param.Parameterized):
@@ -91,6 +93,7 @@ class DashboardState(param.Parameterized):
         self._new_alerts: list[AlertRecord] = []
         self._selected: AlertRecord | None = None
         self._rate_samples: list[tuple[float, int]] = []
+        self._replay_rate = False  #: the input rate shown is a running replay's
         self._seq = 0
         self.rows_skipped = 0  #: alerts not pushed to the table (more than ROWS_PER_UPDATE)
 
@@ -137,7 +140,11 @@ class DashboardState(param.Parameterized):
         if rp is not None and rp.running:
             self.event_rate = rp.live_rate()
             self._rate_samples = []
+            self._replay_rate = True
             return
+        if self._replay_rate:  # the replay ended: its rate is over, the store's begins
+            self._replay_rate = False
+            self.event_rate = 0.0
         n = sum(s.n_events for s in snap.summaries.values())
         now = time.monotonic()
         self._rate_samples = [(t, c) for t, c in self._rate_samples if now - t < 10]
@@ -198,7 +205,8 @@ class DashboardState(param.Parameterized):
 
     def run_status(self) -> RunStatus:
         """The status engine's verdict on the run on screen (see ``_status``), computed once
-        per feed snapshot for all sessions of the server."""
+        for all sessions of the server: again when a lumisection or a DQM alert of the run
+        appears, else at most every ``STATUS_REFRESH_S`` seconds."""
         run = self.run
 
         def compute() -> RunStatus:
@@ -211,9 +219,14 @@ class DashboardState(param.Parameterized):
             return assess_lumis(sums, self.thresholds, self._status_reference(), dqm,
                                 by_lumi, model=self.ae_model)
 
+        # recomputed when a lumisection or a DQM alert of the run appears, else at most
+        # every STATUS_REFRESH_S while the open lumisection fills (a 200-LS assessment
+        # costs ~0.5 s of CPU: once per second it would cost half a core)
+        n_lumis = sum(1 for k in self._snap.summaries if k[1] == run)
+        n_dqm = sum(1 for a in self._snap.alerts if a.run == run and a.kind == "dqm")
+        version = (n_lumis, n_dqm, int(time.monotonic() // STATUS_REFRESH_S))
         return self.feed.memo(("status", run, tuple(self.thresholds), id(self.ae_model)),
-                              compute,
-                              version=self._snap.version)
+                              compute, version=version)
 
     # ------------------------------------------------------------ lumisection selection
 
