@@ -249,22 +249,37 @@ def _room_load(browser: Any, url: str, size: tuple[int, int]) -> dict[str, float
 
 
 def _clicks(browser: Any, url: str, n: int = 8) -> list[float]:
-    """Seconds from a click on an alert row to its explanation in the why card."""
+    """Seconds from a click on an alert row to its explanation in the why card (its title
+    changes to the clicked alert's)."""
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     page.goto(url)
     rows = page.locator(".hotline-alert-table .tabulator-row")
     page.wait_for_selector(".hotline-alert-table .tabulator-row", timeout=60_000)
-    time.sleep(2)
+    time.sleep(3)
+    why = page.locator(".hotline-why").first
+
+    def title() -> str:
+        try:
+            return why.inner_text(timeout=1000)
+        except Exception:  # noqa: BLE001 - not rendered yet
+            return ""
+
+    page.locator(".hotline-alert-table").first.scroll_into_view_if_needed()
+    time.sleep(1)
     out = []
     for i in range(n):
-        row = rows.nth(2 * i + 1)
-        cells = row.locator(".tabulator-cell")
-        texts = [cells.nth(k).inner_text() for k in range(cells.count())]
-        ls, ev = texts[2], texts[3]
-        target = page.get_by_text(f"LS {ls} event {ev}")
+        before = title()
+        row = rows.nth(i % max(rows.count(), 1))
+        try:
+            row.scroll_into_view_if_needed(timeout=5000)
+        except Exception:  # noqa: BLE001 - a re-rendered table: try the next row
+            continue
         t0 = time.perf_counter()
-        row.click()
-        while target.count() == 0 and time.perf_counter() - t0 < 10:
+        row.click(timeout=5000)
+        while time.perf_counter() - t0 < 10:
+            now = title()
+            if now and now != before:
+                break
             time.sleep(0.005)
         out.append(time.perf_counter() - t0)
     page.close()
@@ -353,9 +368,9 @@ def control_room(browser: Any, args: Any, tmp: Path) -> dict[str, Any]:
               f"{med['table']:.2f} s (target < 3 s), all {N_CANVAS} canvases "
               f"{med['full']:.2f} s  [median of 3]")
         out[name] = {"loads": loads, "median": med}
-    clicks = _clicks(browser, url)
+    clicks = _clicks(browser, url) or [float("nan")]
     print(f"click -> explanation: median {statistics.median(clicks):.3f} s, max "
-          f"{max(clicks):.3f} s (target < 0.5 s)")
+          f"{max(clicks):.3f} s over {len(clicks)} clicks (target < 0.5 s)")
     out["click_s"] = clicks
     time.sleep(2)  # closed pages' sessions expire
     with _Trickle(store, 300, args.lumis):

@@ -139,7 +139,6 @@ class RunOverview(pn.viewable.Viewer):
                 color = PALETTE[len(self.rule_sources) % len(PALETTE)]
                 rs = [self.fig_rules.line("lumi", "frac", source=src, color=color,
                                           line_width=2),
-                      self.fig_rules.scatter("lumi", "frac", source=src, color=color, size=4),
                       self.fig_rules.line("lumi", "expected", source=src, color=color,
                                           line_dash="dashed", line_width=1.2)]
                 self.rules_legend.items.append(LegendItem(label=rule, renderers=rs))
@@ -154,8 +153,7 @@ class RunOverview(pn.viewable.Viewer):
                                         fill_alpha=0.18),
                       self.fig_ae.line("lumi", "expected", source=src, color=color,
                                        line_dash="dashed"),
-                      self.fig_ae.line("lumi", "frac", source=src, color=color, line_width=2),
-                      self.fig_ae.scatter("lumi", "frac", source=src, color=color, size=4)]
+                      self.fig_ae.line("lumi", "frac", source=src, color=color, line_width=2)]
                 self.ae_legend.items.append(LegendItem(label=label, renderers=rs))
                 self.ae_sources[label] = (src, SeriesSync(src))
             self.ae_sources[label][1].apply(data)
