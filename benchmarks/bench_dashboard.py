@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import tempfile
@@ -256,11 +257,11 @@ def _clicks(browser: Any, url: str, n: int = 8) -> list[float]:
     rows = page.locator(".hotline-alert-table .tabulator-row")
     page.wait_for_selector(".hotline-alert-table .tabulator-row", timeout=60_000)
     time.sleep(3)
-    why = page.locator(".hotline-why").first
+    why = page.get_by_text(re.compile(r" in run \d+ LS \d+"))
 
     def title() -> str:
         try:
-            return why.inner_text(timeout=1000)
+            return why.first.inner_text(timeout=200) if why.count() else ""
         except Exception:  # noqa: BLE001 - not rendered yet
             return ""
 
