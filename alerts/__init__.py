@@ -20,6 +20,7 @@ Run status and certification:
   (two-sample chi2 per lumisection and sliding window, region scan, localisation).
 - ``alerts.run_status``: the engine: green / amber / red per lumisection, range and run.
 - ``alerts.certification``: lumisection flags, expert overrides, CMS golden JSON.
+- ``alerts.acknowledgements``: the crew's acknowledgements of alerts and lumisection flags.
 
 The store:
 

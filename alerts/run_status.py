@@ -631,7 +631,8 @@ def _finish(a: _Assessment, alerts: Mapping[int, Sequence[AlertRecord]]) -> RunS
             "green" if s.n_events > 0 else "idle")
         shown = [_with_where(f, alerts.get(s.lumi, ())) for f in bad] if bad else fs[:1]
         reason = "; ".join(_with_where_text(f) for f in shown[:3]) if bad else ""
-        lumis.append(LumiStatus(s.lumi, level, s.n_events, tuple(shown), reason))
+        lumis.append(LumiStatus(s.lumi, level, s.n_events, tuple(shown), reason,
+                                tested=tuple(fs)))
     ranges = _ranges(a, lumis, alerts)
     level = worst_level(ls.level for ls in lumis)
     n_bad = sum(ls.level in ("amber", "red") for ls in lumis)

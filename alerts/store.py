@@ -31,7 +31,8 @@ histograms (``LumiSummary.hists``, compact wire form) live in the ``hists`` colu
 (``summaries(..., hists=True)`` reads them); stores written before it get the column
 when opened. The run status keeps
 its reference runs (``status_references``, ``alerts.reference``) and lumisection flags
-(``lumi_flags``, ``alerts.certification``) in the same store; older stores get those
+(``lumi_flags``, ``alerts.certification``) in the same store, and the crew's
+acknowledgements (``acknowledgements``, ``alerts.acknowledgements``); older stores get those
 tables when opened.
 """
 
@@ -94,6 +95,13 @@ SCHEMA_SQL = [
         good INTEGER NOT NULL, level TEXT NOT NULL, reason TEXT NOT NULL,
         decided_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS lumi_flags_run ON lumi_flags (source, run, lumi)",
+    # crew acknowledgements of alerts and lumisection flags (alerts.acknowledgements)
+    """CREATE TABLE IF NOT EXISTS acknowledgements (
+        seq {autoinc}, source TEXT NOT NULL, run BIGINT NOT NULL, first_lumi BIGINT NOT NULL,
+        last_lumi BIGINT NOT NULL, alert_id TEXT NOT NULL, what TEXT NOT NULL,
+        acked_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS acknowledgements_run ON acknowledgements (source, run)",
+    "CREATE INDEX IF NOT EXISTS acknowledgements_alert ON acknowledgements (alert_id)",
 ]
 
 #: dead-letter columns added after the first release (added to older stores when opened),

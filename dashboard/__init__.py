@@ -10,11 +10,14 @@ Modules (only ``app`` and ``views`` import Panel):
 * ``model_info`` - the anomaly model's calibrated thresholds and background reference.
 * ``rates`` - per-lumisection rate series and the green/amber/red run status.
 * ``alert_table`` - alert-table rows and columns, and how many rows are kept and pushed.
-* ``alert_detail`` - one alert's loss contributions and objects for the event display.
+* ``alert_detail`` - why one alert fired (AE contributions, classic cut, DQM verdict), its
+  p-value as shown, and its objects for the event display.
+* ``glance`` - the lumisection status strip, the quantity x lumisection timeline, the alert map.
+* ``dqm_display`` - DQM maps in hardware coordinates and the flagged units' boxes.
 * ``run_report`` - a run's report: one self-contained HTML page (Bokeh inline) for the e-log.
 * ``auth`` - who may view and who may control (replays, subscriptions, certification).
 * ``views`` - thin Panel views over the state, one module per panel of the page.
 """
 
-__all__ = ["alert_detail", "alert_table", "app", "auth", "feed", "hub", "model_info", "rates",
-           "replay_control", "run_report", "state", "views"]
+__all__ = ["alert_detail", "alert_table", "app", "auth", "dqm_display", "feed", "glance", "hub",
+           "model_info", "rates", "replay_control", "run_report", "state", "views"]

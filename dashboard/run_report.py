@@ -19,8 +19,9 @@ L1 agreement per lumisection when the summaries carry it (firmware in the loop,
 ``stream.l1_emulation``: a plot of the agreement per menu seed and the lumisections where
 firmware and serving differ, with their divergence alerts), distribution findings (the
 lumisection histograms against the reference: object type, variable, region), dead
-letters per reason, and the certification (golden JSON, bad lumisections with reasons,
-expert overrides with who, when and comment).
+letters per reason, the certification (golden JSON, bad lumisections with reasons, expert
+overrides with who, when and comment) and the crew's acknowledgements of alerts and
+lumisection flags (``alerts.acknowledgements``: what, who, when, comment).
 
 Every piece of text that comes from the store or the status (reasons, comments, rule
 names, units) is HTML-escaped; plot tooltips show field values as text.
@@ -524,6 +525,20 @@ def _certification_section(run: int, flags: Sequence[LumiFlag]) -> str:
     return "".join(out)
 
 
+def _acknowledgements_section(store: Any, status: RunStatus) -> str:
+    from hotline.alerts.acknowledgements import acknowledgements
+
+    try:
+        acks = acknowledgements(store, status.run, status.source)
+    except Exception:  # noqa: BLE001 - a store without the table: nothing acknowledged
+        acks = []
+    if not acks:
+        return "<p class='note'>nothing acknowledged by the crew.</p>"
+    return _table(["acknowledged", "lumisections", "by", "when", "comment"],
+                  [("alert: " + a.what if a.alert_id else "flags: " + a.what, a.lumis,
+                    a.acked_by, _utc(a.at), a.comment) for a in acks], cls="acks")
+
+
 # ------------------------------------------------------------------ the page
 
 def render_report(store: Any, status: RunStatus, flags: Sequence[LumiFlag] = (), *,
@@ -566,6 +581,7 @@ def render_report(store: Any, status: RunStatus, flags: Sequence[LumiFlag] = (),
         "<h2>Distribution findings</h2>", _dist_section(status),
         "<h2>Dead letters</h2>", _deadletters_section(status.run, letters),
         "<h2>Certification</h2>", _certification_section(status.run, flags),
+        "<h2>Crew acknowledgements</h2>", _acknowledgements_section(store, status),
     ]
     texts: list[str] = []
     body = []

@@ -184,6 +184,27 @@ def test_status_without_alerts_flags_or_model(tmp_path):
     assert "no dead letters for this run" in text
     assert "run 7 is not certified yet (hotline certify 7)" in text
     assert "reference none recorded" in text
+    assert "nothing acknowledged by the crew" in text
+
+
+def test_crew_acknowledgements_are_exported_escaped(tmp_path):
+    from hotline.alerts.acknowledgements import acknowledge_alert, acknowledge_lumis
+    from tests.unit.dashboard.conftest import classic_alert, lumi_summary
+
+    with SQLiteAlertStore(tmp_path / "a.db") as store:
+        store.upsert_summaries([lumi_summary(7, ls) for ls in range(1, 6)])
+        a = classic_alert(7, 2, 42)
+        store.add_alerts([a])
+        acknowledge_alert(store, a, "alice", f"HCAL noise {EVIL}", at=1.7e9)
+        acknowledge_lumis(store, "hotline", 7, [3, 4], "bob", "HV trip", what="LS 3-4: red",
+                          at=1.7e9 + 60)
+        status = RunStatus("hotline", 7, "red", "rates as expected")
+        page = render_report(store, status)
+    text = _text(page)
+    assert "<script>window.__pwned" not in page
+    assert (f"alert: classic alert met250, run 7 LS 2 event 42 LS 2 alice "
+            f"2023-11-14 22:13:20 UTC HCAL noise {EVIL}") in text
+    assert "flags: LS 3-4: red LS 3-4 bob 2023-11-14 22:14:20 UTC HV trip" in text
 
 
 def test_rate_plots_draw_the_status_expectations(replayed):
