@@ -15,5 +15,5 @@ the wall display (big status, auto-cycling views).
 """
 
 __all__ = ["acknowledge", "alert_map", "alerts", "certification", "common", "contributions",
-           "event_display", "histogram", "ls_histograms", "occupancy", "overview", "replay", "status_strip",
-           "subscriptions", "timeline", "wall"]
+           "event_display", "histogram", "ls_histograms", "occupancy", "overview", "replay",
+           "status_strip", "subscriptions", "timeline", "wall"]
