@@ -36,6 +36,28 @@ def wait_for(cond: Any, timeout: float = 20.0, every: float = 0.1, what: str = "
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def serve_and_wait(cfg: Any, hub: Any, port: int) -> tuple[Any, str]:
+    """Start the dashboard server of ``hub`` on ``port`` (threaded) and wait until its login
+    page answers; (server, base URL). The screenshots' folder exists afterwards."""
+    import urllib.request
+
+    from hotline.dashboard.app import serve
+
+    server = serve(cfg, hub=hub, port=port, threaded=True, show=False)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/login", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=30, what="the dashboard server")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return server, url
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Chromium (never downloaded: /usr/bin/chromium). Missing in CI = failure."""
@@ -71,7 +93,6 @@ def dashboard_server(tmp_path: Path, dash_archive: Path) -> Iterator[dict[str, A
     """The dashboard served in-process on a free port, basic auth on, one AE alert stored."""
     from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
-    from hotline.dashboard.app import serve
     from hotline.dashboard.hub import build_hub
     from tests.unit.dashboard.conftest import THRESHOLDS, ae_alert
 
@@ -85,19 +106,7 @@ def dashboard_server(tmp_path: Path, dash_archive: Path) -> Iterator[dict[str, A
     })
     hub = build_hub(cfg, store=store)
     hub.thresholds = list(THRESHOLDS)
-    server = serve(cfg, hub=hub, port=port, threaded=True, show=False)
-    url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(url + "/login", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    wait_for(up, timeout=30, what="the dashboard server")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server, url = serve_and_wait(cfg, hub, port)
     try:
         yield {"url": url, "hub": hub, "store": store, "cfg": cfg}
     finally:

@@ -12,7 +12,13 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.integration.browser.conftest import ARTIFACTS, PASSWORD, free_port, wait_for
+from tests.integration.browser.conftest import (
+    ARTIFACTS,
+    PASSWORD,
+    free_port,
+    serve_and_wait,
+    wait_for,
+)
 from tests.support.control_room import THRESHOLDS_EXACT, fill_control_room, hot_lumis
 
 pytestmark = pytest.mark.browser
@@ -57,7 +63,6 @@ def click_until(p: Page, row: Any, expect: str, timeout: float = 10.0) -> float:
 def room(tmp_path_factory) -> Iterator[dict[str, Any]]:
     from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
-    from hotline.dashboard.app import serve
     from hotline.dashboard.hub import build_hub
     from hotline.dashboard.model_info import Threshold
 
@@ -71,19 +76,7 @@ def room(tmp_path_factory) -> Iterator[dict[str, Any]]:
         "store": {"url": store.url}})
     hub = build_hub(cfg, store=store, replay=False)
     hub.thresholds = [Threshold(p, t) for p, t in THRESHOLDS_EXACT]
-    server = serve(cfg, hub=hub, port=port, threaded=True, show=False)
-    url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(url + "/login", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    wait_for(up, timeout=30, what="the dashboard server")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server, url = serve_and_wait(cfg, hub, port)
     try:
         yield {"url": url, "store": store, "alerts": alerts, "hub": hub}
     finally:
