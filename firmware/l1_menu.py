@@ -21,9 +21,9 @@ from hotline.models.l1_emulator import (
     LIBRARY_DIR,
     L1Menu,
     card_hash,
-    file_sha256,
     make_seeds,
 )
+from hotline.models.registry import sha256
 
 
 def _score_type(conv: Any) -> tuple[str, int, int]:
@@ -52,7 +52,7 @@ def write_l1_menu(source: Any, conv: Any, out: str | Path) -> L1Menu:
         raise FirmwareError(f"{source.name}: an L1 menu needs a registered model card")
     out = Path(out)
     lib = compiled_library(conv.output_dir)
-    digest = file_sha256(lib)
+    digest = sha256(lib)
     libdir = out / LIBRARY_DIR
     if libdir.exists():
         shutil.rmtree(libdir)

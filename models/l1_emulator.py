@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hotline.errors import ModelError
+from hotline.models.registry import sha256
 
 MENU_FILE = "l1_menu.json"
 LIBRARY_DIR = "l1"
@@ -54,14 +55,6 @@ def card_hash(card: dict[str, Any]) -> str:
              "normalisation": card.get("normalisation"), "feature_spec": card.get("feature_spec"),
              "name": card.get("name"), "version": str(card.get("version"))}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -177,7 +170,7 @@ class L1Emulator:
         lib = build / menu.library
         if not lib.is_file():
             raise ModelError(f"L1 build {build}: emulation library {menu.library} is missing")
-        digest = file_sha256(lib)
+        digest = sha256(lib)
         if digest != menu.library_sha256:
             raise ModelError(
                 f"L1 build {build}: library {menu.library} has sha256 {digest[:12]}..., the menu "

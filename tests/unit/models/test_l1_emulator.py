@@ -14,11 +14,10 @@ from hotline.models.l1_emulator import (
     L1Emulator,
     L1Menu,
     card_hash,
-    file_sha256,
     make_seeds,
     seed_labels,
 )
-from hotline.models.registry import DEFAULT_REGISTRY, load_model
+from hotline.models.registry import DEFAULT_REGISTRY, load_model, sha256
 
 
 def test_seed_labels_follow_the_axol1tl_names():
@@ -49,7 +48,7 @@ def _fake_build(tmp: Path, card: dict, lib: bytes = b"not a library") -> Path:
     (tmp / "l1").mkdir(parents=True)
     (tmp / "l1" / "emulation.so").write_bytes(lib)
     L1Menu("ae_default", str(card["version"]), "b1", card_hash(card), "l1/emulation.so",
-           file_sha256(tmp / "l1" / "emulation.so"), "myproject", "ap_fixed<26,8>", 18, 57,
+           sha256(tmp / "l1" / "emulation.so"), "myproject", "ap_fixed<26,8>", 18, 57,
            True, seeds=make_seeds({0.01: 0.05}, 18)).write(tmp)
     return tmp
 
