@@ -29,6 +29,15 @@ multinomially, ``X2`` is divided by that overdispersion (``hist_scale``, measure
 reference's lumisections). p-values are chi2 tails (``dist_tests``), corrected by the
 family's own rule below (``dist_findings``).
 
+**Windows say which lumisection.** A window's test belongs to its last lumisection, but
+a change that ended a lumisection earlier still fills the window for ``w - 1`` more
+lumisections. So a window test with ``p < SUPPORT_GATE_P`` is kept only if its last
+lumisection moves the way the window's other lumisections moved against the reference
+(``support_z``: the projection of its shape difference on theirs, a normal score under
+the null, at least ``SUPPORT_Z``); a clean lumisection after a fault scores near 0 and
+is not flagged, one inside a faint sustained change scores high. This only removes
+findings, so the budget below still holds.
+
 **Spread.** A reference run differs from the tested run by more than statistics when
 conditions change (run-to-run spread), and a run's own lumisections may scatter more
 than multinomially (without a reference). Per histogram and window, the lower quartile
@@ -52,9 +61,10 @@ the trends: per histogram, the per-lumisection p-values as normal scores
 rate CUSUMs (``alerts.statistics``: a peak ``S`` over ``N`` lumisections has ``p <= N
 exp(-S)``), Sidak over every CUSUM of the run, restarted after each alarm once the
 change is over (``alarm_segments``); a trend finding covers its alarm's
-maximum-likelihood segment. A false trend flags a few lumisections once per 10,000 runs,
-so the family stays within 1e-3 per clean lumisection. Red is the engine's red: corrected p below
-``RED_P`` (one-sided 5 sigma).
+maximum-likelihood segment (``ml_mean_segment``), not the clean lumisections that
+happened to start or prolong the excursion. A false trend flags a few lumisections once
+per 10,000 runs, so the family stays within 1e-3 per clean lumisection. Red is the
+engine's red: corrected p below ``RED_P`` (one-sided 5 sigma).
 
 **Localisation.** Each group's contribution to ``X2`` is assigned to the detector region
 (eta-phi cell) of its bins; the finding names the object type, the variable and the
@@ -88,9 +98,9 @@ from hotline.detectors.event_histograms import HistBook, HistLayout, LumiHists, 
 from hotline.errors import StreamError
 
 __all__ = ["DIST_ALPHA", "DIST_AMBER_P", "MAX_SPREAD", "MIN_ENTRIES", "MIN_EXPECTED",
-           "MIN_SPREAD_TESTS", "TREND_AMBER_P", "TREND_SHIFTS", "WINDOWS", "Chi2", "chi2_test",
-           "dist_findings", "dist_tests", "dist_trends", "family_correct", "hist_scales",
-           "run_spread", "sum_hists"]
+           "MIN_SPREAD_TESTS", "SUPPORT_Z", "TREND_AMBER_P", "TREND_SHIFTS", "WINDOWS",
+           "Chi2", "chi2_test", "dist_findings", "dist_tests", "dist_trends", "family_correct",
+           "hist_scales", "ml_mean_segment", "run_spread", "sum_hists", "support_z"]
 
 #: minimum expected entries per bin group in the smaller sample
 MIN_EXPECTED = 5.0
@@ -100,6 +110,11 @@ MIN_ENTRIES = 20
 LOCATE_P = 0.01
 #: sliding windows tested: 1 (the lumisection alone) and 5 lumisections ending there
 WINDOWS = (1, 5)
+#: a window test this significant is kept at its last lumisection only if that one moves
+#: the way the window's earlier lumisections moved (``support_z``) by this normal score
+SUPPORT_Z = 2.326  # one-sided p = 0.01
+#: below this (uncorrected) p a window test needs its last lumisection's support
+SUPPORT_GATE_P = 0.05
 #: false alarms per clean lumisection of the whole distribution family (amber)
 DIST_ALPHA = 1e-3
 #: the share of it the trends get (per run)
@@ -250,6 +265,49 @@ def chi2_test(obs: np.ndarray, ref: np.ndarray, layout: HistLayout | None = None
     elif layout is not None:
         detail = _direction(o, r, np.ones(o.size, bool), layout, log_width)
     return Chi2(x2, ndf, p, int(n), int(m), region, share, detail, n_tested, n_changed)
+
+
+def support_z(one: np.ndarray, rest: np.ndarray, ref: np.ndarray,
+              layout: HistLayout | None = None, scale: float = 1.0,
+              min_expected: float = MIN_EXPECTED) -> float | None:
+    """How much the lumisection ``one`` moves along the change of ``rest`` (the window's
+    other lumisections) against ``ref``, as a normal score (None when a sample is too
+    small to say).
+
+    The direction is the rest's shape minus the reference's, ``d_g = Rest_g / n_rest -
+    R_g / m`` per bin group (grouped as ``chi2_test`` groups the rest against the
+    reference), measured without the lumisection, so under the null its projection
+    ``T = sum_g d_g / p_g (O_g / n - p_g)`` (``p_g = R_g / m``) is independent of it, with
+    mean 0 and variance ``(1 / n + 1 / m) sum_g d_g^2 / p_g`` (multinomial; ``sum_g d_g =
+    0``), divided by the overdispersion ``scale``. A window alarm raised by lumisections
+    before the last one gives that last one a score near 0 (it is clean); a lumisection
+    inside a sustained change scores high, even when its own test alone is not
+    significant.
+    """
+    o = np.asarray(one, dtype=np.float64)
+    q = np.asarray(rest, dtype=np.float64)
+    r = np.asarray(ref, dtype=np.float64)
+    n, nq, m = float(o.sum()), float(q.sum()), float(r.sum())
+    if min(n, nq, m) < MIN_ENTRIES or not o.size == q.size == r.size:
+        return None
+    row_len = layout.row_len if layout is not None and o.size % layout.row_len == 0 else o.size
+    gid = _groups((q + r) * min(nq, m) / (nq + m), row_len, min_expected)
+    ok = gid >= 0
+    if not ok.any():
+        return None
+    og = np.bincount(gid[ok], weights=o[ok])
+    qg = np.bincount(gid[ok], weights=q[ok])
+    rg = np.bincount(gid[ok], weights=r[ok])
+    use = rg > 0
+    if use.sum() < 2:
+        return None
+    p = rg[use] / m
+    d = qg[use] / nq - p
+    var = (1.0 / n + 1.0 / m) * float((d * d / p).sum()) * max(scale, 1.0)
+    if var <= 0:
+        return None
+    t = float((d / p * (og[use] / n - p)).sum())
+    return t / math.sqrt(var)
 
 
 def _direction(o: np.ndarray, r: np.ndarray, sel: np.ndarray, layout: HistLayout,
@@ -480,8 +538,14 @@ def dist_tests(hists: Sequence[LumiHists | None], reference: LumiHists | None = 
                     ref = clean_total - (obs if not excluded[i] else 0) if w == 1 else \
                         clean_total - obs
                 c = chi2_test(obs, ref, layout, scale, log_width=lw)
-                if c is not None:
-                    got[i].append((name, w, layout, c))
+                if c is None:
+                    continue
+                if w > 1 and c.p < SUPPORT_GATE_P:
+                    # the window changed: is it this lumisection, or only the ones before?
+                    z = support_z(r[i], csum[i] - csum[i + 1 - w], ref, layout, scale)
+                    if z is not None and z < SUPPORT_Z:
+                        continue
+                got[i].append((name, w, layout, c))
         return got
 
     # lumisections red by their own tests are left out of the leave-one-out reference
@@ -556,6 +620,33 @@ def family_correct(tests: Sequence[tuple[float, Finding]]) -> list[Finding]:
     return out
 
 
+def ml_mean_segment(z: np.ndarray) -> tuple[int, int]:
+    """The segment ``a..b`` (inclusive) of ``z`` with the largest Gaussian mean-shift
+    likelihood ratio ``(sum z)^2 / length`` among those with a positive sum (the whole
+    of ``z`` when none is positive); exact up to ``_ML_EXACT`` values, else the best start
+    for the whole, then the best end for that start."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.size <= 1:
+        return 0, max(z.size - 1, 0)
+    c = np.concatenate([[0.0], np.cumsum(z)])
+    if z.size <= _ML_EXACT:
+        s = c[None, 1:] - c[:-1, None]  # s[a, b] = sum of z[a..b]
+        length = np.arange(z.size)[None, :] - np.arange(z.size)[:, None] + 1
+        score = np.where((length > 0) & (s > 0), s * s / np.maximum(length, 1), -1.0)
+        if score.max() <= 0:
+            return 0, z.size - 1
+        a, b = np.unravel_index(int(np.argmax(score)), score.shape)
+        return int(a), int(b)
+    tail = (c[-1] - c[:-1]) / np.sqrt(np.arange(z.size, 0, -1))
+    a = int(np.argmax(tail))
+    head = (c[a + 1:] - c[a]) / np.sqrt(np.arange(1, z.size - a + 1))
+    return a, a + int(np.argmax(head))
+
+
+#: ``ml_mean_segment`` is exact (quadratic) up to this many values
+_ML_EXACT = 600
+
+
 def dist_trends(tests: Sequence[Sequence[tuple[float, Finding]]],
                 lumis: Sequence[int] | None = None) -> list[list[Finding]]:
     """Per lumisection, the trend findings of the distribution tests ``tests`` (per
@@ -587,12 +678,11 @@ def dist_trends(tests: Sequence[Sequence[tuple[float, Finding]]],
                 lv = level_of(pc, TREND_AMBER_P)
                 if lv == "green":
                     continue
-                # the lumisections: the excursion's maximum-likelihood segment ending at its
-                # peak (the start maximising (sum z)^2 / length), so a clean lumisection
-                # that happened to start the excursion is not pulled in
-                zs = z[first:peak + 1]
-                tail = np.cumsum(zs[::-1])[::-1] / np.sqrt(np.arange(zs.size, 0, -1))
-                first += int(np.argmax(tail))
+                # the lumisections: the excursion's maximum-likelihood segment, so clean
+                # lumisections that happened to start it or to keep it going after the
+                # change ended are not pulled in
+                a, b = ml_mean_segment(z[first:peak + 1])
+                first, peak = first + a, first + b
                 seg = v[first:peak + 1]
                 strongest = min(seg, key=lambda x: x[1])[2]
                 la, lb = lumis[int(idx[first])], lumis[int(idx[peak])]

@@ -22,8 +22,10 @@ from hotline.alerts.distribution_checks import (
     dist_trends,
     family_correct,
     group_z2,
+    ml_mean_segment,
     run_spread,
     sum_hists,
+    support_z,
 )
 from hotline.alerts.lumi_status import Finding
 from hotline.alerts.reference import (
@@ -323,3 +325,65 @@ def test_trend_accumulates_what_no_lumisection_shows_alone():
     f = trends[-1][0]
     assert f.level in ("amber", "red") and f.where == "h0 in cell"
     assert "changed over LS 6-30" in f.text
+
+
+# ------------------------------------------------------------------ which lumisection
+
+
+def test_support_score_is_normal_when_clean_and_high_inside_a_change():
+    """``support_z`` of a clean lumisection against a window that changed (or did not)
+    is a normal score (its 1 % tail at 1 % within statistics); a lumisection sharing the
+    change scores high."""
+    layout = DEFAULT_BOOK.layout("muons/pt", 34)
+    rng = np.random.default_rng(12)
+    ref_shape = np.exp(-0.25 * np.arange(34)) + 1e-3
+    ref_shape /= ref_shape.sum()
+    moved = np.roll(ref_shape, 1)
+    moved /= moved.sum()
+    ref = rng.multinomial(200_000, ref_shape)
+    z_clean = np.asarray([support_z(rng.multinomial(1000, ref_shape),
+                                    rng.multinomial(4000, moved if k % 2 else ref_shape),
+                                    ref, layout) for k in range(4000)], dtype=float)
+    assert abs(z_clean.mean()) < 0.06 and 0.94 < z_clean.std() < 1.06
+    assert 0.005 <= np.mean(z_clean > 2.326) <= 0.016
+    faint = 0.7 * ref_shape + 0.3 * moved  # one LS alone: p < 1e-4 in a third of them
+    z_in = [support_z(rng.multinomial(1000, faint), rng.multinomial(4000, faint), ref, layout)
+            for _ in range(200)]
+    assert np.mean(np.asarray(z_in, dtype=float) > 2.326) > 0.9
+    assert support_z(np.zeros(34), rng.multinomial(4000, moved), ref, layout) is None
+
+
+def test_ml_mean_segment_is_the_best_segment():
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        z = rng.normal(0.5, 1.5, int(rng.integers(2, 30)))
+        a, b = ml_mean_segment(z)
+        best = max(((i, j) for i in range(z.size) for j in range(i, z.size)
+                    if z[i:j + 1].sum() > 0),
+                   key=lambda ij: z[ij[0]:ij[1] + 1].sum() ** 2 / (ij[1] - ij[0] + 1),
+                   default=(0, z.size - 1))
+        assert (a, b) == best
+    # a fault of z = 5 then clean values that keep a CUSUM going: the segment ends with it
+    assert ml_mean_segment(np.r_[0.2, 5, 5, 5, 5, 5, 1.5, 0.8, 1.2]) == (1, 5)
+
+
+def test_clean_lumisections_after_a_fault_are_not_flagged(reference):
+    """A muon pT scale of 5 % in LS 4-9 of 16 (2000 events per LS, too few for a
+    lumisection alone): the 5-LS windows and the trend find it, and the clean LS 10-16,
+    whose windows still hold faulty lumisections, get no distribution finding (nor LS
+    1-3). Before ``support_z``, the window flagged LS 10 here."""
+    n, per = 16, 2000
+    a = make_events(n * per, seed=71, run=3, events_per_lumi=per)
+    ls = np.asarray(a["luminosityBlock"])
+    bad = (ls >= 4) & (ls <= 9)
+    faulty = ak.concatenate([a[ls <= 3], scale_pt(a[bad], "Muon", 1.05), a[ls >= 10]])
+    st = assess_lumis(summaries(faulty), reference=reference)
+
+    def dist(k: int) -> set[str]:
+        return {f.quantity for f in st.lumi(k).findings  # type: ignore[union-attr]
+                if f.kind == "dist" and f.level != "green"}
+
+    flagged = {k: dist(k) for k in range(1, n + 1) if dist(k)}
+    assert set(range(4, 10)) <= set(flagged), flagged
+    assert any("dist:muons/pt@5" in q for q in flagged.values()), flagged
+    assert set(flagged) == set(range(4, 10)), flagged
