@@ -27,8 +27,9 @@ is open again. ``iter_alerts`` / ``iter_deadletters`` page through every matchin
 (keyset paging, short transactions), so exports never load a whole store into memory.
 Stores written before dead letters had ids are upgraded when opened. The run status keeps
 its reference runs (``status_references``, ``alerts.reference``) and lumisection flags
-(``lumi_flags``, ``alerts.certification``) in the same store; older stores get those
-tables when opened.
+(``lumi_flags``, ``alerts.certification``) in the same store, and so does access control
+(the role mapping ``access_roles``, ``alerts.access``; the append-only ``audit_log``,
+``alerts.audit``); older stores get those tables when opened.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from hotline.alerts.access import ACCESS_SCHEMA_SQL
+from hotline.alerts.audit import AUDIT_SCHEMA_SQL, append_only_sql
 from hotline.alerts.outbox import install_outbox
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary, deadletter_id
 from hotline.errors import StoreError
@@ -90,6 +93,10 @@ SCHEMA_SQL = [
         good INTEGER NOT NULL, level TEXT NOT NULL, reason TEXT NOT NULL,
         decided_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS lumi_flags_run ON lumi_flags (source, run, lumi)",
+    # access control: the role mapping (alerts.access) and the append-only audit log of
+    # every write (alerts.audit)
+    *ACCESS_SCHEMA_SQL,
+    *AUDIT_SCHEMA_SQL,
 ]
 
 #: dead-letter columns added after the first release (added to older stores when opened),
@@ -234,6 +241,8 @@ class SQLAlertStore(AlertStore):
             for stmt in SCHEMA_SQL:
                 cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
                                         without_rowid=self.without_rowid))
+            for stmt in append_only_sql(self.ph):
+                cur.execute(stmt)
             self._upgrade_deadletters(cur)
 
     def _table_columns(self, cur: Any, table: str) -> set[str]:

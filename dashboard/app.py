@@ -9,11 +9,13 @@ one ``hub.build_hub(cfg)``; nothing is loaded at import time (Panel is imported 
 
 from __future__ import annotations
 
+import html
 import logging
+import time
 from typing import Any
 
 from hotline.alerts.store import AlertStore
-from hotline.dashboard.auth import auth_kwargs, can_control, origins
+from hotline.dashboard.auth import GUEST, cookie_issued_at, origins, session_role, sign_in_mode
 from hotline.dashboard.hub import Hub, build_hub
 
 __all__ = ["TITLE", "alert_from_args", "create_page", "serve"]
@@ -30,16 +32,36 @@ def alert_from_args(args: dict[str, Any]) -> str:
     return (val.decode(errors="replace") if isinstance(val, bytes) else str(val)).strip()
 
 
-def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> Any:
+def session_identity(hub: Hub) -> tuple[str, list[str], float | None]:
+    """(user, groups, sign-in time) of the current Bokeh session (``pn.state``)."""
+    import panel as pn
+
+    user = pn.state.user or GUEST
+    groups: list[str] = []
+    claim = hub.cfg.dashboard.oidc_groups_claim if hub.cfg is not None else "groups"
+    if user != GUEST:
+        info = pn.state.user_info or {}
+        raw = info.get(claim) or []
+        groups = [raw] if isinstance(raw, str) else [str(g) for g in raw]
+    issued = cookie_issued_at(pn.state.cookies.get("user")) if user != GUEST else None
+    return user, groups, issued
+
+
+def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
+                groups: list[str] | None = None, signed_in_at: float | None = None) -> Any:
     """One session's page (call inside a Bokeh session, or without one for tests).
 
-    ``alert`` (default: the ``?alert=<id>`` URL query) is selected once the views exist.
+    ``user`` / ``groups`` (default: the session's sign-in, ``session_identity``) give the
+    session's role (``dashboard.auth.session_role``); the sign-in ends ``session_hours``
+    after ``signed_in_at`` (default: now). ``alert`` (default: the ``?alert=<id>`` URL
+    query) is selected once the views exist.
     """
     import panel as pn
     from bokeh.core.validation import silence
     from bokeh.core.validation.warnings import MISSING_RENDERERS
 
     from hotline.dashboard.views.alerts import AlertTable
+    from hotline.dashboard.views.audit import AuditView
     from hotline.dashboard.views.certification import CertificationView
     from hotline.dashboard.views.contributions import Contributions
     from hotline.dashboard.views.event_display import EventDisplay
@@ -50,9 +72,17 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
     from hotline.dashboard.views.subscriptions import SubscriptionsView
 
     silence(MISSING_RENDERERS, True)  # rule / AE figures get their lines when data arrive
-    user = user if user is not None else (pn.state.user or "guest")
-    basic = hub.cfg.dashboard.basic_auth if hub.cfg is not None else ""
-    state = hub.new_state(user=user, can_control=can_control(user, basic))
+    if user is None:
+        user, groups, signed_in_at = session_identity(hub)
+    mode = sign_in_mode(hub.cfg.dashboard) if hub.cfg is not None else "none"
+    role, why = session_role(hub.feed.store, user, groups or [], mode)
+    expires = None
+    if user != GUEST and hub.cfg is not None:
+        start = signed_in_at if signed_in_at is not None else time.time()
+        expires = start + float(hub.cfg.dashboard.session_hours) * 3600.0
+    log.info("dashboard session: user %r, role %s (%s)", user, role, why)
+    state = hub.new_state(user=user, role=role, can_control=role != GUEST,
+                          session_expires=expires)
     state.update(force=True)
     if alert is None:
         alert = alert_from_args(pn.state.session_args or {})
@@ -72,7 +102,8 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                      contributions=Contributions(state), event_display=EventDisplay(state),
                      occupancy=OccupancyView(state), replay=ReplayControl(state),
                      certification=CertificationView(state),
-                     subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url))
+                     subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url),
+                     audit=AuditView(state))
         return [
             pn.Row(card("Alerts (newest first)", views["alerts"]),
                    card("Why did it fire? Loss contributions", views["contributions"]),
@@ -84,6 +115,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                    sizing_mode="stretch_width"),
             card("Lumisection certification", views["certification"]),
             card("Alert subscriptions and delivery log", views["subscriptions"]),
+            card("Audit log (who changed what)", views["audit"]),
         ]
 
     hist_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
@@ -96,12 +128,16 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                                                          sizing_mode="stretch_width"),
              overview.ae_note),
         card("Score distribution", hist_slot), sizing_mode="stretch_width")
+    who = (f"user: {html.escape(user)} ({role}) - <a style='color:#cfd8dc' "
+           "href='/logout'>log out</a>" if user != GUEST else
+           "guest (read-only)" + (" - <a style='color:#cfd8dc' href='/login'>log in</a>"
+                                  if mode != "none" else ""))
     page = pn.Column(
         pn.pane.HTML(
             f"<div style='background:#263238;color:white;padding:8px 14px;font-size:20px;"
             f"font-weight:600'>{TITLE}"
-            f"<span style='float:right;font-size:13px;font-weight:400'>user: {user}"
-            f"{' (read-only)' if not state.can_control else ''}</span></div>",
+            f"<span class='hotline-user' style='float:right;font-size:13px;font-weight:400'>"
+            f"{who}</span></div>",
             sizing_mode="stretch_width", margin=0),
         overview.header, top, details, sizing_mode="stretch_width", margin=0,
     )
@@ -132,6 +168,8 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None) -> 
                 views["subscriptions"].refresh()  # re-reads the store at most once per second
             if "certification" in views:
                 views["certification"].refresh()  # idem
+            if "audit" in views:
+                views["audit"].refresh()  # idem
 
     pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page
@@ -150,9 +188,11 @@ def serve(cfg: Any, *, store: AlertStore | None = None, hub: Hub | None = None,
     for h in {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}:
         if port and f"{h}:{port}" not in allowed:
             allowed.append(f"{h}:{port}")
+    from hotline.dashboard.login import server_kwargs
+
     kwargs: dict[str, Any] = dict(
         port=port, address=host, websocket_origin=allowed, show=show, threaded=threaded,
-        title=TITLE, **auth_kwargs(cfg.dashboard.basic_auth, cfg.dashboard.cookie_secret),
+        title=TITLE, **server_kwargs(cfg.dashboard, port),
         liveness=True,  # GET /liveness: the server's loop answers (`hotline health dashboard`)
     )
     kwargs.update(extra)

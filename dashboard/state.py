@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import param
 
+from hotline.alerts.access import ROLES, Actor, allowed
 from hotline.alerts.lumi_status import RunStatus
 from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.alerts.reference import AEModel, Reference, current_reference
@@ -54,8 +55,12 @@ class DashboardState(param.Parameterized):
     filter_version = param.Integer(default=0, doc="bumped when the table must be re-queried")
     selected_id = param.String(default="", doc="id of the alert being inspected")
     model_note = param.String(default="")
-    can_control = param.Boolean(default=False, doc="logged-in user may start/stop replays")
+    can_control = param.Boolean(default=False, doc="signed-in user with a role above guest")
     user = param.String(default="guest")
+    role = param.Selector(default="guest", objects=list(ROLES),
+                          doc="the session's role (alerts.access), guest after expiry")
+    session_expires = param.Number(default=None, allow_None=True,
+                                   doc="Unix time the sign-in ends (None: never signed in)")
 
     def __init__(self, feed: LiveFeed, thresholds: Sequence[Threshold] = (),
                  model_note: str = "", replay: ReplayController | None = None,
@@ -78,6 +83,24 @@ class DashboardState(param.Parameterized):
         self._rate_samples: list[tuple[float, int]] = []
         self._seq = 0
         self.rows_skipped = 0  #: alerts not pushed to the table (more than ROWS_PER_UPDATE)
+
+    # ------------------------------------------------------------ who is looking
+
+    def actor(self) -> Actor:
+        """The session's actor for the write functions (``alerts.access``): a guest once the
+        sign-in expired (``session_expires``)."""
+        role = self.role
+        if self.session_expires is not None and time.time() >= self.session_expires:
+            if role != "guest":
+                log.info("dashboard: the session of %r expired; it is read-only now",
+                         self.user)
+                self.param.update(role="guest", can_control=False)
+            role = "guest"
+        return Actor(self.user or "guest", role, "dashboard")
+
+    def may(self, action: str) -> bool:
+        """May this session do ``action`` (a write of ``alerts.access.ACTIONS``)?"""
+        return allowed(self.actor().role, action)
 
     # ------------------------------------------------------------ refresh
 

@@ -5,9 +5,9 @@
 alert; ``event_display`` its objects; ``occupancy`` DQM maps of the selected or newest
 DQM alert; ``replay`` start/stop an embedded replay; ``certification`` lumisection
 flags and golden JSON of the run on screen, assessment and expert overrides after login;
-``subscriptions`` alert subscriptions and their delivery log; ``common`` helpers shared
-by the views.
+``subscriptions`` alert subscriptions and their delivery log; ``audit`` the audit log
+(experts); ``common`` helpers shared by the views.
 """
 
-__all__ = ["alerts", "certification", "common", "contributions", "event_display", "histogram",
-           "occupancy", "overview", "replay", "subscriptions"]
+__all__ = ["alerts", "audit", "certification", "common", "contributions", "event_display",
+           "histogram", "occupancy", "overview", "replay", "subscriptions"]

@@ -12,6 +12,7 @@ from rich.table import Table
 from hotline.cli.common import (
     add_model_options,
     add_store_option,
+    authorise,
     config_from,
     model_section,
     store_from,
@@ -229,6 +230,9 @@ def handle(args: argparse.Namespace) -> int:
     source = make_source(cfg, args, ctx.branches())
     console = Console(soft_wrap=True)
     with store_from(cfg) as store:
+        authorise(store, args, "replay_start", f"run {args.run}" if args.run else "files",
+                  {"files": [str(f) for f in getattr(source, "files", [])][:20],
+                   "model": cfg.model.name})
         report = run_embedded(source, ctx, store)
         if report.events == 0:
             raise nothing_replayed(source)
