@@ -65,6 +65,11 @@ def redact_target(channel: str, target: str) -> str:
     return f"{u.scheme}://{u.hostname or ''}{f':{u.port}' if u.port else ''}/…"
 
 
+def _esc(value: object) -> str:
+    """``value`` as text safe inside a Markdown pane (no HTML)."""
+    return html.escape(str(value), quote=False)
+
+
 def _hide(text: str, target: str, channel: str, reveal: bool) -> str:
     """``text`` (an error message naming the target) without the target's path."""
     if reveal or not target or channel != "webhook":
@@ -214,7 +219,7 @@ class SubscriptionsView(pn.viewable.Viewer):
             frame = overview_frame(overview, reveal=self.state.may("subscription_add"))
         except HotlineError as exc:  # a store hiccup must not kill the page
             log.warning("dashboard: cannot read subscriptions: %s", exc)
-            self.msg.object = f"*cannot read the subscriptions: {html.escape(str(exc), quote=False)}*"
+            self.msg.object = f"*cannot read the subscriptions: {_esc(exc)}*"
             return True
         if not frame.equals(self.table.value):
             self.table.value = frame
@@ -243,7 +248,7 @@ class SubscriptionsView(pn.viewable.Viewer):
                                        for e in frame["last_error"]]
             except HotlineError as exc:
                 frame = log_frame([])
-                self.msg.object = f"**cannot read the delivery log:** {html.escape(str(exc), quote=False)}"
+                self.msg.object = f"**cannot read the delivery log:** {_esc(exc)}"
             title = (f"**delivery log of {self.selected_sub}** (newest {self.log_rows} "
                      "messages first)")
             if self.log_title.object != title:
@@ -291,7 +296,7 @@ class SubscriptionsView(pn.viewable.Viewer):
         try:
             fn(sub)
         except HotlineError as exc:
-            self.msg.object = f"**cannot {what} {sub}:** {html.escape(str(exc), quote=False)}"
+            self.msg.object = f"**cannot {what} {sub}:** {_esc(exc)}"
             return
         log.info("dashboard: %s: %s subscription %s", self.state.user, what, sub)
         self.msg.object = {"pause": f"subscription {sub} paused; matching alerts keep "
@@ -355,7 +360,7 @@ class SubscriptionsView(pn.viewable.Viewer):
                                    channel=channel, settings=settings, filter=flt,
                                    actor=self.state.actor())
         except HotlineError as exc:
-            self.msg.object = f"**cannot add the subscription:** {html.escape(str(exc), quote=False)}"
+            self.msg.object = f"**cannot add the subscription:** {_esc(exc)}"
             return
         log.info("dashboard: %s: added subscription %s (%s -> %s)", self.state.user, sub.id,
                  sub.channel, sub.target())
