@@ -154,10 +154,10 @@ class BasicProvider(BasicAuthProvider):
     """Basic auth with ``LoginHandler`` / ``LogoutHandler``; anonymous visitors are guests."""
 
     def __init__(self, basic_auth: str, throttle: LoginThrottle, expiry_days: float) -> None:
-        super().__init__()
         self._handler = type("HotlineLoginHandler", (LoginHandler,),
                              {"basic_auth": basic_auth, "throttle": throttle,
                               "expiry_days": expiry_days})
+        super().__init__()
 
     @property
     def login_handler(self) -> Any:
@@ -176,8 +176,8 @@ class OIDCProvider(OAuthProvider):
     """OpenID Connect single sign-on (Panel's generic provider) with the local logout."""
 
     def __init__(self, provider_logout: str = "") -> None:
-        super().__init__()
         self.provider_logout = provider_logout
+        super().__init__()
 
     @property
     def login_handler(self) -> Any:
@@ -222,6 +222,7 @@ def server_kwargs(dash: Any, port: int | None = None) -> dict[str, Any]:
         "use_xheaders": bool(dash.behind_proxy),
     }
     if mode == "basic":
+        pn.config.oauth_provider = None  # a process may have served single sign-on before
         kwargs["auth_provider"] = BasicProvider(dash.basic_auth,
                                                 LoginThrottle(dash.login_attempts),
                                                 expiry_days)
