@@ -83,7 +83,11 @@ def run_dashboard(cfg: Config, store: Any = None, autostart: tuple[list, int, fl
         say("  read-only: no --basic-auth or --oidc-issuer, nobody can change anything "
             "from the page")
     if autostart is not None and hub.replay is not None:
+        from hotline.cli.common import authorise
+
         files, run, rate = autostart
+        authorise(hub.feed.store, None, "replay_start", f"run {run}",
+                  {"run": run, "rate": rate, "from": "dashboard autostart"})
         hub.replay.start(files, run, rate)
         say(f"  replaying run {run} at {'max' if not rate else f'{rate:,.0f}'} events/s")
     try:
