@@ -2,7 +2,9 @@
 
 Experts (role, ``alerts.access``; reading the log is the ``audit_read`` action) see the
 newest ``rows`` records of the store's append-only audit log (``alerts.audit``: when (UTC),
-user, role, where from, action, target, before, after) and can download it all as CSV;
+user, role, where from, action, target, before, after) and can export it all as CSV (the
+*Export CSV* button re-checks the role and offers the file as a download link; the CLI's
+``hotline access audit --out FILE`` does the same on the server);
 everyone else sees one line saying who may read it. The table is re-read by ``refresh()``
 (the session's periodic callback) at most once per ``min_interval`` seconds; new data are
 pushed only when a record was added. Tabulator shows every cell as plain text.
@@ -67,9 +69,9 @@ class AuditView(pn.viewable.Viewer):
             audit_frame([]), disabled=True, show_index=False, height=240,
             sizing_mode="stretch_width", layout="fit_data_stretch",
             titles={"when": "when (UTC)"}, css_classes=["hotline-audit-log"])
-        self.download = pn.widgets.FileDownload(callback=self._csv, filename="audit_log.csv",
-                                                label="Download the audit log (CSV)",
-                                                width=260)
+        self.export_w = pn.widgets.Button(label="Export CSV", width=120)
+        self.export_w.on_click(self.export)
+        self.link = pn.pane.HTML("", margin=(8, 10), css_classes=["hotline-audit-export"])
         if not self.available:
             text = "*the audit log is not available with this alert store*"
         elif not self.allowed:
@@ -93,6 +95,19 @@ class AuditView(pn.viewable.Viewer):
         export_csv(self.store, out)
         out.seek(0)
         return out
+
+    def export(self, *_: Any) -> None:
+        """Offer the whole log as a CSV download link (experts and admins only)."""
+        import base64
+
+        text = self._csv().getvalue()
+        if not text:
+            self.link.object = "<i>not allowed: the audit log is for experts and admins</i>"
+            return
+        data = base64.b64encode(text.encode()).decode()
+        n = text.count("\n") - 1
+        self.link.object = (f"<a download='audit_log.csv' href='data:text/csv;base64,{data}'>"
+                            f"audit_log.csv</a> ({n} records)")
 
     def refresh(self, *_: Any, force: bool = False) -> bool:
         """Re-read the newest records (at most once per ``min_interval``); True if re-read."""
@@ -119,4 +134,5 @@ class AuditView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         if not self.allowed:
             return pn.Column(self.note, sizing_mode="stretch_width")
-        return pn.Column(self.table, self.download, self.note, sizing_mode="stretch_width")
+        return pn.Column(self.table, pn.Row(self.export_w, self.link), self.note,
+                         sizing_mode="stretch_width")

@@ -44,7 +44,8 @@ __all__ = ["FLAG_COLUMNS", "REFUSED", "CertificationView", "flag_frame", "flag_r
 log = logging.getLogger(__name__)
 
 FLAG_COLUMNS = ["lumisections", "flag", "level", "reason", "decided_by", "comment", "when"]
-REFUSED = "**not allowed:** certifying needs the shifter role, overriding the expert role"
+REFUSED = ("**not allowed:** log in to certify lumisections (certifying needs the shifter "
+           "role, overriding the expert role)")
 
 
 def _utc(t: float) -> str:

@@ -155,5 +155,8 @@ def test_audit_view_for_experts_only(tmp_path, run7_archive):
     assert len(view.table.value) == audit.count(store)
     csv_text = view._csv().getvalue()
     assert csv_text.startswith("seq,at_utc,user") and "subscription_pause" in csv_text
+    view.export()
+    assert "download='audit_log.csv'" in view.link.object
+    assert f"({audit.count(store)} records)" in view.link.object
     hub.replay.stop()
     store.close()

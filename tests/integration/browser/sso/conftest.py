@@ -13,10 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI
-from tests.integration.auth.keycloak_server import CLIENT_ID, CLIENT_SECRET, KeycloakServer
-from tests.integration.browser.conftest import browser, free_port, wait_for
-
-__all__ = ["browser"]  # headless Chromium, shared with the browser tests
+from tests.integration.browser.conftest import free_port, wait_for
+from tests.integration.browser.sso.keycloak_server import CLIENT_ID, CLIENT_SECRET, KeycloakServer
 
 #: the store's role mapping of the tests: Keycloak groups -> roles
 GROUP_ROLES = {"cms-hotline-shifters": "shifter", "cms-hotline-experts": "expert"}

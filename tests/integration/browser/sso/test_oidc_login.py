@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.auth.keycloak_server import USERS
 from tests.integration.browser.conftest import ARTIFACTS
+from tests.integration.browser.sso.keycloak_server import USERS
 
 pytestmark = pytest.mark.browser
 
