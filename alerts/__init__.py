@@ -4,6 +4,8 @@ Rules and records:
 
 - ``alerts.rules``: the rule protocol and the classic cut-based rule kinds.
 - ``alerts.ae_rule``: the anomaly-score (autoencoder) hotline rule.
+- ``alerts.l1_agreement``: firmware-vs-serving agreement per lumisection (per L1 seed,
+  correlation, largest differences) and the divergence alarm (DQM-kind alerts).
 - ``alerts.menu``: rule menus: the rule-kind registry and the Exotica Hotline menu.
 - ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
 - ``alerts.lumi_status``: the run-status vocabulary (findings, lumisection status, flags).
@@ -14,8 +16,11 @@ Run status and certification:
   the CUSUM persistence test and its bound.
 - ``alerts.reference``: expectations: the model card's AE thresholds and the expert's
   reference run (stored with provenance).
+- ``alerts.distribution_checks``: each lumisection's histograms against the reference
+  (two-sample chi2 per lumisection and sliding window, region scan, localisation).
 - ``alerts.run_status``: the engine: green / amber / red per lumisection, range and run.
 - ``alerts.certification``: lumisection flags, expert overrides, CMS golden JSON.
+- ``alerts.acknowledgements``: the crew's acknowledgements of alerts and lumisection flags.
 
 The store:
 

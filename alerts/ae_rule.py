@@ -4,8 +4,11 @@
 ``"ae"``). It scores the batch's feature matrix (``context["features"]``) with
 the onnxruntime ``models.scorer.Scorer``, selects events above
 ``scorer.threshold(p_value)``, and attaches per event the score, its background
-p-value and ``details(i)`` -- the per-object and per-type loss contributions and
-the model name/version -- for the alert payload. Events flagged bad (NaN/inf)
+p-value and ``details(i)`` -- the per-object and per-type loss contributions (raw) and
+the model name/version -- for the alert payload, with ``explained_by``: the type with the
+strongest background-calibrated evidence (the smallest per-type p-value, listed as
+``type_p_values``, when the card has a type calibration, else the largest standardised
+excess ``excess``; ``models.type_evidence``, docs/attribution.md). Events flagged bad (NaN/inf)
 are excluded from scoring (they are quarantined by the pipeline). A batch that lacks
 feature branches (``context["features_missing"]``) makes the rule *unavailable* for it,
 like a cut rule whose branches are absent; a batch whose features do not fit the model
@@ -73,7 +76,10 @@ class AERule:
         row[idx] = np.arange(idx.size)
         model, version = self.scorer.name, self.scorer.version
         ref = self.scorer.reference_contributions
-        explained: list[np.ndarray] = []  # computed once, on the first alert's details
+        explain = getattr(self.scorer, "explain", None) or (
+            lambda r: np.argmax(r.per_type, axis=1))
+        type_p = getattr(self.scorer, "type_p_values", None) or (lambda r: None)
+        explained: list[Any] = []  # computed once, on the first alert's details
 
         def details(i: int) -> dict[str, Any]:
             r = int(row[i])
@@ -85,14 +91,23 @@ class AERule:
             out["top_type"] = res.type_labels[int(np.argmax(res.per_type[r]))]
             if ref:  # (c - mean) / std per type vs the background reference: a second view
                 out["excess"] = res.excess(r, ref)
-                if not explained:
-                    explained.append(res.attribute(ref))
-                # MET is derived: a MET-topped score is explained by the anomalous visible type
+            if not explained:
+                explained.append(explain(res))
+                explained.append(type_p(res))
+            tp = explained[1]
+            if tp is not None:  # per-type background p-values: the calibrated evidence
+                out["type_p_values"] = {lab: float(f"{v:.3g}")
+                                        for lab, v in zip(res.type_labels, tp[r])}
+            if ref or tp is not None:
+                # the type with the strongest calibrated evidence (models.type_evidence)
                 out["explained_by"] = res.type_labels[int(explained[0][r])]
             return out
 
+        per_type = np.zeros((n, len(res.type_labels)), np.float64)
+        per_type[idx] = res.per_type
         return RuleOutcome(self.name, mask, kind="ae", score=score, p_value=pval,
-                           details=details)
+                           details=details, per_type=per_type,
+                           type_labels=tuple(res.type_labels))
 
 
 def make_ae_rule(

@@ -85,6 +85,9 @@ class LumiStatus:
     n_events: int
     findings: tuple[Finding, ...] = ()
     reason: str = ""  #: plain words; "" when green
+    #: every finding tested in this lumisection, green ones too (worst first); for views
+    #: of all significances such as the dashboard's timeline; empty from older producers
+    tested: tuple[Finding, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"lumi": self.lumi, "level": self.level, "n_events": self.n_events,

@@ -12,10 +12,12 @@ part once (``AlertStore.add_summary_parts``).
 
 A partial summary also carries its ``EventTally``: per distinct event, its number,
 whether it was quarantined, which rules it passed and its bin in each score
-histogram. The counts of a summary with a tally are *derived* from it, so the same
-event seen twice (one file given twice, two files sharing events, overlapping
-replays) is counted once: ``+`` unites tallies, and the store claims each
-(source, run, lumisection, event) once and adds only the events it had not seen.
+histogram, plus its histogram bin codes (``EventBins``: pT, eta, phi of each object,
+MET, HT, ...). The counts and the per-lumisection histograms (``LumiSummary.hists``)
+of a summary with a tally are *derived* from it, so the same event seen twice (one
+file given twice, two files sharing events, overlapping replays) is counted once: ``+``
+unites tallies, and the store claims each (source, run, lumisection, event) once and
+adds only the events it had not seen.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from hotline.alerts.l1_agreement import L1Agreement, L1Tally
+from hotline.detectors.event_histograms import EventBins, LumiHists
 from hotline.errors import StreamError
 
 SCHEMA_VERSION = 1
@@ -265,7 +269,8 @@ class EventTally:
     ``events``: sorted unique event numbers (int64); ``bad``: quarantined; ``hits[rule]``:
     the (good) event passed the rule; ``bins[rule]``: the event's bin in that score rule's
     histogram of ``n_bins`` bins, ``NO_BIN`` when it was not scored. Rules absent from
-    ``hits`` / ``bins`` were unavailable for these events. Build with ``EventTally.build``
+    ``hits`` / ``bins`` were unavailable for these events. ``hist``: the events' histogram
+    bin codes (same order), or None (no histograms). Build with ``EventTally.build``
     (which keeps the first occurrence of a repeated event number).
     """
 
@@ -274,17 +279,21 @@ class EventTally:
     hits: dict[str, np.ndarray] = field(default_factory=dict)
     bins: dict[str, np.ndarray] = field(default_factory=dict)
     n_bins: int = 0
+    #: firmware vs serving scores of the emulated events (``alerts.l1_agreement.L1Tally``)
+    l1: Any = None
+    hist: EventBins | None = None
 
     @classmethod
     def build(cls, events: Any, bad: Any, hits: dict[str, Any] | None = None,
-              bins: dict[str, Any] | None = None, n_bins: int = 0) -> EventTally:
+              bins: dict[str, Any] | None = None, n_bins: int = 0,
+              hist: EventBins | None = None) -> EventTally:
         """The tally of ``events`` (any order, repeats allowed: the first occurrence counts)."""
         ev = np.asarray(events, dtype=np.int64).ravel()
         uniq, first = np.unique(ev, return_index=True)
         return cls(uniq, np.asarray(bad, dtype=bool)[first],
                    {r: np.asarray(m, dtype=bool)[first] for r, m in (hits or {}).items()},
                    {r: np.asarray(b, dtype=np.uint8)[first] for r, b in (bins or {}).items()},
-                   int(n_bins))
+                   int(n_bins), hist=None if hist is None else hist.take(first))
 
     def __len__(self) -> int:
         return int(self.events.size)
@@ -293,7 +302,9 @@ class EventTally:
         """The tally of the events at positions ``idx`` (sorted order kept)."""
         return EventTally(self.events[idx], self.bad[idx],
                           {r: m[idx] for r, m in self.hits.items()},
-                          {r: b[idx] for r, b in self.bins.items()}, self.n_bins)
+                          {r: b[idx] for r, b in self.bins.items()}, self.n_bins,
+                          None if self.l1 is None else self.l1.only(self.events[idx]),
+                          None if self.hist is None else self.hist.take(idx))
 
     def only(self, events: Any) -> EventTally:
         """The tally restricted to the event numbers in ``events``."""
@@ -302,9 +313,9 @@ class EventTally:
     def union(self, other: EventTally) -> EventTally:
         """Both tallies' events once each; an event in both keeps its entry of ``self``."""
         if not len(other):
-            return self
+            return self if other.l1 is None else replace(self, l1=_l1_union(self.l1, other.l1))
         if not len(self):
-            return other
+            return other if self.l1 is None else replace(other, l1=_l1_union(self.l1, other.l1))
 
         def cat(a: dict[str, np.ndarray], b: dict[str, np.ndarray], fill: Any,
                 dtype: Any) -> dict[str, np.ndarray]:
@@ -315,13 +326,22 @@ class EventTally:
                 out[r] = np.concatenate([x, y])
             return out
 
+        hist = None
+        if self.hist is not None or other.hist is not None:
+            some = self.hist if self.hist is not None else other.hist
+            assert some is not None
+            book = some.book
+            mine = self.hist if self.hist is not None else EventBins.empty(book, len(self))
+            theirs = other.hist if other.hist is not None else EventBins.empty(book,
+                                                                                len(other))
+            hist = mine.concat(theirs)
         both = EventTally(np.concatenate([self.events, other.events]),
                           np.concatenate([self.bad, other.bad]),
                           cat(self.hits, other.hits, False, bool),
                           cat(self.bins, other.bins, NO_BIN, np.uint8),
-                          max(self.n_bins, other.n_bins))
+                          max(self.n_bins, other.n_bins), hist=hist)
         _, first = np.unique(both.events, return_index=True)  # sorted; first: self's entry
-        return both.take(first)
+        return replace(both.take(first), l1=_l1_union(self.l1, other.l1))
 
     def counts(self) -> tuple[int, int, dict[str, int], dict[str, list[int]]]:
         """(events, quarantined events, hits per rule, score histogram per score rule)."""
@@ -339,6 +359,8 @@ class EventTally:
             "bad": _b64(np.packbits(self.bad)),
             "hits": {r: _b64(np.packbits(m)) for r, m in self.hits.items()},
             "bins": {r: _b64(b) for r, b in self.bins.items()},
+            **({"l1": self.l1.to_wire()} if self.l1 is not None else {}),
+            **({"hist": self.hist.to_wire()} if self.hist is not None else {}),
         }
 
     @classmethod
@@ -368,9 +390,21 @@ class EventTally:
             if np.any((b >= n_bins) & (b != NO_BIN)):
                 raise StreamError(f"event tally bins of {r!r} exceed n_bins {n_bins}")
             out_bins[str(r)] = b
+        l1 = None
+        if d.get("l1") is not None:
+            l1 = L1Tally.from_wire(d["l1"])
+        hist = d.get("hist")
         return cls(events, flags(d.get("bad"), "bad"),
                    {str(r): flags(t, f"hits of {r!r}") for r, t in hits.items()},
-                   out_bins, n_bins)
+                   out_bins, n_bins, l1,
+                   None if hist is None else EventBins.from_wire(hist, n))
+
+
+def _l1_union(a: Any, b: Any) -> Any:
+    """Union of two optional ``L1Tally`` (None when both are)."""
+    if a is None:
+        return b
+    return a.union(b)
 
 @dataclass
 class LumiSummary:
@@ -380,7 +414,9 @@ class LumiSummary:
     merged / whole summary (``a + b`` has none) and for records of older writers.
     ``tally``: the per-event tally the counts derive from (``of_tally``), or None for a
     stored whole summary and for records of older writers; ``+`` of two summaries
-    with tallies unites them (an event seen in both is counted once).
+    with tallies unites them (an event seen in both is counted once). ``hists``: the
+    lumisection's histograms (``LumiHists``, derived from the tally's bin codes), or None
+    (no histograms, an older writer's, or a summary read without them).
     """
 
     source: str
@@ -395,6 +431,9 @@ class LumiSummary:
     last_seen: float = field(default_factory=time.time)
     part: str | None = None
     tally: EventTally | None = field(default=None, repr=False, compare=False)
+    #: firmware vs serving agreement (``alerts.l1_agreement.L1Agreement``), None: not emulated
+    l1: Any = field(default=None, repr=False, compare=False)
+    hists: LumiHists | None = field(default=None, repr=False)
 
     @classmethod
     def of_tally(cls, source: str, run: int, lumi: int, tally: EventTally,
@@ -403,9 +442,11 @@ class LumiSummary:
         """The summary whose counts are those of ``tally``."""
         n, bad, counts, hist = tally.counts()
         now = time.time()
+        l1 = tally.l1.aggregate() if tally.l1 is not None and len(tally.l1) else None
         return cls(source, int(run), int(lumi), n, bad, counts, set(unavailable or ()), hist,
                    now if first_seen is None else first_seen,
-                   now if last_seen is None else last_seen, part, tally)
+                   now if last_seen is None else last_seen, part, tally, l1,
+                   None if tally.hist is None else tally.hist.hists())
 
     def only(self, events: Any) -> LumiSummary:
         """This (tallied) summary restricted to the event numbers ``events``, no part id."""
@@ -444,18 +485,25 @@ class LumiSummary:
             hist,
             first,
             last,
+            l1=other.l1 if self.l1 is None else self.l1 + other.l1,
+            hists=_add_hists(self.hists, other.hists),
         )
 
     def to_dict(self, tally: bool = False) -> dict[str, Any]:
         """JSON-able fields; the tally (wire form) only when ``tally`` is True."""
-        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "tally"}
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__
+             if f not in ("tally", "l1", "hists")}
         d["rule_counts"] = dict(self.rule_counts)
         d["score_hist"] = {k: list(v) for k, v in self.score_hist.items()}
         d["unavailable"] = sorted(self.unavailable)
         if d["part"] is None:  # whole summaries keep the layout they always had
             del d["part"]
         if tally and self.tally is not None:
-            d["tally"] = self.tally.to_wire()
+            d["tally"] = self.tally.to_wire()  # the histograms travel as its bin codes
+        elif self.hists is not None:
+            d["hists"] = self.hists.to_wire()
+        if self.l1 is not None:  # only summaries of an emulated stream have it
+            d["l1"] = self.l1.to_dict()
         return d
 
     @classmethod
@@ -463,12 +511,28 @@ class LumiSummary:
         d = dict(d)
         d["unavailable"] = set(d.get("unavailable", ()))
         wire = d.pop("tally", None)
+        l1 = d.pop("l1", None)
+        if l1 is not None:
+            d["l1"] = L1Agreement.from_dict(l1)
+        hists = d.pop("hists", None)
         s = cls(**d)
+        if hists is not None:
+            s.hists = LumiHists.from_wire(hists)
         if wire is not None:
             t = EventTally.from_wire(wire)
             s = cls.of_tally(s.source, s.run, s.lumi, t, s.unavailable, s.first_seen,
                              s.last_seen, s.part)
         return s
+
+
+def _add_hists(a: LumiHists | None, b: LumiHists | None) -> LumiHists | None:
+    """``a + b``; histograms of different books (or layouts) do not merge: None."""
+    if a is None or b is None:
+        return a if b is None else b
+    try:
+        return a + b
+    except ValueError:
+        return None
 
 
 def deadletter_id(source: str, origin: str, reason: str, run: int | None, lumi: int | None,

@@ -7,13 +7,15 @@ Owns where the run status's expectations come from, with their provenance:
   survival function gives the fraction above any other score (the summaries' score-bin
   edges). Provenance: model name, version, reference size.
 - **Everything else** (``Reference``): each classic rule's fraction of good events, the
-  events per lumisection, the quarantined fraction and, per DQM subsystem, the fraction
-  of lumisections with a DQM alert, measured on a *reference run* chosen by the expert
-  (``compute_reference``: from that run's stored summaries and DQM alerts). A reference
-  is stored like a model card, with its provenance (source, run, lumisections, events,
-  rules, who and when, comment, code version) in the ``status_references`` table of the
-  alert store (both backends; every reference ever set is kept, the latest of a source
-  is the current one: ``save_reference``, ``current_reference``, ``reference_history``).
+  events per lumisection, the quarantined fraction, per DQM subsystem the fraction
+  of lumisections with a DQM alert, and the per-lumisection histograms (summed, with
+  their lumisection-to-lumisection overdispersion), measured on a *reference run* chosen
+  by the expert (``compute_reference``: from that run's stored summaries and DQM
+  alerts). A reference is stored like a model card, with its provenance (source, run,
+  lumisections, events, rules, who and when, comment, code version) in the
+  ``status_references`` table of the alert store (both backends; every reference ever
+  set is kept, the latest of a source is the current one: ``save_reference``,
+  ``current_reference``, ``reference_history``).
 
 Without a reference the engine (``alerts.run_status``) still tests the AE thresholds
 against their p-values and the DQM alerts against their calibrated p-values, and tests the
@@ -32,10 +34,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hotline.alerts.distribution_checks import hist_scales, sum_hists
 from hotline.alerts.lumi_status import merge_ranges
 from hotline.alerts.records import LumiSummary
 from hotline.alerts.statistics import ExpectedRate, overdispersion
-from hotline.errors import ConfigError, ModelError, StoreError
+from hotline.detectors.event_histograms import LumiHists
+from hotline.errors import ConfigError, ModelError, StoreError, StreamError
 
 __all__ = ["AEModel", "AEThreshold", "Reference", "ThresholdLike", "ae_rule_p",
            "code_version", "compute_reference", "current_reference", "dqm_alerts",
@@ -157,7 +161,10 @@ class Reference:
     "n_lumi": mean events per lumisection}``; ``input``: ``{"mean", "var", "n_lumis"}``
     events per lumisection; ``dqm[subsystem]``: ``{"k": lumisections with a DQM alert,
     "n": lumisections, "p_cal": the alerts' calibrated p-value}``; ``ae[rule]``: the
-    reference's measured AE rate (provenance only: AE thresholds are tested against p).
+    reference's measured AE rate (provenance only: AE thresholds are tested against p);
+    ``hists``: the reference's per-lumisection histograms summed over its lumisections
+    (``LumiHists`` wire form; None when its summaries had none) and ``hist_scale`` their
+    lumisection-to-lumisection overdispersion per histogram (``hist_scales``).
     """
 
     source: str
@@ -171,6 +178,8 @@ class Reference:
     input: dict[str, float] = field(default_factory=dict)
     dqm: dict[str, dict[str, float]] = field(default_factory=dict)
     ae: dict[str, dict[str, float]] = field(default_factory=dict)
+    hists: dict[str, Any] | None = None
+    hist_scale: dict[str, float] = field(default_factory=dict)
     set_by: str = ""
     set_at: float = 0.0
     comment: str = ""
@@ -197,6 +206,15 @@ class Reference:
             return None
         return float(self.input["mean"]), float(self.input["var"])
 
+    def lumi_hists(self) -> LumiHists | None:
+        """The reference's histograms (None without, or in a form this Hotline cannot read)."""
+        if not self.hists:
+            return None
+        try:
+            return LumiHists.from_wire(self.hists)
+        except StreamError:
+            return None
+
     def label(self) -> str:
         return f"reference run {self.run}"
 
@@ -204,7 +222,8 @@ class Reference:
         d = asdict(self)
         return {k: d[k] for k in ("source", "run", "lumis", "n_lumis", "events", "good_events",
                                   "set_by", "set_at", "comment", "code_version", "seq")} | {
-            "rules": sorted(self.rules), "dqm": sorted(self.dqm)}
+            "rules": sorted(self.rules), "dqm": sorted(self.dqm),
+            "hists": sorted(self.hists.get("names", [])) if self.hists else []}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -293,7 +312,7 @@ def compute_reference(store: Any, run: int, source: str | None = None,
                       comment: str = "") -> Reference:
     """The reference measured on ``run`` (optionally only the lumisection ranges ``lumis``)."""
     src = run_source(store, run, source)
-    sums = store.summaries(source=src, run=run)
+    sums = store.summaries(source=src, run=run, hists=True)
     if lumis:
         sums = [s for s in sums if any(a <= s.lumi <= b for a, b in lumis)]
         if not sums:
@@ -314,13 +333,17 @@ def reference_from_summaries(summaries: Sequence[LumiSummary],
     if not sums:
         raise StoreError("no lumisections with events to measure a reference on")
     m = measure(sums, dqm)
+    with_hists = [s.hists for s in sums if s.hists is not None]
+    total = sum_hists(with_hists)
     return Reference(
         source=sums[0].source, run=int(sums[0].run),
         lumis=merge_ranges([s.lumi for s in sums]),
         n_lumis=len(sums), events=int(sum(s.n_events for s in sums)),
         good_events=int(sum(s.n_events - s.n_bad for s in sums)),
         rules=m["rules"], quarantine=m["quarantine"], input=m["input"], dqm=m["dqm"],
-        ae=m["ae"], set_by=set_by or user_name(), set_at=time.time(), comment=comment,
+        ae=m["ae"], hists=None if total is None else total.to_wire(),
+        hist_scale=hist_scales(with_hists), set_by=set_by or user_name(), set_at=time.time(),
+        comment=comment,
         code_version=code_version())
 
 

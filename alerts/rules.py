@@ -39,6 +39,10 @@ class RuleOutcome:
     details: Callable[[int], dict[str, Any]] | None = None
     collection: str | None = None
     objects: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    #: anomaly-score rules: each object type's share of every event's score [n, types]
+    #: (rows of unscored events 0), and the type labels; None for classic rules
+    per_type: np.ndarray | None = None
+    type_labels: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:

@@ -29,6 +29,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hotline.alerts.distribution_checks import (
+    DIST_ALPHA,
+    DIST_AMBER_P,
+    TREND_AMBER_P,
+    dist_findings,
+)
 from hotline.alerts.lumi_status import Finding, Level, LumiRange, LumiStatus, RunStatus
 from hotline.alerts.records import AlertRecord, LumiSummary, score_bin_edges
 from hotline.alerts.reference import (
@@ -83,7 +89,22 @@ METHOD = (
     "lumisections of a significant excursion are its maximum-likelihood segment. Range "
     "reasons sum the counts over the range (descriptive p-value). Input-rate findings are "
     "at most amber, and the last lumisection (possibly partial) is not tested for a "
-    "deficit of events."
+    "deficit of events. Each lumisection's histograms (pT, eta, phi, multiplicity per "
+    "object type and region, MET, HT, AE score shares), alone and summed over the 5 "
+    "lumisections up to it, are compared with the reference run's (without one: with the "
+    "run's other lumisections) by a two-sample test of their shapes (both samples' "
+    "statistics: per bin group the binomial likelihood ratio of its share), bins merged "
+    "to at least 5 expected entries, region-resolved histograms also region by region "
+    "(Sidak over the regions), divided by the reference's "
+    "lumisection-to-lumisection overdispersion and by the run's spread against its "
+    "reference (lower quartile of chi2 over its lumisections, at most 3x). These "
+    "distribution tests "
+    f"have their own budget of {DIST_ALPHA:g} false alarms per clean lumisection: Sidak "
+    f"over the lumisection's distribution tests, amber below {DIST_AMBER_P:g}; trends "
+    "across lumisections by CUSUMs of each histogram's per-lumisection normal score "
+    f"(Ville's bound, Sidak over the run's CUSUMs, amber below {TREND_AMBER_P:g} per run); "
+    "red at the same 5 sigma. A distribution finding names the object type, the variable "
+    "and the region (eta-phi cell) contributing most."
 )
 
 #: a CUSUM watches a quantity only if it expects at least this many counts per lumisection
@@ -342,6 +363,10 @@ def _assess(summaries: Sequence[LumiSummary], thresholds: Sequence[ThresholdLike
     if not sums:
         return _Assessment(source, run, [], [], [], dqm_by, ref_info)
     series = _make_series(sums, thresholds, reference, survival)
+    ref_hists = reference.lumi_hists() if reference is not None else None
+    dist = dist_findings([s.hists for s in sums], ref_hists,
+                         reference.hist_scale if reference is not None else None,
+                         lumis=[s.lumi for s in sums])
     loo = [s for s in series if not s.rates]
     for s in series:
         if s.rates:  # AE thresholds and reference: fixed expectations
@@ -354,7 +379,7 @@ def _assess(summaries: Sequence[LumiSummary], thresholds: Sequence[ThresholdLike
         for s in loo:
             s.rates = _loo_rates(s.k_up, s.n, s.tested, exclude[s.quantity])
             _test_series(s)
-        per_lumi = _lumi_findings(sums, series, reference, dqm_by, last_partial)
+        per_lumi = _lumi_findings(sums, series, reference, dqm_by, last_partial, dist)
         _trend_findings(sums, series, per_lumi)
         by_q = {s.quantity: s for s in loo}
         for i, fs in enumerate(per_lumi):
@@ -477,7 +502,9 @@ def _dqm_test(sub: str, alerts: Sequence[AlertRecord],
 
 
 def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Reference | None,
-                   dqm: dict[int, list[AlertRecord]], last_partial: bool) -> list[list[Finding]]:
+                   dqm: dict[int, list[AlertRecord]], last_partial: bool,
+                   dist: Sequence[Sequence[Finding]] = ()
+                   ) -> list[list[Finding]]:
     subsystems = sorted({str(a.payload.get("subsystem") or a.rule.removeprefix("dqm_"))
                          for v in dqm.values() for a in v}
                         | (set(reference.dqm) if reference is not None else set()))
@@ -525,6 +552,8 @@ def _lumi_findings(sums: list[LumiSummary], series: list[_Series], reference: Re
                 lv = "amber"
             fs.append(Finding(f.quantity, f.kind, f.observed, f.expected, f.n, f.p_value, pc,
                               lv, f.text, f.where))  # type: ignore[arg-type]
+        if i < len(dist):  # the histograms against the reference: corrected by their own
+            fs.extend(dist[i])  # family's budget (alerts.distribution_checks)
         if s.unavailable:
             fs.append(Finding("unavailable", "unavailable", 0.0, 0.0, s.n_events, 1.0, 1.0,
                               "amber", "rules unavailable: " + ", ".join(sorted(s.unavailable))))
@@ -602,7 +631,8 @@ def _finish(a: _Assessment, alerts: Mapping[int, Sequence[AlertRecord]]) -> RunS
             "green" if s.n_events > 0 else "idle")
         shown = [_with_where(f, alerts.get(s.lumi, ())) for f in bad] if bad else fs[:1]
         reason = "; ".join(_with_where_text(f) for f in shown[:3]) if bad else ""
-        lumis.append(LumiStatus(s.lumi, level, s.n_events, tuple(shown), reason))
+        lumis.append(LumiStatus(s.lumi, level, s.n_events, tuple(shown), reason,
+                                tested=tuple(fs)))
     ranges = _ranges(a, lumis, alerts)
     level = worst_level(ls.level for ls in lumis)
     n_bad = sum(ls.level in ("amber", "red") for ls in lumis)
@@ -655,7 +685,7 @@ def _with_where(f: Finding, alerts: Sequence[AlertRecord]) -> Finding:
 
 
 def _with_where_text(f: Finding) -> str:
-    if f.where and f.kind != "dqm":
+    if f.where and f.kind not in ("dqm", "dist"):
         return f"{f.text}, alerts point to {f.where}"
     return f.text
 
@@ -745,7 +775,7 @@ def assess_run(store: Any, run: int, source: str | None = None,
     localise the reasons. The run is complete: its last lumisection is tested like any.
     """
     src = run_source(store, run, source)
-    sums = store.summaries(source=src, run=run)
+    sums = store.summaries(source=src, run=run, hists=True)
     ref: Reference | None
     if reference is None:
         ref = current_reference(store, src)

@@ -46,6 +46,13 @@ log-likelihood ratio by the overdispersion. A significant excursion's lumisectio
 its maximum-likelihood segment (``segment``): the end at the CUSUM's peak, the start and
 end refined with the ratio fitted on the segment, so a stray event before a fault does
 not pull clean lumisections in.
+
+The same bound serves quantities that are not counts: a per-lumisection p-value ``p_i``
+(e.g. a histogram's chi2 against its reference, ``alerts.distribution_checks``) becomes
+``z_i = Phi^-1(1 - p_i)`` (``z_from_p``), standard normal under the expectation (or
+stochastically smaller for a conservative test), and ``exp(d z_i - d^2 / 2)``
+(``gaussian_llr``: the likelihood ratio of a mean shift ``d``) has expectation 1 (at most
+1): a CUSUM of it obeys the same ``p <= N exp(-S)``.
 """
 
 from __future__ import annotations
@@ -57,10 +64,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["AMBER_P", "CUSUM_RATIOS", "RED_P", "ExpectedRate", "beta_binomial_tail",
-           "binomial_tail", "count_tail", "cusum", "excursions", "fmt_p", "level_of",
-           "overdispersion", "poisson_llr", "poisson_tail", "segment", "sidak",
-           "sigma_from_p", "trend_p", "two_sided"]
+__all__ = ["AMBER_P", "CUSUM_RATIOS", "RED_P", "ExpectedRate", "alarm_segments",
+           "beta_binomial_tail",
+           "binomial_tail", "count_tail", "cusum", "excursions", "fmt_p", "gaussian_llr",
+           "level_of", "overdispersion", "poisson_llr", "poisson_tail", "segment", "sidak",
+           "sigma_from_p", "trend_p", "two_sided", "z_from_p"]
 
 #: corrected p-value below which a lumisection (or a run's trend) is amber
 AMBER_P = 0.01
@@ -245,11 +253,12 @@ def sigma_from_p(p: float) -> float:
     return float(stats.norm.isf(min(p, 1.0)))
 
 
-def level_of(p_corrected: float) -> str:
-    """``red`` below ``RED_P``, ``amber`` below ``AMBER_P``, else ``green``."""
+def level_of(p_corrected: float, amber: float = AMBER_P) -> str:
+    """``red`` below ``RED_P``, ``amber`` below ``amber`` (default ``AMBER_P``), else
+    ``green``."""
     if p_corrected < RED_P:
         return "red"
-    if p_corrected < AMBER_P:
+    if p_corrected < amber:
         return "amber"
     return "green"
 
@@ -280,6 +289,18 @@ def poisson_llr(k: np.ndarray, mu: np.ndarray, ratio: float, scale: float = 1.0)
     return (k * math.log(ratio) - (ratio - 1.0) * mu) / max(scale, 1.0)
 
 
+def z_from_p(p: np.ndarray | Sequence[float]) -> np.ndarray:
+    """``Phi^-1(1 - p)``: a p-value as a standard normal score (large: significant), finite
+    (p clipped to [1e-300, 1])."""
+    return np.asarray(stats.norm.isf(np.clip(np.asarray(p, dtype=float), 1e-300, 1.0)))
+
+
+def gaussian_llr(z: np.ndarray, shift: float) -> np.ndarray:
+    """Per-lumisection log-likelihood ratio ``shift z - shift^2 / 2`` of ``N(shift, 1)``
+    against ``N(0, 1)`` for scores ``z`` (``z_from_p``)."""
+    return shift * np.asarray(z, dtype=float) - 0.5 * shift * shift
+
+
 def cusum(llr: np.ndarray) -> np.ndarray:
     """``S_t = max(0, S_{t-1} + llr_t)``, ``S_{-1} = 0``."""
     out = np.empty(len(llr))
@@ -304,6 +325,28 @@ def excursions(s: np.ndarray) -> list[tuple[int, int, float]]:
         peak = i + int(np.argmax(s[i:j + 1]))
         out.append((i, peak, float(s[peak])))
         i = j + 1
+    return out
+
+
+def alarm_segments(llr: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """A CUSUM of ``llr`` that restarts after each alarm: (first index, last index, height)
+    of each excursion that reached ``threshold``. The alarm's segment runs from the
+    excursion's start while the increments stay positive after the crossing (the change
+    goes on); the first non-positive increment ends it and the CUSUM restarts at 0, so a
+    large change does not keep the statistic (and its alarm) up long after it ended."""
+    out: list[tuple[int, int, float]] = []
+    s, start, alarmed = 0.0, 0, False
+    for j, x in enumerate(np.asarray(llr, dtype=float)):
+        if alarmed and x <= 0:
+            out.append((start, j - 1, s))
+            s, alarmed = 0.0, False
+            continue
+        if s <= 0:
+            start = j
+        s = max(0.0, s + float(x))
+        alarmed = alarmed or s >= threshold
+    if alarmed:
+        out.append((start, len(llr) - 1, s))
     return out
 
 

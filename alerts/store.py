@@ -25,11 +25,16 @@ again (a re-replay, a re-read record) is stored once; one that happens again aft
 was marked resolved (``resolve_deadletters``, used by ``hotline deadletters --redrive``)
 is open again. ``iter_alerts`` / ``iter_deadletters`` page through every matching row
 (keyset paging, short transactions), so exports never load a whole store into memory.
-Stores written before dead letters had ids are upgraded when opened. The run status keeps
+Stores written before dead letters had ids are upgraded when opened. Each lumisection's
+histograms (``LumiSummary.hists``, compact wire form) live in the ``hists`` column of
+``lumi_summaries``, outside ``data``, so the usual summary reads do not parse them
+(``summaries(..., hists=True)`` reads them); stores written before it get the column
+when opened. The run status keeps
 its reference runs (``status_references``, ``alerts.reference``) and lumisection flags
-(``lumi_flags``, ``alerts.certification``) in the same store, and so does access control
-(the role mapping ``access_roles``, ``alerts.access``; the append-only ``audit_log``,
-``alerts.audit``); older stores get those tables when opened.
+(``lumi_flags``, ``alerts.certification``) in the same store, the crew's acknowledgements
+(``acknowledgements``, ``alerts.acknowledgements``), and access control (the role mapping
+``access_roles``, ``alerts.access``; the append-only ``audit_log``, ``alerts.audit``); older
+stores get those tables when opened.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ SCHEMA_SQL = [
     """CREATE TABLE IF NOT EXISTS lumi_summaries (
         source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL,
         n_events BIGINT NOT NULL, n_bad BIGINT NOT NULL, data TEXT NOT NULL,
-        updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, run, lumi))""",
+        updated DOUBLE PRECISION NOT NULL, hists TEXT, PRIMARY KEY (source, run, lumi))""",
     """CREATE TABLE IF NOT EXISTS lumi_summary_parts (
         source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL, part TEXT NOT NULL,
         added DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, run, lumi, part))""",
@@ -93,6 +98,13 @@ SCHEMA_SQL = [
         good INTEGER NOT NULL, level TEXT NOT NULL, reason TEXT NOT NULL,
         decided_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS lumi_flags_run ON lumi_flags (source, run, lumi)",
+    # crew acknowledgements of alerts and lumisection flags (alerts.acknowledgements)
+    """CREATE TABLE IF NOT EXISTS acknowledgements (
+        seq {autoinc}, source TEXT NOT NULL, run BIGINT NOT NULL, first_lumi BIGINT NOT NULL,
+        last_lumi BIGINT NOT NULL, alert_id TEXT NOT NULL, what TEXT NOT NULL,
+        acked_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS acknowledgements_run ON acknowledgements (source, run)",
+    "CREATE INDEX IF NOT EXISTS acknowledgements_alert ON acknowledgements (alert_id)",
     # access control: the role mapping (alerts.access) and the append-only audit log of
     # every write (alerts.audit)
     *ACCESS_SCHEMA_SQL,
@@ -107,6 +119,8 @@ DEADLETTER_INDEXES = [
     "CREATE UNIQUE INDEX IF NOT EXISTS deadletters_id ON deadletters (id)",
     "CREATE INDEX IF NOT EXISTS deadletters_run_lumi ON deadletters (run, lumi)",
 ]
+#: lumi_summaries columns added after the first release (added to older stores when opened)
+SUMMARY_UPGRADE_COLUMNS = (("hists", "TEXT"),)
 DEADLETTER_COLUMNS = ("seq", "source", "origin", "reason", "run", "lumi", "events", "payload",
                       "created", "resolved", "resolution")
 
@@ -145,7 +159,9 @@ class AlertStore(ABC):
     def get_alert(self, alert_id: str) -> AlertRecord | None: ...
 
     @abstractmethod
-    def summaries(self, source: str | None = None, run: int | None = None) -> list[LumiSummary]: ...
+    def summaries(self, source: str | None = None, run: int | None = None,
+                  hists: bool = False) -> list[LumiSummary]:
+        """Summaries in (run, lumi) order; their histograms only when ``hists``."""
 
     @abstractmethod
     def deadletters(self, limit: int | None = 100, **filters: Any) -> list[DeadLetter]:
@@ -203,6 +219,20 @@ def _alert_row(r: AlertRecord) -> tuple:
     )
 
 
+def _summary_columns(s: LumiSummary) -> tuple[str, str | None]:
+    """(data JSON without the histograms, histograms JSON or None) of a whole summary."""
+    d = s.to_dict()
+    hists = d.pop("hists", None)
+    return json.dumps(d), None if hists is None else json.dumps(hists)
+
+
+def _row_summary(data: str, hists: str | None) -> LumiSummary:
+    d = json.loads(data)
+    if hists:
+        d["hists"] = json.loads(hists)
+    return LumiSummary.from_dict(d)
+
+
 def _row_alert(row: Sequence[Any]) -> AlertRecord:
     d = dict(zip(ALERT_COLUMNS, row))
     d["payload"] = json.loads(d["payload"])
@@ -244,6 +274,15 @@ class SQLAlertStore(AlertStore):
             for stmt in append_only_sql(self.ph):
                 cur.execute(stmt)
             self._upgrade_deadletters(cur)
+            self._upgrade_summaries(cur)
+
+    def _upgrade_summaries(self, cur: Any) -> None:
+        """Give the summaries of older stores their later columns (inside the schema
+        transaction); their rows keep NULL there (no histograms)."""
+        have = self._table_columns(cur, "lumi_summaries")
+        for name, sql_type in SUMMARY_UPGRADE_COLUMNS:
+            if name not in have:
+                cur.execute(f"ALTER TABLE lumi_summaries ADD COLUMN {name} {sql_type}")
 
     def _table_columns(self, cur: Any, table: str) -> set[str]:
         cur.execute("SELECT column_name FROM information_schema.columns "
@@ -307,7 +346,7 @@ class SQLAlertStore(AlertStore):
 
     def upsert_summaries(self, summaries: Iterable[LumiSummary]) -> None:
         rows = [
-            (s.source, s.run, s.lumi, s.n_events, s.n_bad, json.dumps(s.to_dict()), s.last_seen)
+            (s.source, s.run, s.lumi, s.n_events, s.n_bad, *_summary_columns(s), s.last_seen)
             for s in summaries
         ]
         if not rows:
@@ -315,10 +354,10 @@ class SQLAlertStore(AlertStore):
         ph = self.ph
         with self.transaction() as cur:
             cur.executemany(
-                "INSERT INTO lumi_summaries (source, run, lumi, n_events, n_bad, data, updated) "
-                f"VALUES ({','.join([ph] * 7)}) ON CONFLICT (source, run, lumi) DO UPDATE SET "
-                "n_events = excluded.n_events, n_bad = excluded.n_bad, data = excluded.data, "
-                "updated = excluded.updated",
+                "INSERT INTO lumi_summaries (source, run, lumi, n_events, n_bad, data, hists, "
+                f"updated) VALUES ({','.join([ph] * 8)}) ON CONFLICT (source, run, lumi) DO "
+                "UPDATE SET n_events = excluded.n_events, n_bad = excluded.n_bad, "
+                "data = excluded.data, hists = excluded.hists, updated = excluded.updated",
                 rows,
             )
 
@@ -404,25 +443,25 @@ class SQLAlertStore(AlertStore):
     def _add_to_summary(self, cur: Any, add: LumiSummary) -> None:
         """``lumi_summaries[add.key] += add`` with ``cur`` inside a write transaction."""
         ph = self.ph
-        whole = replace(add, part=None)
+        whole = replace(add, part=None, tally=None)
         cur.execute(
-            "INSERT INTO lumi_summaries (source, run, lumi, n_events, n_bad, data, updated) "
-            f"VALUES ({','.join([ph] * 7)}) ON CONFLICT (source, run, lumi) DO NOTHING",
-            (*whole.key, whole.n_events, whole.n_bad, json.dumps(whole.to_dict()),
+            "INSERT INTO lumi_summaries (source, run, lumi, n_events, n_bad, data, hists, "
+            f"updated) VALUES ({','.join([ph] * 8)}) ON CONFLICT (source, run, lumi) DO NOTHING",
+            (*whole.key, whole.n_events, whole.n_bad, *_summary_columns(whole),
              whole.last_seen),
         )
         if cur.rowcount == 1:
             return
         cur.execute(
-            f"SELECT data FROM lumi_summaries WHERE source = {ph} AND run = {ph} AND lumi = {ph}"
-            f"{self.for_update}",
+            f"SELECT data, hists FROM lumi_summaries WHERE source = {ph} AND run = {ph} "
+            f"AND lumi = {ph}{self.for_update}",
             whole.key,
         )
-        merged = LumiSummary.from_dict(json.loads(cur.fetchone()[0])) + whole
+        merged = _row_summary(*cur.fetchone()) + whole
         cur.execute(
             f"UPDATE lumi_summaries SET n_events = {ph}, n_bad = {ph}, data = {ph}, "
-            f"updated = {ph} WHERE source = {ph} AND run = {ph} AND lumi = {ph}",
-            (merged.n_events, merged.n_bad, json.dumps(merged.to_dict()), merged.last_seen,
+            f"hists = {ph}, updated = {ph} WHERE source = {ph} AND run = {ph} AND lumi = {ph}",
+            (merged.n_events, merged.n_bad, *_summary_columns(merged), merged.last_seen,
              *merged.key),
         )
 
@@ -599,7 +638,8 @@ class SQLAlertStore(AlertStore):
             row = cur.fetchone()
         return _row_alert(row) if row else None
 
-    def summaries(self, source: str | None = None, run: int | None = None) -> list[LumiSummary]:
+    def summaries(self, source: str | None = None, run: int | None = None,
+                  hists: bool = False) -> list[LumiSummary]:
         clauses: list[str] = []
         args: list[str | int] = []
         if source is not None:
@@ -610,8 +650,9 @@ class SQLAlertStore(AlertStore):
             args.append(run)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self.transaction() as cur:
-            cur.execute(f"SELECT data FROM lumi_summaries{where} ORDER BY run, lumi", args)
-            return [LumiSummary.from_dict(json.loads(r[0])) for r in cur.fetchall()]
+            cols = "data, hists" if hists else "data, NULL"
+            cur.execute(f"SELECT {cols} FROM lumi_summaries{where} ORDER BY run, lumi", args)
+            return [_row_summary(*r) for r in cur.fetchall()]
 
 class SQLiteAlertStore(SQLAlertStore):
     """SQLite backend: one real file in WAL mode, safe across threads of one process."""

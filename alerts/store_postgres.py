@@ -11,6 +11,8 @@ Partial summaries (``add_summary_parts``) claim their part ids and event numbers
 with the same ``ON CONFLICT DO NOTHING`` (``RETURNING`` the events that were new)
 and add to the lumisection's row read with ``SELECT ... FOR UPDATE`` in the same
 transaction, so concurrent sinks count each event once and lose no update.
+A summary's histograms (``hists`` column, added to older stores when opened) are
+read and written in that same locked read-add-write.
 Dead letters are inserted by stable id with ``ON CONFLICT (id)``, so concurrent sinks
 and re-replays store each failure once.
 A lost connection is re-opened on the next transaction.
@@ -76,6 +78,7 @@ class PostgresAlertStore(SQLAlertStore):
             for stmt in append_only_sql(self.ph):
                 cur.execute(stmt)
             self._upgrade_deadletters(cur)
+            self._upgrade_summaries(cur)
 
     def add_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
         """Insert; return exactly the records this call inserted, even with concurrent writers.

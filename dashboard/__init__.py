@@ -10,7 +10,10 @@ Modules (only ``app``, ``login`` and ``views`` import Panel):
 * ``model_info`` - the anomaly model's calibrated thresholds and background reference.
 * ``rates`` - per-lumisection rate series and the green/amber/red run status.
 * ``alert_table`` - alert-table rows and columns, and how many rows are kept and pushed.
-* ``alert_detail`` - one alert's loss contributions and objects for the event display.
+* ``alert_detail`` - why one alert fired (AE contributions, classic cut, DQM verdict), its
+  p-value as shown, and its objects for the event display.
+* ``glance`` - the lumisection status strip, the quantity x lumisection timeline, the alert map.
+* ``dqm_display`` - DQM maps in hardware coordinates and the flagged units' boxes.
 * ``run_report`` - a run's report: one self-contained HTML page (Bokeh inline) for the e-log.
 * ``auth`` - sign-in modes, session roles (``alerts.access``), login throttling.
 * ``login`` - the sign-in pages and handlers: basic-auth login (CSRF, throttled), OpenID
@@ -18,5 +21,5 @@ Modules (only ``app``, ``login`` and ``views`` import Panel):
 * ``views`` - thin Panel views over the state, one module per panel of the page.
 """
 
-__all__ = ["alert_detail", "alert_table", "app", "auth", "feed", "hub", "login", "model_info",
-           "rates", "replay_control", "run_report", "state", "views"]
+__all__ = ["alert_detail", "alert_table", "app", "auth", "dqm_display", "feed", "glance", "hub",
+           "login", "model_info", "rates", "replay_control", "run_report", "state", "views"]

@@ -1,11 +1,15 @@
-"""The drill-down of one alert: its loss contributions and its objects for the event display.
+"""The drill-down of one alert: why it fired, its loss contributions, its objects.
 
 Owns ``contributions`` (per-object and per-type loss contributions of an AE alert, largest
-first, with a one-line note), ``event_objects`` (the alert's objects as columns for the
-eta-phi and transverse views, MET apart), ``object_rows`` (the raw object table) and
-``object_type`` (display type of an object label such as ``mu2``). All are pure functions
-of an ``AlertRecord`` (or ``None`` when nothing is selected); which alert is selected is
-``state.DashboardState``'s business.
+first, with a one-line note), ``classic_why`` (a classic alert's cut, its value against the
+threshold and the objects that fired it, from the rule's definition and the alert's
+objects), ``dqm_why`` (a DQM alert's map score against its threshold, its p-value -- a
+bound when the reference cannot resolve it -- and the flagged hardware units), ``p_text``
+(an alert's p-value and significance as shown: ``"< 2.0e-06"`` when floored),
+``event_objects`` (the alert's objects as columns for the eta-phi and transverse views, MET
+apart), ``object_rows`` (the raw object table) and ``object_type`` (display type of an
+object label such as ``mu2``). All are pure functions of an ``AlertRecord`` (or ``None``
+when nothing is selected); which alert is selected is ``state.DashboardState``'s business.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 
 from hotline.alerts.records import AlertRecord
 
-__all__ = ["TYPE_OF_PREFIX", "contributions", "event_objects", "object_rows", "object_type"]
+__all__ = ["TYPE_OF_PREFIX", "classic_why", "contributions", "dqm_why", "event_objects",
+           "is_floored", "object_rows", "object_type", "p_text"]
 
 #: object-label prefix -> display type (met, e1.., mu1.., j1..; also g/tau if a spec adds them)
 TYPE_OF_PREFIX = {"met": "MET", "e": "electron", "mu": "muon", "j": "jet", "g": "photon",
@@ -26,6 +31,145 @@ def object_type(label: str) -> str:
     """Display type of an object label such as ``mu2`` -> ``muon``."""
     prefix = label.rstrip("0123456789").lower()
     return TYPE_OF_PREFIX.get(prefix, prefix or "other")
+
+
+def is_floored(a: AlertRecord) -> bool:
+    """True when ``a``'s p-value is the smallest its reference supports (a bound, not a
+    measurement): DQM payloads name that floor (``p_floor``)."""
+    floor = (a.payload or {}).get("p_floor")
+    return (a.p_value is not None and floor is not None and float(floor) > 0
+            and a.p_value <= float(floor) * (1 + 1e-6))
+
+
+def p_text(a: AlertRecord) -> tuple[str, str]:
+    """(p-value, significance Z) of ``a`` as shown: ``"< 2.0e-06"`` / ``"> 4.61"`` when
+    the p-value is the reference's floor, ``"-"`` when there is none."""
+    if a.p_value is None:
+        return "-", "-"
+    z = a.significance
+    zs = "-" if z is None else ("> 37" if math.isinf(z) else f"{min(z, 99.0):.2f}")
+    if is_floored(a):
+        return f"< {a.p_value:.1e}", (f"> {zs}" if zs != "-" else zs)
+    return f"{a.p_value:.1e}", zs
+
+
+def _prefix(label: str) -> str:
+    return label.rstrip("0123456789").lower()
+
+
+def _objects(a: AlertRecord) -> list[tuple[str, float, float, float]]:
+    out = []
+    for entry in (a.payload or {}).get("objects") or []:
+        try:
+            out.append((str(entry[0]), float(entry[1]), float(entry[2]), float(entry[3])))
+        except (IndexError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _collection_label(collection: str) -> str:
+    from hotline.detectors.spec import DEFAULT_SPEC
+
+    return DEFAULT_SPEC.label_for(collection)
+
+
+def _gev(x: float) -> str:
+    return f"{x:,.0f} GeV" if abs(x) >= 10 else f"{x:.1f} GeV"
+
+
+def classic_why(a: AlertRecord | None, rule: Any = None) -> dict[str, Any]:
+    """Why the classic alert ``a`` fired: ``cut`` (the rule's cut in words), ``verdict``
+    (the value against the threshold, e.g. ``"MET 365 GeV > 250 GeV"``), ``fired`` (rows
+    of the objects that fired it: label, type, pt, eta, phi) and ``note``. ``rule`` is the
+    rule object of the menu (``alerts.rules``: count, scalar or sum-pT kinds); without it
+    (a rule the dashboard's menu does not know) the objects are listed without a cut."""
+    out: dict[str, Any] = {"cut": "", "verdict": "", "fired": [], "note": ""}
+    if a is None:
+        out["note"] = "select an alert in the table"
+        return out
+    objs = _objects(a)
+
+    def rows(sel: list[tuple[str, float, float, float]]) -> list[dict[str, Any]]:
+        return [{"object": lb, "type": object_type(lb), "pt": pt, "eta": eta, "phi": phi}
+                for lb, pt, eta, phi in sel]
+
+    coll = getattr(rule, "collection", None)
+    if rule is not None and hasattr(rule, "min_value") and hasattr(rule, "branch"):
+        branch = str(rule.branch)
+        name = branch.removesuffix("_pt").replace("_", " ")
+        unit = " GeV" if branch.endswith("_pt") else ""
+        out["cut"] = f"{name} > {float(rule.min_value):g}{unit} ({branch})"
+        label = _collection_label(branch.removesuffix("_pt")) if branch.endswith("_pt") else ""
+        hit = [o for o in objs if _prefix(o[0]) == label] if label else []
+        if hit:
+            v = hit[0][1]
+            out["verdict"] = (f"{name} {v:,.0f}{unit} {'>' if v > rule.min_value else '<='} "
+                              f"{float(rule.min_value):g}{unit}")
+            out["fired"] = rows(hit[:1])
+        else:
+            out["verdict"] = f"{name} above {float(rule.min_value):g}{unit} (value not stored)"
+    elif rule is not None and coll and hasattr(rule, "min_sum"):
+        label = _collection_label(str(coll))
+        eta_cut = getattr(rule, "max_abs_eta", None)
+        sel = [o for o in objs if _prefix(o[0]) == label and o[1] > rule.object_min_pt
+               and (eta_cut is None or abs(o[2]) < eta_cut)]
+        total = sum(o[1] for o in sel)
+        kind = object_type(label + "1")
+        out["cut"] = (f"scalar sum of {kind} pT (pT > {float(rule.object_min_pt):g} GeV"
+                      + (f", |eta| < {eta_cut:g}" if eta_cut is not None else "")
+                      + f") > {float(rule.min_sum):g} GeV")
+        rel = ">" if total > rule.min_sum else ">="
+        out["verdict"] = (f"sum pT {total:,.0f} GeV {rel} {float(rule.min_sum):g} GeV "
+                          f"({len(sel)} {kind}s)")
+        if total <= rule.min_sum:
+            out["note"] = ("the stored objects hold only the leading ones; the full sum "
+                           "passed the cut")
+        out["fired"] = rows(sel)
+    elif rule is not None and coll and hasattr(rule, "min_count"):
+        label = _collection_label(str(coll))
+        eta_cut = getattr(rule, "max_abs_eta", None)
+        sel = [o for o in objs if _prefix(o[0]) == label and o[1] > rule.min_pt
+               and (eta_cut is None or abs(o[2]) < eta_cut)]
+        kind = object_type(label + "1")
+        n = int(rule.min_count)
+        out["cut"] = (f"at least {n} {kind}{'s' if n > 1 else ''} with pT > "
+                      f"{float(rule.min_pt):g} GeV"
+                      + (f" and |eta| < {eta_cut:g}" if eta_cut is not None else ""))
+        lead = ", ".join(f"{o[0]} {_gev(o[1])}" for o in sel[:4])
+        out["verdict"] = (f"{len(sel)} {kind}{'s' if len(sel) != 1 else ''} above "
+                          f"{float(rule.min_pt):g} GeV {'>=' if len(sel) >= n else '<'} {n}"
+                          + (f": {lead}" if lead else ""))
+        out["fired"] = rows(sel)
+    else:
+        out["note"] = (f"rule {a.rule} is not in this dashboard's rule menu: its cut is "
+                       "unknown here; the event's objects are listed")
+        out["fired"] = rows(objs)
+    return out
+
+
+def dqm_why(a: AlertRecord | None) -> dict[str, Any]:
+    """Why the DQM alert ``a`` fired: ``verdict`` (map score against the threshold and the
+    p-value, a bound when floored), ``units`` (the flagged hardware units: level, unit,
+    share of the loss, -log10 p) and ``note``."""
+    out: dict[str, Any] = {"verdict": "", "units": [], "note": ""}
+    if a is None:
+        return out
+    p = a.payload or {}
+    thr = p.get("threshold")
+    ps, zs = p_text(a)
+    score = f"{a.score:.3g}" if a.score is not None else "?"
+    out["verdict"] = (f"{p.get('title') or p.get('subsystem') or a.rule}: map score {score}"
+                      + (f" > threshold {float(thr):.3g}" if thr is not None else "")
+                      + f" (p {ps if ps.startswith('<') else '= ' + ps}, Z {zs})")
+    if is_floored(a):
+        out["note"] = ("the map score is beyond what the reference resolves: its p-value is "
+                       f"only known to be below {a.p_value:.1e}; the units' own p-values "
+                       "say how far")
+    out["units"] = [{"level": str(t.get("level", "")), "unit": str(t.get("unit", "")),
+                     "loss share": float(t.get("contribution", 0.0)),
+                     "-log10 p": float(t.get("log10_p", 0.0))}
+                    for t in p.get("top_units") or []]
+    return out
 
 
 def contributions(a: AlertRecord | None) -> dict[str, Any]:
@@ -63,6 +207,11 @@ def event_objects(a: AlertRecord | None) -> dict[str, Any]:
                              "px": [], "py": [], "size": []}
     out: dict[str, Any] = {"objects": cols, "met": None, "title": ""}
     if a is None:
+        return out
+    if a.kind == "dqm":
+        cols["contribution"] = []
+        out["title"] = (f"run {a.run}, LS {a.lumi} - {a.rule}: a lumisection's occupancy map, "
+                        "not one event; see the DQM map")
         return out
     out["title"] = (f"run {a.run}, LS {a.lumi}, event {a.event} - {a.rule}"
                     + (f", Z = {a.significance:.1f}" if a.significance else ""))

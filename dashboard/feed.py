@@ -10,6 +10,8 @@ dropped from the overlay once the store holds at least as many of its events (th
 is the exact count; the overlay only fills the gap until a lumisection is flushed), so
 the overlay's memory stays that of the open lumisections. Snapshots are immutable
 once published; each session turns them into what it draws (``state.DashboardState``).
+What every session would compute alike from a snapshot (the run status, the alert map) is
+computed once and shared through ``memo(key, fn)``, kept until the next snapshot.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +28,12 @@ from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.alerts.store import AlertStore
 from hotline.dashboard.alert_table import TABLE_ROWS
 
-__all__ = ["FeedSnapshot", "LiveFeed"]
+__all__ = ["MEMO_KEYS", "FeedSnapshot", "LiveFeed"]
 
 log = logging.getLogger(__name__)
+
+#: shared results kept by ``LiveFeed.memo`` (the oldest key goes first)
+MEMO_KEYS = 64
 
 
 @dataclass
@@ -57,6 +63,38 @@ class LiveFeed:
         self._since: float | None = None
         self._snap = FeedSnapshot(0, {}, [], 0, 0.0)
         self._last_poll = -math.inf
+        self._memo: dict[Any, tuple[Any, Any]] = {}
+        self._computing: dict[Any, threading.Event] = {}
+        self._memo_lock = threading.Lock()
+
+    def memo(self, key: Any, fn: Callable[[], Any], version: Any = None) -> Any:
+        """``fn()`` computed once per ``key`` and ``version`` (default: the current snapshot
+        version), shared by every session of the server: a session asking while another
+        computes it waits for that result instead of computing it again. At most
+        ``MEMO_KEYS`` keys are kept."""
+        v = self._snap.version if version is None else version
+        while True:
+            with self._memo_lock:
+                hit = self._memo.get(key)
+                if hit is not None and hit[0] == v:
+                    return hit[1]
+                busy = self._computing.get((key, v))
+                if busy is None:
+                    busy = self._computing[(key, v)] = threading.Event()
+                    break
+            busy.wait(60)  # another session computes it; then read its result
+        try:
+            value = fn()  # outside the lock: sessions asking for other keys go on
+            with self._memo_lock:
+                self._memo.pop(key, None)
+                self._memo[key] = (v, value)
+                while len(self._memo) > MEMO_KEYS:
+                    self._memo.pop(next(iter(self._memo)))
+        finally:
+            with self._memo_lock:
+                self._computing.pop((key, v), None)
+            busy.set()
+        return value
 
     def on_result(self, batch: Any, result: Any) -> None:
         """Add a replay batch's lumisection summaries to the live overlay (replay thread)."""

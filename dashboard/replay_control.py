@@ -155,6 +155,10 @@ class ReplayController:
         self.report: Any = None
         self.error: str = ""
         self.started = 0.0
+        self.ended: float | None = None  #: monotonic time the replay ended (None: running)
+        self.seen_before = False  #: the run was already in the store when this replay began
+        self._rate_lock = threading.Lock()
+        self._rate_samples: list[tuple[float, int]] = []
 
     @property
     def running(self) -> bool:
@@ -175,14 +179,43 @@ class ReplayController:
             return min(1.0, self.events_read / max(self.total, 1))
         return min(1.0, self.events_read / self.total) if self.total else 0.0
 
+    def live_rate(self, window: float = 3.0) -> float:
+        """Events read per second over the last ``window`` seconds; 0 when no replay runs
+        (the input rate now, not an average since the start)."""
+        if not self.running:
+            with self._rate_lock:
+                self._rate_samples.clear()
+            return 0.0
+        now, n = time.monotonic(), self.events_read
+        with self._rate_lock:
+            s = [(t, c) for t, c in self._rate_samples if now - t <= window]
+            s.append((now, n))
+            self._rate_samples = s
+            t0, c0 = s[0]
+        if now - t0 < 0.5:  # too short a window: the average since the start
+            return n / max(now - self.started, 1e-9)
+        return max(0.0, (n - c0) / (now - t0))
+
+    def _mark_end(self) -> None:
+        self.ended = time.monotonic()
+
     def describe(self) -> str:
-        """One line for the page: run, state, events read of the total, rate, error."""
+        """One line for the page: run, state, events read of the total, the live rate while
+        running and the average over the replay once it ended (a fixed number), error."""
         if self.run is None:
             return "no replay started"
-        rate = self.events_read / max(time.monotonic() - self.started, 1e-9)
-        state = "running" if self.running else ("stopped" if self._stop.is_set() else "finished")
-        text = (f"run {self.run}: {state}, {self.events_read:,} / {self.total:,} events "
-                f"({rate:,.0f} ev/s)")
+        running = self.running
+        state = "running" if running else ("stopped" if self._stop.is_set() else "finished")
+        text = f"run {self.run}: {state}, {self.events_read:,} / {self.total:,} events"
+        if running:
+            text += f" ({self.live_rate():,.0f} ev/s now)"
+        else:
+            end = self.ended if self.ended is not None else time.monotonic()
+            secs = max(end - self.started, 1e-9)
+            text += f" in {secs:,.1f} s (average {self.events_read / secs:,.0f} ev/s)"
+        if self.seen_before:
+            text += (f"; run {self.run} was already in the store: its events are counted "
+                     "once, so counts and plots do not grow")
         if self.error:
             text += f"; error: {self.error}"
         return text
@@ -196,8 +229,14 @@ class ReplayController:
         files = [str(f) for f in files]
         self.total = ReplaySource(files=files, tree=self.tree).total_events()
         self.run, self.report, self.error = run, None, ""
+        try:
+            self.seen_before = bool(self.store.summaries(source=self.source_name, run=run))
+        except Exception:  # noqa: BLE001 - only the note on the page depends on it
+            self.seen_before = False
         self.feed.reset_live()
-        self.started = time.monotonic()
+        self.started, self.ended = time.monotonic(), None
+        with self._rate_lock:
+            self._rate_samples = []
         if self.mode == "process":
             self._start_process(files, run, rate)
         else:
@@ -226,6 +265,8 @@ class ReplayController:
             except Exception as exc:  # noqa: BLE001 - shown on the page
                 log.exception("replay of run %s failed", run)
                 self.error = str(exc)
+            finally:
+                self._mark_end()
 
         self._thread = threading.Thread(target=work, name=f"hotline-replay-{run}", daemon=True)
         self._thread.start()
@@ -265,6 +306,7 @@ class ReplayController:
                 else:
                     self.error = payload
                     break
+            self._mark_end()
             proc.join(10)
 
         self._thread = threading.Thread(target=drain, name=f"hotline-replay-{run}", daemon=True)

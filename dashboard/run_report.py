@@ -15,8 +15,13 @@ per lumisection, reason on hover), rates vs expectation (``rates`` series: AE th
 with their p-value band, classic rules, input events, quarantined fraction; expected
 values from the status findings where it has them), non-green ranges with their reasons
 and findings, top alerts with their loss contributions (``alert_detail``), DQM findings,
-dead letters per reason, and the certification (golden JSON, bad lumisections with
-reasons, expert overrides with who, when and comment).
+L1 agreement per lumisection when the summaries carry it (firmware in the loop,
+``stream.l1_emulation``: a plot of the agreement per menu seed and the lumisections where
+firmware and serving differ, with their divergence alerts), distribution findings (the
+lumisection histograms against the reference: object type, variable, region), dead
+letters per reason, the certification (golden JSON, bad lumisections with reasons, expert
+overrides with who, when and comment) and the crew's acknowledgements of alerts and
+lumisection flags (``alerts.acknowledgements``: what, who, when, comment).
 
 Every piece of text that comes from the store or the status (reasons, comments, rule
 names, units) is HTML-escaped; plot tooltips show field values as text.
@@ -45,6 +50,7 @@ TOP_ALERTS = 10  #: alerts with the highest scores shown with their contribution
 DQM_ROWS = 50  #: DQM alerts listed (the most significant first)
 LEGEND_ROWS = 8  #: legend entries per column of a rate plot
 FINDING_ROWS = 300  #: rows of non-green findings listed
+L1_ROWS = 50  #: lumisections listed in the L1 agreement table (those with differences first)
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"]
 FIG: dict[str, Any] = {"sizing_mode": "stretch_width", "toolbar_location": "above",
@@ -399,6 +405,85 @@ def _dqm_section(status: RunStatus, dqm: Sequence[AlertRecord]) -> str:
     return "".join(out)
 
 
+def _l1_figure(sums: Sequence[LumiSummary]) -> Any:
+    """Agreement of firmware and serving decisions per lumisection, one line per menu seed."""
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models.annotations import Legend
+    from bokeh.plotting import figure
+
+    l1 = [s for s in sums if s.l1 is not None]
+    labels = list(dict.fromkeys(seed[0] for s in l1 for seed in s.l1.header.seeds))
+    f = figure(name="l1_agreement", height=240, title="L1 emulation vs serving: decision "
+               "agreement per lumisection (hover: differing events)",
+               x_axis_label="lumisection", y_axis_label="agreement", **FIG)
+    f.add_layout(Legend(click_policy="hide", label_text_font_size="8pt", spacing=0), "right")
+    for i, label in enumerate(labels):
+        rows = [s for s in l1 if label in s.l1.disagree]
+        src = ColumnDataSource({
+            "lumi": [s.lumi for s in rows], "agreement": [s.l1.agreement(label) for s in rows],
+            "differ": [s.l1.disagree[label] for s in rows], "n": [s.l1.n for s in rows]})
+        c = PALETTE[i % len(PALETTE)]
+        f.line("lumi", "agreement", source=src, color=c, line_width=2, legend_label=label)
+        f.scatter("lumi", "agreement", source=src, color=c, size=4, legend_label=label)
+    f.add_tools(HoverTool(tooltips=[("LS", "@lumi"), ("agreement", "@agreement{0.000%}"),
+                                    ("differing", "@differ of @n")]))
+    return f
+
+
+def _l1_section(sums: Sequence[LumiSummary], dqm: Sequence[AlertRecord]) -> str:
+    """The lumisections whose firmware and serving decisions differ, with their alarms."""
+    l1 = [s for s in sums if s.l1 is not None]
+    builds = sorted({f"{s.l1.header.model} v{s.l1.header.version} build {s.l1.header.build}"
+                     for s in l1})
+    n = sum(s.l1.n for s in l1)
+    alarms: dict[int, list[str]] = defaultdict(list)
+    for a in dqm:
+        if a.rule.startswith(("l1_divergence:", "l1_emulation_failed:")):
+            p = a.payload
+            alarms[a.lumi].append(f"{p.get('seed') or 'emulation failed'} "
+                                  f"{p.get('level', 'red')}")
+    out = [f"<p>{_e(', '.join(builds))}: {n:,} events emulated in {len(l1)} lumisections; "
+           f"{sum(map(len, alarms.values()))} divergence alerts in {len(alarms)} "
+           "lumisections.</p>"]
+    shown = [s for s in l1 if any(s.l1.disagree.values()) or s.l1.n_failed or s.lumi in alarms]
+    if not shown:
+        out.append("<p class='note'>firmware and serving decisions agree on every emulated "
+                   "event.</p>")
+        return "".join(out)
+    cut = sorted(shown, key=lambda s: -sum(s.l1.disagree.values()))[:L1_ROWS]
+    rows = []
+    for s in sorted(cut, key=lambda s: s.lumi):
+        a = s.l1
+        differ = ", ".join(f"{label} {a.disagree.get(label, 0)} ({a.agreement(label):.3%})"
+                           for label, *_ in a.header.seeds if a.disagree.get(label, 0))
+        rows.append((f"LS {s.lumi}", a.n, a.n_failed, differ or "-",
+                     _num(a.correlation, ".6f"), ", ".join(alarms.get(s.lumi, [])) or "-"))
+    if len(shown) > len(cut):
+        out.append(f"<p class='note'>the {len(cut)} lumisections with the most differing "
+                   f"decisions of {len(shown)}:</p>")
+    out.append(_table(["LS", "emulated", "failed", "differing decisions (agreement)",
+                       "score correlation", "divergence alerts"], rows, num=(1, 2, 4),
+                      cls="l1"))
+    return "".join(out)
+
+
+def _dist_section(status: RunStatus) -> str:
+    """The non-green distribution findings (``alerts.distribution_checks``), by lumisection."""
+    rows = _grouped((s.lumi, (f.quantity.removeprefix("dist:"), Markup(_badge(f.level)),
+                              _num(f.p_value, ".2g"), _num(f.p_corrected, ".2g"), f.where,
+                              f.text))
+                    for s in status.lumis for f in s.findings
+                    if f.kind == "dist" and f.level in ("amber", "red"))
+    if not rows:
+        return ("<p class='note'>no lumisection histogram differs from its reference beyond "
+                "the distribution family's false-alarm budget.</p>")
+    shown = rows[:FINDING_ROWS]
+    more = f" (the first {len(shown)} of {len(rows)})" if len(shown) < len(rows) else ""
+    return (f"<p>{len(rows)} distribution findings{_e(more)}:</p>"
+            + _table(["LS", "histogram", "level", "p", "p corrected", "where", "finding"],
+                     shown, num=(3, 4), cls="dist"))
+
+
 def _deadletters_section(run: int, letters: Sequence[DeadLetter]) -> str:
     if not letters:
         return "<p class='note'>no dead letters for this run.</p>"
@@ -440,6 +525,20 @@ def _certification_section(run: int, flags: Sequence[LumiFlag]) -> str:
     return "".join(out)
 
 
+def _acknowledgements_section(store: Any, status: RunStatus) -> str:
+    from hotline.alerts.acknowledgements import acknowledgements
+
+    try:
+        acks = acknowledgements(store, status.run, status.source)
+    except Exception:  # noqa: BLE001 - a store without the table: nothing acknowledged
+        acks = []
+    if not acks:
+        return "<p class='note'>nothing acknowledged by the crew.</p>"
+    return _table(["acknowledged", "lumisections", "by", "when", "comment"],
+                  [("alert: " + a.what if a.alert_id else "flags: " + a.what, a.lumis,
+                    a.acked_by, _utc(a.at), a.comment) for a in acks], cls="acks")
+
+
 # ------------------------------------------------------------------ the page
 
 def render_report(store: Any, status: RunStatus, flags: Sequence[LumiFlag] = (), *,
@@ -477,8 +576,12 @@ def render_report(store: Any, status: RunStatus, flags: Sequence[LumiFlag] = (),
         "<h2>Non-green lumisections</h2>", _ranges_section(status),
         "<h2>Alerts</h2>", _alerts_section(best, counts),
         "<h2>DQM findings</h2>", _dqm_section(status, dqm),
+        *(["<h2>L1 emulation agreement</h2>", _l1_figure(sums), _l1_section(sums, dqm)]
+          if any(s.l1 is not None for s in sums) else []),
+        "<h2>Distribution findings</h2>", _dist_section(status),
         "<h2>Dead letters</h2>", _deadletters_section(status.run, letters),
         "<h2>Certification</h2>", _certification_section(status.run, flags),
+        "<h2>Crew acknowledgements</h2>", _acknowledgements_section(store, status),
     ]
     texts: list[str] = []
     body = []

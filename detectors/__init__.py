@@ -13,7 +13,10 @@ Events:
 - ``detectors.event_faults``: detector faults applied to reconstructed events (muon scale,
   dead calorimeter, hot cell, electron phi), and their registry.
 - ``detectors.fault_kinds``: parameterised event faults (scale, lose, rotate, fake object in
-  a region) that TOML ``[[fault]]`` definitions name, and their reader.
+  an eta-phi region) that TOML ``[[fault]]`` definitions name, and their reader; also the
+  calibration faults seen only in distributions (``region_fault``).
+- ``detectors.event_histograms``: the per-lumisection histogram book, per-event bin codes
+  (filled vectorised, exact under replays), lumisection counts (boost-histogram export).
 
 Occupancy (DQM):
 

@@ -22,8 +22,15 @@ fake_object   mean of the exponential part of the pT of a  none / 0 <= size <= 1
 Keys of a ``[[fault]]`` table (``FAULT_KEYS``): ``name``, ``code`` (the ``fault`` branch
 value, unique), ``description``, ``kind``, ``collection``, optional ``faulty_type``
 (default: the collection's type, e.g. ``muons``), ``eta`` and ``phi`` ranges of the region
-(default: everywhere), ``default_size``, ``sizes`` (a scan; default ``[default_size]``),
-``size_help``; ``fake_object`` also takes ``at = [eta, phi]``, ``rate`` and ``min_pt``.
+(default: everywhere; a phi range may cross +-pi, e.g. ``[2.8, 3.6]``), ``default_size``,
+``sizes`` (a scan; default ``[default_size]``), ``size_help``; ``fake_object`` also takes
+``at = [eta, phi]``, ``rate`` and ``min_pt``.
+
+Code builds the same faults with ``region_fault(kind, collection, eta=..., phi=...)``
+(the table's path, so a fault in a study is exactly the fault a TOML file defines): the
+calibration faults of the lumisection-distribution studies (a muon pT scale, a jet
+response change in one quadrant, an electron phi mis-calibration in one region, a gradual
+efficiency loss) are kinds ``scale_pt``, ``rotate_phi`` and ``lose`` with a region.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ from hotline.config import TomlTable
 from hotline.detectors.event_faults import (
     EventFault,
     FaultFn,
-    _in_box,
     _met_shift,
     _reorder,
     _sum_xy,
@@ -48,7 +54,7 @@ from hotline.detectors.fastsim import wrap_phi
 from hotline.errors import ConfigError
 
 __all__ = ["COLLECTION_TYPES", "FAULT_KEYS", "FAULT_KINDS", "OBJECT_TYPES", "check_fault_code",
-           "fault_from_table"]
+           "fault_from_table", "in_region", "region_fault"]
 
 #: collections a TOML fault can hit -> the model object type they feed
 COLLECTION_TYPES = {"Electron": "electrons", "Muon": "muons", "Photon": "photons",
@@ -60,12 +66,25 @@ OBJECT_TYPES = ("MET", "electrons", "muons", "jets", "photons", "taus")
 Box = tuple[float, float, float, float]
 
 
+def in_region(eta: Any, phi: Any, box: Box) -> Any:
+    """``eta_lo < eta < eta_hi`` and ``phi_lo < phi < phi_hi`` for ``box`` = (eta_lo, eta_hi,
+    phi_lo, phi_hi); a phi range reaching beyond +-pi wraps around (``[2.8, 3.6]`` holds
+    phi near +pi and just above -pi)."""
+    e0, e1, p0, p1 = box
+    in_phi = (phi > p0) & (phi < p1)
+    if p1 > np.pi:
+        in_phi = in_phi | (phi + 2 * np.pi < p1)
+    if p0 < -np.pi:
+        in_phi = in_phi | (phi - 2 * np.pi > p0)
+    return (eta > e0) & (eta < e1) & in_phi
+
+
 def _scale_pt(coll: str, box: Box) -> FaultFn:
     def apply(reco: ak.Array, rng: np.random.Generator, size: float) -> ak.Array:
         if size == 1.0:
             return reco
         pt, phi = reco[f"{coll}_pt"], reco[f"{coll}_phi"]
-        new = ak.where(_in_box(reco[f"{coll}_eta"], phi, box), pt * size, pt)
+        new = ak.where(in_region(reco[f"{coll}_eta"], phi, box), pt * size, pt)
         dpx, dpy = _sum_xy(new - pt, phi)
         reco = ak.with_field(reco, ak.values_astype(new, np.float32), f"{coll}_pt")
         return _reorder(_met_shift(reco, dpx, dpy), coll)
@@ -79,7 +98,7 @@ def _lose(coll: str, box: Box) -> FaultFn:
         pt, eta, phi = reco[f"{coll}_pt"], reco[f"{coll}_eta"], reco[f"{coll}_phi"]
         counts = ak.to_numpy(ak.num(pt, axis=1))
         u = ak.unflatten(rng.random(int(counts.sum())), counts)
-        lost = _in_box(eta, phi, box) & (u < size)
+        lost = in_region(eta, phi, box) & (u < size)
         dpx, dpy = _sum_xy(pt[lost], phi[lost])
         for name in [f for f in reco.fields if f.startswith(coll + "_")]:
             reco = ak.with_field(reco, reco[name][~lost], name)
@@ -92,7 +111,7 @@ def _rotate_phi(coll: str, box: Box) -> FaultFn:
         if size == 0.0:
             return reco
         pt, phi = reco[f"{coll}_pt"], reco[f"{coll}_phi"]
-        inside = _in_box(reco[f"{coll}_eta"], phi, box)
+        inside = in_region(reco[f"{coll}_eta"], phi, box)
         new = ak.values_astype(ak.where(inside, wrap_phi(phi + size), phi), np.float32)
         ox, oy = _sum_xy(pt, phi)
         nx, ny = _sum_xy(pt, new)
@@ -195,6 +214,22 @@ def fault_from_table(data: Mapping[str, Any], where: str,
         size_help=size_help, sizes=sizes, size_ok=ok, size_rule=rule,
         prefilter_scale=(lambda s: max(s, 1.0)) if kind == "scale_pt" else _unit,
         definition=(f"kind={kind}", f"collection={coll}", f"region={box!r}", *definition))
+
+
+def region_fault(kind: str, collection: str, eta: tuple[float, float] | None = None,
+                 phi: tuple[float, float] | None = None, name: str | None = None,
+                 code: int = 900, **keys: Any) -> EventFault:
+    """The fault a ``[[fault]]`` table of ``kind`` on ``collection`` in the region ``eta`` x
+    ``phi`` (None: everywhere) defines (``keys``: its other keys, e.g. ``default_size``,
+    ``at``, ``rate``); built through ``fault_from_table``, not registered."""
+    table: dict[str, Any] = {"name": name or f"{kind}_{collection.lower()}", "code": code,
+                             "description": f"{kind} of {collection}", "kind": kind,
+                             "collection": collection, **keys}
+    if eta is not None:
+        table["eta"] = list(eta)
+    if phi is not None:
+        table["phi"] = list(phi)
+    return fault_from_table(table, "region_fault")
 
 
 def _unit(size: float) -> float:

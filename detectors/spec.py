@@ -5,7 +5,9 @@ MET + 4 electrons + 4 muons + 10 jets, each (pT, eta, phi), pT-ordered and
 zero-padded -> 19 objects x 3 = 57 features. The spec is data: a list of
 ``ObjectSpec`` (collection name in the NanoAOD file, multiplicity, kinematic
 cuts), serialisable to/from a dict (stored in every model card) and TOML.
-Other layouts (photons, taus, more jets) are configuration, not code.
+Other layouts (photons, taus, more jets) are configuration, not code;
+``PHOTON_SPEC`` (``adc2021_photons``: + 4 photons, 69 features) is the software model's
+(``named_spec``).
 ``FeatureSpec.label_for(collection)`` gives the short object label (``pho`` for
 ``Photon``) used in alert payloads for collections inside or outside the spec.
 """
@@ -154,3 +156,30 @@ DEFAULT_SPEC = FeatureSpec(
         ObjectSpec("j", "jets", "Jet", 10, min_pt=15.0, max_abs_eta=4.0),
     ),
 )
+
+#: The software model's layout: ADC2021 plus up to 4 isolated photons (pT > 10 GeV,
+#: |eta| < 2.5): diphoton and photon + MET anomalies have an object type of their own
+#: (in the 57-feature layout a photon is only missing energy). The L1 model and every
+#: comparison with ADC2021 keep ``DEFAULT_SPEC``.
+PHOTON_SPEC = FeatureSpec(
+    name="adc2021_photons",
+    objects=(
+        *DEFAULT_SPEC.objects[:3],
+        ObjectSpec("pho", "photons", "Photon", 4, min_pt=10.0, max_abs_eta=2.5),
+        DEFAULT_SPEC.objects[3],
+    ),
+)
+
+#: the named layouts a training configuration may give as ``[data] spec``
+NAMED_SPECS = {s.name: s for s in (DEFAULT_SPEC, PHOTON_SPEC)}
+
+
+def named_spec(name: str | None) -> FeatureSpec:
+    """The layout called ``name`` (None: ``DEFAULT_SPEC``); ``ConfigError`` listing the
+    named layouts otherwise."""
+    if name is None:
+        return DEFAULT_SPEC
+    if name not in NAMED_SPECS:
+        raise ConfigError(f"unknown feature spec '{name}'; named specs: "
+                          f"{', '.join(NAMED_SPECS)}")
+    return NAMED_SPECS[name]

@@ -12,9 +12,11 @@ Submodules (imported on demand; hls4ml and torch are loaded only when used):
 * ``source``     -- ``ModelSource``: what a build is made from (model, samples, thresholds)
 * ``build``      -- one build: resolve MODEL[:VERSION], convert, compile, validate, report
 * ``registry_adapter`` -- registered models as build sources (or their kind's refusal)
+* ``validation_set`` -- the held-out validation set shipped beside a model card (or drawn)
+* ``l1_menu``    -- the build's L1 menu (seeds in fixed-point score units) and its library
 * ``standin``    -- registry of small stand-in models and synthetic samples of the same
   architectures
 """
 
-__all__ = ["build", "convert", "emulation", "precision", "pruning", "registry_adapter",
-           "resources", "source", "standin", "targets"]
+__all__ = ["build", "convert", "emulation", "l1_menu", "precision", "pruning",
+           "registry_adapter", "resources", "source", "standin", "targets", "validation_set"]

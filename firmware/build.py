@@ -7,7 +7,9 @@ the calibrated thresholds and a held-out sample). Registered models come from
 architectures trained on the fly (:mod:`firmware.standin`) for when no model
 is registered. :func:`build` writes ``<builds>/<model>/<version>/`` with the
 hls4ml Vitis project (``hls/``), the configuration used, ``report.json``
-and ``emulation.png``, and fails when decisions disagree beyond the bound.
+(naming the held-out runs / seeds validated on), ``emulation.png`` and, for registered
+models, the L1 menu with the emulation library (``firmware.l1_menu``), and fails when
+decisions disagree beyond the bound.
 """
 
 from __future__ import annotations
@@ -64,9 +66,15 @@ def standin_source(kind: str, cfg: BuildConfig, seed: int = 0) -> ModelSource:
     ref, _ = standin_samples(kind, max(20000, int(10 / min(v.p_values))), 1, seed=seed + 100)
     thresholds = calibrate_thresholds(onnx_scores(onnx, ref), v.p_values)
     bkg, sig = standin_samples(kind, v.n_events, v.n_signal, seed=seed + 1)
+    prov = {"source": "stand-in synthetic sample (firmware/standin.py), regenerated here",
+            "background": {"process": f"standin-{kind}", "seed": seed + 1,
+                           "n_events": len(bkg)},
+            "signal": {"process": f"standin-{kind} anomalies", "seed": seed + 1,
+                       "n_events": len(sig)}}
     return ModelSource(STANDIN_PREFIX + kind, "0", get_standin(kind).model_kind,
                        net, shape, thresholds, (bkg,), (sig,), onnx=onnx,
-                       note=f"stand-in {kind} trained on a synthetic sample (firmware/standin.py)")
+                       note=f"stand-in {kind} trained on a synthetic sample (firmware/standin.py)",
+                       validation=prov)
 
 
 def resolve_model(ref: str, cfg: BuildConfig, registry: str | None = None) -> ModelSource:
@@ -89,6 +97,7 @@ class BuildResult:
     synthesis: dict[str, Any] | None = None
     output_dir: Path = Path(".")
     trace: dict[str, float] | None = None  #: layer -> max |firmware - torch| (with trace)
+    menu: Any = None  #: the build's L1 menu (``models.l1_emulator.L1Menu``; registered models)
 
 
 def build(source: ModelSource, cfg: BuildConfig, output_dir: str | Path, synth: bool = False,
@@ -118,6 +127,10 @@ def build(source: ModelSource, cfg: BuildConfig, output_dir: str | Path, synth: 
         from hotline.firmware.precision import trace_differences
 
         result.trace = trace_differences(conv, [a[:1000] for a in fw_in])
+    if source.card is not None:  # the L1 menu and the library the stream loads
+        from hotline.firmware.l1_menu import write_l1_menu
+
+        result.menu = write_l1_menu(source, conv, out)
     _write(result, cfg, fw, sv)
     if check:
         check_agreement(report, f"firmware build of {source.name}:{source.version}")
@@ -139,10 +152,16 @@ def _write(result: BuildResult, cfg: BuildConfig, fw: np.ndarray, sv: np.ndarray
                       "accum": cfg.precision.accum, "score": cfg.precision.score},
         "dense_view_fixes": [list(f) for f in result.conversion.graph.view_fixes],
         "convert_s": result.conversion.convert_s, "compile_s": result.conversion.compile_s,
+        "validation": s.validation,
         "emulation": result.report.to_dict(),
         "estimates": {f"{c:g}MHz": e.to_dict() for c, e in result.estimates.items()},
         "synthesis": result.synthesis,
         "trace_max_abs_diff": result.trace,
+        "l1_menu": None if result.menu is None else {
+            "file": "l1_menu.json", "build": result.menu.build, "library": result.menu.library,
+            "score_type": result.menu.score_type,
+            "seeds": [{"label": x.label, "p": x.p, "threshold": x.threshold, "fixed": x.fixed}
+                      for x in result.menu.seeds]},
     }
     (out / "report.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
     plot_scores(fw, sv, s.thresholds, out / "emulation.png",

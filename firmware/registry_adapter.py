@@ -21,9 +21,11 @@ When the card's score is not the one the firmware block computes, the card's
 thresholds are for another score, so thresholds are calibrated on a separate
 background reference sample (said in the note).
 
-The held-out sample is drawn like the training's (``training.train.load_sample``
-with the card's data source, background process and recorded runs) with a seed the training
-never used; the signal sample is the card's first signal process.
+The held-out sample is the model's validation set (``firmware.validation_set``): the shipped
+set its version's ``validation.json`` names, else regenerated (synthetic cards, with a seed the
+training never used) or read from archived runs the training did not read -- never the
+training runs. The signal sample is the card's first signal process. The source records where
+the events come from (``ModelSource.validation``), which the build report names.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ import numpy as np
 from hotline.errors import FirmwareError
 from hotline.firmware.convert import BuildConfig
 from hotline.firmware.emulation import calibrate_thresholds
+from hotline.firmware.validation_set import HELDOUT_SEED_OFFSET, heldout_runs, validation_set
 
 log = logging.getLogger(__name__)
 
-HELDOUT_SEED_OFFSET = 7919  #: added to the training seed: events the training never saw
 
 
 def _card_thresholds(card: dict[str, Any], p_values: tuple[float, ...]) -> dict[float, float]:
@@ -60,14 +62,19 @@ def heldout_sample(card: dict[str, Any], n: int, seed_offset: int, process: str 
     tr = card.get("training") or {}
     spec = FeatureSpec.from_dict(card["feature_spec"])
     data: dict[str, Any] = {"source": tr.get("source") or "synthetic"}
-    if tr.get("archive"):
-        data["archive"] = tr["archive"]
-    if tr.get("runs"):  # the runs the card records (the sample recipe's), not all in the archive
-        data["runs"] = {p: [int(r["run"]) for r in rs] for p, rs in tr["runs"].items()}
     proc = process or tr.get("background")
     if not proc:
         raise FirmwareError(f"model card of {card.get('name')} names no background process "
                             "(training.background); cannot draw a held-out sample")
+    if data["source"] != "synthetic":  # archived runs the training did not read, never its own
+        from hotline.stream.samples import SAMPLES_DIR
+
+        data["archive"] = str(SAMPLES_DIR)
+        runs = heldout_runs(card, proc, data["archive"])
+        if not runs:
+            raise FirmwareError(f"no held-out runs of '{proc}' in sample archive "
+                                f"{data['archive']} to draw {n} reference events from")
+        data["runs"] = {proc: runs}
     seed = int(tr.get("seed", 1)) + seed_offset
     fm = load_sample(proc, data, n, seed, spec)
     return fm.x[:n], fm.mask[:n]
@@ -94,12 +101,12 @@ def registered_source(name: str, version: str, cfg: BuildConfig, registry: str |
     f, o = spec.n_features, spec.n_objects
     scorer = Scorer(model)
     v = cfg.validation
+    provenance: dict[str, Any] = {"source": "given by the caller"}
     if sample is None:
-        sample = heldout_sample(card, v.n_events, HELDOUT_SEED_OFFSET)
-    if signal is None and v.n_signal > 0:
-        sigs = list(((card.get("training") or {}).get("signals") or {}).keys())
-        if sigs:
-            signal = heldout_sample(card, v.n_signal, HELDOUT_SEED_OFFSET + 1, sigs[0])
+        vs = validation_set(model, v.n_events, v.n_signal if signal is None else 0)
+        sample, provenance = vs.background, vs.provenance
+        if signal is None:
+            signal = vs.signal
     note = f"registered model {name} v{model.version} ({model.kind})"
     score_net = plan.score_net(net, (f,), plan.masked)
     shape: Any = [(f,), (f,)] if plan.masked else (f,)
@@ -113,8 +120,10 @@ def registered_source(name: str, version: str, cfg: BuildConfig, registry: str |
         res = scorer.score_arrays(x, mask)
         return res.extra.get(plan.serving_score, res.total)
 
-    thresholds = (_card_thresholds(card, v.p_values)
-                  if str(card.get("score", "recon")) == plan.serving_score else {})
+    card_score = str(card.get("score", "recon")) == plan.serving_score
+    thresholds = _card_thresholds(card, v.p_values) if card_score else {}
+    menu = ({float(t["p"]): float(t["threshold"]) for t in card.get("thresholds", [])}
+            if card_score else {})
     if not thresholds:
         n_ref = max(20000, int(10 / min(v.p_values)))
         ref = heldout_sample(card, n_ref, HELDOUT_SEED_OFFSET + 2)
@@ -127,4 +136,6 @@ def registered_source(name: str, version: str, cfg: BuildConfig, registry: str |
     return ModelSource(name, model.version, model.kind, score_net, shape, thresholds,
                        tuple(sample), tuple(signal) if signal is not None else None,
                        serving_scores=serve, firmware_inputs=fw_inputs,
-                       onnx=str(model.onnx_path), note=note)
+                       onnx=str(model.onnx_path), note=note, validation=provenance,
+                       menu_thresholds=menu or dict(thresholds), card=card,
+                       serving_score_name=plan.serving_score)

@@ -7,7 +7,7 @@ Stand-ins (``firmware.build.standin_source``) and registered models
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,12 @@ class ModelSource:
     firmware_inputs: Any = None  #: callable(*sample) -> list of firmware input arrays
     onnx: bytes | str | None = None  #: the serving ONNX model (stand-ins: the score net)
     note: str = ""
+    #: where the held-out events come from (runs, seeds; ``firmware.validation_set``)
+    validation: dict[str, Any] = field(default_factory=dict)
+    #: p-value -> threshold of every calibrated p-value (the L1 menu); default: ``thresholds``
+    menu_thresholds: dict[float, float] = field(default_factory=dict)
+    card: dict[str, Any] | None = None  #: the registered model's card (None: a stand-in)
+    serving_score_name: str = "recon"  #: the serving score output the firmware reproduces
 
     def serve(self, sample: Sample) -> np.ndarray:
         if self.serving_scores is not None:

@@ -150,6 +150,15 @@ class FirmwareConfig:
 
     configs: str = str(package_path("hotline.firmware", "configs"))
     builds: str = str(default_state_dir() / "firmware")  #: generated HLS projects
+    #: a firmware build folder (``<builds>/<model>/<version>``) whose L1 emulation the
+    #: stream runs beside the serving score; empty: none (``stream.l1_emulation``)
+    emulate: str = ""
+    emulate_fraction: float = 1.0  #: fraction of the events emulated (sampled by event number)
+    emulate_seed: str = "Nominal"  #: the menu seed whose firmware decision raises L1 alerts
+    #: firmware/serving decision agreement a build must keep: a lumisection with significantly
+    #: more than ``1 - min_agreement`` differing decisions at a seed (exact binomial test,
+    #: ``stream.l1_emulation.divergence_alerts``) raises a DQM alert
+    min_agreement: float = 0.999
 
 
 @dataclass(frozen=True)

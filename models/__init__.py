@@ -21,12 +21,18 @@ scorers, thresholds, the model registry.
   the card, the same arithmetic as the ONNX graph).
 - ``models.weights``: physical event weights (genWeight per sample component, Kish size).
 - ``models.thresholds``: calibration (empirical, generalised-Pareto tail, refusals).
+- ``models.type_evidence``: per-type calibrated evidence -- background p-values of each
+  object type's loss (and pT sum), their Sidak / Fisher combination (the ``types_*``
+  scores) and the attribution ``explained_by`` they give.
 - ``models.registry``: ``models/registry/<name>/<version>/{model.onnx, card.json, weights.pt}``.
+- ``models.l1_emulator``: a firmware build's L1 menu (seeds in fixed-point score units, tied
+  to the card by hash) and its compiled emulation loaded with ctypes (no hls4ml, no torch).
 
 Nothing is imported here; serving modules (kinds, interface, registry, scorer, conv_ae,
-occupancy_statistics, normalise, thresholds) never import torch (the import-linter
-contract in pyproject.toml).
+occupancy_statistics, normalise, thresholds, type_evidence, l1_emulator) never import torch
+(the import-linter contract in pyproject.toml).
 """
 
-__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "nets", "normalise",
-           "occupancy_statistics", "registry", "scorer", "thresholds", "weights"]
+__all__ = ["conv_ae", "conv_ae_net", "export", "interface", "kinds", "l1_emulator", "nets",
+           "normalise", "occupancy_statistics", "registry", "scorer", "thresholds",
+           "type_evidence", "weights"]

@@ -376,7 +376,17 @@ def _vae_firmware_net(net: Any, input_shape: Sequence[int], masked: bool = False
 
 
 def ae_firmware(card: Mapping[str, Any] | None = None) -> FirmwarePlan:
-    """Kind ``ae``: the AE and its masked MSE (the serving ``total``), all in firmware."""
+    """Kind ``ae``: the AE and its masked MSE (the serving ``total``), all in firmware.
+    A card scored by per-type calibrated p-values (``types_sidak``, ``types_fisher``) is
+    refused: firmware computes the MSE, not the per-type tables (the L1 model stays a
+    57-feature MSE AE such as ``ae_default``)."""
+    score = str((card or {}).get("score", "recon"))
+    if score.startswith("types_"):
+        return FirmwarePlan(score_net=_ae_firmware_net, serving_score="recon", masked=True,
+                            retrain=True, refused=(
+                                f"is scored by per-type calibrated p-values ('{score}'), "
+                                "which firmware does not compute; for L1 build the 57-feature "
+                                "MSE AE ae_default"))
     return FirmwarePlan(score_net=_ae_firmware_net, serving_score="recon", masked=True,
                         retrain=True)
 

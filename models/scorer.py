@@ -20,6 +20,14 @@ For a VAE scored by ``kl`` or ``mu2`` the latent score has no per-feature
 decomposition; the contributions are then the reconstruction-loss shares
 rescaled to sum to the score (documented attribution, not a decomposition).
 
+A card whose ``score`` is ``types_<method>`` (sidak, fisher, weighted) scores events by the
+combined per-type background p-values of its ``type_calibration``
+(``models.type_evidence``): ``total`` is ``-log10`` of the combined p, the contributions
+stay the raw loss decomposition (summing to ``extra["recon"]``), ``extra["type_log10_p"]``
+holds the log10 p-values of every type's statistics. ``explain(result)`` names the type
+that explains each event (smallest per-type p-value; without a type calibration the
+largest standardised excess).
+
 ``p_value(total)`` maps scores to background p-values with the reference
 survival table + tail fit stored in the card; ``threshold(p)`` returns the
 calibrated threshold (or refuses when the reference cannot support p).
@@ -41,6 +49,10 @@ from hotline.errors import ModelError
 from hotline.models.interface import ModelScorer, Scores
 from hotline.models.registry import RegisteredModel, load_model
 from hotline.models.thresholds import ReferenceDistribution
+from hotline.models.type_evidence import TypeEvidence, explain_by_excess, type_energy
+
+#: card scores computed from the per-type references: ``types_<combination>``
+TYPE_SCORES = ("types_sidak", "types_fisher", "types_weighted")
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +145,7 @@ class Scorer(ModelScorer):
         self.score_name = str(self.card.get("score", "recon"))
         self.object_labels = self.spec.object_labels
         self.type_labels = self.spec.object_types
+        self._type_index = self.spec.object_type_index()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -149,7 +162,16 @@ class Scorer(ModelScorer):
         if set(inputs) != {"x", "mask"} or inputs["x"][1] != self.spec.n_features:
             raise ModelError(f"model {model.name} v{model.version}: ONNX inputs {inputs} do not "
                              f"match the card's feature spec ({self.spec.n_features} features)")
-        if self.score_name != "recon" and self.score_name not in self.outputs:
+        tc = self.card.get("type_calibration")
+        #: per-type background references (``models.type_evidence``), when calibrated
+        self.type_evidence = TypeEvidence.from_dict(tc) if tc else None
+        if self.type_evidence is not None:
+            self.type_evidence.check_labels(self.type_labels, f"model {model.name}")
+        if self.score_name in TYPE_SCORES:
+            if self.type_evidence is None:
+                raise ModelError(f"model {model.name}: score '{self.score_name}' needs the "
+                                 "card's type_calibration (per-type references)")
+        elif self.score_name != "recon" and self.score_name not in self.outputs:
             raise ModelError(f"model {model.name}: score '{self.score_name}' is not an output")
         ref = self.card.get("reference")
         self.reference = ReferenceDistribution.from_dict(ref) if ref else None
@@ -206,6 +228,17 @@ class Scorer(ModelScorer):
             out = dict(zip(self.outputs, self.session.run(None, {"x": x, "mask": mask})))
         res = ScoreResult(out["total"], out["per_feature"], out["per_object"], out["per_type"],
                           self.object_labels, self.type_labels)
+        if self.type_evidence is not None:
+            te = self.type_evidence
+            energy = (type_energy(x, mask, self._type_index, len(self.type_labels))
+                      if "energy" in te.statistics else None)
+            lp = te.log10_p_values(res.per_type, energy)
+            res.extra = {**res.extra, "type_log10_p": lp}
+            if self.score_name in TYPE_SCORES:
+                # the score is the combined per-type evidence; the contributions stay the
+                # raw loss decomposition (their sum is extra["recon"])
+                res.extra["recon"] = res.total
+                res.total = te.score_log10(lp, self.score_name[len("types_"):])
         if "kl" in out:
             res.extra = {"recon": out["total"], "kl": out["kl"], "mu2": out["mu2"]}
             if self.score_name != "recon":
@@ -236,6 +269,25 @@ class Scorer(ModelScorer):
                 io.bind_output(k, "cpu", 0, np.float32, list(view.shape), view.ctypes.data)
             self.session.run_with_iobinding(io)
         return out
+
+    def explain(self, res: ScoreResult) -> np.ndarray:
+        """Index of the object type that explains each event of ``res`` (the alerts'
+        ``explained_by``): the smallest per-type background p-value when the card has a
+        type calibration, else the largest standardised excess over the background
+        (``reference_contributions``), else the largest raw contribution."""
+        if self.type_evidence is not None and "type_log10_p" in res.extra:
+            return self.type_evidence.explain(np.power(10.0, res.extra["type_log10_p"]),
+                                              res.per_type)
+        if self.reference_contributions:
+            return explain_by_excess(res.per_type, self.reference_contributions)
+        return np.argmax(res.per_type, axis=1)
+
+    def type_p_values(self, res: ScoreResult) -> np.ndarray | None:
+        """Per-type background p-values of ``res`` [n, K], the smallest over each type's
+        statistics (None without a type calibration)."""
+        if self.type_evidence is None or "type_log10_p" not in res.extra:
+            return None
+        return self.type_evidence.type_p(np.power(10.0, res.extra["type_log10_p"]))
 
     def check_spec(self, features: Any) -> None:
         """``ModelError`` unless ``features`` (a FeatureMatrix) uses this model's feature spec."""

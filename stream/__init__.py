@@ -17,6 +17,8 @@ Pipelines (the same functions on the embedded and the distributed path):
 - ``stream.batch_alerts``: a batch's alert records built together (one objects payload and
   its JSON per alerted event, ids per batch) and the features its rules and alerts need.
 - ``stream.dqm_pipeline``: occupancy maps -> conv-AE scores -> DQM alerts.
+- ``stream.l1_emulation``: firmware in the loop: a build's bit-accurate L1 emulation beside
+  the serving score (the ``l1`` rule, per-lumisection agreement, the divergence alarm).
 - ``stream.redrive``: re-driving dead letters (fixed files replayed, kept payloads re-processed).
 
 Distributed path (the ``kafka`` extra):

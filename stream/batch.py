@@ -10,7 +10,9 @@ Kafka message, and is what ``stream.pipeline.process_batch`` consumes.
 before it is scored (any source: a decoded Kafka message, a chunk of a ROOT
 file): at least one event; id branches present, integral, non-negative and
 without missing values; every other branch numbers (or booleans) or lists of
-them, without missing values, strings or nested records; the jagged branches of
+them, without missing values, strings or nested records; the branches of the objects the
+feature specs know with their NanoAOD shape (``MET_*`` one value per event, ``Muon_*`` a
+list per event); the jagged branches of
 one collection (same prefix before the first ``_``, e.g. ``Muon_pt`` and
 ``Muon_eta``) with the same number of entries in every event. A violation is
 one error naming the origin and the branch (and the first bad event), so the
@@ -20,6 +22,7 @@ scoring code.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -192,8 +195,34 @@ def _check_id(layout: Any, name: str, fail: Any) -> None:
         fail(f"id branch '{name}' has a value beyond 2**63 ({int(data[k])}) at entry {k}")
 
 
+@functools.cache
+def _shapes() -> tuple[frozenset[str], frozenset[str]]:
+    """(per-event prefixes, collection prefixes) the detector's feature specs know: ``MET_*``
+    holds one value per event, ``Muon_*`` a list per event (NanoAOD's convention)."""
+    from hotline.detectors.spec import NAMED_SPECS
+
+    scalar, jagged = set(), set()
+    for spec in NAMED_SPECS.values():
+        for obj in spec.objects:
+            (scalar if obj.scalar else jagged).update((obj.collection, *obj.fallbacks))
+    return frozenset(scalar), frozenset(jagged)
+
+
+def _check_shapes(contents: dict[str, Any], fail: Any) -> None:
+    """Branches of the known per-event objects are flat, those of known collections jagged."""
+    scalar, jagged = _shapes()
+    for name, layout in contents.items():
+        prefix = name.split("_", 1)[0] if "_" in name else ""
+        if prefix in scalar and layout.is_list:
+            fail(f"branch '{name}' holds a list per event; {prefix} is one value per event")
+        if prefix in jagged and not layout.is_list:
+            fail(f"branch '{name}' holds one number per event; {prefix} is a collection "
+                 "(a list per event)")
+
+
 def _check_collections(contents: dict[str, Any], fail: Any) -> None:
     """The jagged branches of one collection have equal lengths in every event."""
+    _check_shapes(contents, fail)
     first: dict[str, tuple[str, np.ndarray]] = {}
     for name, layout in contents.items():
         if not layout.is_list or "_" not in name:

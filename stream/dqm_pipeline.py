@@ -189,6 +189,7 @@ def process_occupancy(maps: Iterable[OccupancyMap], ctx: DQMContext) -> DQMResul
         counts = np.stack([m.counts for m in good])
         n_ev = np.array([m.n_events for m in good])
         s = scorer.score(counts, n_ev)
+        floor = _p_floor(scorer, n_ev)
         geo = scorer.geometry
         for i, m in enumerate(good):
             thr = ctx.threshold(sub, m.n_events)
@@ -203,6 +204,9 @@ def process_occupancy(maps: Iterable[OccupancyMap], ctx: DQMContext) -> DQMResul
                 "model": f"{scorer.name} v{scorer.version}",
                 "n_events": m.n_events, "pileup": round(m.pileup, 2),
                 "threshold": round(thr, 4), "alert_p_value": ctx.p_value,
+                # the smallest p-value the reference supports at these events: a p-value
+                # equal to it is a bound (p < p_floor), not a measurement
+                "p_floor": floor[i],
                 "top_units": top,
                 "summary": ", ".join(f"{t['level']} {t['unit']}" for t in top[:3]),
             }
@@ -220,6 +224,21 @@ def process_occupancy(maps: Iterable[OccupancyMap], ctx: DQMContext) -> DQMResul
                 event=0, score=float(s.total[i]), p_value=float(s.p_value[i]),
                 payload=payload, created=now))
     return result
+
+
+def _p_floor(scorer: Any, n_events: np.ndarray) -> list[float | None]:
+    """Per map: the smallest p-value ``scorer`` can give at its events per lumisection (its
+    p-value of an infinite score; None when the scorer cannot say)."""
+    inf = np.full(len(n_events), np.inf)
+    try:
+        try:
+            p = scorer.p_value(inf, n_events)
+        except TypeError:  # a scorer without per-statistics calibration
+            p = scorer.p_value(inf)
+        return [float(x) if np.isfinite(x) else None
+                for x in np.broadcast_to(np.asarray(p, float), inf.shape)]
+    except (HotlineError, ValueError):
+        return [None] * len(n_events)
 
 
 @dataclass

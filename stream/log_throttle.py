@@ -56,9 +56,11 @@ class BrokerLogThrottle(logging.Filter):
         return any(name == p or name.startswith(p + ".") for p in self.loggers)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        decided = getattr(record, "_hotline_throttle", None)
-        if decided is not None:  # the same record seen by a second handler
-            return bool(decided)
+        # the same record seen by a second handler of this throttle: the same decision (a
+        # record another throttle decided on is decided afresh: throttles never share state)
+        seen = getattr(record, "_hotline_throttle", None)
+        if seen is not None and seen[0] is self:
+            return bool(seen[1])
         if record.levelno < logging.WARNING or not self._is_client(record.name):
             return True
         with self._lock:
@@ -70,7 +72,7 @@ class BrokerLogThrottle(logging.Filter):
             if now < self._next:
                 self.suppressed += 1
                 self.total_suppressed += 1
-                record._hotline_throttle = False
+                record._hotline_throttle = (self, False)
                 return False
             n, since = self.suppressed, now - self._last_pass
             self.suppressed = 0
@@ -86,7 +88,7 @@ class BrokerLogThrottle(logging.Filter):
         record.msg, record.args = f"{text} [{note}]", ()
         record.exc_info = record.exc_text = record.stack_info = None
         record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
-        record._hotline_throttle = True
+        record._hotline_throttle = (self, True)
         return True
 
 

@@ -6,9 +6,12 @@ anomaly-score rules) -> alert records + per-lumisection summaries + dead
 letters. It is a pure synchronous function over a columnar batch.
 
 Every per-lumisection summary of a batch carries the ``EventTally`` of its
-distinct events (number, quarantined, rules passed, score bins) and derives its
-counts from it, plus a part id (``LumiSummary.part``): a hash of (source, run,
-lumisection, ``EventSet`` of those events). Whichever worker (re-)processes a
+distinct events (number, quarantined, rules passed, score bins, and the bin codes
+of the lumisection histograms of ``PipelineContext.book``: pT, eta, phi and
+multiplicity per object type, MET, HT, each type's share of every AE score; see
+``detectors.event_histograms``) and derives its counts and histograms from it,
+plus a part id (``LumiSummary.part``): a hash of (source, run, lumisection,
+``EventSet`` of those events). Whichever worker (re-)processes a
 batch, its partial summaries have the same ids and tallies, and the store counts
 each (source, run, lumisection, event) once (``AlertStore.add_summary_parts``).
 
@@ -46,12 +49,20 @@ from hotline.alerts.records import (
 from hotline.alerts.records import score_bin_edges as score_bin_edges  # re-exported
 from hotline.alerts.rules import RuleOutcome
 from hotline.config import NO_MODEL, Config
+from hotline.detectors.event_histograms import (
+    DEFAULT_BOOK,
+    NO_CODE,
+    EventBins,
+    HistBook,
+    fill_event_bins,
+)
 from hotline.detectors.features import FeatureMatrix, missing_branches, required_branches
 from hotline.detectors.quality import Problem, Quarantine, check_events
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec
 from hotline.errors import HotlineError
 from hotline.stream.batch import EventBatch
 from hotline.stream.batch_alerts import RuleContext, batch_alerts
+from hotline.stream.l1_emulation import attach_l1, judge
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +95,35 @@ class PipelineContext:
     #: feature-based rules unavailable for it (never a failed batch or file)
     features_required: bool = False
     max_alerts_per_lumi: int = 0
+    #: the divergence bound of an L1 emulation rule in ``rules`` (None: no emulation)
+    l1_min_agreement: float | None = None
+    #: the per-lumisection histograms every summary carries (None: none)
+    book: HistBook | None = DEFAULT_BOOK
 
     @classmethod
     def from_config(cls, cfg: Config) -> PipelineContext:
         """The context a configuration describes: its rule menu, plus the AE rule of
         ``[model] name`` at ``[model] p_value`` when a model is configured (not empty, not
         ``"none"``; the CLI's scoring commands fill in the registered default model)."""
+        from hotline.stream.l1_emulation import emulation_rule
+
         rules = load_menu(cfg.alerts.rules)
+        l1 = emulation_rule(cfg, cfg.model.registry)  # [firmware] emulate: firmware in the loop
+        l1_bound = None if l1 is None else cfg.firmware.min_agreement
         if cfg.model.name in ("", NO_MODEL):
-            return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+            if l1 is None:
+                return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+            return cls(rules=[*rules, l1], spec=l1.scorer.spec, features_required=True,
+                       max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi,
+                       l1_min_agreement=l1_bound)
         from hotline.alerts.ae_rule import AERule
         from hotline.models.scorer import Scorer
 
         scorer = Scorer.from_registry(cfg.model.name, cfg.model.version, cfg.model.registry)
         rules.append(AERule(scorer, cfg.model.p_value))
-        return cls(rules=rules, spec=scorer.spec, features_required=True,
-                   max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+        return cls(rules=rules + ([l1] if l1 is not None else []), spec=scorer.spec,
+                   features_required=True, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi,
+                   l1_min_agreement=l1_bound)
 
     def branches(self, available: set[str] | None = None) -> list[str]:
         """Branches to read: the feature spec's (with fallbacks), every rule's needs, and the
@@ -114,6 +138,8 @@ class PipelineContext:
             coll = getattr(r, "collection", None)
             if isinstance(coll, str):  # the fired objects' angles, for the alert payload
                 out.extend(f"{coll}_{f}" for f in ("pt", "eta", "phi"))
+        if self.book is not None:  # the lumisection histograms' collections, where present
+            out.extend(self.book.branches())
         return list(dict.fromkeys(out))
 
 
@@ -209,9 +235,12 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     bins = {o.rule: np.where(good, score_bin_index(o.score), NO_BIN).astype(np.uint8)
             for o in outcomes if o.mask is not None and o.score is not None}
     unavailable = {o.rule for o in outcomes if o.mask is None}
+    ev_bins = None if ctx.book is None else _event_bins(batch, ctx.book, bad, good, outcomes)
     for (r, ls), sel in _group(run, lumi):
         tally = EventTally.build(event[sel], bad[sel], {k: m[sel] for k, m in passed.items()},
-                                 {k: b[sel] for k, b in bins.items()}, SCORE_BINS + 2)
+                                 {k: b[sel] for k, b in bins.items()}, SCORE_BINS + 2,
+                                 hist=None if ev_bins is None else ev_bins.take(sel))
+        tally = attach_l1(tally, context, sel, event)  # L1 emulation beside serving, if on
         part = EventSet.of(tally.events).part_id(batch.source, r, ls)
         s = LumiSummary.of_tally(batch.source, r, ls, tally, unavailable, now, now, part)
         result.summaries[s.key] = s
@@ -220,6 +249,22 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
             result.unavailable[o.rule] = o.missing
     result.alerts.extend(batch_alerts(batch, outcomes, good, context, now))
     return result
+
+
+def _event_bins(batch: EventBatch, book: HistBook, bad: np.ndarray, good: np.ndarray,
+                outcomes: list[RuleOutcome]) -> EventBins:
+    """The batch's histogram bin codes, with each AE rule's per-type score shares."""
+    ev_bins = fill_event_bins(batch.arrays, book, bad)
+    shares: dict[str, np.ndarray] = {}
+    for o in outcomes:
+        if o.mask is None or o.per_type is None or o.score is None:
+            continue
+        total = np.maximum(o.per_type.sum(axis=1), 1e-300)
+        for j, label in enumerate(o.type_labels):
+            frac = np.clip(o.per_type[:, j] / total, 0.0, 1.0)
+            codes = book.fraction.index(np.minimum(frac, np.nextafter(1.0, 0.0)))
+            shares[f"score/{o.rule}/{label}"] = np.where(good, codes, NO_CODE).astype(np.uint8)
+    return ev_bins.with_scalars(shares) if shares else ev_bins
 
 
 def _group(run: np.ndarray, lumi: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
@@ -282,6 +327,8 @@ def run_embedded(
             done.summaries[k] = open_lumis.summaries.pop(k)
         if keys:
             store.add_summary_parts(done.summary_parts())
+            if ctx.l1_min_agreement is not None:  # firmware divergence, per whole lumisection
+                store.add_alerts(judge(done.summaries.values(), ctx.l1_min_agreement))
 
     t0 = time.perf_counter()
     for batch in batches:

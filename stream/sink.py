@@ -18,6 +18,8 @@ by record when the group is refused), become dead letters in the store, with
 the reason, and the offsets move on; nothing is dropped silently and no record
 can crash the sink in a loop. A store *outage* (lost connection, locked
 database) is not the record's fault: it propagates and nothing is committed.
+Summaries of a stream that emulates a firmware build carry its agreement; a lumisection
+the stream has left is judged for the divergence alarm (``stream.l1_emulation.LumiJudge``).
 Dead letters have no id: a re-read can store one twice.
 """
 
@@ -32,10 +34,11 @@ from typing import Any
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.alerts.store import AlertStore
 from hotline.backoff import Backoff
-from hotline.config import StreamConfig
+from hotline.config import FirmwareConfig, StreamConfig
 from hotline.errors import StreamError
 from hotline.stream.codecs import decode_alert, decode_deadletter, decode_summary
 from hotline.stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, retry_with_backoff
+from hotline.stream.l1_emulation import LumiJudge
 from hotline.stream.topics import bootstrap_servers, topics_for
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,8 @@ def _write_group(
 
 
 def write_records(
-    records: list[Any], store: AlertStore, t: Any, report: SinkReport
+    records: list[Any], store: AlertStore, t: Any, report: SinkReport,
+    judge: LumiJudge | None = None,
 ) -> list[AlertRecord]:
     """Decode one poll's records and write them; returns the alerts that were new.
 
@@ -171,6 +175,9 @@ def write_records(
     before = len(dead)
     applied = sum(_write_group(store.add_summary_parts, parts, dead, "summary"))
     n_parts = len(parts) - (len(dead) - before)
+    if judge is not None:  # firmware in the loop: lumisections the stream has left
+        judge.seen(p for _, p in parts)
+        new.extend(judge.judge(store))
     before = len(dead)
     _write_group(store.add_deadletters, dead_in, dead, "dead-letter")
     n_dead_in = len(dead_in) - (len(dead) - before)
@@ -194,17 +201,22 @@ def run_sink(
     consumer: Any = None,
     group: str | None = None,
     on_poll: Callable[[SinkReport], None] | None = None,
+    l1_min_agreement: float | None = None,
 ) -> SinkReport:
     """Consume until ``stop()`` is true (or ``idle_exit`` s without records); commit after writing.
 
     ``on_stored(records, new_alerts, t_stored)`` is called after each committed write
     (benchmarks and the dashboard hook in here); ``on_poll(report)`` once per loop turn
-    (the heartbeat of ``stream.health``).
+    (the heartbeat of ``stream.health``). ``l1_min_agreement`` is the divergence bound of
+    firmware in the loop, ``[firmware] min_agreement`` of the caller's configuration (None:
+    that setting's default).
     """
     t = topics_for(cfg)
     own = consumer is None
     consumer = consumer or make_consumer(cfg, group=group)
     report = SinkReport()
+    judge = LumiJudge(FirmwareConfig().min_agreement if l1_min_agreement is None
+                      else l1_min_agreement)
     last = time.monotonic()
     from kafka.errors import KafkaError
 
@@ -226,7 +238,7 @@ def run_sink(
                     break
                 continue
             last = time.monotonic()
-            new = write_records(records, store, t, report)
+            new = write_records(records, store, t, report, judge)
             try:
                 consumer.commit()  # only after the store transactions succeeded
                 report.commits += 1
@@ -238,6 +250,7 @@ def run_sink(
                 report.commit_failures += 1
             if on_stored is not None:
                 on_stored(records, new, time.time())
+        judge.judge(store, everything=True)  # the lumisections still open at the end
     finally:
         if own:
             consumer.close()

@@ -18,8 +18,10 @@ the fraction of caused / all alerted events whose top type is the fault's
 ``faulty_type`` by each attribution method -- ``argmax`` (largest per-type
 contribution, ``ScoreResult.top_type()``), ``excess`` (largest standardised
 excess over the background reference, ``top_type(reference_contributions)``)
-and, when the scorer offers it, ``attribute`` (``ScoreResult.attribute``: MET
-followed to the visible type that moved it). Weights are physical event weights
+and, when the scorer offers them, ``attribute`` (``ScoreResult.attribute``: MET
+followed to the visible type that moved it; the alerts' rule before issue 16) and
+``explained_by`` (``Scorer.explain``: what alerts show now, the strongest calibrated
+per-type evidence; docs/attribution.md). Weights are physical event weights
 (``models.weights.component_weights``); fractions are weighted, with the
 unweighted fraction and counts beside them.
 
@@ -56,13 +58,16 @@ log = logging.getLogger(__name__)
 _COUNT_BRANCH = re.compile(r"^n[A-Z]")
 
 
-def _methods(res: Any, reference: dict[str, Any] | None) -> dict[str, np.ndarray]:
+def _methods(res: Any, reference: dict[str, Any] | None,
+             scorer: Any = None) -> dict[str, np.ndarray]:
     """Attribution method -> top type index per event."""
     out = {"argmax": np.asarray(res.top_type())}
     if reference:
         out["excess"] = np.asarray(res.top_type(reference))
         if hasattr(res, "attribute"):
             out["attribute"] = np.asarray(res.attribute(reference))
+    if scorer is not None and hasattr(scorer, "explain"):  # what alerts show (explained_by)
+        out["explained_by"] = np.asarray(scorer.explain(res))
     return out
 
 
@@ -131,7 +136,7 @@ def paired_attribution(
     out: dict[str, Any] = {
         "fault": fault, "faulty_type": ef.faulty_type, "description": ef.description,
         "size_help": ef.size_help, "default_size": ef.default_size,
-        "p": p, "threshold": thr, "methods": list(_methods(res0, ref)),
+        "p": p, "threshold": thr, "methods": list(_methods(res0, ref, scorer)),
         "n_clean_given": n_in, "n_clean": len(clean), "n_clean_dropped": int(n_in - len(clean)),
         "weighted": weights is not None, "n_clean_eff": round(kish(w), 1),
         "n_clean_alerted": int(alert0.sum()), "alert_fraction_clean": weighted_fraction(alert0, w),
@@ -147,7 +152,7 @@ def paired_attribution(
         caused = alert1 & ~alert0
         removed = alert0 & ~alert1
         touched = ok & ((fm1.x != x0).any(axis=1) | (fm1.mask != m0).any(axis=1))
-        tops = _methods(res1, ref)
+        tops = _methods(res1, ref, scorer)
         wok = w[ok]
         out["sizes"].append({
             "size": size,

@@ -160,12 +160,16 @@ def attribution(scorer: Any, faults: dict[str, Any], p: float) -> dict[str, Any]
         ref = scorer.reference_contributions
         top = labels[res.top_type()[alerted]]
         exc = labels[res.top_type(ref)[alerted]] if ref else top
-        expl = labels[res.attribute(ref)[alerted]] if ref else top
+        # explained_by: the type with the strongest calibrated evidence (Scorer.explain)
+        expl = (labels[scorer.explain(res)[alerted]] if hasattr(scorer, "explain")
+                else labels[res.attribute(ref)[alerted]] if ref else top)
         counts = {lab: int((top == lab).sum()) for lab in res.type_labels}
         wa = w[alerted]
         frac = weighted_fraction(top == faulty, wa) if n_alert and faulty else None
         frac_exc = weighted_fraction(exc == faulty, wa) if n_alert and faulty and ref else None
-        frac_expl = weighted_fraction(expl == faulty, wa) if n_alert and faulty and ref else None
+        calibrated = bool(ref) or getattr(scorer, "type_evidence", None) is not None
+        frac_expl = (weighted_fraction(expl == faulty, wa) if n_alert and faulty and calibrated
+                     else None)
         # sample level: which type's mean contribution moved most vs the background reference
         # (in units of the background's standard error), what a shifter sees per lumisection
         shift_type = None

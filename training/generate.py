@@ -581,9 +581,13 @@ def _card(req: GenerateRequest, params: FastSimParams, stats: ChunkStats | None,
     }
     files = definition_files_of(proc)
     if files:  # a process defined in TOML: where, so the run can be remade (built-ins: none)
+        from hotline.training.process_files import PACKAGE_DIR
+
         card["process_definitions"] = files
+        # the package's own files are on every search path: no --processes for them
+        extra = [f for f in files if Path(f).resolve().parent != Path(PACKAGE_DIR).resolve()]
         if command is None:
-            card["regenerate"] += "".join(f" --processes {shlex.quote(f)}" for f in files)
+            card["regenerate"] += "".join(f" --processes {shlex.quote(f)}" for f in extra)
     if proc.anomalous_type():
         card["truth_type"] = proc.anomalous_type()
     if stats is not None:

@@ -235,6 +235,10 @@ def load_recipe(path: str | Path | None = None, check: bool = True) -> Recipe:
                 raise ConfigError(f"sample recipe {src}: {key} {v!r} appears twice")
             seen[v] = 1
     if check:
+        # the shipped recipe names processes of the package's definition files (the battery)
+        from hotline.training.process_files import PACKAGE_DIR, definition_files, load_files
+
+        load_files(definition_files([PACKAGE_DIR]))
         for e in entries:
             check_entry(e, f"sample recipe {src}, run {e.run} ({e.name})")
     return Recipe(tuple(sorted(entries, key=lambda e: e.run)), str(src))

@@ -1,6 +1,7 @@
 """Training: data loading, the training loop, and the ``hotline train`` driver.
 
-A training configuration (TOML, see ``training/configs/``) names the data, the
+A training configuration (TOML, see ``training/configs/``) names the data (``[data] spec``:
+a named feature layout of ``detectors.spec``, default ADC2021), the
 normalisation, one or more models (``[[model]]`` tables: kind, variant, layer
 sizes) and the loop settings. ``run_training(config)`` then, for each model:
 
@@ -13,7 +14,9 @@ sizes) and the loop settings. ``run_training(config)`` then, for each model:
    out; + beta * KL for a VAE), early stopping on the validation loss, and a
    checkpoint of the best weights in the run folder;
 4. exports the ONNX scoring graph, calibrates thresholds on the held-out
-   background, evaluates on the signal / fault samples (``training.evaluate``)
+   background (a ``[[model]]`` with ``type_score``: first the per-type references of
+   ``models.type_evidence`` with its ``type_statistics``, then the thresholds of that
+   combined score), evaluates on the signal / fault samples (``training.evaluate``)
    and writes the plots and the comparison table (``training.report``);
 5. registers the model in the run folder's registry (and in the shipped
    registry with ``--register``).
@@ -35,7 +38,7 @@ import numpy as np
 
 from hotline.config import read_toml
 from hotline.detectors.features import FeatureMatrix
-from hotline.detectors.spec import DEFAULT_SPEC
+from hotline.detectors.spec import named_spec
 from hotline.errors import ConfigError, ModelError, SourceError
 from hotline.models.kinds import kind_of
 from hotline.stream.samples import (
@@ -315,8 +318,8 @@ def run_training(
     from hotline.models.weights import kish
     from hotline.training.evaluate import evaluate_model
 
-    spec = DEFAULT_SPEC
     data = cfg.data
+    spec = named_spec(data.get("spec"))  # [data] spec: the feature layout (default ADC2021)
     seed = int(cfg.training.get("seed", 1))
     np.random.seed(seed)
     run_dir = Path(out or cfg.out) / time.strftime(f"{cfg.name}-%Y%m%dT%H%M%S")
@@ -401,7 +404,10 @@ def run_training(
     for mcfg in cfg.models:
         mname = mcfg["name"]
         arch = {k: v for k, v in mcfg.items()
-                if k not in ("name", "register", "description", "seed")}
+                if k not in ("name", "register", "description", "seed", "type_score",
+                             "type_statistics")}
+        arch.setdefault("n_inputs", spec.n_features)  # the layout's width ([data] spec)
+        type_score = mcfg.get("type_score")  # per-type calibrated score (type_evidence.METHODS)
         # a [[model]] table may set its own seed (seed studies: same data split, new init)
         settings = {**cfg.training, "name": mname,
                     **({"seed": int(mcfg["seed"])} if "seed" in mcfg else {})}
@@ -443,6 +449,22 @@ def run_training(
                                    registry=run_dir / "registry", version=1, overwrite=True)
         scorer = Scorer(reg_local)
         cal_res = scorer.score_arrays(bkg.x[cal_idx], bkg.mask[cal_idx])
+        if type_score:
+            # per-type references on the calibration background, then the combined score's
+            # thresholds on the same events (models.type_evidence)
+            from hotline.models.registry import update_card
+            from hotline.models.type_evidence import calibrate_types, type_energy
+
+            stats = tuple(mcfg.get("type_statistics", ("loss",)))
+            energy = type_energy(bkg.x[cal_idx], bkg.mask[cal_idx], spec.object_type_index(),
+                                 len(spec.object_types))
+            evidence = calibrate_types(cal_res.per_type, cal_res.type_labels, str(type_score),
+                                       weights=w_of(cal_idx), seed=seed, statistics=stats,
+                                       energy=energy)
+            reg_local = update_card(reg_local, type_calibration=evidence.to_dict(),
+                                    score=f"types_{type_score}")
+            scorer = Scorer(reg_local)
+            cal_res = scorer.score_arrays(bkg.x[cal_idx], bkg.mask[cal_idx])
         cal = calibrate(cal_res.total, p_values, seed=seed,
                         n_boot=int(cfg.calibration.get("n_boot", 100)), weights=w_of(cal_idx))
         cal["reference_contributions"] = reference_contributions(

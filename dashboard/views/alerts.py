@@ -1,8 +1,10 @@
-"""Alert table: newest first, filterable by rule, run and significance (Tabulator).
+"""Alert table: newest first, filterable by rule, run, significance and the lumisections
+selected on the status strip (Tabulator).
 
 New alerts are ``stream``-ed into the table (``rollover`` keeps the newest rows);
 a filter change re-queries the store once. Selecting a row selects the alert in
-the state, which drives the contributions and event-display views.
+the state, which drives the "why", event-display and DQM views. The p-value and Z columns
+show bounds as bounds ("< 2.0e-06"); *ack by* says who acknowledged an alert.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class AlertTable(pn.viewable.Viewer):
             selectable=1,
             disabled=True,
             show_index=False,
-            hidden_columns=["id", "created", "seq"],
+            hidden_columns=["id", "created", "seq", "p_value", "significance"],
             sorters=[{"field": "seq", "dir": "desc"}],
             formatters={"event": NumberFormatter(format="0"),
                         "run": NumberFormatter(format="0"),
@@ -51,7 +53,8 @@ class AlertTable(pn.viewable.Viewer):
                                                        null_format="-"),
                         "significance": NumberFormatter(format="0.00", nan_format="-",
                                                         null_format="-")},
-            titles={"lumi": "LS", "p_value": "p", "significance": "Z", "points_to": "points to"},
+            titles={"lumi": "LS", "p": "p", "z": "Z", "points_to": "points to",
+                    "ack": "ack by"},
             height=330,
             sizing_mode="stretch_width",
             layout="fit_data_stretch",
@@ -69,6 +72,8 @@ class AlertTable(pn.viewable.Viewer):
             text += (f"; {self.state.rows_skipped:,} skipped while more than {ROWS_PER_UPDATE} "
                      "per second arrived - filter to see them")
         text += ")"
+        if self.state.ls_first is not None:
+            text += f"; only run {self.state.run} {self.state.selection_label()}"
         if text != self.count.object:  # no message when nothing changed
             self.count.object = text
 
@@ -97,7 +102,7 @@ class AlertTable(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(self.rule_w, self.run_w, self.sig_w),
+            pn.FlexBox(self.rule_w, self.run_w, self.sig_w),
             self.table,
             self.count,
             sizing_mode="stretch_width",

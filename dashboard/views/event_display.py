@@ -2,7 +2,8 @@
 
 eta-phi: one marker per object, marker size ~ sqrt(pT), colour by type, MET drawn as a
 dashed line at its phi. Transverse view: each object as a segment from the beam axis,
-length ~ pT, and MET as an arrow.
+length ~ pT, and MET as an arrow. A DQM alert is a lumisection's occupancy map, not an
+event: the title says so and points to the DQM card instead of drawing "event 0".
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class EventDisplay(pn.viewable.Viewer):
         self.met_src = ColumnDataSource({"x0": [], "y0": [], "x1": [], "y1": [], "eta0": [],
                                          "eta1": [], "phi": [], "text": []})
         self.fig_etaphi = figure(height=320, title="eta-phi view (marker size ~ pT)",
-                                 x_axis_label="eta", y_axis_label="phi",
+                                 x_axis_label="eta", y_axis_label="phi [rad]",
                                  x_range=Range1d(-5, 5), y_range=Range1d(-math.pi, math.pi),
                                  toolbar_location=None, sizing_mode="stretch_width",
                                  tools="hover", tooltips=[("", "@label"), ("pT", "@pt{0.0}"),
@@ -98,8 +99,9 @@ class EventDisplay(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
             self.title,
-            pn.Row(pn.pane.Bokeh(self.fig_etaphi, sizing_mode="stretch_width"),
-                   pn.pane.Bokeh(self.fig_xy), sizing_mode="stretch_width"),
+            pn.FlexBox(pn.pane.Bokeh(self.fig_etaphi, sizing_mode="stretch_width",
+                                     min_width=280, styles={"flex": "1 1 320px"}),
+                       pn.pane.Bokeh(self.fig_xy), sizing_mode="stretch_width"),
             self.table,
             sizing_mode="stretch_width",
         )

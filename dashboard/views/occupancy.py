@@ -1,11 +1,14 @@
 """Occupancy maps (DQM): the lumisection map, the conv-AE per-cell loss, the flagged units.
 
-Shows the selected alert when it is a DQM alert, else the newest DQM alert in the store:
-two heatmaps (occupancy per event, and the per-cell loss of the conv-AE as the "why"
-overlay) with the row/column labels of the subsystem geometry, and the table of the
-hardware units the alert names (level, unit, share of the loss, -log10 p). Everything
-comes from the alert payload written by ``stream.dqm_pipeline`` (map, loss, rows, cols,
-top_units); the dashboard never scores anything itself.
+Shows the selected alert when it is a DQM alert, else the newest DQM alert of the selected
+lumisections (status strip), else the newest DQM alert in the store: two heatmaps
+(occupancy per event, and the per-cell loss of the conv-AE as the "why" overlay) in the
+subsystem's hardware coordinates (``dqm_display``: calorimeter maps in eta and phi, muon
+maps with labelled wheels, stations and sectors), the flagged units outlined on both, and
+the table of the hardware units the alert names (level, unit, share of the loss, -log10
+p). The map's p-value is written as a bound ("p < 2.0e-06") when it is the reference's
+floor. Everything comes from the alert payload written by ``stream.dqm_pipeline``; the
+dashboard never scores anything itself.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
+from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, LinearColorMapper, Span
 from bokeh.palettes import Inferno256, Viridis256
 from bokeh.plotting import figure
 
 from hotline.alerts.records import AlertRecord
+from hotline.dashboard.alert_detail import p_text
+from hotline.dashboard.dqm_display import geometry_of, map_frame, unit_boxes
 from hotline.dashboard.state import DashboardState
 
 __all__ = ["OccupancyView", "dqm_image"]
@@ -45,77 +50,115 @@ class OccupancyView(pn.viewable.Viewer):
             "flagged hardware units appear here when a DQM alert is raised "
             "(`hotline dqm inject` / `hotline dqm replay`).",
             css_classes=["hotline-occupancy"], margin=(0, 10))
-        self.map_src = ColumnDataSource({"image": [], "dw": [], "dh": []})
-        self.loss_src = ColumnDataSource({"image": [], "dw": [], "dh": []})
-        self.map_fig, self.map_cmap = self._heatmap("occupancy per event", Viridis256,
-                                                    self.map_src)
+        self.map_src = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
+        self.loss_src = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
+        self.box_src = ColumnDataSource({"left": [], "right": [], "bottom": [], "top": [],
+                                         "label": []})
+        self.map_fig, self.map_cmap = self._heatmap("occupancy (hits per event)", Viridis256,
+                                                    self.map_src, "hits / event")
         self.loss_fig, self.loss_cmap = self._heatmap("conv-AE loss per cell (why)",
-                                                      Inferno256, self.loss_src)
+                                                      Inferno256, self.loss_src, "loss")
         self.units = pn.widgets.Tabulator(
-            value=None, disabled=True, show_index=False, height=160,
+            value=_units_frame([]), disabled=True, show_index=False, height=160,
             sizing_mode="stretch_width", css_classes=["hotline-dqm-units"])
-        self._set_units([])
-        state.param.watch(self._refresh, ["selected_id", "tick"])
+        state.param.watch(self._refresh, ["selected_id", "tick", "selection_version"])
         self._refresh()
 
-    @staticmethod
-    def _heatmap(title: str, palette: Any, source: ColumnDataSource) -> tuple[Any, Any]:
+    def _heatmap(self, title: str, palette: Any, source: ColumnDataSource,
+                 unit: str) -> tuple[Any, Any]:
         cmap = LinearColorMapper(palette=palette, low=0, high=1)
-        fig = figure(height=230, title=title, toolbar_location=None, tools="hover",
-                     tooltips=[("value", "@image{0.000}")], sizing_mode="stretch_width",
+        fig = figure(height=260, title=title, toolbar_location=None, tools="hover",
+                     tooltips=[(unit, "@image{0.000}")], sizing_mode="stretch_width",
                      x_range=(0, 1), y_range=(0, 1))
-        fig.image(image="image", x=0, y=0, dw="dw", dh="dh", color_mapper=cmap, source=source)
-        fig.add_layout(ColorBar(color_mapper=cmap, width=8), "right")
-        fig.xaxis.axis_label = "column (sector / phi)"
-        fig.yaxis.axis_label = "row (wheel-station / eta)"
+        fig.image(image="image", x="x", y="y", dw="dw", dh="dh", color_mapper=cmap,
+                  source=source)
+        fig.quad(left="left", right="right", bottom="bottom", top="top", source=self.box_src,
+                 fill_alpha=0, line_color="#00e5ff", line_width=2.5)
+        fig.add_layout(ColorBar(color_mapper=cmap, width=8, title=unit), "right")
+        fig.xaxis.axis_label = "column"
+        fig.yaxis.axis_label = "row"
+        fig.yaxis.major_label_text_font_size = "7pt"
+        fig.xgrid.grid_line_color = None
+        fig.ygrid.grid_line_color = None
         return fig, cmap
 
     def _set_units(self, top: list[dict[str, Any]]) -> None:
-        import pandas as pd
-
-        rows = [{"level": t.get("level", ""), "unit": t.get("unit", ""),
-                 "loss share": round(float(t.get("contribution", 0.0)), 3),
-                 "-log10 p": round(float(t.get("log10_p", 0.0)), 1)} for t in top]
-        self.units.value = pd.DataFrame(rows, columns=["level", "unit", "loss share",
-                                                       "-log10 p"])
+        self.units.value = _units_frame(top)
 
     def current(self) -> AlertRecord | None:
-        """The DQM alert to show: the selected one if it is DQM, else the newest DQM alert."""
+        """The DQM alert to show: the selected one if it is DQM, else the newest DQM alert
+        of the selected lumisections, else the newest DQM alert."""
         sel = self.state.selected
         if sel is not None and sel.kind == "dqm":
             return sel
-        latest = self.state.feed.store.alerts(kind="dqm", limit=1)
-        return latest[0] if latest else None
+        return self.state.latest_dqm()
+
+    def _axes(self, fig: Any, frame: dict[str, Any]) -> None:
+        fig.xaxis.axis_label, fig.yaxis.axis_label = frame["x_label"], frame["y_label"]
+        for axis, ticks in ((fig.xaxis, frame["x_ticks"]), (fig.yaxis, frame["y_ticks"])):
+            if ticks:
+                axis.ticker = FixedTicker(ticks=list(ticks))
+                axis.major_label_overrides = {float(k): v for k, v in ticks.items()}
+        keep = [r for r in fig.center if not (isinstance(r, Span) and r.tags == ["grid"])]
+        lines = ([Span(location=x, dimension="height", line_color="white", line_alpha=0.6,
+                       tags=["grid"]) for x in frame["x_lines"]]
+                 + [Span(location=y, dimension="width", line_color="white", line_alpha=0.6,
+                         tags=["grid"]) for y in frame["y_lines"]])
+        fig.center = keep + lines
+        fig.x_range.start, fig.x_range.end = frame["x0"], frame["x0"] + frame["dw"]
+        fig.y_range.start, fig.y_range.end = frame["y0"], frame["y0"] + frame["dh"]
 
     def _refresh(self, *_: Any) -> None:
         alert = self.current()
-        if alert is None or alert.id == self.shown_id:
+        if alert is None:
+            if self.shown_id and self.state.selected_lumis() is not None:
+                self.note.object = f"*no DQM alert in {self.state.selection_label()}*"
+            return
+        if alert.id == self.shown_id:
             return
         self.shown_id = alert.id
         p = alert.payload
+        geo = geometry_of(p)
+        frame = map_frame(p, geo)
+        self.box_src.data = _columns(unit_boxes(p, geo))
         for src, cmap, fig, key in ((self.map_src, self.map_cmap, self.map_fig, "map"),
                                     (self.loss_src, self.loss_cmap, self.loss_fig, "loss")):
             img = dqm_image(p, key)
             if img is None:
-                src.data = {"image": [], "dw": [], "dh": []}
+                src.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
                 continue
-            h, w = img.shape
-            src.data = {"image": [img], "dw": [w], "dh": [h]}
+            src.data = {"image": [img], "x": [frame["x0"]], "y": [frame["y0"]],
+                        "dw": [frame["dw"]], "dh": [frame["dh"]]}
             finite = img[np.isfinite(img)]
             cmap.low = float(finite.min()) if finite.size else 0.0
             cmap.high = float(finite.max()) if finite.size and finite.max() > cmap.low else 1.0
-            fig.x_range.start, fig.x_range.end = 0, w
-            fig.y_range.start, fig.y_range.end = 0, h
+            self._axes(fig, frame)
         self._set_units(p.get("top_units") or [])
+        ps, zs = p_text(alert)
         self.note.object = (
             f"**{p.get('title', p.get('subsystem', alert.rule))}** - run {alert.run}, "
             f"lumisection {alert.lumi}: flagged {p.get('summary') or 'no unit'} "
-            f"(p = {alert.p_value:.1e}, {p.get('model', '')})"
-            if alert.p_value is not None else f"run {alert.run} LS {alert.lumi}")
+            f"(outlined; map p {ps if ps.startswith('<') else '= ' + ps}, Z {zs}, "
+            f"{p.get('model', '')})")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self.note,
-                         pn.Row(pn.pane.Bokeh(self.map_fig, sizing_mode="stretch_width"),
-                                pn.pane.Bokeh(self.loss_fig, sizing_mode="stretch_width"),
-                                sizing_mode="stretch_width"),
+                         pn.FlexBox(pn.pane.Bokeh(self.map_fig, sizing_mode="stretch_width",
+                                                  min_width=300, styles={"flex": "1 1 300px"}),
+                                    pn.pane.Bokeh(self.loss_fig, sizing_mode="stretch_width",
+                                                  min_width=300, styles={"flex": "1 1 300px"}),
+                                    sizing_mode="stretch_width"),
                          self.units, sizing_mode="stretch_width")
+
+
+def _units_frame(top: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    rows = [{"level": t.get("level", ""), "unit": t.get("unit", ""),
+             "loss share": round(float(t.get("contribution", 0.0)), 3),
+             "-log10 p": round(float(t.get("log10_p", 0.0)), 1)} for t in top]
+    return pd.DataFrame(rows, columns=["level", "unit", "loss share", "-log10 p"])
+
+
+def _columns(boxes: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {k: [b[k] for b in boxes] for k in ("left", "right", "bottom", "top", "label")}

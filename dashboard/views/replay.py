@@ -3,7 +3,11 @@
 Starting and stopping replays needs the admin role (``alerts.access``, see
 ``dashboard.auth``): the controls are enabled only for admins, every handler checks the
 session's actor again, and each start or stop is recorded in the audit log
-(``alerts.audit``); everyone else sees the progress read-only.
+(``alerts.audit``); everyone else sees the progress read-only. The page is honest about the
+replay: *Start* is disabled while a replay runs and *Stop* while none does, the rate shown
+is the live input rate while it runs and the fixed average once it ended
+(``ReplayController.describe``), and a re-replay of a run already in the store says why the
+counts do not grow.
 """
 
 from __future__ import annotations
@@ -40,9 +44,8 @@ class ReplayControl(pn.viewable.Viewer):
         self.text = pn.pane.Markdown("", margin=(0, 10), css_classes=["hotline-replay-status"])
         self.start_w.on_click(self._start)
         self.stop_w.on_click(self._stop)
+        self._set_enabled()
         ctl = state.replay is not None and state.may("replay_start")
-        for w in (self.run_w, self.rate_w, self.start_w, self.stop_w):
-            w.disabled = not ctl
         if state.replay is None:
             self.login = pn.pane.Markdown("*replay control is not available on this server*")
         elif not ctl:
@@ -55,6 +58,15 @@ class ReplayControl(pn.viewable.Viewer):
                                       "<a href='/logout'>log out</a></span>")
         state.param.watch(self.refresh, "tick")
         self.refresh()
+
+    def _set_enabled(self) -> None:
+        rp = self.state.replay
+        ctl = rp is not None and self.state.may("replay_start")
+        running = rp is not None and rp.running
+        for w, off in ((self.run_w, running), (self.rate_w, running),
+                       (self.start_w, running), (self.stop_w, not running)):
+            if w.disabled != (not ctl or off):
+                w.disabled = not ctl or off
 
     def _runs(self) -> list:
         if not self.state.archive:
@@ -106,6 +118,7 @@ class ReplayControl(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.text.object = f"**cannot start:** {html.escape(str(exc), quote=False)}"
             return
+        self.start_w.disabled = True  # at once, before the next tick
         self.refresh()
 
     def _stop(self, *_: Any) -> None:
@@ -118,17 +131,21 @@ class ReplayControl(pn.viewable.Viewer):
         if rp is None:
             self.text.object = ""
             return
-        self.progress.value = int(1000 * rp.progress)
-        self.progress.active = rp.running
+        value = int(1000 * rp.progress)
+        if value != self.progress.value:
+            self.progress.value = value
+        if self.progress.active != rp.running:
+            self.progress.active = rp.running
+        self._set_enabled()
         text = rp.describe()
         if text != self.text.object:
             self.text.object = text
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(self.run_w, self.rate_w, pn.Column(pn.Spacer(height=18),
-                                                      pn.Row(self.start_w, self.stop_w))),
-            pn.Row(self.progress, self.text),
+            pn.FlexBox(self.run_w, self.rate_w, pn.Column(pn.Spacer(height=18),
+                                                          pn.Row(self.start_w, self.stop_w))),
+            pn.FlexBox(self.progress, self.text),
             self.login,
             sizing_mode="stretch_width",
         )

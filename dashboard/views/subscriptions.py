@@ -379,10 +379,10 @@ class SubscriptionsView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
             self.table,
-            pn.Row(self.pause_w, self.resume_w, self.retry_w, self.confirm_w, self.remove_w),
-            pn.Row(self.owner_w, self.channel_w, self.target_w, self.kinds_w, self.rules_w,
-                   self.types_w, self.max_p_w, self.min_z_w, self.smtp_w,
-                   pn.Column(pn.Spacer(height=18), self.add_w)),
+            pn.FlexBox(self.pause_w, self.resume_w, self.retry_w, self.confirm_w, self.remove_w),
+            pn.FlexBox(self.owner_w, self.channel_w, self.target_w, self.kinds_w, self.rules_w,
+                       self.types_w, self.max_p_w, self.min_z_w, self.smtp_w,
+                       pn.Column(pn.Spacer(height=18), self.add_w)),
             self.msg,
             self.login,
             self.log_title,

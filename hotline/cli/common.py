@@ -1,8 +1,9 @@
 """Helpers shared by the CLI command modules: configuration and store from arguments,
 the "50 of 338" table titles, streamed JSON-lines output, the process-definition search
-path (``--processes``), and the model options that mean the same in every command
+path (``--processes``), the model options that mean the same in every command
 (``--model NAME[:VERSION]``, ``--no-model``, ``--p-value P``; hidden deprecated aliases of
-old spellings print a one-line note)."""
+old spellings print a one-line note), and the firmware-in-the-loop options of the scoring
+commands (``--emulate BUILD_DIR``, ``--emulate-fraction F``)."""
 
 from __future__ import annotations
 
@@ -177,6 +178,39 @@ def with_default_model(cfg: Config, default: str | None = None) -> Config:
         default = DEFAULT_MODEL
     check_p_value(cfg.model.p_value, "[model] p_value")
     return cfg.with_overrides({"model": {"name": default}})
+
+
+# ------------------------------------------------------------------ firmware in the loop
+def add_emulation_options(p: argparse.ArgumentParser) -> None:
+    """``--emulate BUILD_DIR`` and ``--emulate-fraction F``, the same in every scoring command
+    (``[firmware] emulate`` / ``emulate_fraction``, ``stream.l1_emulation``)."""
+    p.add_argument("--emulate", metavar="BUILD_DIR", default=None,
+                   help="run the bit-accurate L1 emulation of this firmware build (a "
+                        "'hotline firmware build' folder: l1_menu.json and its library) beside "
+                        "the serving score; summaries carry the agreement per menu seed and a "
+                        "lumisection that diverges raises a DQM alert ([firmware] emulate, env "
+                        "HOTLINE_FIRMWARE_EMULATE; default: none)")
+    p.add_argument("--emulate-fraction", type=float, default=None, metavar="F",
+                   help="fraction of the events emulated, in (0, 1], chosen by event number "
+                        "(the same events on every worker) ([firmware] emulate_fraction, env "
+                        "HOTLINE_FIRMWARE_EMULATE_FRACTION; default 1: every event)")
+
+
+def emulation_section(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[firmware]`` overrides of ``--emulate`` and ``--emulate-fraction``."""
+    out: dict[str, Any] = {}
+    fraction = getattr(args, "emulate_fraction", None)
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"--emulate-fraction must be in (0, 1], got {fraction:g}")
+        out["emulate_fraction"] = fraction
+    build = getattr(args, "emulate", None)
+    if build:
+        if not os.path.isdir(build):
+            raise ConfigError(f"--emulate {build}: no such firmware build folder (make one "
+                              "with 'hotline firmware build MODEL[:VERSION]')")
+        out["emulate"] = build
+    return out
 
 
 class _DeprecatedOption(argparse.Action):

@@ -143,6 +143,10 @@ def handle_build(args: argparse.Namespace) -> int:
 
     console, bcfg, source, out = _setup(args)
     console.print(f"[bold]{source.name}:{source.version}[/] ({source.kind}) -- {source.note}")
+    from hotline.firmware.validation_set import ValidationSet
+
+    console.print(ValidationSet((source.background[0], source.background[0]), None,
+                                source.validation).describe(), markup=False, highlight=False)
     console.print(f"configuration {bcfg.source}: {bcfg.resolved_part()}, {bcfg.clock_mhz:g} MHz, "
                   f"{bcfg.io_type}, {bcfg.strategy}, reuse {bcfg.reuse_factor}, "
                   f"{bcfg.precision.default}")
@@ -169,7 +173,15 @@ def handle_build(args: argparse.Namespace) -> int:
             console.print(line, markup=False, highlight=False)
     if res.synthesis:
         console.print(f"\n[bold]vendor synthesis[/]: {res.synthesis}")
-    console.print(f"\nwritten: {out}/report.json, {out}/emulation.png, project {out}/hls")
+    if res.menu is not None:
+        m = res.menu
+        console.print(f"\n[bold]L1 menu[/] (build {m.build}, score {m.score_type}, "
+                      f"library {m.library}):")
+        for sd in m.seeds:
+            console.print(f"  {sd.label:<8} p = {sd.p:<7g} score > {sd.threshold:.5g} = "
+                          f"{sd.fixed} LSB", markup=False, highlight=False)
+    console.print(f"\nwritten: {out}/report.json, {out}/emulation.png, project {out}/hls"
+                  + (f", {out}/l1_menu.json" if res.menu is not None else ""))
     if not args.no_check:
         check_agreement(res.report, f"firmware build of {source.name}:{source.version}")
     return 0

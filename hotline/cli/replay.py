@@ -10,16 +10,18 @@ from rich.console import Console
 from rich.table import Table
 
 from hotline.cli.common import (
+    add_emulation_options,
     add_model_options,
     add_store_option,
     authorise,
     config_from,
+    emulation_section,
     model_section,
     store_from,
     with_default_model,
 )
 from hotline.config import Config
-from hotline.errors import SourceError
+from hotline.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
     from hotline.stream.h5source import H5Source
@@ -60,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="publish to a Kafka broker (kafka://HOST:PORT) instead of processing here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_options(p, default="the registered default model (ae_default)")
+    add_emulation_options(p)
     add_store_option(p)
     p.set_defaults(handler=handle)
 
@@ -198,6 +201,9 @@ def check_options(args: argparse.Namespace) -> None:
 
     check_rate(args.rate, "--rate")
     check_start_lumi(args.from_lumi, "--from-lumi")
+    if args.to and (args.emulate or args.emulate_fraction is not None):
+        raise ConfigError("--emulate runs where the events are scored: give it to "
+                          "'hotline worker', not to 'hotline replay --to'")
 
 
 def nothing_replayed(source: ReplaySource | H5Source) -> SourceError:
@@ -218,7 +224,8 @@ def handle(args: argparse.Namespace) -> int:
     source_cli = {"archive": args.archive, "step_size": args.step_size, "tree": args.tree,
                   "schema": args.schema}
     cfg = with_default_model(config_from(args, source=source_cli, alerts={"rules": args.rules},
-                                         model=model_section(args)))
+                                         model=model_section(args),
+                                         firmware=emulation_section(args)))
     ctx = PipelineContext.from_config(cfg)
     if args.to:
         from hotline.cli import kafka_replay  # distributed path (optional module)

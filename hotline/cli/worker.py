@@ -15,9 +15,11 @@ import logging
 from typing import Any
 
 from hotline.cli.common import (
+    add_emulation_options,
     add_model_options,
     add_store_option,
     config_from,
+    emulation_section,
     model_section,
     store_from,
     with_default_model,
@@ -58,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="DQM alert p-value of the occupancy maps (default: [dqm] p_value, env "
                         "HOTLINE_DQM_P_VALUE: 1e-3)")
     add_model_options(p, default="the registered default model (ae_default)")
+    add_emulation_options(p)
     p.set_defaults(handler=handle_worker)
 
     s = sub.add_parser(
@@ -108,7 +111,7 @@ def worker_config(args: argparse.Namespace) -> Config:
     return with_default_model(_config(
         args, stream={"datadir": args.datadir, "web_port": args.web_port},
         alerts={"rules": args.rules}, dqm={"p_value": args.dqm_p_value},
-        model=model_section(args)))
+        model=model_section(args), firmware=emulation_section(args)))
 
 
 def dqm_context(cfg: Any) -> Any:
@@ -161,7 +164,8 @@ def handle_sink(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning("sink: writing %s into %s",
                                             cfg.stream.alerts_topic, store.url)
         report = run_sink(cfg.stream, store, idle_exit=args.idle_exit,
-                          on_poll=lambda r: beat.beat(r.records))
+                          on_poll=lambda r: beat.beat(r.records),
+                          l1_min_agreement=cfg.firmware.min_agreement)
     print(f"sink stored {report.alerts_new:,} new alerts ({report.alerts_seen:,} read), "
           f"{report.summaries:,} partial summaries ({report.summaries_new:,} new), "
           f"{report.deadletters:,} dead letters")

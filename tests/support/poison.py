@@ -98,11 +98,11 @@ POISON_KINDS: dict[str, tuple[Maker, str]] = {
     "float16": (lambda a, i: raw_batch(_with(a, "Jet_pt", ak.values_astype(a["Jet_pt"],
                                                                              np.float16))),
                 "'Jet_pt' has type float16"),
-    # valid content the scoring code cannot take: only the agent's catch-all saves these
+    # shapes the scoring code would take silently or choke on: refused at decoding
     "flat collection": (lambda a, i: raw_batch(_with(a, "Muon_pt", a["MET_pt"])),
-                        "unexpected [A-Za-z]*Error while decoding or scoring"),
+                        "branch 'Muon_pt' holds one number per event; Muon is a collection"),
     "jagged MET": (lambda a, i: raw_batch(_with(a, "MET_pt",
                                                 ak.unflatten(a["MET_pt"], np.ones(len(a),
                                                                                   int)))),
-                   "unexpected [A-Za-z]*Error while decoding or scoring"),
+                   "branch 'MET_pt' holds a list per event; MET is one value per event"),
 }

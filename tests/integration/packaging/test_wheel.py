@@ -78,6 +78,8 @@ def test_wheel_holds_one_top_level_package_and_its_data(wheel: Path):
     for needed in ("hotline/models/registry/ae_default/4/model.onnx",
                    "hotline/models/registry/ae_default/4/card.json",
                    "hotline/models/registry/ae_default/4/weights.pt",
+                   "hotline/models/registry/ae_default/4/validation.json",
+                   "hotline/models/registry/ae_default/validation/aec6db0ca434.npz",
                    "hotline/data/archive/run_000001/run.json",
                    "hotline/data/archive/run_000001/nano_0000.root",
                    "hotline/firmware/configs/default.yaml",
@@ -86,7 +88,9 @@ def test_wheel_holds_one_top_level_package_and_its_data(wheel: Path):
                    "hotline/detectors/aliases/run3_scouting.toml",
                    "hotline/training/configs/default.toml",
                    "hotline/training/samples.toml",
-                   "hotline/training/process_defs/README.md"):
+                   "hotline/training/process_defs/README.md",
+                   "hotline/training/process_defs/battery.toml",
+                   "hotline/models/registry/ae_typed/1/card.json"):
         assert needed in names, needed
     assert not [n for n in names if "/builds/" in n or n.endswith((".db", ".pyc"))]
 

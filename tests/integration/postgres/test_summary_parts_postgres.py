@@ -40,11 +40,12 @@ def run_sinks(pg_url: str, n: int, sink) -> list:
 
 
 def assert_summaries(store, whole: dict) -> None:
-    got = {s.key: s for s in store.summaries(source="s")}
+    got = {s.key: s for s in store.summaries(source="s", hists=True)}
     assert got.keys() == whole.keys()
     for k, s in whole.items():
-        assert (got[k].n_events, got[k].n_bad, got[k].rule_counts, got[k].score_hist) == \
-            (s.n_events, s.n_bad, s.rule_counts, s.score_hist)
+        assert s.hists is not None
+        assert (got[k].n_events, got[k].n_bad, got[k].rule_counts, got[k].score_hist,
+                got[k].hists) == (s.n_events, s.n_bad, s.rule_counts, s.score_hist, s.hists)
 
 
 @pytest.mark.postgres

@@ -12,12 +12,14 @@ from hotline.alerts.statistics import (
     AMBER_P,
     RED_P,
     ExpectedRate,
+    alarm_segments,
     beta_binomial_tail,
     binomial_tail,
     count_tail,
     cusum,
     excursions,
     fmt_p,
+    gaussian_llr,
     level_of,
     overdispersion,
     poisson_llr,
@@ -26,6 +28,7 @@ from hotline.alerts.statistics import (
     sidak,
     sigma_from_p,
     trend_p,
+    z_from_p,
 )
 
 
@@ -123,3 +126,31 @@ def test_segment_finds_the_fault_not_a_stray_event_before_it():
     assert peak == 32 and trend_p(height, 40) < 1e-10
     a, b, ratio = segment(k, mu, first, peak, up=True)
     assert (a, b) == (25, 32) and ratio == pytest.approx(39 / 4)
+
+
+def test_normal_score_cusum_is_a_martingale_and_ville_bounds_it():
+    """A p-value as a normal score: ``exp(d z - d^2 / 2)`` has mean 1 under the null, so a
+    CUSUM of it (restarted after alarms) reaches ``S`` over ``N`` lumisections with
+    probability at most ``N exp(-S)``."""
+    rng = np.random.default_rng(4)
+    p = rng.random(200_000)
+    z = z_from_p(p)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert z_from_p([0.5])[0] == pytest.approx(0.0) and np.isfinite(z_from_p([0.0])[0])
+    for d in (1.0, 2.5):
+        assert np.exp(gaussian_llr(z, d)).mean() == pytest.approx(1.0, rel=0.05)
+    # 2000 clean runs of 40 lumisections: an alarm at S >= ln(40 / 0.05) in < 5 % of them
+    n, alpha = 40, 0.05
+    hits = sum(bool(alarm_segments(gaussian_llr(z_from_p(rng.random(n)), 1.0),
+                                   np.log(n / alpha))) for _ in range(2000))
+    assert hits <= alpha * 2000
+
+
+def test_alarm_segments_restart_after_the_change_ends():
+    llr = np.array([-1.0, 0.5, 3.0, 4.0, 2.0, -0.5, 0.2, -3.0, 0.1, 6.0])
+    # the first excursion starts at index 1, alarms at 2 (3.5 >= 3), goes on while the
+    # increments stay positive (up to 4), ends at the first non-positive one; the CUSUM
+    # restarts at 0 and alarms again at the last index
+    assert alarm_segments(llr, 3.0) == [(1, 4, 9.5), (8, 9, 6.1)]
+    assert alarm_segments(np.array([1.0, 1.0, -5.0, 1.0]), 3.0) == []
+    assert level_of(5e-4, amber=1e-3) == "amber" and level_of(2e-3, amber=1e-3) == "green"

@@ -120,3 +120,48 @@ def test_replay_reads_another_schema_through_the_configured_alias_spec(tmp_path,
         else:
             assert rc.error == "" and sum(s.n_events for s in store.summaries()) == events
     store.close()
+
+
+def test_replay_control_is_honest_about_rate_state_and_re_replays(tmp_path, archive):
+    """Live rate while running, a fixed average after the end, Start disabled while a replay
+    runs, a re-replay of a stored run says why nothing grows (real archive, real SQLite)."""
+    from hotline.config import load_config as _cfg
+    from hotline.dashboard.hub import Hub
+    from hotline.dashboard.views.replay import ReplayControl
+
+    store, feed, rc = controller(tmp_path, archive)
+    hub = Hub(store=store, feed=feed, replay=rc, archive=str(archive),
+              cfg=_cfg(environ={}, cli={"source": {"archive": str(archive)}}))
+    st = hub.new_state(user="operator", role="admin", can_control=True)  # replays: admins
+    view = ReplayControl(st)
+    assert not view.start_w.disabled and view.stop_w.disabled
+    view.run_w.value = 7
+    view.rate_w.value = 400  # 1.5 s for 600 events
+    view.start_w.clicks += 1
+    assert view.start_w.disabled and rc.running
+    t0 = time.monotonic()
+    rates = []
+    while rc.running and time.monotonic() - t0 < 20:
+        view.refresh()
+        st.update(force=True)
+        if rc.events_read > 0:
+            rates.append(st.event_rate)
+        assert view.start_w.disabled or not rc.running
+        time.sleep(0.2)
+    assert rc.wait(30) and rc.error == ""
+    assert max(rates) > 100  # the live input rate while running, not a long-run average
+    view.refresh()
+    st.update(force=True)
+    assert not view.start_w.disabled and view.stop_w.disabled
+    assert st.event_rate == 0.0  # nothing arrives any more
+    done = rc.describe()
+    assert "finished, 600 / 600 events in" in done and "average" in done
+    time.sleep(1.1)
+    assert rc.describe() == done  # the average does not keep falling after the end
+    assert "already in the store" not in done
+    # a second replay of the same run: its events are already counted, and the page says so
+    rc.start(find_run(archive, 7).files, 7, rate=None)
+    assert rc.wait(60) and rc.error == ""
+    assert "was already in the store: its events are counted once" in rc.describe()
+    assert sum(s.n_events for s in store.summaries()) == 600
+    store.close()

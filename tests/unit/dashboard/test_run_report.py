@@ -184,6 +184,27 @@ def test_status_without_alerts_flags_or_model(tmp_path):
     assert "no dead letters for this run" in text
     assert "run 7 is not certified yet (hotline certify 7)" in text
     assert "reference none recorded" in text
+    assert "nothing acknowledged by the crew" in text
+
+
+def test_crew_acknowledgements_are_exported_escaped(tmp_path):
+    from hotline.alerts.acknowledgements import acknowledge_alert, acknowledge_lumis
+    from tests.unit.dashboard.conftest import classic_alert, lumi_summary
+
+    with SQLiteAlertStore(tmp_path / "a.db") as store:
+        store.upsert_summaries([lumi_summary(7, ls) for ls in range(1, 6)])
+        a = classic_alert(7, 2, 42)
+        store.add_alerts([a])
+        acknowledge_alert(store, a, "alice", f"HCAL noise {EVIL}", at=1.7e9)
+        acknowledge_lumis(store, "hotline", 7, [3, 4], "bob", "HV trip", what="LS 3-4: red",
+                          at=1.7e9 + 60)
+        status = RunStatus("hotline", 7, "red", "rates as expected")
+        page = render_report(store, status)
+    text = _text(page)
+    assert "<script>window.__pwned" not in page
+    assert (f"alert: classic alert met250, run 7 LS 2 event 42 LS 2 alice "
+            f"2023-11-14 22:13:20 UTC HCAL noise {EVIL}") in text
+    assert "flags: LS 3-4: red LS 3-4 bob 2023-11-14 22:14:20 UTC HV trip" in text
 
 
 def test_rate_plots_draw_the_status_expectations(replayed):
@@ -216,3 +237,50 @@ def test_rate_plots_draw_the_status_expectations(replayed):
     assert set(inp["y"]) == {50.0}
     q = crosses("rates_quarantine")
     assert list(q["x"]) == [3] and list(q["y"]) == [pytest.approx(0.001)]
+
+
+def test_l1_agreement_per_lumisection_when_the_summaries_carry_it(tmp_path):
+    """Firmware in the loop: agreement per seed and lumisection, the differing lumisections
+    with their divergence alerts; a run without emulation has no such section."""
+    import numpy as np
+    from bokeh.models import ColumnDataSource
+
+    from hotline.alerts.l1_agreement import L1Header, L1Tally
+    from hotline.alerts.records import EventTally, LumiSummary
+    from hotline.dashboard.run_report import _l1_figure
+    from hotline.stream.l1_emulation import divergence_alerts
+
+    header = L1Header("ae_x", "3", "b0123456789a", 18,
+                      (("Loose", 0.01, 0.05, 13107), ("Tight", 0.001, 0.1, 26214)))
+
+    def lumi(ls: int, n_wrong: int) -> LumiSummary:
+        ev = np.arange(ls * 10_000, ls * 10_000 + 2000)
+        fw = np.zeros(ev.size)
+        fw[:n_wrong] = 0.2  # fires in firmware only, at both seeds
+        return LumiSummary.of_tally("hotline", 7, ls, EventTally(
+            ev, np.zeros(ev.size, bool), {}, {}, 0, L1Tally.build(header, ev, fw, fw * 0)))
+
+    sums = [lumi(1, 0), lumi(2, 1), lumi(3, 30)]
+    with SQLiteAlertStore(tmp_path / "a.db") as store:
+        store.upsert_summaries(sums)
+        store.add_alerts([a for s in sums for a in divergence_alerts(s, 0.999)])
+        status = RunStatus("hotline", 7, "red", "L1 divergence")
+        page = render_report(store, status)
+        stored = store.summaries(run=7)
+        store.upsert_summaries([LumiSummary("hotline", 8, 1, n_events=10, n_bad=0)])
+        plain = _text(render_report(store, RunStatus("hotline", 8, "green", "fine")))
+    text = _text(page)
+    assert "L1 emulation agreement" in text and "L1 emulation agreement" not in plain
+    assert "ae_x v3 build b0123456789a: 6,000 events emulated in 3 lumisections; " \
+           "2 divergence alerts in 1 lumisections" in text
+    # LS 1 agrees everywhere (not listed); LS 2 (1 of 2000: allowed) and LS 3 (30: red) are
+    assert "LS 1 " not in text.split("L1 emulation agreement")[1]
+    assert "LS 2 2000 0 Loose 1 (99.950%), Tight 1 (99.950%)" in text
+    assert "LS 3 2000 0 Loose 30 (98.500%), Tight 30 (98.500%)" in text
+    assert "Loose red, Tight red" in text
+    fig = _l1_figure(stored)
+    series = [list(r.data_source.data["agreement"]) for r in fig.renderers
+              if isinstance(r.data_source, ColumnDataSource)]
+    assert len(series) == 4  # line + points per seed
+    assert all(v == pytest.approx([1.0, 1 - 1 / 2000, 1 - 30 / 2000]) for v in series)
+    assert "l1_agreement" in page  # the plot is embedded

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hotline.detectors.event_faults import apply_fault
-from hotline.detectors.fault_kinds import fault_from_table
+from hotline.detectors.fault_kinds import fault_from_table, in_region, region_fault
 from hotline.errors import ConfigError
 
 N = 400
@@ -121,6 +121,35 @@ def test_fake_object_fills_every_field_of_its_collection():
     assert set(np.unique(n_fake)) == {0, 1} and 0.35 < n_fake.mean() < 0.65
     assert ak.all(out.Muon_pt[fake] >= 30.0)
     assert ak.all(out.Muon_charge[fake] == 0) and out.Muon_charge.layout.content.dtype == np.int32
+
+
+def test_region_fault_rotates_only_its_region_and_a_phi_range_wraps():
+    """The calibration faults of the distribution studies are TOML fault kinds with a
+    region (``region_fault`` builds them through the table reader)."""
+    reco = toy_reco()
+    f = region_fault("rotate_phi", "Jet", eta=(0.0, 2.5), phi=(0.0, np.pi / 2),
+                     default_size=0.2)
+    assert f.faulty_type == "jets" and "region=(0.0, 2.5, 0.0, 1.5707963267948966)" in \
+        " ".join(f.definition)
+    out = f.apply(reco, np.random.default_rng(0), f.check_size(None))
+    before, after = ak.flatten(reco.Jet_phi).to_numpy(), ak.flatten(out.Jet_phi).to_numpy()
+    eta = ak.flatten(reco.Jet_eta).to_numpy()
+    moved = np.abs(after - before) > 1e-6
+    assert np.allclose(after[moved] - before[moved], 0.2, atol=1e-5) and moved.sum() > 20
+    assert np.array_equal(moved, (eta > 0) & (eta < 2.5) & (before > 0) & (before < np.pi / 2))
+    # a phi range across +-pi holds both sides of the seam, nothing else
+    phi = np.array([3.0, -3.0, -2.0, 0.0, 2.5])
+    assert in_region(np.zeros(5), phi, (-1.0, 1.0, 2.8, 3.6)).tolist() == \
+        [True, True, False, False, False]
+    assert in_region(np.zeros(5), phi, (-1.0, 1.0, -3.6, -2.8)).tolist() == \
+        [True, True, False, False, False]
+    scaled = region_fault("scale_pt", "Muon", eta=(-2.4, 0.0), phi=(3.0, 3.5)).apply(
+        reco, np.random.default_rng(0), 0.85)
+    inside = in_region(reco.Muon_eta, reco.Muon_phi, (-2.4, 0.0, 3.0, 3.5))
+    assert int(ak.sum(inside)) > 5
+    np.testing.assert_allclose(ak.sum(scaled.Muon_pt, axis=1).to_numpy(),
+                               ak.sum(ak.where(inside, reco.Muon_pt * 0.85, reco.Muon_pt),
+                                      axis=1).to_numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("table,size", [

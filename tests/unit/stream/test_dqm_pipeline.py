@@ -47,6 +47,11 @@ def test_dead_board_alert_names_the_unit(ctx):
     assert p["top_units"][0]["unit"].startswith("W-1 S11")
     assert np.asarray(p["map"]).shape == (20, 48) and np.asarray(p["loss"]).shape == (20, 48)
     assert a.p_value < 1e-3
+    # the payload names the smallest p-value the reference resolves at these events: an
+    # alert at it is a bound (the dashboard writes "p < floor"), never a measured value
+    sc = ctx.scorers["muon_barrel"]
+    floor = float(sc.p_value(np.array([np.inf]), np.array([maps[3].n_events]))[0])
+    assert p["p_floor"] == pytest.approx(floor) and 0 < floor <= a.p_value
     # the record round-trips through JSON and has a stable id
     again = AlertRecord.from_dict(__import__("json").loads(a.to_json()))
     assert again == a

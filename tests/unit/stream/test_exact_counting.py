@@ -29,9 +29,15 @@ N = 400  # events 1..400, 50 per lumisection
 
 
 def content(summaries: list[LumiSummary]) -> list[tuple]:
-    """What a summary counts (not when it was seen), in key order."""
+    """What a summary counts (not when it was seen), in key order; with its histograms."""
     return sorted((s.key, s.n_events, s.n_bad, s.rule_counts, s.score_hist,
-                   sorted(s.unavailable)) for s in summaries)
+                   sorted(s.unavailable), _hists(s)) for s in summaries)
+
+
+def _hists(s: LumiSummary) -> tuple | None:
+    if s.hists is None:
+        return None
+    return tuple(sorted((k, tuple(v.tolist())) for k, v in s.hists.counts.items()))
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +73,11 @@ def reference(events: ak.Array, ctx: PipelineContext, tmp_path_factory) -> list[
     d = tmp_path_factory.mktemp("ref")
     with SQLiteAlertStore(d / "ref.db") as st:
         replay([write(d / "all.root", events)], ctx, st, step=N)
-        out = content(st.summaries())
+        out = content(st.summaries(hists=True))
     assert sum(row[1] for row in out) == N and sum(row[2] for row in out) == 4
+    # every lumisection has its histograms, the AE score shares among them
+    assert all(row[6] is not None and any(k.startswith("score/") for k, _ in row[6])
+               for row in out)
     return out
 
 
@@ -101,7 +110,7 @@ def test_summaries_count_each_event_once(name, step, events, ctx, reference, tmp
         for k, invocation in enumerate(scenario(name, events)):
             files = [write(tmp_path / f"f{k}_{j}.root", arr) for j, arr in enumerate(invocation)]
             replay(files, ctx, st, step=step)
-        assert content(st.summaries()) == reference
+        assert content(st.summaries(hists=True)) == reference
 
 
 def test_sink_path_counts_each_event_once(events, ctx, reference, tmp_path):
@@ -120,7 +129,7 @@ def test_sink_path_counts_each_event_once(events, ctx, reference, tmp_path):
         for i in range(0, len(order), 5):
             st.add_summary_parts([parts[j] for j in order[i : i + 5]])
         st.add_summary_parts(parts)  # everything read again
-        assert content(st.summaries()) == reference
+        assert content(st.summaries(hists=True)) == reference
 
 
 def test_dashboard_live_overlay_counts_each_event_once(events, ctx):

@@ -38,13 +38,16 @@ def test_outage_of_a_minute_logs_a_handful_of_warnings():
     throttle = BrokerLogThrottle(clock=clock, max_step=30.0, reset_after=10.0)
     caplog = Collect()
     caplog.addFilter(throttle)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(caplog)
-    root.setLevel(logging.INFO)
+    # the two loggers hand their records to this handler only: a throttle another test (or
+    # a command run in-process) left on the root logger's handlers must not see them first
+    client = logging.getLogger("aiokafka.client")
+    ours = logging.getLogger("hotline.stream.agents")
+    saved = [(lg, lg.propagate, lg.level) for lg in (client, ours)]
+    for lg in (client, ours):
+        lg.addHandler(caplog)
+        lg.propagate = False
+        lg.setLevel(logging.INFO)
     try:
-        client = logging.getLogger("aiokafka.client")
-        ours = logging.getLogger("hotline.stream.agents")
         emit(client, clock, 60.0)  # 1,200 ERROR lines in a minute of outage
         ours.warning("dead letter from x")  # not a client line: untouched
         client.info("Discovered coordinator 1")  # INFO passes
@@ -63,8 +66,9 @@ def test_outage_of_a_minute_logs_a_handful_of_warnings():
         emit(client, clock, 3.0)
         assert len(caplog.records) == 2  # at 0 s and after the first 1 s step
     finally:
-        root.removeHandler(caplog)
-        root.setLevel(old_level)
+        for lg, propagate, level in saved:
+            lg.removeHandler(caplog)
+            lg.propagate, lg.level = propagate, level
 
 
 def test_install_is_idempotent_and_shared():

@@ -60,7 +60,9 @@ def test_the_example_defines_a_signal_a_fault_and_a_fault_mixture():
     assert mix.components == get_process("sm_mix").components
     assert mix.kind == "fault" and mix.anomalous_type() == "muons"
     assert get_process("sm_mix_hot_cell").anomalous_type() == "jets"  # built-ins too
-    assert loaded_files() == [EXAMPLE.resolve()]
+    # the package's own definitions (the signal battery) come first on the search path
+    assert loaded_files() == [(ROOT / "training" / "process_defs" / "battery.toml").resolve(),
+                              EXAMPLE.resolve()]
     load_files([EXAMPLE])  # the same file again: nothing new, nothing refused
     assert available_processes().count("zprime_ee_1tev") == 1
 
@@ -77,7 +79,8 @@ def test_search_path_from_configuration_environment_and_folders(tmp_path):
     env = load_config(None, environ={"HOTLINE_PROCESSES_PATHS": f"{folder}:{EXAMPLE}"})
     assert env.processes.paths == (str(folder), str(EXAMPLE))
     files = load_search_path(env.processes.paths)
-    assert [f.name for f in files] == ["a.toml", "b.toml", "zprime_ee.toml"]
+    # the package's own definitions (the signal battery) first, then the configured ones
+    assert [f.name for f in files] == ["battery.toml", "a.toml", "b.toml", "zprime_ee.toml"]
     assert {"z_mumu_a", "z_mumu_b", "zprime_ee_1tev"} <= set(available_processes())
     with pytest.raises(ConfigError, match=r"process definitions .*nowhere\.toml: no such file"):
         load_search_path([str(tmp_path / "nowhere.toml")])
@@ -275,3 +278,17 @@ used_by = ["attribution"]
     assert main([*argv, "--processes", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "zprime_300" in out and "missing" in out
+
+
+def test_the_battery_is_package_data_and_its_runs_need_no_processes_option(tmp_path):
+    from hotline.detectors.fastsim import FastSimParams
+    from hotline.training.generate import GenerateRequest, _card
+
+    load_search_path()  # the package folder only
+    battery = [p for p in available_processes() if "battery" in get_process(p).tags]
+    assert len(battery) >= 6
+    assert all(get_process(p).truth_type and get_process(p).kind == "signal" for p in battery)
+    card = _card(GenerateRequest("zprime_ee_500", 10, 1, tmp_path / "run_000001"),
+                 FastSimParams(), None, False, None)
+    assert "--processes" not in card["regenerate"]  # on every search path anyway
+    assert card["truth_type"] == "electrons" and card["process_definitions"]

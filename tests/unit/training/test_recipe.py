@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted(package_path("hotline.training", "configs").glob("*.toml"))
 CARDS = sorted(package_path("hotline.models", "registry").glob("*/*/card.json"))
 #: consumers of runs that are not training configurations
-OTHER_USERS = {"attribution", "status"}
+OTHER_USERS = {"attribution", "battery", "firmware", "status"}
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_a_data_like_run_on_disk_is_not_a_weighted_one(recipe, tmp_path):
 
 def test_select_by_name_number_process_or_configuration(recipe):
     assert [e.run for e in recipe.select(["sm_mix_203"])] == [203]
-    assert [e.run for e in recipe.select(["214", "a_4l"])] == [210, 214]
+    assert [e.run for e in recipe.select(["214", "a_4l"])] == [210, 214, 251]
     assert [e.run for e in recipe.select(["attribution"])] == [203]
     default = {e.run for e in recipe.select(["default"])}
     assert default == {200, 201, 202, 210, 211, 212, 213, 214, 215, 221, 222, 223, 224}
@@ -270,6 +270,11 @@ PINNED_SETTINGS_HASHES = {
     214: "76bca23d58cd", 215: "8e87cc8a29e1", 221: "0263793b3ed2", 222: "557365f9a9b2",
     223: "2ab6d85007f0", 224: "844048b3e208", 230: "e3379c03eb02", 231: "e3379c03eb02",
     232: "e3379c03eb02", 233: "e3379c03eb02",
+    # the signal battery (training/process_defs/battery.toml)
+    240: "90395ee529cd", 241: "f8f2cad7e750", 242: "3f216ba6015e", 243: "3d69d4a33258",
+    244: "ee4194b04022", 245: "dfb42e74eaee", 246: "66de132b91dc", 247: "160f8b96d60a",
+    # the firmware validation set (seeds 240/241, run numbers 250/251)
+    250: "d700fc852467", 251: "76bca23d58cd",
 }
 
 

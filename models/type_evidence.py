@@ -1,0 +1,404 @@
+"""Per-type calibrated evidence: background p-values of each object type's loss, their
+combination into one event score, and the attribution they give. Numpy only (serving).
+
+An autoencoder's summed loss is dominated by the type with most slots and the longest
+background tail (jets: the "complexity bias"). Calibrating each object type's loss
+contribution on background first puts the types on one scale, the background p-value:
+
+* per object type k, one or more statistics (``STATISTICS``): ``loss`` -- the type's loss
+  contribution ``c_k`` (the ``per_type`` output of the scoring graph: what the network
+  failed to reconstruct, correlations); ``energy`` -- the type's scalar pT sum (MET: its pT;
+  what a reconstruction network extrapolates well and hence misses: an isolated 1 TeV
+  lepton is reconstructed to a few per cent in log pT, yet no background event has one);
+  and, once per event, ``total`` -- the whole loss (the plain autoencoder score: what
+  keeps the sensitivity to anomalies spread over several types);
+* ``p = S(t)``: the background survival function of each statistic, a
+  ``models.thresholds.ReferenceDistribution`` (table + generalised-Pareto tail), fitted
+  by ``calibrate_types`` on a (weighted) calibration background and stored in the model
+  card as ``type_calibration``; an absent type (no object: its slots are masked) has p = 1;
+* combined per event over the M p-values (``METHODS``): ``sidak`` -- the
+  Sidak-corrected minimum ``1 - (1 - min p)^M``; ``fisher`` -- Fisher's ``-2 sum log p``,
+  referred to a chi-square with 2M degrees of freedom (closed form for even degrees);
+  ``weighted`` -- a weighted Bonferroni minimum ``min_j p_j / w_j`` with weight
+  ``total_weight`` on the ``total`` statistic and the rest shared by the per-type ones:
+  in the bulk the plain autoencoder score orders the events (its AUC on broad anomalies),
+  in the tails any type's extreme value wins;
+* the event score is ``-log10`` of the combined p (``SCORE_FLOOR_P`` bounds it); the
+  types are correlated, so the combined p is not itself the background p-value: the model's
+  thresholds and reference distribution are calibrated on this score afterwards, like any
+  other score.
+
+Attribution (``explain``): the type of the smallest p-value (of any of its statistics) --
+the strongest calibrated evidence -- explains the event; ties at the floor are broken by
+the standardised excess ``(c_k - mean_k) / std_k`` over the background. No type is
+"followed" to another: MET is a type like the others (an invisible particle is a MET
+anomaly).
+
+A card without ``type_calibration`` has no per-type p-values; ``explain`` then uses the
+standardised excess alone (``reference_contributions``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hotline.errors import ModelError
+from hotline.models.thresholds import ReferenceDistribution, calibrate
+
+__all__ = ["METHODS", "SCORE_FLOOR_P", "STATISTICS", "TypeEvidence", "calibrate_types",
+           "combine", "explain_by_excess", "type_energy"]
+
+#: combinations of the per-type p-values a card's ``type_calibration.method`` may name
+METHODS = ("sidak", "fisher", "weighted")
+#: statistics a ``type_calibration.statistics`` may list (``total``: the event's whole loss)
+STATISTICS = ("loss", "energy", "total")
+#: smallest p-value represented: scores are at most -log10 of it
+SCORE_FLOOR_P = 1e-300
+
+
+def combine(p: np.ndarray, method: str) -> np.ndarray:
+    """Combined p-value of each row of per-type p-values ``p`` [n, K]."""
+    p = np.clip(np.asarray(p, np.float64), SCORE_FLOOR_P, 1.0)
+    k = p.shape[1]
+    if method == "sidak":
+        pmin = p.min(axis=1)
+        return np.maximum(-np.expm1(k * np.log1p(-np.minimum(pmin, 1.0 - 1e-16))),
+                          SCORE_FLOOR_P)
+    if method == "fisher":
+        half = -np.log(p).sum(axis=1)  # chi2 / 2 with 2K degrees of freedom
+        term = np.ones_like(half)
+        total = np.ones_like(half)
+        for i in range(1, k):
+            term = term * half / i
+            total += term
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.exp(-half) * total
+        return np.clip(np.nan_to_num(out, nan=SCORE_FLOOR_P), SCORE_FLOOR_P, 1.0)
+    raise ModelError(f"unknown per-type combination '{method}'; known: {', '.join(METHODS)}")
+
+
+def type_energy(x: np.ndarray, mask: np.ndarray, type_index: Sequence[int],
+                n_types: int) -> np.ndarray:
+    """Scalar pT sum per object type [n, K] of raw features ``x`` [n, 3 O] (pT first of each
+    object's triple) and object ``mask`` [n, O]; ``type_index``: the type of each slot."""
+    ti = np.asarray(type_index)
+    # padded slots hold pT 0 (detectors.features); the mask zeroes anything else it hides
+    pt = np.ascontiguousarray(np.asarray(x, np.float32)[:, 0::3])
+    if not np.asarray(mask, bool).all():
+        pt *= mask
+    starts = np.flatnonzero(np.r_[True, ti[1:] != ti[:-1]])
+    if len(starts) == n_types and (ti[starts] == np.arange(n_types)).all():
+        return np.add.reduceat(pt, starts, axis=1)  # each type's slots are one block
+    out = np.zeros((len(pt), n_types), np.float32)
+    for k in range(n_types):
+        out[:, k] = pt[:, ti == k].sum(axis=1)
+    return out
+
+
+def explain_by_excess(per_type: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
+    """Index of the type with the largest standardised excess over the background."""
+    mean = np.asarray(reference["types"]["mean"], np.float64)
+    std = np.maximum(np.asarray(reference["types"]["std"], np.float64), 1e-12)
+    return np.argmax((np.asarray(per_type, np.float64) - mean) / std, axis=1)
+
+
+@dataclass(frozen=True)
+class TypeEvidence:
+    """The per-type background references of one model (see module docstring)."""
+
+    labels: tuple[str, ...]
+    #: one per (statistic, type), statistic-major: loss of every type, then energy, ...
+    references: tuple[ReferenceDistribution, ...]
+    method: str = "sidak"
+    mean: np.ndarray | None = None  #: background mean of the loss per type (tie-breaks)
+    std: np.ndarray | None = None  #: background std of the loss per type
+    statistics: tuple[str, ...] = ("loss",)
+    total_weight: float = 0.5  #: ``weighted``: the ``total`` statistic's Bonferroni weight
+
+    def __post_init__(self) -> None:
+        if self.method == "weighted" and ("total" not in self.statistics
+                                          or len(self.statistics) < 2
+                                          or not 0 < self.total_weight < 1):
+            raise ModelError("type calibration: method 'weighted' needs the 'total' statistic, "
+                             "a per-type one and 0 < total_weight < 1")
+        if self.method not in METHODS:
+            raise ModelError(f"type calibration: method '{self.method}' is not one of "
+                             f"{', '.join(METHODS)}")
+        bad = [t for t in self.statistics if t not in STATISTICS]
+        if bad or not self.statistics:
+            raise ModelError(f"type calibration: statistics {list(self.statistics)}; known: "
+                             f"{', '.join(STATISTICS)}")
+        if len(self.columns()) != len(self.references) or not self.labels:
+            raise ModelError("type calibration: one reference per type and statistic is "
+                             f"needed ({len(self.columns())} for {len(self.labels)} types and "
+                             f"statistics {list(self.statistics)}, got {len(self.references)})")
+
+    def columns(self) -> list[tuple[str, int | None]]:
+        """(statistic, type index) of each evidence column; ``total`` has no type."""
+        return [(st, None) if st == "total" else (st, k) for st in self.statistics
+                for k in (range(1) if st == "total" else range(len(self.labels)))]
+
+    def evidence(self, per_type: np.ndarray, energy: np.ndarray | None = None) -> np.ndarray:
+        """The statistics of each event [n, K x S] (statistic-major); ``energy``: the
+        per-type pT sums (``type_energy``), needed when ``energy`` is a statistic."""
+        cols = []
+        for stat in self.statistics:
+            if stat == "loss":
+                cols.append(np.asarray(per_type))
+            elif stat == "total":
+                cols.append(np.asarray(per_type).sum(axis=1, keepdims=True))
+            else:
+                if energy is None:
+                    raise ModelError("type calibration uses the 'energy' statistic: pass the "
+                                     "per-type pT sums")
+                cols.append(np.asarray(energy))
+        return cols[0] if len(cols) == 1 else np.hstack(cols)
+
+    def check_labels(self, labels: Sequence[str], where: str) -> None:
+        """``ModelError`` unless the scorer's type labels are the calibrated ones."""
+        if tuple(labels) != self.labels:
+            raise ModelError(f"{where}: type calibration is for types {list(self.labels)}, "
+                             f"the feature spec has {list(labels)}")
+
+    def log10_p_values(self, per_type: np.ndarray, energy: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """log10 of the background p-value of each statistic of each type, [n, K x S]
+        (the serving path: a uniform lookup grid of each survival table in log10 p, the
+        generalised-Pareto tail only where needed; ``_Lookup``)."""
+        lookups = self._lookups()
+        k = len(self.labels)
+        n = len(per_type)
+        out = np.empty((len(lookups), n), np.float64)
+        j = 0
+        for stat in self.statistics:  # column by column: each grid stays in cache
+            if stat == "total":
+                lookups[j].log10_sf(np.asarray(per_type).sum(axis=1), out[j])
+                j += 1
+                continue
+            src = per_type if stat == "loss" else energy
+            if src is None:
+                raise ModelError("type calibration uses the 'energy' statistic: pass the "
+                                 "per-type pT sums")
+            cols = np.asarray(src).T
+            for i in range(k):
+                lookups[j].log10_sf(cols[i], out[j])
+                j += 1
+        return out.T
+
+    def _lookups(self) -> list[_Lookup]:
+        cached = self.__dict__.get("_lookup_cache")
+        if cached is None:
+            cached = [_Lookup(r) for r in self.references]
+            object.__setattr__(self, "_lookup_cache", cached)
+        return cached
+
+    def p_values(self, per_type: np.ndarray, energy: np.ndarray | None = None) -> np.ndarray:
+        """Background p-value of each statistic of each type, [n, K x S] float64."""
+        return np.power(10.0, self.log10_p_values(per_type, energy))
+
+    def score_log10(self, lp: np.ndarray, method: str | None = None) -> np.ndarray:
+        """The event score (float32) from per-statistic log10 p-values ``lp``."""
+        method = method or self.method
+        m = lp.shape[1]
+        if method == "weighted":
+            # log10 of min_j p_j / w_j, the weighted Bonferroni p (at most 1)
+            m_lq = (lp - np.log10(self.weights())).min(axis=1)
+            return np.clip(-m_lq, 0.0, -np.log10(SCORE_FLOOR_P)).astype(np.float32)
+        if method == "sidak":
+            nl = -lp.min(axis=1)  # -log10 of the smallest p
+            with np.errstate(over="ignore", under="ignore"):
+                pmin = np.power(10.0, -nl)
+                comb = -np.expm1(m * np.log1p(-np.minimum(pmin, 1.0 - 1e-16)))
+            # for tiny p the Sidak p is m * p (no underflow): -log10 = nl - log10(m)
+            small = pmin < 1e-12
+            out = np.where(small, nl - np.log10(m), -np.log10(np.maximum(comb, SCORE_FLOOR_P)))
+            return np.minimum(out, -np.log10(SCORE_FLOOR_P)).astype(np.float32)
+        return (-np.log10(combine(np.power(10.0, lp), method))).astype(np.float32)
+
+    def weights(self) -> np.ndarray:
+        """Bonferroni weights of the columns for ``weighted`` (sum 1)."""
+        cols = self.columns()
+        n_type = sum(1 for _, k in cols if k is not None)
+        return np.array([self.total_weight if k is None else (1 - self.total_weight) / n_type
+                         for _, k in cols])
+
+    def type_p(self, p: np.ndarray) -> np.ndarray:
+        """The smallest p-value of each type over its statistics, [n, K] (the event-level
+        ``total`` names no type and is left out)."""
+        p = np.asarray(p)
+        out = np.ones((len(p), len(self.labels)), p.dtype)
+        for j, (_, k) in enumerate(self.columns()):
+            if k is not None:
+                np.minimum(out[:, k], p[:, j], out=out[:, k])
+        return out
+
+    def score(self, p: np.ndarray, method: str | None = None) -> np.ndarray:
+        """-log10 of the combined p-value of per-statistic p-values ``p`` (float32)."""
+        return self.score_log10(np.log10(np.clip(p, SCORE_FLOOR_P, 1.0)), method)
+
+    def explain(self, p: np.ndarray, per_type: np.ndarray) -> np.ndarray:
+        """Index of the type explaining each event: the smallest p-value (ties: the largest
+        standardised excess)."""
+        key = -np.log10(np.clip(self.type_p(p), SCORE_FLOOR_P, 1.0))
+        if self.mean is not None and self.std is not None:
+            z = (np.asarray(per_type, np.float64) - self.mean) / np.maximum(self.std, 1e-12)
+            key = key + 1e-9 * np.tanh(z / 1e3)
+        return np.argmax(key, axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"method": self.method, "labels": list(self.labels),
+                             "statistics": list(self.statistics),
+                             "total_weight": self.total_weight,
+                             "references": [r.to_dict() for r in self.references]}
+        if self.mean is not None and self.std is not None:
+            d["mean"] = [float(v) for v in self.mean]
+            d["std"] = [float(v) for v in self.std]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TypeEvidence:
+        try:
+            labels = tuple(str(v) for v in d["labels"])
+            refs = tuple(ReferenceDistribution.from_dict(r) for r in d["references"])
+            mean = None if d.get("mean") is None else np.asarray(d["mean"], np.float64)
+            std = None if d.get("std") is None else np.asarray(d["std"], np.float64)
+            stats = tuple(str(v) for v in d.get("statistics", ("loss",)))
+            return cls(labels, refs, str(d.get("method", "sidak")), mean, std, stats,
+                       float(d.get("total_weight", 0.5)))
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"invalid type calibration in model card: {exc}") from None
+
+
+def calibrate_types(per_type: np.ndarray, labels: Sequence[str], method: str = "sidak",
+                    weights: np.ndarray | None = None, seed: int = 0,
+                    statistics: Sequence[str] = ("loss",),
+                    energy: np.ndarray | None = None,
+                    total_weight: float = 0.5) -> TypeEvidence:
+    """Per-type references from the ``per_type`` loss contributions (and ``energy``, the
+    per-type pT sums, when a statistic) of a calibration background (``weights``: physical
+    event weights)."""
+    per_type = np.asarray(per_type, np.float64)
+    if per_type.ndim != 2 or per_type.shape[1] != len(labels):
+        raise ModelError(f"type calibration: contributions of shape {per_type.shape} for "
+                         f"{len(labels)} types")
+    mean = np.average(per_type, axis=0, weights=weights)
+    std = np.sqrt(np.average((per_type - mean) ** 2, axis=0, weights=weights))
+    # a first object with placeholder references gives the statistics' layout
+    n_cols = sum(1 if st == "total" else len(labels) for st in statistics)
+    probe = TypeEvidence(tuple(labels), tuple(_PLACEHOLDER for _ in range(n_cols)),
+                         method, mean, std, tuple(statistics), total_weight)
+    ev = np.asarray(probe.evidence(per_type, energy), np.float64)
+    refs = []
+    for k in range(ev.shape[1]):
+        col = ev[:, k]
+        present = col > 0  # absent types have p = 1 by definition; calibrate the present ones
+        w = None if weights is None else np.asarray(weights, np.float64)[present]
+        if present.sum() < 20:
+            refs.append(_PLACEHOLDER)
+            continue
+        cal = calibrate(col[present], (), seed=seed, n_boot=0, weights=w)
+        ref = ReferenceDistribution.from_dict(cal["reference"])
+        if ref.shape is not None and ref.shape < 0:
+            # no lighter than exponential: a fitted negative shape has an endpoint beyond
+            # which p = 0, and a signal far out would tie with any background event there
+            ref = dataclasses.replace(ref, shape=0.0)
+        if ref.u is None:
+            ref = _exponential_tail(ref, col[present], w)
+        # survival over all events: scale by the (weighted) fraction where the type is present
+        frac = (float(present.mean()) if weights is None
+                else float(np.asarray(weights)[present].sum() / np.sum(weights)))
+        refs.append(_scaled(ref, frac))
+    return TypeEvidence(tuple(labels), tuple(refs), method, mean, std, tuple(statistics),
+                        total_weight)
+
+
+def _exponential_tail(ref: ReferenceDistribution, values: np.ndarray,
+                      weights: np.ndarray | None) -> ReferenceDistribution:
+    """A rare type (too few background events for a Pareto fit, e.g. photons in the
+    single-lepton stream): an exponential tail above the median of its values, scale the
+    weighted mean excess -- an assumption, stated in docs/attribution.md; without it the
+    type's p could never go below 1 / (its few events) and a 750 GeV photon pair would weigh
+    no more than a 50 GeV one."""
+    w = np.ones(len(values)) if weights is None else np.asarray(weights, np.float64)
+    order = np.argsort(values)
+    cw = np.cumsum(w[order]) / w.sum()
+    u = float(values[order][np.searchsorted(cw, 0.5)])
+    above = values > u
+    if above.sum() < 5:
+        return ref
+    scale = float(np.average(values[above] - u, weights=w[above]))
+    p_u = float(w[above].sum() / w.sum())
+    keep = ref.scores <= u
+    if keep.sum() < 2:
+        return ref
+    return ReferenceDistribution(ref.scores[keep], ref.log10_p[keep], ref.n_ref, u, p_u, 0.0,
+                                 max(scale, 1e-12))
+
+
+class _Lookup:
+    """One survival table on a uniform grid (``GRID`` points from 0 to the tail start or
+    the last table score): log10 p by index arithmetic and a gather, the left grid point
+    (conservative: p never below the table's); above: the generalised-Pareto tail in log
+    space (or the table's last value capped at 1 / n_ref)."""
+
+    GRID = 8192
+
+    def __init__(self, ref: ReferenceDistribution) -> None:
+        self.ref = ref
+        tail = ref.tail()
+        self.top = float(tail[0]) if tail is not None else float(ref.scores[-1])
+        self.tail = tail
+        hi = self.top if self.top > 0 else 1.0
+        xs = np.linspace(0.0, hi, self.GRID)
+        grid = np.interp(xs, ref.scores, ref.log10_p, left=0.0,
+                         right=float(ref.log10_p[-1]))
+        self.grid = np.maximum(grid, np.log10(SCORE_FLOOR_P))
+        self.grid[0] = 0.0  # s <= 0: an absent type, p = 1
+        self.inv = (self.GRID - 1) / hi
+        if tail is None:
+            self.beyond = min(float(ref.log10_p[-1]), -float(np.log10(ref.n_ref)))
+
+    def log10_sf(self, s: np.ndarray, out: np.ndarray) -> None:
+        """Write log10 p of scores ``s`` into ``out``."""
+        s = np.asarray(s, np.float32)
+        idx = (np.clip(s, 0.0, self.top) * np.float32(self.inv)).astype(np.intp)
+        np.take(self.grid, idx, out=out, mode="clip")  # "clip": no bounds-check buffering
+        if s.size and s.max() > self.top:
+            self.tail_log10_sf(s, out)
+
+    def tail_log10_sf(self, s: np.ndarray, out: np.ndarray) -> None:
+        """Overwrite ``out`` with the tail's log10 p where ``s`` is beyond the grid."""
+        above = np.flatnonzero(s > self.top)
+        if not above.size:
+            return
+        if self.tail is None:
+            out[above] = self.beyond
+            return
+        u, p_u, c, sc = self.tail
+        y = s[above].astype(np.float64) - u
+        if abs(c) < 1e-9:
+            lt = -y / sc / np.log(10.0)
+        else:
+            base = 1.0 + c * y / sc
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lt = np.where(base > 0, (-1.0 / c) * np.log10(np.maximum(base, 1e-300)),
+                              -np.inf)
+        out[above] = np.maximum(np.log10(p_u) + lt, np.log10(SCORE_FLOOR_P))
+
+
+#: a reference for a statistic that never occurs in the calibration background: p = 1 below
+#: 0, and at most 1 / n_ref above (the reference saw nothing of it)
+_PLACEHOLDER = ReferenceDistribution(np.array([0.0, 1e-12]), np.array([0.0, -3.0]), 1000)
+
+
+def _scaled(ref: ReferenceDistribution, frac: float) -> ReferenceDistribution:
+    """``ref`` of the events where a type is present, as a survival over all events."""
+    shift = float(np.log10(max(frac, 1e-300)))
+    p_u = None if ref.p_u is None else ref.p_u * frac
+    return ReferenceDistribution(ref.scores, ref.log10_p + shift, ref.n_ref, ref.u, p_u,
+                                 ref.shape, ref.scale)
