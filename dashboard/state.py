@@ -10,8 +10,9 @@ histogram with thresholds and a reference (``model_info``), the status strip, ti
 alert map (``glance``), the alert-table rows (``alert_table``) and the selected alert's
 drill-down (``alert_detail``). Selecting lumisections (``select_lumis``) filters the alert
 table, the score histogram, the alert map and the DQM map to them. The crew's
-acknowledgements go through ``acknowledge_alert`` / ``acknowledge_lumis``, which check
-``can_control`` and write with ``alerts.acknowledgements``. No Panel import here (the views
+acknowledgements go through ``acknowledge_alert`` / ``acknowledge_lumis``, which check the
+session's role (``may``) and write with ``alerts.acknowledgements`` as the session's actor
+(role checked again there, one audit record per write). No Panel import here (the views
 are thin shells over this module), so everything the shift crew sees can be computed and
 tested without a browser.
 """
@@ -526,16 +527,20 @@ class DashboardState(param.Parameterized):
 
     def acknowledge_alert(self, comment: str) -> str:
         """Acknowledge the selected alert as this session's user; one line for the page.
-        Refused (nothing stored) unless ``can_control``."""
+        Refused (nothing stored) unless the session's role may (``ack_alert``)."""
+        from hotline.alerts.access import AccessDenied
         from hotline.alerts.acknowledgements import acknowledge_alert
 
-        if not self.can_control:
-            return "**not allowed:** log in to acknowledge alerts"
+        if not self.may("ack_alert"):
+            return (f"**not allowed:** log in as a shifter to acknowledge alerts "
+                    f"(you: {self.role})")
         a = self.selected
         if a is None:
             return "**select an alert first**"
         try:
-            ack = acknowledge_alert(self.feed.store, a, self.user, comment)
+            ack = acknowledge_alert(self.feed.store, a, self.user, comment, actor=self.actor())
+        except AccessDenied as exc:
+            return f"**not allowed:** {exc}"
         except HotlineError as exc:
             return f"**not stored:** {exc}"
         log.info("dashboard: %s acknowledged alert %s: %s", self.user, a.id, ack.comment)
@@ -545,11 +550,14 @@ class DashboardState(param.Parameterized):
 
     def acknowledge_lumis(self, comment: str) -> str:
         """Acknowledge the flags of the selected lumisections (with the levels and reasons
-        seen) as this session's user; one line for the page. Refused unless ``can_control``."""
+        seen) as this session's user; one line for the page. Refused unless the session's role
+        may (``ack_flag``)."""
+        from hotline.alerts.access import AccessDenied
         from hotline.alerts.acknowledgements import acknowledge_lumis
 
-        if not self.can_control:
-            return "**not allowed:** log in to acknowledge lumisection flags"
+        if not self.may("ack_flag"):
+            return (f"**not allowed:** log in as a shifter to acknowledge lumisection flags "
+                    f"(you: {self.role})")
         lumis = self.selected_lumis()
         if lumis is None or self.run is None:
             return "**select lumisections first** (click the status strip)"
@@ -563,7 +571,10 @@ class DashboardState(param.Parameterized):
                 + (f" - {reasons[0]}" if reasons else ""))
         try:
             rows = acknowledge_lumis(self.feed.store, st.source, self.run,
-                                     [ls.lumi for ls in seen], self.user, comment, what)
+                                     [ls.lumi for ls in seen], self.user, comment, what,
+                                     actor=self.actor())
+        except AccessDenied as exc:
+            return f"**not allowed:** {exc}"
         except HotlineError as exc:
             return f"**not stored:** {exc}"
         log.info("dashboard: %s acknowledged %s of run %s: %s", self.user, what, self.run,

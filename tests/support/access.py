@@ -2,7 +2,8 @@
 
 ``WRITES`` maps each write action that is a store function (``alerts.access.ACTIONS``) to a
 call doing it as an actor, on a store prepared by ``prepared_store`` (run 2 of source
-``hotline`` with 12 lumisections, one subscription ``sub`` and one group grant to revoke).
+``hotline`` with 12 lumisections and one alert ``ALERT`` in LS 9, one subscription ``sub``
+and one group grant to revoke).
 ``snapshot`` reads every table a write may change, to prove a refused write changed nothing.
 """
 
@@ -16,11 +17,14 @@ import numpy as np
 
 from hotline.alerts.access import SYSTEM, Actor, grant
 from hotline.alerts.backends import open_store
-from hotline.alerts.records import LumiSummary
+from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.stream.pipeline import score_histogram
 
 AE_RULE = "ae_default_p1e-04"
 PRE_GROUP = "old-shift-crew"
+#: the alert of the prepared store (run 2, the hot LS 9)
+ALERT = AlertRecord.make(kind="classic", rule="met250", source="hotline", run=2, lumi=9,
+                         event=42, payload={"objects": [["met", 365.0, 0, 1]]}, created=1.7e9)
 
 
 def lumi_summary(run: int, lumi: int, n: int = 2000, met_count: int = 20) -> LumiSummary:
@@ -39,10 +43,24 @@ def prepared_store(path: Path) -> tuple[Any, str]:
     store = open_store(f"sqlite:///{path}")
     store.upsert_summaries([lumi_summary(2, ls, met_count=400 if ls == 9 else 20)
                             for ls in range(1, 13)])
+    store.add_alerts([ALERT])
     sub = add_subscription(store, owner="muon-oncall", channel="email",
                            settings={"to": ["oncall@example.org"], "smtp_host": "localhost"})
     grant(store, SYSTEM, "group", PRE_GROUP, "shifter")
     return store, sub.id
+
+
+def _ack_alert(store: Any, actor: Actor, sub: str) -> None:
+    from hotline.alerts.acknowledgements import acknowledge_alert
+
+    acknowledge_alert(store, ALERT, "typed-name", "MET spike seen, HCAL noise", actor=actor)
+
+
+def _ack_flag(store: Any, actor: Actor, sub: str) -> None:
+    from hotline.alerts.acknowledgements import acknowledge_lumis
+
+    acknowledge_lumis(store, "hotline", 2, [8, 9, 10, 12], "typed-name", "HV trip, e-log 77",
+                      what="LS 8-12: red", actor=actor)
 
 
 def _assess(store: Any, actor: Actor, sub: str) -> None:
@@ -98,6 +116,8 @@ def _allow_list(store: Any, actor: Actor, sub: str) -> None:
 
 
 WRITES: dict[str, Callable[[Any, Actor, str], Any]] = {
+    "ack_alert": _ack_alert,
+    "ack_flag": _ack_flag,
     "assess_run": _assess,
     "override_flags": _override,
     "set_reference": _reference,
@@ -112,7 +132,7 @@ WRITES: dict[str, Callable[[Any, Actor, str], Any]] = {
     "config_set": _allow_list,
 }
 
-_TABLES = ("lumi_flags", "status_references", "subscriptions", "access_roles",
+_TABLES = ("acknowledgements", "lumi_flags", "status_references", "subscriptions", "access_roles",
            "access_settings", "outbox", "deliveries")
 
 

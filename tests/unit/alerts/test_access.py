@@ -23,7 +23,7 @@ from hotline.alerts.access import (
 )
 from hotline.alerts.backends import open_store
 from hotline.errors import ConfigError, StoreError
-from tests.support.access import WRITES, prepared_store, snapshot
+from tests.support.access import ALERT, WRITES, prepared_store, snapshot
 
 EXPECTED = {  # the policy, written out: who may do what
     "guest": set(),
@@ -86,6 +86,37 @@ def test_audit_rows_carry_before_and_after(tmp_path):
     from hotline.alerts.certification import flags
 
     assert {f.decided_by for f in flags(store, 2) if f.lumi in (3, 4)} == {"alice"}
+
+
+def test_acknowledgements_are_stored_and_audited_under_the_actor(tmp_path):
+    from hotline.alerts.acknowledgements import acknowledgements
+
+    store, sub = prepared_store(tmp_path / "a.db")
+    sara, eric = Actor("sara", "shifter", "dashboard"), Actor("eric", "expert", "cli")
+    for actor in (sara, eric):
+        WRITES["ack_alert"](store, actor, sub)
+        WRITES["ack_flag"](store, actor, sub)
+    # the name typed by the caller is ignored: the rows carry the actor's
+    assert [(a.acked_by, a.lumis) for a in acknowledgements(store, 2)] == [
+        ("sara", "LS 9"), ("sara", "LS 8-10"), ("sara", "LS 12"),
+        ("eric", "LS 9"), ("eric", "LS 8-10"), ("eric", "LS 12")]
+    a1, a2 = audit.entries(store, action="ack_alert")
+    assert (a1.user, a1.role, a1.via, a1.target) == ("sara", "shifter", "dashboard", ALERT.id)
+    assert a1.before is None and a1.after["acked_by"] == "sara"
+    assert "met250" in a1.after["what"] and a1.after["comment"] == "MET spike seen, HCAL noise"
+    assert a2.before == a1.after and a2.after["acked_by"] == "eric"
+    f1, f2 = audit.entries(store, action="ack_flag")  # one record per write, all ranges
+    assert f1.target == "hotline/run 2" and f1.before is None
+    assert [r["lumis"] for r in f1.after] == ["LS 8-10", "LS 12"]
+    assert f2.before == f1.after and {r["acked_by"] for r in f2.after} == {"eric"}
+    # bad input with an actor: one line, nothing stored, nothing audited
+    n = audit.count(store)
+    with pytest.raises(ConfigError, match="needs a comment"):
+        from hotline.alerts.acknowledgements import acknowledge_alert
+
+        acknowledge_alert(store, ALERT, "", "  ", actor=sara)
+    assert audit.count(store) == n and len(acknowledgements(store, 2)) == 6
+    store.close()
 
 
 def test_audit_log_is_append_only_in_the_database(tmp_path):

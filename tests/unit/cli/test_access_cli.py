@@ -18,7 +18,7 @@ from hotline.alerts.access import ROLES, SYSTEM, allowed, grant, os_user
 from hotline.alerts.backends import open_store
 from hotline.cli import main
 from tests.conftest import make_events
-from tests.support.access import prepared_store, snapshot
+from tests.support.access import ALERT, prepared_store, snapshot
 from tests.support.rootfiles import write_events
 
 ME = os_user()
@@ -81,8 +81,8 @@ def test_user_option_cannot_impersonate_on_a_store_with_roles(tmp_path, capsys):
 
 def test_scripted_shift_audit_count_equals_write_count(tmp_path, run_file, capsys):
     """A shift on one store: admin and expert on the CLI, shifter, expert and guest
-    sessions on the dashboard. Every write leaves exactly one audit record, every refused
-    attempt none."""
+    sessions on the dashboard (acknowledgements, certification, subscriptions). Every write
+    leaves exactly one audit record, every refused attempt none."""
     from hotline.config import load_config
     from hotline.dashboard.app import create_page
     from hotline.dashboard.hub import build_hub
@@ -123,6 +123,17 @@ def test_scripted_shift_audit_count_equals_write_count(tmp_path, run_file, capsy
     assert sara["certification"].run == 7  # the run just replayed is on screen
     sara["certification"].assess()
     writes.append(("sara", "assess_run"))
+    # the shifter acknowledges an alert and the flags of LS 1-2; the guest tries: refused
+    for who in (sara, gail):
+        who["alerts"].state.select(ALERT.id)
+        who["contributions"].ack.comment_w.value = "MET spike, HCAL noise"
+        who["contributions"].ack._click()
+        who["strip"].pick(1, 2)
+        who["lumi_ack"].comment_w.value = "HV trip, e-log 77"
+        who["lumi_ack"]._click()
+    assert "acknowledged by sara" in sara["lumi_ack"].msg.object, sara["lumi_ack"].msg.object
+    assert "not allowed" in gail["lumi_ack"].msg.object
+    writes += [("sara", "ack_alert"), ("sara", "ack_flag")]
     # the shifter tries an override (widgets forced as a browser could): refused
     c = sara["certification"]
     c.ranges_w.value, c.verdict_w.value, c.comment_w.value = "3-4", "bad", "looks odd"

@@ -17,7 +17,7 @@ from hotline.config import load_config
 from hotline.dashboard.app import create_page
 from hotline.dashboard.hub import build_hub
 from tests.conftest import make_events
-from tests.support.access import prepared_store, snapshot
+from tests.support.access import ALERT, prepared_store, snapshot
 
 GROUPS = {"shifter": "cms-hotline-shifters", "expert": "cms-hotline-experts",
           "admin": "cms-hotline-admins"}
@@ -63,7 +63,23 @@ def _replay(v, sub):
     r.state.update(force=True)
 
 
+def _ack_alert(v, sub):
+    v["alerts"].state.select(ALERT.id)
+    ack = v["contributions"].ack
+    ack.comment_w.value = "MET spike seen"
+    ack._click()
+
+
+def _ack_flag(v, sub):
+    v["strip"].pick(8, 10)
+    ack = v["lumi_ack"]
+    ack.comment_w.value = "HV trip, e-log 77"
+    ack._click()
+
+
 HANDLERS = {
+    "ack_alert": _ack_alert,
+    "ack_flag": _ack_flag,
     "assess_run": lambda v, sub: v["certification"].assess(),
     "override_flags": _override,
     "subscription_add": _add,
