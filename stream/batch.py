@@ -201,7 +201,8 @@ def _shapes() -> tuple[frozenset[str], frozenset[str]]:
     holds one value per event, ``Muon_*`` a list per event (NanoAOD's convention)."""
     from hotline.detectors.spec import NAMED_SPECS
 
-    scalar, jagged = set(), set()
+    scalar: set[str] = set()
+    jagged: set[str] = set()
     for spec in NAMED_SPECS.values():
         for obj in spec.objects:
             (scalar if obj.scalar else jagged).update((obj.collection, *obj.fallbacks))
