@@ -37,6 +37,8 @@ Subscriptions and delivery:
 - ``alerts.delivery``: the delivery worker (retries, backoff, storm grouping).
 - ``alerts.channels``: webhook (Standard Webhooks + CloudEvents), e-mail, Kafka topic.
 - ``alerts.outbound``: outbound safety of webhooks: the allow-list, private addresses refused.
+- ``alerts.secrets_at_rest``: webhook signing secrets encrypted in the store: the key (env or
+  key file), sealing, opening, migration of plain-text secrets, key rotation.
 
 Access control (the dashboard and the CLI share it):
 

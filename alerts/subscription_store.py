@@ -2,7 +2,10 @@
 
 The management functions used by ``hotline subscribe`` and by the dashboard. Each works on an
 SQL alert store (``SQLAlertStore``), whose subscription and outbox tables exist from the moment
-it is opened; the model, filters and matching are ``alerts.subscriptions``.
+it is opened; the model, filters and matching are ``alerts.subscriptions``. Secrets are
+stored sealed (``alerts.secrets_at_rest``); ``get_subscription`` / ``list_subscriptions``
+open them unless ``reveal=False``, and the management functions that never need them
+(pause, resume, remove, update, the overview) leave them sealed in what they return.
 
 Every change takes the ``Actor`` making it (``alerts.access``; the dashboard and the CLI
 always pass one): the role is checked before anything is written and one ``alerts.audit``
@@ -24,6 +27,7 @@ from hotline.alerts.access import Actor, require
 from hotline.alerts.audit import append as audit_append
 from hotline.alerts.channels import get_channel
 from hotline.alerts.outbox import delivery_stats, install_outbox, last_errors, requeue_failed
+from hotline.alerts.secrets_at_rest import seal
 from hotline.alerts.subscriptions import (
     SECRET_PREFIX,
     SUBSCRIPTION_COLUMNS,
@@ -87,7 +91,8 @@ def add_subscription(
             f"INSERT INTO subscriptions ({','.join(SUBSCRIPTION_COLUMNS)}) "
             f"VALUES ({','.join([ph] * len(SUBSCRIPTION_COLUMNS))})",
             (sub.id, sub.owner, sub.name, json.dumps(flt.to_dict()), channel,
-             json.dumps(settings), secret, json.dumps(dl.to_dict()), int(paused), now, now),
+             json.dumps(settings), seal(secret), json.dumps(dl.to_dict()), int(paused), now,
+             now),
         )
         if actor is not None:
             audit_append(cur, store, actor, "subscription_add", sub.id, None, _audit_view(sub))
@@ -102,7 +107,9 @@ def _audit_view(sub: Subscription) -> dict[str, Any]:
 
 
 def list_subscriptions(store: Any, owner: str | None = None,
-                       include_paused: bool = True) -> list[Subscription]:
+                       include_paused: bool = True, reveal: bool = True) -> list[Subscription]:
+    """The stored subscriptions (oldest first); their secrets opened if ``reveal`` (needs the
+    secrets key), else left sealed."""
 
     install_outbox(store)
     sql = f"SELECT {','.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions"
@@ -116,10 +123,11 @@ def list_subscriptions(store: Any, owner: str | None = None,
         sql += " WHERE " + " AND ".join(clauses)
     with store.transaction() as cur:
         cur.execute(sql + " ORDER BY created, id", args)
-        return [_row_sub(r) for r in cur.fetchall()]
+        return [_row_sub(r, reveal) for r in cur.fetchall()]
 
 
-def get_subscription(store: Any, sub_id: str) -> Subscription:
+def get_subscription(store: Any, sub_id: str, reveal: bool = True) -> Subscription:
+    """One stored subscription; its secret opened if ``reveal`` (needs the secrets key)."""
 
     install_outbox(store)
     with store.transaction() as cur:
@@ -129,14 +137,14 @@ def get_subscription(store: Any, sub_id: str) -> Subscription:
     if row is None:
         raise StoreError(f"no subscription '{sub_id}' in {store.url}; "
                          "see `hotline subscribe list`")
-    return _row_sub(row)
+    return _row_sub(row, reveal)
 
 
 def _set_paused(store: Any, sub_id: str, paused: bool, actor: Actor | None,
                 action: str, extra: dict[str, Any] | None = None) -> Subscription:
     if actor is not None:
         require(actor, action)
-    before = get_subscription(store, sub_id)
+    before = get_subscription(store, sub_id, reveal=False)
     ph = store.ph
     with store.transaction() as cur:
         cur.execute(f"UPDATE subscriptions SET paused = {ph}, updated = {ph} WHERE id = {ph}",
@@ -144,7 +152,7 @@ def _set_paused(store: Any, sub_id: str, paused: bool, actor: Actor | None,
         if actor is not None:
             audit_append(cur, store, actor, action, sub_id, {"paused": before.paused},
                          {"paused": paused, **(extra or {})})
-    return get_subscription(store, sub_id)
+    return get_subscription(store, sub_id, reveal=False)
 
 
 def pause_subscription(store: Any, sub_id: str, actor: Actor | None = None) -> Subscription:
@@ -167,7 +175,7 @@ def remove_subscription(store: Any, sub_id: str, actor: Actor | None = None) -> 
     """Delete the subscription, its queued alerts and its delivery log."""
     if actor is not None:
         require(actor, "subscription_remove")
-    before = get_subscription(store, sub_id)
+    before = get_subscription(store, sub_id, reveal=False)
     ph = store.ph
     with store.transaction() as cur:
         cur.execute(f"DELETE FROM outbox WHERE sub_id = {ph}", [sub_id])
@@ -200,7 +208,7 @@ def subscription_overview(store: Any, owner: str | None = None) -> list[dict[str
 
     stats = delivery_stats(store)
     out = []
-    for s in list_subscriptions(store, owner=owner):
+    for s in list_subscriptions(store, owner=owner, reveal=False):
         d = s.public_dict()
         d["target"] = s.target()
         d["filter_text"] = s.filter.describe()
@@ -215,7 +223,7 @@ def update_delivery_settings(store: Any, sub_id: str, actor: Actor | None = None
     """Change storm / rate-limit / timeout settings of a subscription."""
     if actor is not None:
         require(actor, "subscription_update")
-    sub = get_subscription(store, sub_id)
+    sub = get_subscription(store, sub_id, reveal=False)
     dl = DeliverySettings.from_dict({**sub.delivery.to_dict(), **changes})
     with store.transaction() as cur:
         cur.execute(f"UPDATE subscriptions SET delivery = {store.ph}, updated = {store.ph} "

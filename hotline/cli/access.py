@@ -1,9 +1,11 @@
-"""``hotline access whoami|list|grant|revoke|webhooks|audit``: roles, allow-list, audit log.
+"""``hotline access whoami|list|grant|revoke|webhooks|audit|rotate-secrets``.
 
-The role mapping, the webhook allow-list and the audit log live in the alert store
+Roles, the webhook allow-list, the audit log and the key of the webhook signing secrets.
+The role mapping, the allow-list and the audit log live in the alert store
 (``alerts.access``, ``alerts.outbound``, ``alerts.audit``), so the dashboard and every CLI
-on the same store share them. Changing them needs the admin role; ``audit`` (reading or
-exporting the log) needs the expert role.
+on the same store share them. Changing them, and re-encrypting the secrets under a new key
+(``rotate-secrets``, ``alerts.secrets_at_rest``), needs the admin role; ``audit`` (reading
+or exporting the log) needs the expert role.
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only this action (e.g. override_flags)")
     a.add_argument("--limit", type=int, default=30, help="rows shown (default 30)")
     a.set_defaults(handler=handle_audit)
+    rs = ss.add_parser("rotate-secrets", help="re-encrypt every webhook signing secret under a "
+                       "new key (admin)",
+                       description="Webhook signing secrets are stored encrypted with the key "
+                       "from $HOTLINE_SECRETS_KEY, the file in $HOTLINE_SECRETS_KEY_FILE, or "
+                       "the default key file. This makes a new random key, re-encrypts every "
+                       "secret with it in one transaction (audited) and replaces the key file "
+                       "(or writes the new key to --new-key-file). Give every host that "
+                       "delivers webhooks from this store the new key.")
+    rs.add_argument("--new-key-file", metavar="FILE", default=None,
+                    help="write the new key here (mode 0600) instead of replacing the current "
+                    "key file; required when the key is in $HOTLINE_SECRETS_KEY")
+    rs.set_defaults(handler=handle_rotate_secrets)
     for q in ss.choices.values():
         add_store_option(q)
 
@@ -174,4 +188,15 @@ def handle_audit(args: argparse.Namespace) -> int:
                   json.dumps(e.before) if e.before is not None else "",
                   json.dumps(e.after) if e.after is not None else "")
     Console(width=200).print(t)
+    return 0
+
+
+def handle_rotate_secrets(args: argparse.Namespace) -> int:
+    from hotline.alerts.secrets_at_rest import rotate_key_file
+
+    out = Path(args.new_key_file).expanduser() if args.new_key_file else None
+    with store_from(config_from(args), create=False) as store:
+        n, where = rotate_key_file(store, actor_from(store), out)
+    print(f"{n} webhook secret(s) re-encrypted; the new key is in {where} "
+          "(give it to every host that delivers webhooks from this store)")
     return 0

@@ -226,7 +226,7 @@ def handle_list(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import list_subscriptions
 
     with store_from(config_from(args), create=False) as store:
-        subs = list_subscriptions(store, owner=args.owner)
+        subs = list_subscriptions(store, owner=args.owner, reveal=False)
         stats = delivery_stats(store)
     if args.json:
         for s in subs:
@@ -290,7 +290,7 @@ def handle_log(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import get_subscription
 
     with store_from(config_from(args), create=False) as store:
-        s = get_subscription(store, args.id)
+        s = get_subscription(store, args.id, reveal=False)
         st = delivery_stats(store, s.id).get(s.id, {})
         rows = delivery_log(store, s.id, limit=args.limit, status=args.status)
     if args.json:

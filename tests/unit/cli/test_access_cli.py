@@ -16,6 +16,7 @@ import pytest
 from hotline.alerts import audit
 from hotline.alerts.access import ROLES, SYSTEM, allowed, grant, os_user
 from hotline.alerts.backends import open_store
+from hotline.alerts.secrets_at_rest import KEY_ENV, KEY_FILE_ENV, generate_key
 from hotline.cli import main
 from tests.conftest import make_events
 from tests.support.access import ALERT, prepared_store, snapshot
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[list[str], int]] = {
     "access_grant": (["access", "grant", "--group", "cms-muon", "shifter"], 1),
     "access_revoke": (["access", "revoke", "--group", "old-shift-crew"], 1),
     "config_set": (["access", "webhooks", "--allow", "*.cern.ch"], 1),
+    "secrets_rotate": (["access", "rotate-secrets"], 1),
     "replay_start": (["replay", "--files", "{run}", "--no-progress", "--no-model"], 1),
 }
 
@@ -46,7 +48,8 @@ def run_file(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("action", sorted(COMMANDS))
-def test_every_role_at_every_cli_write(action, tmp_path, run_file, capsys):
+def test_every_role_at_every_cli_write(action, tmp_path, run_file, capsys, monkeypatch):
+    monkeypatch.setenv(KEY_FILE_ENV, str(tmp_path / "secrets.key"))  # rotated here
     argv, records = COMMANDS[action]
     for role in ROLES:
         store, sub = prepared_store(tmp_path / f"{role}.db")
@@ -79,7 +82,8 @@ def test_user_option_cannot_impersonate_on_a_store_with_roles(tmp_path, capsys):
     store.close()
 
 
-def test_scripted_shift_audit_count_equals_write_count(tmp_path, run_file, capsys):
+def test_scripted_shift_audit_count_equals_write_count(tmp_path, run_file, capsys,
+                                                       monkeypatch):
     """A shift on one store: admin and expert on the CLI, shifter, expert and guest
     sessions on the dashboard (acknowledgements, certification, subscriptions). Every write
     leaves exactly one audit record, every refused attempt none."""
@@ -87,6 +91,7 @@ def test_scripted_shift_audit_count_equals_write_count(tmp_path, run_file, capsy
     from hotline.dashboard.app import create_page
     from hotline.dashboard.hub import build_hub
 
+    monkeypatch.setenv(KEY_FILE_ENV, str(tmp_path / "secrets.key"))  # rotated here
     store, sub = prepared_store(tmp_path / "shift.db")
     url = store.url
     grant(store, SYSTEM, "user", ME, "admin")
@@ -103,7 +108,9 @@ def test_scripted_shift_audit_count_equals_write_count(tmp_path, run_file, capsy
     cli("access", "grant", "--group", "cms-hotline-experts", "expert")
     cli("access", "webhooks", "--allow", "*", "--allow", "*.cern.ch")
     cli("replay", "--files", str(run_file), "--no-progress", "--no-model")
-    writes += [(ME, "access_grant")] * 2 + [(ME, "config_set"), (ME, "replay_start")]
+    cli("access", "rotate-secrets")
+    writes += [(ME, "access_grant")] * 2 + [(ME, "config_set"), (ME, "replay_start"),
+                                            (ME, "secrets_rotate")]
 
     cfg = load_config(environ={}, cli={"store": {"url": url},
                                        "dashboard": {"oidc_issuer": "http://sso.invalid/r",
@@ -181,4 +188,36 @@ def test_open_store_cli_is_admin(tmp_path, capsys):
     assert main(["access", "grant", "--user", ME, "admin", "--store", store.url]) == 0
     assert main(["access", "list", "--store", store.url]) == 0
     assert f"{ME}" in capsys.readouterr().out
+    store.close()
+
+
+def test_rotate_secrets_and_a_wrong_key_on_the_cli(tmp_path, capsys, monkeypatch):
+    """`hotline access rotate-secrets` re-encrypts under a new key file; the exported secret
+    is unchanged; a host with another key gets one line naming the fix, exit 2."""
+    key_file = tmp_path / "secrets.key"
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    store, sub = prepared_store(tmp_path / "a.db")
+    grant(store, SYSTEM, "user", ME, "admin")
+    url = store.url
+    assert main(["subscribe", "secret", sub, "--out", str(tmp_path / "s1"), "--store", url]) == 0
+    old_key = key_file.read_text()
+    capsys.readouterr()
+    assert main(["access", "rotate-secrets", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert f"1 webhook secret(s) re-encrypted; the new key is in {key_file}" in out
+    assert key_file.read_text() != old_key and old_key.strip() not in out
+    assert main(["subscribe", "secret", sub, "--out", str(tmp_path / "s2"), "--store", url]) == 0
+    assert (tmp_path / "s1").read_text() == (tmp_path / "s2").read_text()
+    capsys.readouterr()
+    monkeypatch.setenv(KEY_ENV, generate_key())  # another host's key
+    assert main(["subscribe", "secret", sub, "--out", str(tmp_path / "s3"), "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "wrong key" in err and KEY_ENV in err
+    assert not (tmp_path / "s3").exists()
+    assert main(["access", "rotate-secrets", "--store", url]) == 2
+    assert "give --new-key-file" in capsys.readouterr().err
+    assert main(["access", "rotate-secrets", "--new-key-file", str(tmp_path / "k2"),
+                 "--store", url]) == 2  # nothing it can open: nothing changed
+    assert "wrong key" in capsys.readouterr().err
+    assert not (tmp_path / "k2").exists() and not (tmp_path / "k2.new").exists()
     store.close()
