@@ -37,3 +37,45 @@ def test_audit_log_append_only_and_roles(any_store):
             with store.transaction() as cur:
                 cur.execute(sql)
     assert audit.count(store) == 4 and audit.count(store, user="mallory") == 0
+
+
+def test_acknowledgements_audited_and_secrets_sealed(any_store, tmp_path, monkeypatch):
+    """Acknowledgements with their audit row in one transaction; signing secrets sealed,
+    plain-text ones sealed when the schema is ensured (store opening), rotated."""
+    from hotline.alerts.acknowledgements import acknowledge_alert, acknowledge_lumis
+    from hotline.alerts.records import AlertRecord
+    from hotline.alerts.secrets_at_rest import KEY_ENV, KEY_FILE_ENV, rotate_key_file
+    from hotline.alerts.subscription_store import export_secret
+    from hotline.alerts.subscriptions import ensure_schema, new_secret
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setenv(KEY_FILE_ENV, str(tmp_path / "secrets.key"))
+    store = any_store
+    a = AlertRecord.make(kind="classic", rule="met250", source="hotline", run=4, lumi=2,
+                         event=7, payload={})
+    store.add_alerts([a])
+    sara = Actor("sara", "shifter", "dashboard")
+    acknowledge_alert(store, a, "x", "MET spike", actor=sara)
+    acknowledge_lumis(store, "hotline", 4, [1, 2, 5], "x", "HV trip", actor=sara)
+    with pytest.raises(AccessDenied):
+        acknowledge_lumis(store, "hotline", 4, [3], "x", "no", actor=Actor("gus", "guest"))
+    assert [(e.user, e.action) for e in audit.entries(store)] == [("sara", "ack_alert"),
+                                                                   ("sara", "ack_flag")]
+    secret = new_secret()
+    sub = add_subscription(store, owner="o", channel="email", settings={"to": ["o@x.org"]},
+                           secret=secret)
+
+    def stored() -> str:
+        with store.transaction() as cur:
+            cur.execute(f"SELECT secret FROM subscriptions WHERE id = {store.ph}", (sub.id,))
+            return cur.fetchone()[0]
+
+    assert stored().startswith("fernet:") and export_secret(store, sub.id) == secret
+    with store.transaction() as cur:  # as a store written before encryption
+        cur.execute(f"UPDATE subscriptions SET secret = {store.ph}", (secret,))
+    ensure_schema(store)
+    assert stored().startswith("fernet:") and audit.count(store, action="secrets_seal") == 1
+    before = stored()
+    assert rotate_key_file(store, Actor("ada", "admin"))[0] == 1
+    assert stored() != before and export_secret(store, sub.id) == secret
+    assert audit.entries(store)[-1].action == "secrets_rotate"
