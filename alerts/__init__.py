@@ -36,6 +36,14 @@ Subscriptions and delivery:
 - ``alerts.lease``: the delivery lease (one active delivery worker per store).
 - ``alerts.delivery``: the delivery worker (retries, backoff, storm grouping).
 - ``alerts.channels``: webhook (Standard Webhooks + CloudEvents), e-mail, Kafka topic.
+- ``alerts.outbound``: outbound safety of webhooks: the allow-list, private addresses refused.
+- ``alerts.secrets_at_rest``: webhook signing secrets encrypted in the store: the key (env or
+  key file), sealing, opening, migration of plain-text secrets, key rotation.
+
+Access control (the dashboard and the CLI share it):
+
+- ``alerts.access``: roles, actors, the role x write-action policy, the role mapping.
+- ``alerts.audit``: the append-only audit log of every write (who, role, when, before/after).
 """
 
 __all__: list[str] = []

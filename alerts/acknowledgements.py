@@ -14,18 +14,22 @@ plain words, the user, the comment, the time), so the history is kept.
   ``acknowledged(store, alert_ids)``: the latest row per acknowledged alert id.
 
 Input is checked here, whoever calls: an empty user or comment, or no lumisections, is a
-``ConfigError`` in one line and nothing is stored. Who may acknowledge is the caller's
-business (the dashboard asks ``auth``); this module is the single write path to wrap with
-role checks and an audit record.
+``ConfigError`` in one line and nothing is stored. Who may acknowledge is checked here too:
+given the ``actor`` doing it (``alerts.access``; the dashboard passes its session's), the
+write needs its role (``ack_alert`` / ``ack_flag``, shifters and up; ``AccessDenied``
+otherwise, nothing stored), is stored under the actor's name, and appends one audit row
+(``alerts.audit``: the latest earlier acknowledgement before, this one after) in the same
+transaction as the acknowledgement rows.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hotline.alerts.access import Actor, require
 from hotline.alerts.lumi_status import merge_ranges
 from hotline.alerts.records import AlertRecord
 from hotline.errors import ConfigError
@@ -72,13 +76,29 @@ def _check(user: str, comment: str) -> tuple[str, str]:
     return user, comment
 
 
-def _insert(store: Any, rows: Sequence[Acknowledgement]) -> None:
+def _insert(store: Any, rows: Sequence[Acknowledgement], actor: Actor | None = None,
+            action: str = "", target: str = "",
+            before: Callable[[Any], Any] | None = None) -> None:
+    """Insert ``rows``; with ``actor``, one audit row (``before(cur)``: the state before,
+    read inside the same transaction; after: ``rows``) is appended with them."""
     ph = store.ph
     with store.transaction() as cur:
+        prior = before(cur) if actor is not None and before is not None else None
         for a in rows:
             cur.execute(f"INSERT INTO acknowledgements ({_COLS}) VALUES ({','.join([ph] * 9)})",
                         (a.source, a.run, a.first_lumi, a.last_lumi, a.alert_id, a.what,
                          a.acked_by, a.comment, a.at))
+        if actor is not None:
+            from hotline.alerts.audit import append
+
+            after = [_audit_state(a) for a in rows]
+            append(cur, store, actor, action, target, prior,
+                   after[0] if len(after) == 1 else after)
+
+
+def _audit_state(a: Acknowledgement) -> dict[str, Any]:
+    """An acknowledgement as the audit log's before/after value."""
+    return {"lumis": a.lumis, "what": a.what, "acked_by": a.acked_by, "comment": a.comment}
 
 
 def _describe(alert: AlertRecord) -> str:
@@ -88,21 +108,40 @@ def _describe(alert: AlertRecord) -> str:
 
 
 def acknowledge_alert(store: Any, alert: AlertRecord, user: str, comment: str,
-                      at: float | None = None) -> Acknowledgement:
-    """Store that ``user`` acknowledged ``alert`` with ``comment``; returns the row."""
+                      at: float | None = None, actor: Actor | None = None) -> Acknowledgement:
+    """Store that ``user`` acknowledged ``alert`` with ``comment``; returns the row.
+
+    With ``actor``: the role is checked first (``ack_alert``), the row is stored under the
+    actor's name (``user`` is ignored) and one audit row is written with it."""
+    if actor is not None:
+        require(actor, "ack_alert")
+        user = actor.user
     user, comment = _check(user, comment)
     ack = Acknowledgement(alert.source, int(alert.run), int(alert.lumi), int(alert.lumi),
                           alert.id, _describe(alert), user, comment,
                           time.time() if at is None else float(at))
-    _insert(store, [ack])
+
+    def before(cur: Any) -> Any:
+        cur.execute(f"SELECT {_COLS} FROM acknowledgements WHERE alert_id = {store.ph} "
+                    "ORDER BY seq DESC LIMIT 1", (alert.id,))
+        prev = _rows(cur)
+        return _audit_state(prev[0]) if prev else None
+
+    _insert(store, [ack], actor, "ack_alert", alert.id, before)
     return ack
 
 
 def acknowledge_lumis(store: Any, source: str, run: int, lumis: Iterable[int], user: str,
                       comment: str, what: str = "", at: float | None = None,
-                      ) -> list[Acknowledgement]:
+                      actor: Actor | None = None) -> list[Acknowledgement]:
     """Store that ``user`` acknowledged the flags of ``lumis`` of ``run`` (one row per range
-    of consecutive lumisections); ``what``: the flags seen, in plain words."""
+    of consecutive lumisections); ``what``: the flags seen, in plain words.
+
+    With ``actor``: the role is checked first (``ack_flag``), the rows are stored under the
+    actor's name and one audit row (all ranges) is written with them."""
+    if actor is not None:
+        require(actor, "ack_flag")
+        user = actor.user
     user, comment = _check(user, comment)
     ranges = merge_ranges(int(x) for x in lumis)
     if not ranges:
@@ -110,7 +149,17 @@ def acknowledge_lumis(store: Any, source: str, run: int, lumis: Iterable[int], u
     now = time.time() if at is None else float(at)
     rows = [Acknowledgement(source, int(run), a, b, "", what or "lumisection flags", user,
                             comment, now) for a, b in ranges]
-    _insert(store, rows)
+
+    def before(cur: Any) -> Any:
+        """The earlier acknowledgements of any of these lumisections' flags."""
+        ph = store.ph
+        cur.execute(f"SELECT {_COLS} FROM acknowledgements WHERE source = {ph} AND run = {ph} "
+                    "AND alert_id = '' ORDER BY seq", (source, int(run)))
+        prev = [_audit_state(p) for p in _rows(cur)
+                if any(p.first_lumi <= b and p.last_lumi >= a for a, b in ranges)]
+        return prev or None
+
+    _insert(store, rows, actor, "ack_flag", f"{source}/run {int(run)}", before)
     return rows
 
 

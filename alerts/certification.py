@@ -12,6 +12,8 @@ the comment, when), never updated or deleted, so the history is kept.
 - ``override(store, ...)``: an expert's decision with a comment, user and time. The
   effective flag of a lumisection (``flags``) is its latest override if it has one, else
   its latest automatic decision: re-running the assessment never loses an override.
+- Given the ``Actor`` doing it (``alerts.access``), both check the role first and write
+  one ``alerts.audit`` row in the same transaction as the flags.
 - ``golden_json(flags)`` -> ``{"RUN": [[first, last], ...]}`` of the good lumisections
   (merged ranges, the run number as a string key, as CMS writes it); ``bad_json(flags)``:
   the bad ones with reasons, who and when, plus the amber ones for review.
@@ -23,6 +25,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from hotline.alerts.access import Actor, require
 from hotline.alerts.lumi_status import LumiFlag, RunStatus, merge_ranges
 from hotline.errors import ConfigError
 
@@ -32,8 +35,18 @@ __all__ = ["bad_json", "flag_history", "flags", "golden_json", "merge_ranges", "
 _COLS = "source, run, lumi, good, level, reason, decided_by, comment, at"
 
 
-def _insert(store: Any, rows: Sequence[LumiFlag]) -> None:
-    if not rows:
+def _flag_state(f: LumiFlag | None) -> dict[str, Any] | None:
+    """A flag as the audit log's before/after value."""
+    if f is None:
+        return None
+    return {"good": f.good, "level": f.level, "decided_by": f.decided_by,
+            "comment": f.comment}
+
+
+def _insert(store: Any, rows: Sequence[LumiFlag], audit: tuple[Any, ...] | None = None) -> None:
+    """Insert ``rows``; ``audit`` = (actor, action, target, before, after) is appended to the
+    audit log in the same transaction (even when there are no rows)."""
+    if not rows and audit is None:
         return
     ph = store.ph
     with store.transaction() as cur:
@@ -41,6 +54,10 @@ def _insert(store: Any, rows: Sequence[LumiFlag]) -> None:
             cur.execute(f"INSERT INTO lumi_flags ({_COLS}) VALUES ({','.join([ph] * 9)})",
                         (f.source, f.run, f.lumi, int(f.good), f.level, f.reason, f.decided_by,
                          f.comment, f.at))
+        if audit is not None:
+            from hotline.alerts.audit import append
+
+            append(cur, store, *audit)
 
 
 def flag_history(store: Any, run: int, source: str | None = None) -> list[LumiFlag]:
@@ -69,9 +86,15 @@ def flags(store: Any, run: int, source: str | None = None) -> list[LumiFlag]:
     return [merged[k] for k in sorted(merged, key=lambda k: (k[1], k[0]))]
 
 
-def record_assessment(store: Any, status: RunStatus, amber_good: bool = True) -> list[LumiFlag]:
+def record_assessment(store: Any, status: RunStatus, amber_good: bool = True,
+                      actor: Actor | None = None) -> list[LumiFlag]:
     """Store the engine's decision for each lumisection of ``status`` (only where it
-    changed since the last automatic decision); returns the effective flags."""
+    changed since the last automatic decision); returns the effective flags.
+
+    With ``actor`` (a person asking for the assessment): the role is checked first
+    (``assess_run``) and one audit row records the lumisections whose decision changed."""
+    if actor is not None:
+        require(actor, "assess_run")
     last = {f.lumi: f for f in flag_history(store, status.run, status.source)
             if f.decided_by == "auto"}
     now = time.time()
@@ -86,13 +109,25 @@ def record_assessment(store: Any, status: RunStatus, amber_good: bool = True) ->
             continue
         new.append(LumiFlag(status.source, status.run, ls.lumi, good, ls.level, reason,
                             "auto", "", now))
-    _insert(store, new)
+    audit = None
+    if actor is not None:
+        audit = (actor, "assess_run", f"{status.source}/run {status.run}",
+                 {str(f.lumi): _flag_state(last.get(f.lumi)) for f in new},
+                 {str(f.lumi): _flag_state(f) for f in new})
+    _insert(store, new, audit)
     return flags(store, status.run, status.source)
 
 
 def override(store: Any, source: str, run: int, lumis: Iterable[int], good: bool,
-             comment: str, user: str) -> list[LumiFlag]:
-    """An expert's decision on ``lumis`` of ``run`` (kept with who, when and why)."""
+             comment: str, user: str, actor: Actor | None = None) -> list[LumiFlag]:
+    """An expert's decision on ``lumis`` of ``run`` (kept with who, when and why).
+
+    With ``actor``: the role is checked first (``override_flags``), the decision is stored
+    under the actor's name and one audit row (the flags before and after) is written with
+    it in the same transaction."""
+    if actor is not None:
+        require(actor, "override_flags")
+        user = actor.user
     if not comment or not comment.strip():
         raise ConfigError("an override needs a comment saying why (--comment)")
     if not user or not user.strip():
@@ -105,7 +140,12 @@ def override(store: Any, source: str, run: int, lumis: Iterable[int], good: bool
         rows.append(LumiFlag(source, run, ls, good, prev.level if prev else "idle",
                              prev.reason if prev else "not assessed", user.strip(),
                              comment.strip(), now))
-    _insert(store, rows)
+    audit = None
+    if actor is not None:
+        audit = (actor, "override_flags", f"{source}/run {run}",
+                 {str(f.lumi): _flag_state(current.get(f.lumi)) for f in rows},
+                 {str(f.lumi): _flag_state(f) for f in rows})
+    _insert(store, rows, audit)
     return flags(store, run, source)
 
 

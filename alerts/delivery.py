@@ -146,13 +146,17 @@ class DeliveryWorker:
         #: finished attempts: (delivery, attempt start, error or None when sent)
         self._results: queue.Queue[tuple[Delivery, float, DeliveryError | None]] = queue.Queue()
         self._inflight: set[tuple[str, str]] = set()
-        self._channels: dict[str, tuple[float, Channel]] = {}
+        self._channels: dict[str, tuple[tuple[float, Any], Channel]] = {}
         self._subs: dict[str, Subscription] = {}
+        self._policy: Any = None
         self._next_collect = 0.0
 
     # ------------------------------------------------------------------ forming
     def _load_subs(self) -> None:
+        from hotline.alerts.outbound import load_policy
+
         self._subs = {s.id: s for s in list_subscriptions(self.store)}
+        self._policy = load_policy(self.store)  # the admin's allow-list, re-read each pass
 
     def collect(self, limit: int = 100_000) -> int:
         """Turn queued outbox rows into notifications (grouping rule); return how many."""
@@ -205,13 +209,19 @@ class DeliveryWorker:
 
     # ------------------------------------------------------------------ sending
     def _channel(self, sub: Subscription) -> Channel:
+        if self._policy is None:
+            from hotline.alerts.outbound import load_policy
+
+            self._policy = load_policy(self.store)
         cached = self._channels.get(sub.id)
-        if cached is not None and cached[0] == sub.updated:
+        if cached is not None and cached[0] == (sub.updated, self._policy):
             return cached[1]
         if cached is not None:
             cached[1].close()
         ch = get_channel(sub.channel)(sub)
-        self._channels[sub.id] = (sub.updated, ch)
+        if hasattr(ch, "policy"):
+            ch.policy = self._policy  # outbound safety (alerts.outbound)
+        self._channels[sub.id] = ((sub.updated, self._policy), ch)
         return ch
 
     def _fetch_alerts(self, ids: set[str]) -> dict[str, AlertRecord]:
@@ -426,8 +436,12 @@ def send_test(store: Any, sub: Subscription, timeout: float | None = None) -> tu
         kind=(sub.filter.kinds or ("classic",))[0], rule="hotline-test", source="hotline-test",
         run=0, lumi=0, event=int(time.time()), payload={"test": True},
     )
+    from hotline.alerts.outbound import load_policy
+
     note = Notification("test_" + uuid.uuid4().hex[:20], sub.id, [rec])
     ch = get_channel(sub.channel)(sub)
+    if hasattr(ch, "policy"):
+        ch.policy = load_policy(store)
     try:
         ch.send(note, timeout or sub.delivery.timeout)
         return True, f"delivered test notification {note.message_id} to {sub.target()}"

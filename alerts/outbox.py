@@ -102,7 +102,8 @@ class _OutboxHook:
         version = tuple(cur.fetchone())
         if version != self._version:
             cur.execute(f"SELECT {','.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions")
-            self._matcher = SubscriptionMatcher([_row_sub(r) for r in cur.fetchall()])
+            self._matcher = SubscriptionMatcher([_row_sub(r, reveal=False)
+                                                 for r in cur.fetchall()])
             self._version = version
 
     def __call__(self, cur: Any, new: list[AlertRecord]) -> None:

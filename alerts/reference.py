@@ -347,8 +347,20 @@ def reference_from_summaries(summaries: Sequence[LumiSummary],
         code_version=code_version())
 
 
-def save_reference(store: Any, ref: Reference) -> Reference:
-    """Store ``ref`` as the current reference of its source (older ones are kept)."""
+def save_reference(store: Any, ref: Reference, actor: Any = None) -> Reference:
+    """Store ``ref`` as the current reference of its source (older ones are kept).
+
+    With ``actor`` (``alerts.access.Actor``): the role is checked first (``set_reference``)
+    and one audit row (the previous and the new reference run) is written with it."""
+    if actor is not None:
+        from hotline.alerts.access import require
+
+        require(actor, "set_reference")
+    before = None
+    if actor is not None:
+        prev = reference_history(store, ref.source, limit=1)
+        before = ({"run": prev[0].run, "set_by": prev[0].set_by, "seq": prev[0].seq}
+                  if prev else None)
     ph = store.ph
     data = {k: v for k, v in ref.to_dict().items() if k != "seq"}
     with store.transaction() as cur:
@@ -357,6 +369,11 @@ def save_reference(store: Any, ref: Reference) -> Reference:
             f"VALUES ({ph},{ph},{ph},{ph},{ph},{ph})",
             (ref.source, ref.run, json.dumps(data, allow_nan=False), ref.set_by, ref.set_at,
              ref.comment))
+        if actor is not None:
+            from hotline.alerts.audit import append
+
+            append(cur, store, actor, "set_reference", f"{ref.source}/reference",
+                   before, {"run": ref.run, "n_lumis": ref.n_lumis, "comment": ref.comment})
     hist = reference_history(store, ref.source, limit=1)
     return hist[0] if hist else ref
 

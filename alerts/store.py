@@ -31,9 +31,10 @@ histograms (``LumiSummary.hists``, compact wire form) live in the ``hists`` colu
 (``summaries(..., hists=True)`` reads them); stores written before it get the column
 when opened. The run status keeps
 its reference runs (``status_references``, ``alerts.reference``) and lumisection flags
-(``lumi_flags``, ``alerts.certification``) in the same store, and the crew's
-acknowledgements (``acknowledgements``, ``alerts.acknowledgements``); older stores get those
-tables when opened.
+(``lumi_flags``, ``alerts.certification``) in the same store, the crew's acknowledgements
+(``acknowledgements``, ``alerts.acknowledgements``), and access control (the role mapping
+``access_roles``, ``alerts.access``; the append-only ``audit_log``, ``alerts.audit``); older
+stores get those tables when opened.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from hotline.alerts.access import ACCESS_SCHEMA_SQL
+from hotline.alerts.audit import AUDIT_SCHEMA_SQL, append_only_sql
 from hotline.alerts.outbox import install_outbox
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary, deadletter_id
 from hotline.errors import StoreError
@@ -102,6 +105,10 @@ SCHEMA_SQL = [
         acked_by TEXT NOT NULL, comment TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS acknowledgements_run ON acknowledgements (source, run)",
     "CREATE INDEX IF NOT EXISTS acknowledgements_alert ON acknowledgements (alert_id)",
+    # access control: the role mapping (alerts.access) and the append-only audit log of
+    # every write (alerts.audit)
+    *ACCESS_SCHEMA_SQL,
+    *AUDIT_SCHEMA_SQL,
 ]
 
 #: dead-letter columns added after the first release (added to older stores when opened),
@@ -264,6 +271,8 @@ class SQLAlertStore(AlertStore):
             for stmt in SCHEMA_SQL:
                 cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
                                         without_rowid=self.without_rowid))
+            for stmt in append_only_sql(self.ph):
+                cur.execute(stmt)
             self._upgrade_deadletters(cur)
             self._upgrade_summaries(cur)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hotline.alerts.audit import append_only_sql
 from hotline.alerts.records import AlertRecord
 from hotline.alerts.store import ALERT_COLUMNS, SCHEMA_SQL, SQLAlertStore, _alert_row
 from hotline.errors import StoreError
@@ -74,6 +75,8 @@ class PostgresAlertStore(SQLAlertStore):
             for stmt in SCHEMA_SQL:
                 cur.execute(stmt.format(autoinc=self.autoinc, blob=self.blob,
                                         without_rowid=self.without_rowid))
+            for stmt in append_only_sql(self.ph):
+                cur.execute(stmt)
             self._upgrade_deadletters(cur)
             self._upgrade_summaries(cur)
 

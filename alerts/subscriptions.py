@@ -3,7 +3,8 @@
 A ``Subscription`` is stored in the alert store (table ``subscriptions``) with
 its owner, a ``SubscriptionFilter``, a channel name plus channel settings, a
 per-subscription Standard Webhooks secret (``whsec_...``, never shown in full:
-see :func:`redact_secret`) and its storm-control / rate-limit settings.
+see :func:`redact_secret`; encrypted in the table, ``alerts.secrets_at_rest``) and its
+storm-control / rate-limit settings.
 
 Managing stored subscriptions (add, list, pause, ...) is ``alerts.subscription_store``;
 this module is the model, its validation, the table schema and the matcher.
@@ -314,18 +315,28 @@ def validate_webhook_url(url: str) -> str:
 
 
 def ensure_schema(store: Any) -> None:
-    """Create the subscription tables (idempotent) in a ``SQLAlertStore``."""
+    """Create the subscription tables (idempotent) in a ``SQLAlertStore``; plain-text
+    secrets of an older store are sealed (``secrets_at_rest.seal_plaintext``)."""
+    from hotline.alerts.secrets_at_rest import seal_plaintext
+
     with store.transaction() as cur:
         for stmt in SUBSCRIPTION_SCHEMA_SQL:
             cur.execute(stmt.format(autoinc=store.autoinc, blob=store.blob))
+        seal_plaintext(store, cur)
 
 
-def _row_sub(row: Sequence[Any]) -> Subscription:
+def _row_sub(row: Sequence[Any], reveal: bool = True) -> Subscription:
+    """A stored row as a ``Subscription``; its secret opened (``secrets_at_rest``) if
+    ``reveal``, else left sealed (matching and listing never need it, nor the key)."""
+    from hotline.alerts.secrets_at_rest import open_secret
+
     d = dict(zip(SUBSCRIPTION_COLUMNS, row))
+    secret = (open_secret(d["secret"], f"the secret of subscription {d['id']}") if reveal
+              else d["secret"])
     return Subscription(
         id=d["id"], owner=d["owner"], name=d["name"],
         filter=SubscriptionFilter.from_dict(json.loads(d["filter"])),
-        channel=d["channel"], settings=json.loads(d["settings"]), secret=d["secret"],
+        channel=d["channel"], settings=json.loads(d["settings"]), secret=secret,
         delivery=DeliverySettings.from_dict(json.loads(d["delivery"])),
         paused=bool(d["paused"]), created=float(d["created"]), updated=float(d["updated"]),
     )

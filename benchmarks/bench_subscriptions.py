@@ -76,7 +76,11 @@ def bench_matching(n_alerts: int, n_subs: int) -> dict:
         t_plain, _ = best_of(lambda: plain.add_alerts(_alerts(n_alerts, seed=2)), 1)
         withbox = SQLiteAlertStore(Path(d) / "outbox.db")
         install_outbox(withbox)
+        from hotline.alerts.access import SYSTEM
+        from hotline.alerts.outbound import set_allow_list
         from hotline.alerts.subscription_store import add_subscription
+
+        set_allow_list(withbox, SYSTEM, ["*", "127.0.0.1/32"])  # the local receiver
 
         for f in _filters(n_subs):
             add_subscription(withbox, owner="b", channel="webhook",
@@ -153,6 +157,10 @@ def _setup_store(d: str, port: int, n_subs: int, n_alerts: int, **delivery):
 
     store = SQLiteAlertStore(Path(d) / "alerts.db")
     install_outbox(store)
+    from hotline.alerts.access import SYSTEM
+    from hotline.alerts.outbound import set_allow_list
+
+    set_allow_list(store, SYSTEM, ["*", "127.0.0.1/32"])  # the bench's local receiver
     secrets = [new_secret() for _ in range(n_subs)]
     for i, s in enumerate(secrets):
         # each subscription takes a disjoint tenth of the alerts (by run), as singles

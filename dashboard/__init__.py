@@ -1,6 +1,6 @@
 """The Panel shift-crew dashboard (reads the alert store and live summaries; scores nothing).
 
-Modules (only ``app`` and ``views`` import Panel):
+Modules (only ``app``, ``login`` and ``views`` import Panel):
 
 * ``app`` - the per-session page factory ``create_page`` and ``serve``.
 * ``hub`` - ``Hub``, what all sessions of one server share, and ``build_hub(cfg)``.
@@ -15,9 +15,11 @@ Modules (only ``app`` and ``views`` import Panel):
 * ``glance`` - the lumisection status strip, the quantity x lumisection timeline, the alert map.
 * ``dqm_display`` - DQM maps in hardware coordinates and the flagged units' boxes.
 * ``run_report`` - a run's report: one self-contained HTML page (Bokeh inline) for the e-log.
-* ``auth`` - who may view and who may control (replays, subscriptions, certification).
+* ``auth`` - sign-in modes, session roles (``alerts.access``), login throttling.
+* ``login`` - the sign-in pages and handlers: basic-auth login (CSRF, throttled), OpenID
+  Connect single sign-on, logout, cookie flags.
 * ``views`` - thin Panel views over the state, one module per panel of the page.
 """
 
 __all__ = ["alert_detail", "alert_table", "app", "auth", "dqm_display", "feed", "glance", "hub",
-           "model_info", "rates", "replay_control", "run_report", "state", "views"]
+           "login", "model_info", "rates", "replay_control", "run_report", "state", "views"]

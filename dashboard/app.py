@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from hotline.alerts.store import AlertStore
-from hotline.dashboard.auth import auth_kwargs, can_control, origins
+from hotline.dashboard.auth import GUEST, cookie_issued_at, origins, session_role, sign_in_mode
 from hotline.dashboard.hub import Hub, build_hub
 
 __all__ = ["TITLE", "alert_from_args", "create_page", "serve", "wall_from_args", "warm_up"]
@@ -42,6 +42,21 @@ def _arg(args: dict[str, Any], name: str) -> str:
     vals = args.get(name) or []
     val = vals[0] if vals else b""
     return (val.decode(errors="replace") if isinstance(val, bytes) else str(val)).strip()
+
+
+def session_identity(hub: Hub) -> tuple[str, list[str], float | None]:
+    """(user, groups, sign-in time) of the current Bokeh session (``pn.state``)."""
+    import panel as pn
+
+    user = pn.state.user or GUEST
+    groups: list[str] = []
+    claim = hub.cfg.dashboard.oidc_groups_claim if hub.cfg is not None else "groups"
+    if user != GUEST:
+        info = pn.state.user_info or {}
+        raw = info.get(claim) or []
+        groups = [raw] if isinstance(raw, str) else [str(g) for g in raw]
+    issued = cookie_issued_at(pn.state.cookies.get("user")) if user != GUEST else None
+    return user, groups, issued
 
 
 def wall_from_args(args: dict[str, Any]) -> float | None:
@@ -74,12 +89,15 @@ def _row(*cards: Any) -> Any:
 
 
 def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
+                groups: list[str] | None = None, signed_in_at: float | None = None,
                 wall: float | None = None) -> Any:
     """One session's page (call inside a Bokeh session, or without one for tests).
 
-    ``alert`` (default: the ``?alert=<id>`` URL query) is selected once the views exist;
-    ``wall`` (default: ``?wall=1&cycle=S``) gives the wall display cycling every ``wall``
-    seconds instead of the crew page.
+    ``user`` / ``groups`` (default: the session's sign-in, ``session_identity``) give the
+    session's role (``dashboard.auth.session_role``); the sign-in ends ``session_hours``
+    after ``signed_in_at`` (default: now). ``alert`` (default: the ``?alert=<id>`` URL
+    query) is selected once the views exist; ``wall`` (default: ``?wall=1&cycle=S``) gives
+    the wall display cycling every ``wall`` seconds instead of the crew page.
     """
     import panel as pn
     from bokeh.core.validation import silence
@@ -88,6 +106,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     from hotline.dashboard.views.acknowledge import LumiAck
     from hotline.dashboard.views.alert_map import AlertMap
     from hotline.dashboard.views.alerts import AlertTable
+    from hotline.dashboard.views.audit import AuditView
     from hotline.dashboard.views.certification import CertificationView
     from hotline.dashboard.views.contributions import Contributions
     from hotline.dashboard.views.event_display import EventDisplay
@@ -101,9 +120,17 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     from hotline.dashboard.views.timeline import StateTimeline
 
     silence(MISSING_RENDERERS, True)  # rule / AE figures get their lines when data arrive
-    user = user if user is not None else (pn.state.user or "guest")
-    basic = hub.cfg.dashboard.basic_auth if hub.cfg is not None else ""
-    state = hub.new_state(user=user, can_control=can_control(user, basic))
+    if user is None:
+        user, groups, signed_in_at = session_identity(hub)
+    mode = sign_in_mode(hub.cfg.dashboard) if hub.cfg is not None else "none"
+    role, why = session_role(hub.feed.store, user, groups or [], mode)
+    expires = None
+    if user != GUEST and hub.cfg is not None:
+        start = signed_in_at if signed_in_at is not None else time.time()
+        expires = start + float(hub.cfg.dashboard.session_hours) * 3600.0
+    log.info("dashboard session: user %r, role %s (%s)", user, role, why)
+    state = hub.new_state(user=user, role=role, can_control=role != GUEST,
+                          session_expires=expires)
     state.update(force=True)
     args = pn.state.session_args or {}
     if alert is None:
@@ -143,13 +170,15 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
         views.update(replay=ReplayControl(state), lumi_ack=LumiAck(state),
                      certification=CertificationView(state),
                      ls_histograms=LumiHistogramView(state),
-                     subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url))
+                     subscriptions=SubscriptionsView(state, dashboard_url=dashboard_url),
+                     audit=AuditView(state))
         return [_row(_card("Replay control", views["replay"], flex="1 1 560px"),
                      _card("Acknowledge lumisection flags", views["lumi_ack"],
                            flex="1 1 420px")),
                 _card("Lumisection certification", views["certification"]),
                 _card("Lumisection histograms vs reference", views["ls_histograms"]),
-                _card("Alert subscriptions and delivery log", views["subscriptions"])]
+                _card("Alert subscriptions and delivery log", views["subscriptions"]),
+                _card("Audit log (who changed what)", views["audit"])]
 
     #: after the status and rate plots, the detail views go out in this order, one
     #: message each, so the alert table is on screen before the rest is even built
@@ -167,14 +196,17 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
                                                           sizing_mode="stretch_width"),
               overview.ae_note, flex="1 1 380px"),
         _card("Score distribution", hist_slot, flex="1 1 380px"))
+    who = (f"user: {html.escape(user)} ({role}) - <a style='color:#cfd8dc' "
+           "href='/logout'>log out</a>" if user != GUEST else
+           "guest (read-only)" + (" - <a style='color:#cfd8dc' href='/login'>log in</a>"
+                                  if mode != "none" else ""))
     page = pn.Column(
         pn.pane.HTML(
             f"<div style='background:#263238;color:white;padding:8px 14px;font-size:20px;"
             f"font-weight:600'>{TITLE}"
-            f"<span style='float:right;font-size:13px;font-weight:400'>"
+            f"<span class='hotline-user' style='float:right;font-size:13px;font-weight:400'>"
             f"<a href='?wall=1' style='color:#b0bec5;margin-right:14px'>wall display</a>"
-            f"user: {html.escape(user)}"
-            f"{' (read-only)' if not state.can_control else ''}</span></div>",
+            f"{who}</span></div>",
             sizing_mode="stretch_width", margin=0),
         overview.header, _card("Lumisection status (click to filter)", strip),
         top, details, sizing_mode="stretch_width", margin=0,
@@ -211,6 +243,8 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
                 views["certification"].refresh()  # idem
             if "ls_histograms" in views:
                 views["ls_histograms"].refresh()  # when a lumisection arrived
+            if "audit" in views:
+                views["audit"].refresh()  # re-reads the store at most once per second
 
     pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page
@@ -253,9 +287,11 @@ def serve(cfg: Any, *, store: AlertStore | None = None, hub: Hub | None = None,
     for h in {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}:
         if port and f"{h}:{port}" not in allowed:
             allowed.append(f"{h}:{port}")
+    from hotline.dashboard.login import server_kwargs
+
     kwargs: dict[str, Any] = dict(
         port=port, address=host, websocket_origin=allowed, show=show, threaded=threaded,
-        title=TITLE, **auth_kwargs(cfg.dashboard.basic_auth, cfg.dashboard.cookie_secret),
+        title=TITLE, **server_kwargs(cfg.dashboard, port),
         liveness=True,  # GET /liveness: the server's loop answers (`hotline health dashboard`)
     )
     kwargs.update(extra)

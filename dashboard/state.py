@@ -10,8 +10,9 @@ histogram with thresholds and a reference (``model_info``), the status strip, ti
 alert map (``glance``), the alert-table rows (``alert_table``) and the selected alert's
 drill-down (``alert_detail``). Selecting lumisections (``select_lumis``) filters the alert
 table, the score histogram, the alert map and the DQM map to them. The crew's
-acknowledgements go through ``acknowledge_alert`` / ``acknowledge_lumis``, which check
-``can_control`` and write with ``alerts.acknowledgements``. No Panel import here (the views
+acknowledgements go through ``acknowledge_alert`` / ``acknowledge_lumis``, which check the
+session's role (``may``) and write with ``alerts.acknowledgements`` as the session's actor
+(role checked again there, one audit record per write). No Panel import here (the views
 are thin shells over this module), so everything the shift crew sees can be computed and
 tested without a browser.
 """
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import param
 
+from hotline.alerts.access import ROLES, Actor, allowed
 from hotline.alerts.lumi_status import RunStatus
 from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.alerts.reference import AEModel, Reference, current_reference
@@ -70,8 +72,12 @@ class DashboardState(param.Parameterized):
     selection_version = param.Integer(default=0, doc="bumped when the LS selection changes")
     acks_version = param.Integer(default=0, doc="bumped when this session acknowledged")
     model_note = param.String(default="")
-    can_control = param.Boolean(default=False, doc="logged-in user may start/stop replays")
+    can_control = param.Boolean(default=False, doc="signed-in user with a role above guest")
     user = param.String(default="guest")
+    role = param.Selector(default="guest", objects=list(ROLES),
+                          doc="the session's role (alerts.access), guest after expiry")
+    session_expires = param.Number(default=None, allow_None=True,
+                                   doc="Unix time the sign-in ends (None: never signed in)")
 
     def __init__(self, feed: LiveFeed, thresholds: Sequence[Threshold] = (),
                  model_note: str = "", replay: ReplayController | None = None,
@@ -96,6 +102,24 @@ class DashboardState(param.Parameterized):
         self._replay_rate = False  #: the input rate shown is a running replay's
         self._seq = 0
         self.rows_skipped = 0  #: alerts not pushed to the table (more than ROWS_PER_UPDATE)
+
+    # ------------------------------------------------------------ who is looking
+
+    def actor(self) -> Actor:
+        """The session's actor for the write functions (``alerts.access``): a guest once the
+        sign-in expired (``session_expires``)."""
+        role = self.role
+        if self.session_expires is not None and time.time() >= self.session_expires:
+            if role != "guest":
+                log.info("dashboard: the session of %r expired; it is read-only now",
+                         self.user)
+                self.param.update(role="guest", can_control=False)
+            role = "guest"
+        return Actor(self.user or "guest", role, "dashboard")
+
+    def may(self, action: str) -> bool:
+        """May this session do ``action`` (a write of ``alerts.access.ACTIONS``)?"""
+        return allowed(self.actor().role, action)
 
     # ------------------------------------------------------------ refresh
 
@@ -503,16 +527,20 @@ class DashboardState(param.Parameterized):
 
     def acknowledge_alert(self, comment: str) -> str:
         """Acknowledge the selected alert as this session's user; one line for the page.
-        Refused (nothing stored) unless ``can_control``."""
+        Refused (nothing stored) unless the session's role may (``ack_alert``)."""
+        from hotline.alerts.access import AccessDenied
         from hotline.alerts.acknowledgements import acknowledge_alert
 
-        if not self.can_control:
-            return "**not allowed:** log in to acknowledge alerts"
+        if not self.may("ack_alert"):
+            return (f"**not allowed:** log in as a shifter to acknowledge alerts "
+                    f"(you: {self.role})")
         a = self.selected
         if a is None:
             return "**select an alert first**"
         try:
-            ack = acknowledge_alert(self.feed.store, a, self.user, comment)
+            ack = acknowledge_alert(self.feed.store, a, self.user, comment, actor=self.actor())
+        except AccessDenied as exc:
+            return f"**not allowed:** {exc}"
         except HotlineError as exc:
             return f"**not stored:** {exc}"
         log.info("dashboard: %s acknowledged alert %s: %s", self.user, a.id, ack.comment)
@@ -522,11 +550,14 @@ class DashboardState(param.Parameterized):
 
     def acknowledge_lumis(self, comment: str) -> str:
         """Acknowledge the flags of the selected lumisections (with the levels and reasons
-        seen) as this session's user; one line for the page. Refused unless ``can_control``."""
+        seen) as this session's user; one line for the page. Refused unless the session's role
+        may (``ack_flag``)."""
+        from hotline.alerts.access import AccessDenied
         from hotline.alerts.acknowledgements import acknowledge_lumis
 
-        if not self.can_control:
-            return "**not allowed:** log in to acknowledge lumisection flags"
+        if not self.may("ack_flag"):
+            return (f"**not allowed:** log in as a shifter to acknowledge lumisection flags "
+                    f"(you: {self.role})")
         lumis = self.selected_lumis()
         if lumis is None or self.run is None:
             return "**select lumisections first** (click the status strip)"
@@ -540,7 +571,10 @@ class DashboardState(param.Parameterized):
                 + (f" - {reasons[0]}" if reasons else ""))
         try:
             rows = acknowledge_lumis(self.feed.store, st.source, self.run,
-                                     [ls.lumi for ls in seen], self.user, comment, what)
+                                     [ls.lumi for ls in seen], self.user, comment, what,
+                                     actor=self.actor())
+        except AccessDenied as exc:
+            return f"**not allowed:** {exc}"
         except HotlineError as exc:
             return f"**not stored:** {exc}"
         log.info("dashboard: %s acknowledged %s of run %s: %s", self.user, what, self.run,

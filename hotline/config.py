@@ -132,6 +132,16 @@ class DashboardConfig:
     basic_auth: str = ""  #: path to a credentials file or a password; empty: read-only only
     cookie_secret: str = ""  #: signs login cookies; empty: random per server start
     update_ms: int = 1000  #: period of the per-session update callback (>= 1000: max 1 Hz)
+    #: single sign-on (OpenID Connect): the provider's issuer URL (e.g. a Keycloak realm);
+    #: set, it replaces basic auth (``dashboard.auth``)
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""  #: better from HOTLINE_DASHBOARD_OIDC_CLIENT_SECRET
+    oidc_groups_claim: str = "groups"  #: ID-token claim listing the user's groups
+    oidc_redirect_uri: str = ""  #: public URL of /login (behind a proxy); empty: derived
+    session_hours: float = 12.0  #: a sign-in lasts this long (a shift plus overlap)
+    login_attempts: int = 5  #: failed logins per user name and address per minute
+    behind_proxy: bool = False  #: trust X-Forwarded-For/-Proto of a TLS reverse proxy
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Detection-quality tests use the small trained models shipped in ``models/registr
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
@@ -16,6 +17,22 @@ import pytest
 from tests.support.models import make_tiny_model, train_tiny_dqm
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_key_file(tmp_path_factory) -> Iterator[Path]:
+    """The key of the webhook signing secrets for the whole session (and the processes it
+    starts), never the user's own default key file (``alerts.secrets_at_rest``)."""
+    from hotline.alerts.secrets_at_rest import KEY_ENV, KEY_FILE_ENV
+
+    path = tmp_path_factory.mktemp("secrets") / "secrets.key"
+    saved = {k: os.environ.pop(k, None) for k in (KEY_ENV, KEY_FILE_ENV)}
+    os.environ[KEY_FILE_ENV] = str(path)
+    yield path
+    for k, v in saved.items():
+        os.environ.pop(k, None)
+        if v is not None:
+            os.environ[k] = v
 
 
 def make_events(n: int, seed: int = 1, run: int = 1, events_per_lumi: int = 50) -> ak.Array:

@@ -19,11 +19,18 @@ CloudEvents sanity check. Reply 2xx when stored; any other status (or no reply
 within the timeout) is retried with exponential backoff; 4xx other than
 408/409/425/429 means "never going to work" and fails the notification at once.
 Redirects are not followed. URLs must be http(s) without credentials.
+
+Outbound safety (``alerts.outbound``): every new connection first checks the URL against
+the store's webhook allow-list (``policy``, set by the delivery worker) and the addresses
+its host resolves to, then connects to a checked address (the name is not resolved again);
+private, loopback and link-local targets are refused unless the allow-list names them by
+IP or CIDR. A refused target fails the notification at once (not retried).
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import threading
 from datetime import UTC, datetime
@@ -31,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hotline.alerts.channels.base import Channel, DeliveryError, Notification
+from hotline.alerts.outbound import OutboundPolicy, OutboundRefused, check_url
 from hotline.alerts.subscriptions import validate_webhook_url
 from hotline.errors import ConfigError
 
@@ -89,12 +97,17 @@ class WebhookChannel(Channel):
         self._local = threading.local()
         self._conns: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        #: the outbound policy checked on every new connection (the delivery worker sets
+        #: the store's; the default allows public addresses only)
+        self.policy = OutboundPolicy()
 
     def _connection(self) -> http.client.HTTPConnection:
-        """This thread's keep-alive connection to the receiver (one per thread and URL)."""
+        """This thread's keep-alive connection to the receiver (one per thread and URL),
+        to an address the outbound policy allows (``OutboundRefused`` otherwise)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             u = urlsplit(self.url)
+            addrs = check_url(self.url, self.policy)
             if u.scheme == "https":
                 ctx = ssl.create_default_context()
                 if not self.verify_tls:
@@ -103,6 +116,16 @@ class WebhookChannel(Channel):
                 conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx)
             else:
                 conn = http.client.HTTPConnection(u.hostname, u.port)
+            if addrs:
+                pinned = str(addrs[0])
+
+                def connect_pinned(address: tuple[str, int], *args: Any,
+                                   **kwargs: Any) -> Any:
+                    # the checked address, never a second DNS answer (TLS still verifies
+                    # the certificate against the host name)
+                    return socket.create_connection((pinned, address[1]), *args, **kwargs)
+
+                conn._create_connection = connect_pinned  # type: ignore[attr-defined]
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -153,6 +176,9 @@ class WebhookChannel(Channel):
         body = note.cloudevent_bytes()
         try:
             code, ra = self._post(body, self.headers(note), timeout)
+        except OutboundRefused as exc:
+            raise DeliveryError(f"refused by the outbound policy: {exc}",
+                                retryable=False) from None
         except TimeoutError:
             self._drop_connection()
             raise DeliveryError(f"no answer from {self._where()} within {timeout:g} s") from None

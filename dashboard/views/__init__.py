@@ -5,15 +5,16 @@ status strip; ``timeline`` significances per quantity and lumisection; ``alert_m
 eta-phi map of the selected lumisections' alert objects; ``histogram`` score distribution
 with its ratio panel; ``alerts`` the alert table; ``contributions`` why the selected alert
 fired (AE contributions, classic cut, DQM verdict); ``acknowledge`` the crew's
-acknowledgements of alerts and lumisection flags; ``event_display`` its objects;
-``occupancy`` DQM maps (hardware coordinates) of the selected or newest DQM alert;
-``replay`` start/stop an embedded replay; ``certification`` lumisection flags and golden
-JSON of the run on screen, assessment and expert overrides after login; ``ls_histograms`` a
-lumisection's histogram against its reference, with pulls; ``subscriptions``
-alert subscriptions and their delivery log; ``common`` helpers shared by the views; ``wall``
-the wall display (big status, auto-cycling views).
+acknowledgements of alerts and lumisection flags (shifters and up); ``event_display`` its
+objects; ``occupancy`` DQM maps (hardware coordinates) of the selected or newest DQM alert;
+``replay`` start/stop an embedded replay (admins); ``certification`` lumisection flags and
+golden JSON of the run on screen, assessment and expert overrides after login;
+``ls_histograms`` a lumisection's histogram against its reference, with pulls;
+``subscriptions`` alert subscriptions and their delivery log; ``audit`` the audit log
+(experts); ``common`` helpers shared by the views; ``wall`` the wall display (big status,
+auto-cycling views).
 """
 
-__all__ = ["acknowledge", "alert_map", "alerts", "certification", "common", "contributions",
-           "event_display", "histogram", "ls_histograms", "occupancy", "overview", "replay",
-           "status_strip", "subscriptions", "timeline", "wall"]
+__all__ = ["acknowledge", "alert_map", "alerts", "audit", "certification", "common",
+           "contributions", "event_display", "histogram", "ls_histograms", "occupancy",
+           "overview", "replay", "status_strip", "subscriptions", "timeline", "wall"]

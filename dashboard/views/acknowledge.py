@@ -3,10 +3,11 @@ lumisections' flags, each with a required comment.
 
 ``AlertAck`` sits in the "why" card, ``LumiAck`` under the status strip. Both write through
 the session's state (``DashboardState.acknowledge_alert`` / ``acknowledge_lumis``, which
-check ``can_control`` and call the store API ``alerts.acknowledgements``) under the
-session's user name, never a name typed on the page, and show one line saying what was
-stored or why not, plus who already acknowledged what. For guests the controls are
-disabled and the handlers refuse again on the server.
+check the session's role and call the store API ``alerts.acknowledgements`` as the
+session's actor: role checked again, one audit record) under the session's user name,
+never a name typed on the page, and show one line saying what was stored or why not, plus
+who already acknowledged what. Below the shifter role (guests, expired sessions) the
+controls are disabled and the handlers refuse again on the server.
 """
 
 from __future__ import annotations
@@ -29,17 +30,19 @@ def _utc(t: float) -> str:
 class _Ack(pn.viewable.Viewer):
     label = "Acknowledge"
     placeholder = "what you checked (required)"
+    action = "ack_alert"  #: the write action (``alerts.access``)
 
     def __init__(self, state: DashboardState, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
+        ok = state.may(self.action)
         self.comment_w = pn.widgets.TextInput(placeholder=self.placeholder, width=260,
-                                              disabled=not state.can_control)
+                                              disabled=not ok)
         self.button = pn.widgets.Button(label=self.label, color="success", width=170,
-                                        disabled=not state.can_control)
+                                        disabled=not ok)
         self.button.on_click(self._click)
-        self.msg = pn.pane.Markdown("" if state.can_control else
-                                    "*log in to acknowledge*", margin=(0, 8),
+        self.msg = pn.pane.Markdown("" if ok else
+                                    "*log in as a shifter to acknowledge*", margin=(0, 8),
                                     css_classes=["hotline-ack-message"])
         self.history = pn.pane.HTML("", margin=(0, 8), css_classes=["hotline-ack-history"])
 
@@ -88,6 +91,7 @@ class LumiAck(_Ack):
     """Acknowledge the flags of the selected lumisections."""
 
     label = "Acknowledge LS flags"
+    action = "ack_flag"
     placeholder = "comment on the selected lumisections (required)"
 
     def __init__(self, state: DashboardState, **params: Any) -> None:

@@ -5,13 +5,14 @@ merged ranges of consecutive lumisections with the same decision (``flag_ranges`
 bad, the assessed level and reason, who decided, the expert's comment, when, in UTC) and the
 run's CMS golden JSON in a ``<pre>`` block to copy.
 
-Only a logged-in crew member (``state.can_control``, see ``dashboard.auth``) may press
-*assess and certify* (``alerts.run_status.assess_run`` + ``certification.record_assessment``,
-as ``hotline certify RUN`` does) or apply an override: lumisection ranges (``"25-32,35"``),
-good or bad and a required comment; the override is stored by
-``certification.override`` under the session's user name (never a name typed on the page)
-and logged. For guests the controls are disabled, and every handler checks ``can_control``
-again and refuses, so calling a handler directly changes nothing either. Bad input
+A shifter (role, ``alerts.access``; see ``dashboard.auth``) may press *assess and certify*
+(``alerts.run_status.assess_run`` + ``certification.record_assessment``, as ``hotline
+certify RUN`` does); an expert may apply an override: lumisection ranges (``"25-32,35"``),
+good or bad and a required comment; the override is stored by ``certification.override``
+under the session's user name (never a name typed on the page), logged and recorded in the
+audit log. Controls the session's role may not use are disabled, and every handler passes
+the session's actor to the write function, which checks the role again and refuses, so
+calling a handler directly changes nothing either. Bad input
 (unparseable ranges, lumisections the run does not have, no comment) gives one line on the
 page and stores nothing (``parse_override``).
 
@@ -43,7 +44,8 @@ __all__ = ["FLAG_COLUMNS", "REFUSED", "CertificationView", "flag_frame", "flag_r
 log = logging.getLogger(__name__)
 
 FLAG_COLUMNS = ["lumisections", "flag", "level", "reason", "decided_by", "comment", "when"]
-REFUSED = "**not allowed:** log in to certify lumisections"
+REFUSED = ("**not allowed:** log in to certify lumisections (certifying needs the shifter "
+           "role, overriding the expert role)")
 
 
 def _utc(t: float) -> str:
@@ -160,16 +162,22 @@ class CertificationView(pn.viewable.Viewer):
         if not self.available:
             self.msg.object = ("*certification is not available with this alert store "
                                f"({type(self.store).__name__})*")
-        if state.can_control:
+        if state.may("override_flags"):
             self.login = pn.pane.HTML(f"<span style='color:#666'>logged in as "
                                       f"<b>{html.escape(state.user)}</b>: overrides are "
                                       "stored under this name</span>")
+        elif state.may("assess_run"):
+            self.login = pn.pane.HTML(f"<span style='color:#666'>logged in as "
+                                      f"<b>{html.escape(state.user)}</b> "
+                                      f"({html.escape(state.role)}): overrides need the "
+                                      "expert role</span>")
         else:
             self.login = pn.pane.HTML("<span style='color:#666'>certification is shown "
-                                      "read-only: <a href='/login'>log in</a> to certify or "
-                                      "override</span>")
-        for w in self.controls:
-            w.disabled = not (state.can_control and self.available)
+                                      "read-only: <a href='/login'>log in</a> to certify "
+                                      "(shifters) or override (experts)</span>")
+        self.assess_w.disabled = not (state.may("assess_run") and self.available)
+        for w in self.controls[1:]:
+            w.disabled = not (state.may("override_flags") and self.available)
         state.param.watch(self._on_run, "run")
         self.refresh(force=True)
 
@@ -243,13 +251,14 @@ class CertificationView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------ changing (login required)
 
-    def _allowed(self) -> bool:
+    def _allowed(self, action: str) -> bool:
         if not self.available:
             self.msg.object = "*certification is not available with this alert store*"
             return False
-        if not self.state.can_control:
+        if not self.state.may(action):
             self.msg.object = REFUSED
-            log.warning("dashboard: user %r tried to certify without login", self.state.user)
+            log.warning("dashboard: user %r (%s) may not %s", self.state.user,
+                        self.state.role, action)
             return False
         self.refresh(force=True)
         if self.run is None or self.source is None:
@@ -259,7 +268,7 @@ class CertificationView(pn.viewable.Viewer):
 
     def assess(self, *_: Any) -> None:
         """Assess the run on screen and store the engine's flags (``hotline certify RUN``)."""
-        if not self._allowed():
+        if not self._allowed("assess_run"):
             return
         from hotline.alerts.certification import record_assessment
         from hotline.alerts.run_status import assess_run
@@ -268,20 +277,21 @@ class CertificationView(pn.viewable.Viewer):
         assert run is not None and source is not None
         try:
             st = assess_run(self.store, run, source, model=self.state.ae_model or None)
-            got = record_assessment(self.store, st)
+            got = record_assessment(self.store, st, actor=self.state.actor())
         except HotlineError as exc:
-            self.msg.object = f"**cannot assess run {run}:** {exc}"
+            self.msg.object = f"**cannot assess run {run}:** {html.escape(str(exc), quote=False)}"
             return
         n_good = sum(f.good for f in got)
         log.info("dashboard: %s: assessed and certified run %d (%s): %d of %d LS good",
                  self.state.user, run, source, n_good, len(got))
-        self.msg.object = (f"run {run} assessed: {st.level} - {st.reason}; {n_good} of "
+        self.msg.object = (f"run {run} assessed: {st.level} - {html.escape(st.reason)}; "
+                           f"{n_good} of "
                            f"{len(got)} lumisections certified good")
         self.refresh(force=True)
 
     def apply_override(self, *_: Any) -> None:
         """Store the form's override under the session's user name, with its comment."""
-        if not self._allowed():
+        if not self._allowed("override_flags"):
             return
         from hotline.alerts.certification import merge_ranges, override
 
@@ -291,9 +301,10 @@ class CertificationView(pn.viewable.Viewer):
             lumis, good, comment = parse_override(self.ranges_w.value or "",
                                                   str(self.verdict_w.value),
                                                   self.comment_w.value or "", self.known_lumis())
-            override(self.store, source, run, lumis, good, comment, self.state.user)
+            override(self.store, source, run, lumis, good, comment, self.state.user,
+                     actor=self.state.actor())
         except HotlineError as exc:
-            self.msg.object = f"**override not stored:** {exc}"
+            self.msg.object = f"**override not stored:** {html.escape(str(exc), quote=False)}"
             return
         ranges = ",".join(_label(a, b) for a, b in merge_ranges(lumis))
         verdict = "good" if good else "bad"

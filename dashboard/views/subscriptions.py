@@ -9,10 +9,13 @@ created webhook's signing secret is shown as ``whsec_…`` with the ``hotline su
 secret ID --out FILE`` command that exports it on the server (what ``hotline subscribe
 add`` prints).
 
-Only a logged-in crew member (``state.can_control``, see ``dashboard.auth``) may pause,
-resume, remove or add subscriptions; for guests the controls are disabled, and every
-handler checks ``can_control`` again and refuses, so calling a handler directly changes
-nothing either. Changes are logged with the user name.
+Only an expert (role, ``alerts.access``; see ``dashboard.auth``) may pause, resume, remove
+or add subscriptions; for other roles the controls are disabled, and every handler passes
+the session's actor to the write function (``alerts.subscription_store``), which checks
+the role again, so calling a handler directly changes nothing either. Changes are logged
+with the user name and recorded in the audit log. Below the expert role a webhook's
+target shows only scheme and host (``redact_target``: for chat-style webhooks the path is
+the secret), and every user-supplied string shown in a message is HTML-escaped.
 
 The table is re-read from the store by ``refresh()``, which the session's periodic
 callback calls; it queries at most once per ``min_interval`` seconds (1 s) and pushes
@@ -21,6 +24,7 @@ new table data only when something changed.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from datetime import UTC, datetime
@@ -33,7 +37,7 @@ from hotline.dashboard.state import DashboardState
 from hotline.errors import HotlineError
 
 __all__ = ["LOG_COLUMNS", "REFUSED", "SUB_COLUMNS", "SubscriptionsView",
-           "log_frame", "overview_frame"]
+           "log_frame", "overview_frame", "redact_target"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ SUB_COLUMNS = ["id", "owner", "name", "channel", "target", "filter", "status", "
                "failed", "pending", "queued", "retried", "last_error"]
 LOG_COLUMNS = ["created", "key", "kind", "alerts", "status", "attempts", "last_attempt",
                "last_error"]
-REFUSED = "**not allowed:** log in to change subscriptions"
+REFUSED = "**not allowed:** changing subscriptions needs the expert role"
 
 
 def _utc(t: float | None) -> str:
@@ -50,18 +54,45 @@ def _utc(t: float | None) -> str:
     return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def overview_frame(overview: list[dict[str, Any]]) -> pd.DataFrame:
-    """``subscription_overview`` rows as the table's frame (safe fields only, no secret)."""
+def redact_target(channel: str, target: str) -> str:
+    """A subscription's target as a reader below the expert role sees it: a webhook's
+    scheme and host only (the path of a chat-style webhook is its secret)."""
+    if channel != "webhook" or not target:
+        return target
+    from urllib.parse import urlsplit
+
+    u = urlsplit(target)
+    return f"{u.scheme}://{u.hostname or ''}{f':{u.port}' if u.port else ''}/…"
+
+
+def _esc(value: object) -> str:
+    """``value`` as text safe inside a Markdown pane (no HTML)."""
+    return html.escape(str(value), quote=False)
+
+
+def _hide(text: str, target: str, channel: str, reveal: bool) -> str:
+    """``text`` (an error message naming the target) without the target's path."""
+    if reveal or not target or channel != "webhook":
+        return text
+    return text.replace(target, redact_target(channel, target))
+
+
+def overview_frame(overview: list[dict[str, Any]], reveal: bool = True) -> pd.DataFrame:
+    """``subscription_overview`` rows as the table's frame (safe fields only, no secret;
+    webhook targets redacted unless ``reveal``)."""
     rows = []
     for d in overview:
         st = d.get("stats") or {}
+        target = d.get("target", "")
         rows.append({
             "id": d["id"], "owner": d["owner"], "name": d["name"], "channel": d["channel"],
-            "target": d.get("target", ""), "filter": d.get("filter_text", ""),
+            "target": target if reveal else redact_target(d["channel"], target),
+            "filter": d.get("filter_text", ""),
             "status": "paused" if d["paused"] else "active",
             "sent": int(st.get("sent", 0)), "failed": int(st.get("failed", 0)),
             "pending": int(st.get("pending", 0)), "queued": int(st.get("queued", 0)),
-            "retried": int(st.get("retried", 0)), "last_error": d.get("last_error") or "",
+            "retried": int(st.get("retried", 0)),
+            "last_error": _hide(d.get("last_error") or "", target, d["channel"], reveal),
         })
     return pd.DataFrame(rows, columns=SUB_COLUMNS)
 
@@ -91,6 +122,7 @@ class SubscriptionsView(pn.viewable.Viewer):
         self.min_interval = min_interval
         self.log_rows = log_rows
         self.selected_sub = ""
+        self._targets: dict[str, tuple[str, str]] = {}
         self.queries = 0  #: store reads done by refresh (for tests)
         self._last = -float("inf")
         self.table = pn.widgets.Tabulator(
@@ -150,13 +182,15 @@ class SubscriptionsView(pn.viewable.Viewer):
                          self.remove_w, self.owner_w, self.channel_w, self.target_w,
                          self.kinds_w, self.rules_w, self.types_w, self.max_p_w, self.min_z_w,
                          self.smtp_w, self.add_w]
-        if state.can_control:
+        if state.may("subscription_add"):
             self.login = pn.pane.HTML(f"<span style='color:#666'>logged in as "
-                                      f"<b>{state.user}</b>: you may change subscriptions</span>")
+                                      f"<b>{html.escape(state.user)}</b>: you may change "
+                                      "subscriptions</span>")
         else:
             self.login = pn.pane.HTML("<span style='color:#666'>subscriptions are shown "
-                                      "read-only: <a href='/login'>log in</a> to change "
-                                      "subscriptions</span>")
+                                      "read-only: <a href='/login'>log in</a> as an expert "
+                                      "to change subscriptions (you: "
+                                      f"{html.escape(state.role)})</span>")
         self.table.param.watch(self._on_select, "selection")
         self.refresh(force=True)
         self._set_enabled()
@@ -164,7 +198,7 @@ class SubscriptionsView(pn.viewable.Viewer):
     # ------------------------------------------------------------ reading
 
     def _set_enabled(self) -> None:
-        ok = self.state.can_control and self.available
+        ok = self.state.may("subscription_add") and self.available
         for w in self.controls:
             w.disabled = not ok
 
@@ -180,10 +214,12 @@ class SubscriptionsView(pn.viewable.Viewer):
             return False
         self.queries += 1
         try:
-            frame = overview_frame(subscription_overview(self.store))
+            overview = subscription_overview(self.store)
+            self._targets = {d["id"]: (d.get("target", ""), d["channel"]) for d in overview}
+            frame = overview_frame(overview, reveal=self.state.may("subscription_add"))
         except HotlineError as exc:  # a store hiccup must not kill the page
             log.warning("dashboard: cannot read subscriptions: %s", exc)
-            self.msg.object = f"*cannot read the subscriptions: {exc}*"
+            self.msg.object = f"*cannot read the subscriptions: {_esc(exc)}*"
             return True
         if not frame.equals(self.table.value):
             self.table.value = frame
@@ -206,9 +242,13 @@ class SubscriptionsView(pn.viewable.Viewer):
             try:
                 frame = log_frame(delivery_log(self.store, self.selected_sub,
                                                limit=self.log_rows))
+                target, channel = self._targets.get(self.selected_sub, ("", ""))
+                reveal = self.state.may("subscription_add")
+                frame["last_error"] = [_hide(e, target, channel, reveal)
+                                       for e in frame["last_error"]]
             except HotlineError as exc:
                 frame = log_frame([])
-                self.msg.object = f"**cannot read the delivery log:** {exc}"
+                self.msg.object = f"**cannot read the delivery log:** {_esc(exc)}"
             title = (f"**delivery log of {self.selected_sub}** (newest {self.log_rows} "
                      "messages first)")
             if self.log_title.object != title:
@@ -235,10 +275,10 @@ class SubscriptionsView(pn.viewable.Viewer):
         if not self.available:
             self.msg.object = "*subscriptions are not available with this alert store*"
             return False
-        if not self.state.can_control:
+        if not self.state.may("subscription_add"):
             self.msg.object = REFUSED
-            log.warning("dashboard: user %r tried to change a subscription without login",
-                        self.state.user)
+            log.warning("dashboard: user %r (%s) tried to change a subscription",
+                        self.state.user, self.state.role)
             return False
         return True
 
@@ -256,7 +296,7 @@ class SubscriptionsView(pn.viewable.Viewer):
         try:
             fn(sub)
         except HotlineError as exc:
-            self.msg.object = f"**cannot {what} {sub}:** {exc}"
+            self.msg.object = f"**cannot {what} {sub}:** {_esc(exc)}"
             return
         log.info("dashboard: %s: %s subscription %s", self.state.user, what, sub)
         self.msg.object = {"pause": f"subscription {sub} paused; matching alerts keep "
@@ -268,13 +308,15 @@ class SubscriptionsView(pn.viewable.Viewer):
     def pause(self, *_: Any) -> None:
         from hotline.alerts.subscription_store import pause_subscription
 
-        self._change("pause", lambda s: pause_subscription(self.store, s))
+        self._change("pause", lambda s: pause_subscription(self.store, s,
+                                                           actor=self.state.actor()))
 
     def resume(self, *_: Any) -> None:
         from hotline.alerts.subscription_store import resume_subscription
 
         retry = bool(self.retry_w.value)
-        self._change("resume", lambda s: resume_subscription(self.store, s, retry_failed=retry))
+        self._change("resume", lambda s: resume_subscription(
+            self.store, s, retry_failed=retry, actor=self.state.actor()))
 
     def remove(self, *_: Any) -> None:
         from hotline.alerts.subscription_store import remove_subscription
@@ -284,7 +326,8 @@ class SubscriptionsView(pn.viewable.Viewer):
         if not self.confirm_w.value:
             self.msg.object = "**tick 'confirm remove' first** (the delivery log goes too)"
             return
-        self._change("remove", lambda s: remove_subscription(self.store, s))
+        self._change("remove", lambda s: remove_subscription(self.store, s,
+                                                             actor=self.state.actor()))
         self.confirm_w.value = False
 
     def add(self, *_: Any) -> None:
@@ -314,14 +357,15 @@ class SubscriptionsView(pn.viewable.Viewer):
                 if self.dashboard_url:
                     settings["dashboard_url"] = self.dashboard_url
             sub = add_subscription(self.store, owner=self.owner_w.value or self.state.user,
-                                   channel=channel, settings=settings, filter=flt)
+                                   channel=channel, settings=settings, filter=flt,
+                                   actor=self.state.actor())
         except HotlineError as exc:
-            self.msg.object = f"**cannot add the subscription:** {exc}"
+            self.msg.object = f"**cannot add the subscription:** {_esc(exc)}"
             return
         log.info("dashboard: %s: added subscription %s (%s -> %s)", self.state.user, sub.id,
                  sub.channel, sub.target())
-        text = (f"subscription {sub.id} created for {sub.owner}: {sub.channel} -> "
-                f"{sub.target()} ({sub.filter.describe()})")
+        text = (f"subscription {sub.id} created for {html.escape(sub.owner)}: {sub.channel} "
+                f"-> {html.escape(sub.target())} ({html.escape(sub.filter.describe())})")
         if channel == "webhook":
             text += (f"; signing secret {sub.public_dict()['secret']} - export it on the "
                      f"server with `hotline subscribe secret {sub.id} --out FILE`")

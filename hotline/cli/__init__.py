@@ -11,8 +11,9 @@ sub-command(s) and their handlers; heavy packages load only when a command runs,
 ``train`` (train, calibrate, models), ``attribution``, ``generate``, ``samples`` (the sample
 recipe: list, make), ``firmware``, ``dqm``, ``status`` (a run's green / amber / red verdict),
 ``reference`` (set, show the reference run), ``certify`` (lumisection certification, golden
-JSON, expert overrides), ``report`` (a run's HTML report for the e-log); ``common`` holds
-shared helpers.
+JSON, expert overrides), ``report`` (a run's HTML report for the e-log), ``access`` (roles,
+the webhook allow-list, the audit log); ``common`` holds shared helpers (including the CLI's
+actor for the role checks, ``actor_from`` / ``authorise``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ COMMAND_MODULES = [
     "hotline.cli.reference",
     "hotline.cli.certify",
     "hotline.cli.report",
+    "hotline.cli.access",
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.cli.common import actor_from, add_store_option, config_from, store_from
 from hotline.errors import ConfigError
 
 
@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="RANGES=good|bad",
                    help="expert override, e.g. 25-32=bad or 7,9-10=good (repeatable)")
     p.add_argument("--comment", default="", help="why (required with --set)")
-    p.add_argument("--user", default=None, help="who overrides (default: the OS login name)")
+    p.add_argument("--user", default=None,
+                   help="who overrides (default: the OS login name; another name only on a "
+                        "store without roles, see `hotline access`)")
     p.add_argument("--amber-bad", action="store_true",
                    help="certify amber lumisections bad instead of good-for-review")
     p.add_argument("--no-reference", action="store_true",
@@ -53,13 +55,14 @@ def parse_set(text: str) -> tuple[list[int], bool]:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from hotline.alerts.access import require
     from hotline.alerts.certification import (
         bad_json,
         golden_json,
         override,
         record_assessment,
     )
-    from hotline.alerts.reference import run_source, user_name
+    from hotline.alerts.reference import run_source
     from hotline.alerts.run_status import assess_run
 
     sets = [parse_set(s) for s in args.set]
@@ -67,10 +70,14 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("--set needs --comment saying why (kept with the override)")
     cfg = config_from(args)
     with store_from(cfg, create=False) as store:
+        actor = actor_from(store, args)
+        require(actor, "assess_run")
+        if sets:  # refused before anything is written
+            require(actor, "override_flags")
         source = run_source(store, args.run, args.source)
         st = assess_run(store, args.run, source, False if args.no_reference else None,
                         registry=cfg.model.registry or None)
-        flags = record_assessment(store, st, amber_good=not args.amber_bad)
+        flags = record_assessment(store, st, amber_good=not args.amber_bad, actor=actor)
         for lumis, good in sets:
             known = {f.lumi for f in flags}
             unknown = sorted(set(lumis) - known)
@@ -78,8 +85,8 @@ def handle(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--set: run {args.run} has no lumisection "
                                   + ", ".join(map(str, unknown[:5]))
                                   + (" ..." if len(unknown) > 5 else ""))
-            flags = override(store, source, args.run, lumis, good, args.comment,
-                             args.user or user_name())
+            flags = override(store, source, args.run, lumis, good, args.comment, actor.user,
+                             actor=actor)
     golden, bad = golden_json(flags), bad_json(flags)
     for path, data in ((args.out, golden), (args.bad, bad)):
         if path:

@@ -18,6 +18,7 @@ from hotline.config import NO_MODEL, Config, load_config
 from hotline.errors import ConfigError
 
 if TYPE_CHECKING:
+    from hotline.alerts.access import Actor
     from hotline.alerts.store import AlertStore
 
 
@@ -40,6 +41,32 @@ def store_from(cfg: Config, create: bool = True) -> AlertStore:
     from hotline.alerts.backends import open_store  # numpy & co. load when a command runs
 
     return open_store(cfg.store.resolved_url(), create=create)
+
+
+def actor_from(store: Any, args: argparse.Namespace | None = None) -> Actor:
+    """Who runs this command (``alerts.access``): the OS account and its Unix groups, with
+    the role the store's mapping gives them. ``--user NAME`` (certify, reference) may name
+    someone else only while the store is open (no roles granted)."""
+    from hotline.alerts.access import AccessDenied, cli_actor, is_open, os_user
+
+    asked = (getattr(args, "user", None) or "").strip() if args is not None else ""
+    if asked and asked != os_user() and not is_open(store):
+        raise AccessDenied(f"--user {asked}: this store grants roles, so the command acts "
+                           f"as the OS account {os_user()!r} (leave out --user)")
+    return cli_actor(store, user=asked or None)
+
+
+def authorise(store: Any, args: argparse.Namespace | None, action: str, target: str,
+              after: Any = None) -> Actor:
+    """Check that this command's actor may do ``action`` and record it in the audit log
+    (for writes that are not a single store row, such as a replay); returns the actor."""
+    from hotline.alerts.access import require
+    from hotline.alerts.audit import record
+
+    actor = actor_from(store, args)
+    require(actor, action)
+    record(store, actor, action, target, None, after)
+    return actor
 
 
 def of_total(shown: int, total: int, noun: str) -> str:

@@ -1,8 +1,10 @@
 """``hotline dashboard``: serve the shift-crew dashboard (Panel) on 127.0.0.1:5006.
 
-Read-only for every browser on the allowed origins; starting / stopping replays from the
-page needs a login (``--basic-auth``, see ``dashboard.auth``). ``run_dashboard`` is also
-used by ``hotline demo --serve``.
+Read-only for every browser on the allowed origins; changing anything from the page needs a
+sign-in (single sign-on with ``--oidc-issuer`` / ``--oidc-client-id`` and the client secret
+from ``HOTLINE_DASHBOARD_OIDC_CLIENT_SECRET``, or the laptop demo's ``--basic-auth``) and
+the role the store maps the user to (``hotline access``; see ``dashboard.auth``).
+``run_dashboard`` is also used by ``hotline demo --serve``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
                    help="enable login for replay control: a password, or a JSON file "
                         "{user: password} (env: HOTLINE_DASHBOARD_BASIC_AUTH)")
+    p.add_argument("--oidc-issuer", default=None, metavar="URL",
+                   help="single sign-on: the OpenID Connect issuer, e.g. "
+                        "https://auth.example.org/realms/cms (env: "
+                        "HOTLINE_DASHBOARD_OIDC_ISSUER); the client secret comes from "
+                        "HOTLINE_DASHBOARD_OIDC_CLIENT_SECRET")
+    p.add_argument("--oidc-client-id", default=None, metavar="ID",
+                   help="single sign-on: this dashboard's client id at the provider")
+    p.add_argument("--behind-proxy", action="store_true", default=None,
+                   help="served behind a TLS reverse proxy: trust its X-Forwarded-* headers "
+                        "(secure cookies; see docs/reverse-proxy.md)")
     p.add_argument("--archive", metavar="DIR", default=None,
                    help="archive of runs offered for replay (env: HOTLINE_SOURCE_ARCHIVE)")
     add_model_options(p, default="the registered default model (ae_default): its thresholds "
@@ -62,12 +74,20 @@ def run_dashboard(cfg: Config, store: Any = None, autostart: tuple[list, int, fl
     say = console.print if console is not None else print
     say(f"Hotline dashboard on {url}  (Ctrl-C to stop)")
     say(f"  {hub.model_note}")
-    if cfg.dashboard.basic_auth:
+    if cfg.dashboard.oidc_issuer:
+        say(f"  sign in at {url}/login (single sign-on: {cfg.dashboard.oidc_issuer}); roles: "
+            "`hotline access list`")
+    elif cfg.dashboard.basic_auth:
         say(f"  replay control: log in at {url}/login")
     else:
-        say("  read-only: no --basic-auth, nobody can start replays from the page")
+        say("  read-only: no --basic-auth or --oidc-issuer, nobody can change anything "
+            "from the page")
     if autostart is not None and hub.replay is not None:
+        from hotline.cli.common import authorise
+
         files, run, rate = autostart
+        authorise(hub.feed.store, None, "replay_start", f"run {run}",
+                  {"run": run, "rate": rate, "from": "dashboard autostart"})
         hub.replay.start(files, run, rate)
         say(f"  replaying run {run} at {'max' if not rate else f'{rate:,.0f}'} events/s")
     try:
@@ -87,7 +107,8 @@ def handle(args: argparse.Namespace) -> int:
     cfg = config_from(
         args,
         dashboard={"host": args.host, "port": args.port, "allowed_origins": args.allowed_origins,
-                   "basic_auth": args.basic_auth},
+                   "basic_auth": args.basic_auth, "oidc_issuer": args.oidc_issuer,
+                   "oidc_client_id": args.oidc_client_id, "behind_proxy": args.behind_proxy},
         source={"archive": args.archive},
         model=model_section(args),
     )

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from hotline.cli.common import (
     add_store_option,
+    authorise,
     config_from,
     of_total,
     store_from,
@@ -160,6 +161,8 @@ def _redrive(cfg: Any, store: AlertStore, args: argparse.Namespace) -> int:
             console.print(f"  {item.origin} ({len(item.deadletters)} dead letter(s)): {how}",
                           highlight=False, markup=False)
         return 0
+    authorise(store, args, "deadletter_redrive", f"{n} dead letter(s)",
+              {"inputs": [i.origin for i in plan][:20], "deadletters": n})
     ctx = PipelineContext.from_config(cfg)
     results = redrive(plan, ctx, store, topics=topics_for(cfg.stream), tree=cfg.source.tree,
                       step_size=cfg.source.step_size)

@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from hotline.cli.common import (
     add_model_options,
+    authorise,
     config_from,
     model_section,
     store_from,
@@ -86,6 +87,7 @@ def handle(args: argparse.Namespace) -> int:
     source = ReplaySource(files=run.files, branches=ctx.branches(), source=cfg.source.name,
                           rate=args.rate, progress=True)
     with store_from(cfg) as store:
+        authorise(store, None, "replay_start", f"demo run {run.run}", None)
         ref = install_reference(store, cfg.source.name)
         monitor = dqm_monitor(store)
         report = run_embedded(source, ctx, store, on_result=monitor)

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.cli.common import add_store_option, authorise, config_from, store_from
 from hotline.errors import ConfigError
 
 
@@ -289,6 +289,8 @@ def handle_inject(args: argparse.Namespace) -> int:
     new = []
     if not args.dry_run:
         with store_from(cfg) as store:
+            authorise(store, None, "replay_start", f"dqm inject run {args.run}",
+                      {"alerts": len(res.alerts)})
             new = store.add_alerts(res.alerts)
     c = Console(soft_wrap=True)
     t = Table(title=f"{geo.name}: run {args.run}, {args.lumis} lumisections, alert at "
@@ -406,6 +408,8 @@ def handle_replay(args: argparse.Namespace) -> int:
               if args.scenario else None)
     c = Console(soft_wrap=True)
     with store_from(cfg) as store:
+        authorise(store, None, "replay_start",
+                  f"dqm replay run {getattr(args, 'run', None)}", None)
         mon = DQMMonitor(dctx, store, HitModel(pileup=args.pileup), faults, args.faulty)
         report = run_embedded(source, ctx, store, on_result=mon)
         dq = mon.finish()

@@ -9,7 +9,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.cli.common import actor_from, add_store_option, config_from, store_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,8 +57,12 @@ def handle_set(args: argparse.Namespace) -> int:
     lumis = parse_lumi_ranges(args.lumis) if args.lumis else None
     cfg = config_from(args)
     with store_from(cfg, create=False) as store:
-        ref = compute_reference(store, args.run, args.source, lumis, args.user, args.comment)
-        ref = save_reference(store, ref)
+        actor = actor_from(store, args)
+        from hotline.alerts.access import require
+
+        require(actor, "set_reference")
+        ref = compute_reference(store, args.run, args.source, lumis, actor.user, args.comment)
+        ref = save_reference(store, ref, actor=actor)
     _print(ref, Console(soft_wrap=True), "reference set")
     return 0
 

@@ -13,6 +13,7 @@ from hotline.cli.common import (
     add_emulation_options,
     add_model_options,
     add_store_option,
+    authorise,
     config_from,
     emulation_section,
     model_section,
@@ -236,6 +237,9 @@ def handle(args: argparse.Namespace) -> int:
     source = make_source(cfg, args, ctx.branches())
     console = Console(soft_wrap=True)
     with store_from(cfg) as store:
+        authorise(store, args, "replay_start", f"run {args.run}" if args.run else "files",
+                  {"files": [str(f) for f in getattr(source, "files", [])][:20],
+                   "model": cfg.model.name})
         report = run_embedded(source, ctx, store)
         if report.events == 0:
             raise nothing_replayed(source)

@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hotline.cli.common import add_store_option, config_from, store_from
+from hotline.cli.common import actor_from, add_store_option, config_from, store_from
 from hotline.errors import ConfigError
 
 
@@ -198,7 +198,7 @@ def handle_add(args: argparse.Namespace) -> int:
     with store_from(cfg) as store:
         s = add_subscription(store, owner=args.owner, name=args.name, channel=channel,
                              settings=settings, filter=flt, delivery=delivery, secret=secret,
-                             paused=args.paused)
+                             paused=args.paused, actor=actor_from(store))
     if args.secret_out:
         _write_secret(args.secret_out, s.secret)
     if args.json:
@@ -226,7 +226,7 @@ def handle_list(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import list_subscriptions
 
     with store_from(config_from(args), create=False) as store:
-        subs = list_subscriptions(store, owner=args.owner)
+        subs = list_subscriptions(store, owner=args.owner, reveal=False)
         stats = delivery_stats(store)
     if args.json:
         for s in subs:
@@ -250,7 +250,7 @@ def handle_pause(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import pause_subscription
 
     with store_from(config_from(args), create=False) as store:
-        s = pause_subscription(store, args.id)
+        s = pause_subscription(store, args.id, actor=actor_from(store))
     print(f"subscription {s.id} paused; matching alerts keep queueing until resumed")
     return 0
 
@@ -259,7 +259,8 @@ def handle_resume(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import resume_subscription
 
     with store_from(config_from(args), create=False) as store:
-        s = resume_subscription(store, args.id, retry_failed=args.retry_failed)
+        s = resume_subscription(store, args.id, retry_failed=args.retry_failed,
+                                actor=actor_from(store))
     print(f"subscription {s.id} resumed" + (" (failed messages re-queued)"
                                              if args.retry_failed else ""))
     return 0
@@ -269,7 +270,7 @@ def handle_remove(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import remove_subscription
 
     with store_from(config_from(args), create=False) as store:
-        remove_subscription(store, args.id)
+        remove_subscription(store, args.id, actor=actor_from(store))
     print(f"subscription {args.id} removed")
     return 0
 
@@ -289,7 +290,7 @@ def handle_log(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import get_subscription
 
     with store_from(config_from(args), create=False) as store:
-        s = get_subscription(store, args.id)
+        s = get_subscription(store, args.id, reveal=False)
         st = delivery_stats(store, s.id).get(s.id, {})
         rows = delivery_log(store, s.id, limit=args.limit, status=args.status)
     if args.json:
@@ -319,7 +320,7 @@ def handle_secret(args: argparse.Namespace) -> int:
     from hotline.alerts.subscription_store import export_secret
 
     with store_from(config_from(args), create=False) as store:
-        _write_secret(args.out, export_secret(store, args.id))
+        _write_secret(args.out, export_secret(store, args.id, actor=actor_from(store)))
     print(f"secret of {args.id} written to {args.out} (mode 0600)")
     return 0
 

@@ -2,8 +2,10 @@
 
 - CMS NanoAOD files shipped in the coffea source archive on PyPI (``tests/samples/``).
 - Apache Kafka broker jars (``org.apache.kafka:kafka_2.13``) resolved with Maven.
+- The Keycloak server (``org.keycloak:keycloak-quarkus-dist``, a tar.gz on Maven Central),
+  the OpenID Connect provider of the single-sign-on tests.
 
-``python -m tests.support.fetch`` fetches both; the fixtures call the same functions.
+``python -m tests.support.fetch`` fetches all three; the fixtures call the same functions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ COFFEA_VERSION = "2026.9.0"
 NANO_FILES = ("nano_dimuon.root", "nano_dy.root", "nano_tt_v15.root", "nano_dy_empty.root",
               "missing_luminosityBlock.root")
 KAFKA_VERSION = "3.9.1"
+KEYCLOAK_VERSION = "26.5.6"  # runs on Java 17
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
 <groupId>hotline</groupId><artifactId>kafka-broker</artifactId><version>1</version>
@@ -70,6 +73,29 @@ def kafka_jars(version: str = KAFKA_VERSION) -> Path:
     return dest
 
 
+def keycloak_dist(version: str = KEYCLOAK_VERSION) -> Path:
+    """Folder of the Keycloak server distribution (fetched once with Maven, unpacked)."""
+    dest = CACHE / f"keycloak-{version}"
+    if (dest / "bin" / "kc.sh").exists():
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["mvn", "-q", "-B", "dependency:copy",
+             f"-Dartifact=org.keycloak:keycloak-quarkus-dist:{version}:tar.gz",
+             f"-DoutputDirectory={tmp}"],
+            cwd=tmp,
+            check=True,
+        )
+        part = Path(tempfile.mkdtemp(dir=CACHE, prefix=".keycloak-"))
+        with tarfile.open(next(Path(tmp).glob("keycloak-quarkus-dist-*.tar.gz"))) as tf:
+            tf.extractall(part, filter="tar")
+        inner = next(part.iterdir())
+        if not dest.exists():
+            inner.rename(dest)
+    return dest
+
+
 if __name__ == "__main__":
     print("CMS NanoAOD samples:", cms_samples())
     print("Kafka jars:", kafka_jars())
+    print("Keycloak:", keycloak_dist())

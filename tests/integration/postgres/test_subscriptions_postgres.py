@@ -19,12 +19,14 @@ from hotline.alerts.subscription_store import (
 from hotline.alerts.subscriptions import new_secret
 from tests.integration.subscriptions.receivers import Receiver
 from tests.support.alerts import make_alerts
+from tests.support.outbound import allow_local_webhooks
 
 pytestmark = pytest.mark.postgres
 
 
 def test_outbox_and_delivery_on_postgres(pg_url):
     store = open_store(pg_url)
+    allow_local_webhooks(store)
     install_outbox(store)
     r = Receiver(new_secret(), fail_first=2).start()
     try:

@@ -23,6 +23,10 @@ def test_subscribe_lifecycle(tmp_path, capsys, receivers):
     secret_file = tmp_path / "hook.secret"
     port = Receiver.reserve()
     url = f"http://127.0.0.1:{port}/hook?team=trigger"
+    # the receiver listens on this machine: the admin allows loopback targets explicitly
+    rc, out = _run(capsys, "access", "webhooks", "--store", db, "--allow", "*",
+                   "--allow", "127.0.0.1/32")
+    assert rc == 0 and "127.0.0.1/32" in out, out
     rc, out = _run(capsys, "subscribe", "add", "--store", db, "--owner", "trigger-expert",
                    "--kind", "ae", "--max-p", "1e-4", "--webhook", url,
                    "--secret-out", str(secret_file), "--storm-threshold", "50", "--json")
@@ -92,6 +96,8 @@ def test_muon_experts_subscribe_to_ae_alerts_pointing_to_muons(tmp_path, capsys)
 def test_test_command_reports_failure(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'alerts.db'}"
     port = Receiver.reserve()
+    assert _run(capsys, "access", "webhooks", "--store", db, "--allow", "*",
+                "--allow", "127.0.0.1/32")[0] == 0
     rc, out = _run(capsys, "subscribe", "add", "--store", db, "--owner", "x", "--json",
                    "--webhook", f"http://127.0.0.1:{port}/h", "--timeout", "1")
     sid = json.loads(out)["id"]

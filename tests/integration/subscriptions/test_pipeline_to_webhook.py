@@ -15,10 +15,12 @@ from hotline.alerts.subscriptions import new_secret
 from hotline.stream.archive import find_run
 from hotline.stream.pipeline import PipelineContext, run_embedded
 from hotline.stream.replay import ReplaySource
+from tests.support.outbound import allow_local_webhooks
 
 
 def test_replayed_run_alerts_reach_the_subscriber(archive, tmp_path, receivers):
     store = open_store(f"sqlite:///{tmp_path / 'alerts.db'}")
+    allow_local_webhooks(store)
     install_outbox(store)
     ctx = PipelineContext()
     r = receivers(new_secret()).start()

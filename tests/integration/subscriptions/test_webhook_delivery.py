@@ -14,11 +14,13 @@ from hotline.alerts.subscription_store import add_subscription
 from hotline.alerts.subscriptions import alert_units, new_secret
 from tests.integration.subscriptions.receivers import Receiver, wait_for
 from tests.support.alerts import make_alerts
+from tests.support.outbound import allow_local_webhooks
 
 FAST = {"backoff_base": 0.05, "backoff_max": 0.3, "timeout": 0.5, "give_up_after": 60}
 
 
 def _hook(store, receiver, flt, **delivery):
+    allow_local_webhooks(store)
     return add_subscription(store, owner="t", channel="webhook", settings={"url": receiver.url},
                             filter=flt, secret=receiver.secret, delivery={**FAST, **delivery})
 
@@ -90,6 +92,7 @@ def test_client_errors_are_not_retried(store, receivers):
     install_outbox(store)
     r = receivers(new_secret()).start()
     # the receiver verifies with a different secret: the signature check answers 401
+    allow_local_webhooks(store)
     s = add_subscription(store, owner="t", channel="webhook", settings={"url": r.url},
                          delivery=FAST)
     store.add_alerts(make_alerts(2, seed=23))

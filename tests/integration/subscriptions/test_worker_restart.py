@@ -19,6 +19,7 @@ from hotline.alerts.subscription_store import add_subscription
 from hotline.alerts.subscriptions import new_secret
 from tests.integration.subscriptions.receivers import wait_for
 from tests.support.alerts import make_alerts
+from tests.support.outbound import allow_local_webhooks
 
 HOTLINE = [sys.executable, "-c", "import sys; from hotline.cli import main; sys.exit(main())"]
 
@@ -37,6 +38,7 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(tmp_path, receivers):
     singles = receivers(new_secret(), delay=0.02).start()
     groups = receivers(new_secret(), delay=0.05).start()
     fast = {"backoff_base": 0.05, "backoff_max": 0.2, "timeout": 5}
+    allow_local_webhooks(store)
     s1 = add_subscription(store, owner="a", channel="webhook", settings={"url": singles.url},
                           secret=singles.secret, filter={"kinds": ["ae", "classic"]},
                           delivery={**fast, "storm_threshold": 100_000})
@@ -93,6 +95,7 @@ def test_two_workers_on_one_store_deliver_each_notification_once(tmp_path, recei
     store = SQLiteAlertStore(db)
     install_outbox(store)
     r = receivers(new_secret(), delay=0.05).start()  # ~4 s of sending: the two overlap
+    allow_local_webhooks(store)
     add_subscription(store, owner="a", channel="webhook", settings={"url": r.url},
                      secret=r.secret, delivery={"storm_threshold": 100_000, "timeout": 5})
     alerts = make_alerts(300, seed=7)

@@ -16,6 +16,7 @@ from hotline.alerts.channels.webhook import WebhookChannel, verify_webhook
 from hotline.alerts.records import AlertRecord
 from hotline.alerts.subscriptions import Subscription, SubscriptionFilter, new_secret
 from tests.support.alerts import make_alerts
+from tests.support.outbound import allow_local_webhooks
 
 
 def _sub(secret):
@@ -70,6 +71,7 @@ def test_secret_never_logged_on_failure(caplog, store):
     from hotline.alerts.delivery import DeliveryWorker
     from hotline.alerts.subscription_store import add_subscription
 
+    allow_local_webhooks(store)
     s = add_subscription(store, owner="x", channel="webhook",
                          settings={"url": "http://127.0.0.1:9/hook?token=SECRET-TOKEN"},
                          delivery={"give_up_after": 0, "timeout": 1})

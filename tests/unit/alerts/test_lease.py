@@ -11,6 +11,7 @@ from hotline.alerts.store import SQLiteAlertStore
 from hotline.alerts.subscription_store import add_subscription
 from hotline.errors import ConfigError
 from tests.support.alerts import make_alerts
+from tests.support.outbound import allow_local_webhooks
 
 
 class Clock:
@@ -43,6 +44,7 @@ def test_lease_is_exclusive_renewable_and_expires(tmp_path):
 def test_standby_worker_forms_nothing_until_it_takes_over(tmp_path):
     store = SQLiteAlertStore(tmp_path / "a.db")
     install_outbox(store)
+    allow_local_webhooks(store)
     add_subscription(store, owner="o", channel="webhook",
                      settings={"url": "http://127.0.0.1:9/h"})
     store.add_alerts(make_alerts(50, seed=3))

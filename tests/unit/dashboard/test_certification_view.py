@@ -104,7 +104,7 @@ def test_guest_sees_flags_but_cannot_change_anything(cert_store, tmp_path, caplo
         view.msg.object = ""
         view.assess()
         assert view.msg.object == REFUSED
-    assert "'guest' tried to certify without login" in caplog.text
+    assert "'guest' (guest) may not override_flags" in caplog.text
     assert flag_history(cert_store, 2) == before
 
 

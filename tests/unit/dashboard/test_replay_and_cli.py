@@ -9,7 +9,7 @@ import pytest
 from hotline.alerts.store import SQLiteAlertStore
 from hotline.cli import build_parser
 from hotline.config import load_config
-from hotline.dashboard.auth import auth_kwargs, can_control, origins
+from hotline.dashboard.auth import check_password, origins, session_role, sign_in_mode
 from hotline.dashboard.feed import LiveFeed
 from hotline.dashboard.replay_control import ConfigContextFactory, ReplayController
 from hotline.dashboard.state import DashboardState
@@ -56,16 +56,22 @@ def test_replay_can_be_stopped(tmp_path, archive):
     store.close()
 
 
-def test_auth_policy():
-    assert auth_kwargs("") == {}
-    kw = auth_kwargs("secret", "cookie")
-    assert kw == {"basic_auth": "secret", "oauth_optional": True, "cookie_secret": "cookie"}
-    assert len(auth_kwargs("secret")["cookie_secret"]) > 20
-    assert not can_control("guest", "secret")
-    assert not can_control(None, "secret")
-    assert not can_control("alice", "")
-    assert can_control("alice", "secret")
+def test_auth_policy(tmp_path):
+    store = SQLiteAlertStore(tmp_path / "a.db")
+    dash = load_config(environ={}).dashboard
+    assert sign_in_mode(dash) == "none"
+    basic = load_config(environ={}, cli={"dashboard": {"basic_auth": "secret"}}).dashboard
+    assert sign_in_mode(basic) == "basic"
+    assert check_password("secret", "anyone", "secret")
+    assert not check_password("secret", "anyone", "Secret") and not check_password("", "a", "")
+    # an open store: a basic-auth login is the laptop's admin; guests and no-login stay guests
+    assert session_role(store, "alice", [], "basic")[0] == "admin"
+    assert session_role(store, "guest", [], "basic")[0] == "guest"
+    assert session_role(store, None, [], "basic")[0] == "guest"
+    assert session_role(store, "alice", [], "none")[0] == "guest"
+    assert session_role(store, "alice", ["x"], "oidc")[0] == "guest"  # SSO: grants needed
     assert origins("a:1, b:2,") == ["a:1", "b:2"]
+    store.close()
 
 
 def test_cli_has_dashboard_and_demo_serve(capsys):
@@ -126,7 +132,7 @@ def test_replay_control_is_honest_about_rate_state_and_re_replays(tmp_path, arch
     store, feed, rc = controller(tmp_path, archive)
     hub = Hub(store=store, feed=feed, replay=rc, archive=str(archive),
               cfg=_cfg(environ={}, cli={"source": {"archive": str(archive)}}))
-    st = hub.new_state(user="shifter", can_control=True)
+    st = hub.new_state(user="operator", role="admin", can_control=True)  # replays: admins
     view = ReplayControl(st)
     assert not view.start_w.disabled and view.stop_w.disabled
     view.run_w.value = 7

@@ -18,6 +18,7 @@ from hotline.alerts.subscription_store import (
     pause_subscription,
 )
 from hotline.dashboard.app import alert_from_args
+from tests.support.outbound import allow_local_webhooks
 from tests.unit.dashboard.conftest import ae_alert, classic_alert, make_page
 
 
@@ -25,6 +26,7 @@ from tests.unit.dashboard.conftest import ae_alert, classic_alert, make_page
 def sub_store(tmp_path):
     """A real SQLite store (outbox installed) with two subscriptions and queued deliveries."""
     store = open_store(f"sqlite:///{tmp_path}/a.db")
+    allow_local_webhooks(store)
     hook = add_subscription(store, owner="trigger-expert", channel="webhook",
                             settings={"url": "http://127.0.0.1:9/hook?token=abc"},
                             filter={"kinds": ["ae"], "max_p": 1e-3}, name="ae-hook")
@@ -57,6 +59,10 @@ def test_table_lists_subscriptions_with_counts_and_no_secret(sub_store, tmp_path
     assert (row["owner"], row["channel"], row["status"]) == ("trigger-expert", "webhook",
                                                              "active")
     assert "kinds=ae" in row["filter"] and "max_p=0.001" in row["filter"]
+    # a guest sees scheme and host only: a chat-style webhook's path is its secret
+    assert row["target"] == "http://127.0.0.1:9/…"
+    expert = make_page(store, tmp_path, "alice").hotline_views["subscriptions"]
+    row = expert.table.value.set_index("id").loc[hook.id]
     assert row["target"] == "http://127.0.0.1:9/hook"  # the query (may hold a token) is cut
     assert row["queued"] == 3 and row["sent"] == 0 and row["pending"] == 0
     assert tab.set_index("id").loc[mail.id, "queued"] == 1
@@ -173,6 +179,7 @@ def test_delivery_log_of_selected_subscription(sub_store, tmp_path):
 
 def test_failed_attempts_show_attempts_and_last_error(tmp_path):
     store = open_store(f"sqlite:///{tmp_path}/b.db")
+    allow_local_webhooks(store)
     with socket.socket() as sk:  # a port with nobody listening: connection refused
         sk.bind(("127.0.0.1", 0))
         port = sk.getsockname()[1]
