@@ -223,7 +223,7 @@ class StormGuard:
             n = b - a
             self._seen[k] = before + n
             self._seen.move_to_end(k)
-            over = max(0, before + n - self.threshold)
+            over = min(n, max(0, before + n - self.threshold))  # past the threshold
             if not over:
                 continue
             past = pos[n - over:]  # past the threshold

@@ -32,7 +32,6 @@ from hotline.detectors.features import FeatureMatrix, extract_features
 from hotline.detectors.spec import FeatureSpec
 from hotline.stream.batch import EventBatch
 
-
 #: features of the alerted events alone while they are fewer than 1 in WHOLE_FROM events;
 #: else of the whole batch (taking a subset of jagged arrays costs ~2x per event)
 WHOLE_FROM = 8

@@ -38,10 +38,10 @@ from typing import Any
 
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.alerts.store import AlertStore
+from hotline.alerts.storms import StormRecord
 from hotline.backoff import Backoff
 from hotline.config import FirmwareConfig, StreamConfig
 from hotline.errors import StreamError
-from hotline.alerts.storms import StormRecord
 from hotline.stream.alert_batches import decode_alert_record
 from hotline.stream.codecs import decode_deadletter, decode_summary
 from hotline.stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, retry_with_backoff
