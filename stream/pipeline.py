@@ -243,6 +243,11 @@ def process_batch(batch: EventBatch, ctx: PipelineContext,
     good = ~bad
     context["good"] = good
     outcomes: list[RuleOutcome] = [rule.evaluate(batch.arrays, context) for rule in ctx.rules]
+    for o in outcomes:  # e.g. a scalar rule on a branch that is jagged in this batch
+        if o.mask is not None and np.shape(o.mask) != (n,):
+            raise ValueError(f"{batch.origin}: rule {o.rule} gave a mask of shape "
+                             f"{np.shape(o.mask)} for {n} events (is one of its branches "
+                             "of another layout?)")
 
     # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch; the
     # counts derive from each lumisection's tally of distinct events (a repeated event
