@@ -8,6 +8,8 @@ Rules and records:
   correlation, largest differences) and the divergence alarm (DQM-kind alerts).
 - ``alerts.menu``: rule menus: the rule-kind registry and the Exotica Hotline menu.
 - ``alerts.records``: ``AlertRecord`` (stable ids), ``LumiSummary``, ``DeadLetter``.
+- ``alerts.storms``: the storm guard (per rule per lumisection: a threshold, then a
+  deterministic sample), storm records and the store's view of a storm.
 - ``alerts.lumi_status``: the run-status vocabulary (findings, lumisection status, flags).
 
 Run status and certification:

@@ -26,6 +26,13 @@ worker collects queued alerts (every ``poll`` seconds, default 0.5 s):
    messages), the alerts go out as one grouped notification (reason ``digest``).
 4. Otherwise each alert is its own notification, keyed by the alert id.
 
+Storm notices (storm guard, ``alerts.storms``): a pending ``storm_outbox`` row whose storm
+has had no new record for ``STORM_SETTLE`` seconds becomes one notification of kind
+``storm`` (reason ``storm_guard``, key ``storm_`` + a hash of the subscription, the storm
+and its alert count) saying "storm on rule X in LS Y: N alerts, M kept" with the exact
+counts at that moment (``AlertStore.storms``); a storm that grows afterwards gives another
+notice with the new counts. Storm notices are not held back by the rate limit.
+
 A grouped notification's key is ``grp_`` + a hash of the subscription and its
 alert ids; it is written to the database before the first attempt, so re-sends
 after a crash carry the same key.
@@ -70,6 +77,9 @@ from hotline.alerts.subscriptions import Subscription
 from hotline.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+#: seconds a storm must go without a new storm record before its notice is formed
+STORM_SETTLE = 2.0
 
 
 def group_id(sub_id: str, alert_ids: list[str]) -> str:
@@ -158,10 +168,61 @@ class DeliveryWorker:
         self._subs = {s.id: s for s in list_subscriptions(self.store)}
         self._policy = load_policy(self.store)  # the admin's allow-list, re-read each pass
 
+    def collect_storms(self, now: float) -> int:
+        """Storm notices of the storms that have settled (module docstring); how many."""
+        ph = self.store.ph
+        with self.store.transaction() as cur:
+            cur.execute("SELECT sub_id, source, run, lumi, rule FROM storm_outbox WHERE "
+                        f"message_id IS NULL AND created <= {ph} AND sub_id NOT IN (SELECT id "
+                        "FROM subscriptions WHERE paused = 1) ORDER BY created LIMIT 1000",
+                        [now - STORM_SETTLE])
+            rows = cur.fetchall()
+        if not rows:
+            return 0
+        storms = {}
+        for _, source, run, lumi, rule in rows:
+            key = (source, int(run), int(lumi), rule)
+            if key not in storms:
+                found = self.store.storms(source=source, run=int(run), lumi=int(lumi),
+                                          rule=rule)
+                storms[key] = found[0] if found else None
+        deliveries, done = [], []
+        for sub_id, source, run, lumi, rule in rows:
+            key = (source, int(run), int(lumi), rule)
+            st = storms[key]
+            if st is None or sub_id not in self._subs:  # storm or subscription gone
+                done.append(("-", sub_id, source, run, lumi, rule))
+                continue
+            mid = "storm_" + hashlib.sha256(
+                f"{sub_id}\x1f{source}\x1f{run}\x1f{lumi}\x1f{rule}\x1f{st.n_alerts}".encode()
+            ).hexdigest()[:24]
+            deliveries.append((sub_id, mid, "storm", "storm_guard", st.n_alerts,
+                               json.dumps(list(key)), "pending", 0, now, None, None, now,
+                               None, None))
+            done.append((mid, sub_id, source, run, lumi, rule))
+        with self.store.transaction() as cur:
+            if deliveries:
+                cur.executemany(
+                    f"INSERT INTO deliveries ({','.join(DELIVERY_COLUMNS)}) VALUES "
+                    f"({','.join([ph] * len(DELIVERY_COLUMNS))}) "
+                    "ON CONFLICT (sub_id, message_id) DO NOTHING", deliveries)
+            cur.executemany(
+                f"UPDATE storm_outbox SET message_id = {ph} WHERE sub_id = {ph} AND "
+                f"source = {ph} AND run = {ph} AND lumi = {ph} AND rule = {ph} "
+                "AND message_id IS NULL", done)
+        if deliveries:
+            log.info("formed %d storm notice(s)", len(deliveries))
+        self.stats.formed += len(deliveries)
+        return len(deliveries)
+
     def collect(self, limit: int = 100_000) -> int:
-        """Turn queued outbox rows into notifications (grouping rule); return how many."""
+        """Turn queued outbox rows into notifications (grouping rule), and settled storms
+        into storm notices; return how many."""
         self._load_subs()
         now = self.clock()
+        return self._collect_alerts(now, limit) + self.collect_storms(now)
+
+    def _collect_alerts(self, now: float, limit: int) -> int:
         ph = self.store.ph
         with self.store.transaction() as cur:
             cur.execute("SELECT seq, sub_id, alert_id FROM outbox WHERE message_id IS NULL "
@@ -258,13 +319,25 @@ class DeliveryWorker:
             return 0
         if any(d.sub_id not in self._subs for d in due):
             self._load_subs()
-        alerts = self._fetch_alerts({a for d in due for a in d.alert_ids})
+        alerts = self._fetch_alerts({a for d in due if d.kind != "storm" for a in d.alert_ids})
         for d in due:
             key = (d.sub_id, d.message_id)
             sub = self._subs.get(d.sub_id)
-            recs = [alerts[a] for a in d.alert_ids if a in alerts]
             if sub is None:
                 continue
+            if d.kind == "storm":
+                found = self.store.storms(source=d.alert_ids[0], run=d.alert_ids[1],
+                                          lumi=d.alert_ids[2], rule=d.alert_ids[3])
+                storm = found[0].to_dict() if found else {
+                    "source": d.alert_ids[0], "run": d.alert_ids[1], "lumi": d.alert_ids[2],
+                    "rule": d.alert_ids[3], "n_alerts": d.n_alerts, "n_kept": None}
+                storm["n_alerts"] = d.n_alerts  # the count the notice was formed with
+                note = Notification(d.message_id, d.sub_id, [], d.kind, d.reason, storm=storm)
+                self._inflight.add(key)
+                self._pool.submit(self._send_one, self._channel(sub), note, d,
+                                  sub.delivery.timeout)
+                continue
+            recs = [alerts[a] for a in d.alert_ids if a in alerts]
             if len(recs) < len(d.alert_ids):
                 self._results.put((d, self.clock(), DeliveryError(
                     f"{len(d.alert_ids) - len(recs)} alert(s) of this notification are no "
@@ -359,7 +432,10 @@ class DeliveryWorker:
             cur.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND sub_id "
                         "NOT IN (SELECT id FROM subscriptions WHERE paused = 1)")
             pending = int(cur.fetchone()[0])
-        return queued == 0 and pending == 0
+            cur.execute("SELECT COUNT(*) FROM storm_outbox WHERE message_id IS NULL AND sub_id "
+                        "NOT IN (SELECT id FROM subscriptions WHERE paused = 1)")
+            storms = int(cur.fetchone()[0])
+        return queued == 0 and pending == 0 and storms == 0
 
     def holds_lease(self) -> bool:
         """Acquire or renew the delivery lease when due; True if this worker may deliver."""

@@ -16,6 +16,19 @@ Tables (plain SQL, placeholders from ``store.ph``; works on SQLite and PostgreSQ
   attempt, next attempt, last error. ``message_id`` is the idempotency key sent as
   ``webhook-id`` (the alert id for single-alert notifications).
 
+- ``storm_outbox (sub_id, source, run, lumi, rule, created, message_id)``: one pending
+  storm notice per (subscription, storm) of the storm guard (``alerts.storms``), written in
+  the transaction that stores the storm record; a later record of the same storm makes it
+  pending again (the delivery worker then sends the updated counts).
+
+Storm records (``store.add_storms``) are matched here too. A subscription that keeps the
+guard (``DeliverySettings.storm_guard``, the default) gets a storm notice when its
+``kinds`` / ``rules`` / ``sources`` / run range match the storm's rule (the other filter
+parts - p-value, significance, payload fields - cannot be judged on a storm: they are not
+applied). A subscription that opts out gets the listed alerts themselves: they are built
+from the storm record (``StormRecord.listed_alerts``), matched with its full filter, stored
+in the alerts table and queued for it (and only for it) in the same transaction.
+
 Paused subscriptions keep queueing (nothing is lost); they are delivered on resume.
 """
 
@@ -29,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.alerts.records import AlertRecord
+from hotline.alerts.storms import StormRecord
 from hotline.alerts.subscriptions import (
     SUBSCRIPTION_COLUMNS,
     SubscriptionMatcher,
@@ -55,6 +69,10 @@ OUTBOX_SCHEMA_SQL = [
     "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at)",
     "CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (sub_id, created)",
     "CREATE INDEX IF NOT EXISTS deliveries_storm ON deliveries (sub_id, reason, created)",
+    """CREATE TABLE IF NOT EXISTS storm_outbox (
+        sub_id TEXT NOT NULL, source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL,
+        rule TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, message_id TEXT,
+        PRIMARY KEY (sub_id, source, run, lumi, rule))""",
 ]
 
 DELIVERY_COLUMNS = (
@@ -69,10 +87,11 @@ class Delivery:
 
     sub_id: str
     message_id: str
-    kind: str  #: alert | group
-    reason: str  #: single | storm | digest
+    kind: str  #: alert | group | storm (a storm notice of the storm guard)
+    reason: str  #: single | storm | digest | storm_guard
     n_alerts: int
-    alert_ids: list[str]
+    #: the alerts of the notification; for kind storm, the storm's [source, run, lumi, rule]
+    alert_ids: list[Any]
     status: str  #: pending | sent | failed
     attempts: int
     created: float
@@ -125,6 +144,51 @@ class _OutboxHook:
             log.debug("outbox: queued %d deliveries for %d new alerts", len(rows), len(new))
 
 
+    def storms(self, cur: Any, records: list[StormRecord]) -> None:
+        """Storm notices for the subscriptions that keep the guard, the listed alerts for
+        those that opted out (module docstring)."""
+        self._refresh(cur)
+        subs = self._matcher.subscriptions
+        if not subs:
+            return
+        now = time.time()
+        ph = self.store.ph
+        notices = []
+        every = [s for s in subs if not s.delivery.storm_guard]
+        for r in records:
+            for sub in subs:
+                if sub.delivery.storm_guard and storm_matches(sub.filter, r):
+                    notices.append((sub.id, r.source, r.run, r.lumi, r.rule, now))
+        if notices:
+            cur.executemany(
+                "INSERT INTO storm_outbox (sub_id, source, run, lumi, rule, created) VALUES "
+                f"({','.join([ph] * 6)}) ON CONFLICT (sub_id, source, run, lumi, rule) DO "
+                "UPDATE SET created = excluded.created, message_id = NULL", notices)
+        if not every:
+            return
+        listed = [a for r in records for a in r.listed_alerts()]
+        rows: list[tuple[str, str, float]] = []
+        wanted: dict[str, AlertRecord] = {}
+        for sub_id, idx in SubscriptionMatcher(every).match(listed):
+            for i in idx.tolist():
+                wanted[listed[i].id] = listed[i]
+                rows.append((sub_id, listed[i].id, now))
+        if rows:
+            self.store.insert_alert_rows(cur, list(wanted.values()))
+            cur.executemany(
+                f"INSERT INTO outbox (sub_id, alert_id, created) VALUES ({ph},{ph},{ph}) "
+                "ON CONFLICT (sub_id, alert_id) DO NOTHING", rows)
+
+
+def storm_matches(f: Any, storm: StormRecord) -> bool:
+    """Whether a storm concerns a subscription filter: its kinds, rules, sources and run
+    range (the parts a storm can be judged on)."""
+    return ((not f.kinds or storm.kind in f.kinds) and (not f.rules or storm.rule in f.rules)
+            and (not f.sources or storm.source in f.sources)
+            and (f.min_run is None or storm.run >= f.min_run)
+            and (f.max_run is None or storm.run <= f.max_run))
+
+
 def install_outbox(store: Any) -> None:
     """Create subscription/outbox tables and hook the outbox into ``store.add_alerts``.
 
@@ -144,6 +208,8 @@ def install_outbox(store: Any) -> None:
     hook = _OutboxHook(store)
     store._hotline_outbox_hook = hook
     store.on_new_alerts.append(hook)
+    if hasattr(store, "on_new_storms"):
+        store.on_new_storms.append(hook.storms)
 
 
 def requeue_failed(store: Any, sub_id: str) -> int:

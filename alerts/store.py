@@ -29,7 +29,10 @@ Stores written before dead letters had ids are upgraded when opened. Each lumise
 histograms (``LumiSummary.hists``, compact wire form) live in the ``hists`` column of
 ``lumi_summaries``, outside ``data``, so the usual summary reads do not parse them
 (``summaries(..., hists=True)`` reads them); stores written before it get the column
-when opened. The run status keeps
+when opened. Storm records of the
+storm guard (``alerts.storms``) are kept per part in ``storm_parts`` (``add_storms``, each
+part once); ``storms`` gives one ``Storm`` per (source, run, lumisection, rule) with the
+exact counts (alerts from the summary, kept from the alerts table). The run status keeps
 its reference runs (``status_references``, ``alerts.reference``) and lumisection flags
 (``lumi_flags``, ``alerts.certification``) in the same store, the crew's acknowledgements
 (``acknowledgements``, ``alerts.acknowledgements``), and access control (the role mapping
@@ -55,7 +58,14 @@ import numpy as np
 from hotline.alerts.access import ACCESS_SCHEMA_SQL
 from hotline.alerts.audit import AUDIT_SCHEMA_SQL, append_only_sql
 from hotline.alerts.outbox import install_outbox
-from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary, deadletter_id
+from hotline.alerts.records import (
+    AlertRecord,
+    DeadLetter,
+    LumiSummary,
+    deadletter_id,
+    payload_json,
+)
+from hotline.alerts.storms import Storm, StormRecord
 from hotline.errors import StoreError
 
 ALERT_COLUMNS = (
@@ -109,6 +119,13 @@ SCHEMA_SQL = [
     # every write (alerts.audit)
     *ACCESS_SCHEMA_SQL,
     *AUDIT_SCHEMA_SQL,
+    # storm guard (alerts.storms): one row per storm record part (listed alerts in data)
+    """CREATE TABLE IF NOT EXISTS storm_parts (
+        source TEXT NOT NULL, run BIGINT NOT NULL, lumi BIGINT NOT NULL, rule TEXT NOT NULL,
+        part TEXT NOT NULL, kind TEXT NOT NULL, threshold BIGINT NOT NULL,
+        sample_every BIGINT NOT NULL, seen BIGINT NOT NULL, kept BIGINT NOT NULL,
+        listed BIGINT NOT NULL, data TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (source, run, lumi, rule, part))""",
 ]
 
 #: dead-letter columns added after the first release (added to older stores when opened),
@@ -166,6 +183,14 @@ class AlertStore(ABC):
     @abstractmethod
     def deadletters(self, limit: int | None = 100, **filters: Any) -> list[DeadLetter]:
         """Newest first; filters: run, lumi, source, origin, resolved (bool), id."""
+
+    def add_storms(self, records: Iterable[StormRecord]) -> list[StormRecord]:
+        """Store storm records, each part once; returns the new ones."""
+        raise StoreError(f"{type(self).__name__} does not keep storm records")
+
+    def storms(self, **filters: Any) -> list[Storm]:
+        """Storms (one per source, run, lumisection, rule); filters: source, run, lumi, rule."""
+        return []
 
     def iter_alerts(self, page_size: int = 1000, **filters: Any) -> Iterator[AlertRecord]:
         """Every matching alert, newest first, read ``page_size`` at a time."""
@@ -251,9 +276,12 @@ class SQLAlertStore(AlertStore):
 
     #: called inside the insert transaction with (cursor, new records); subscriptions hook here
     on_new_alerts: list[Callable[[Any, list[AlertRecord]], None]]
+    #: called inside the storm-insert transaction with (cursor, new storm records)
+    on_new_storms: list[Callable[[Any, list[StormRecord]], None]]
 
     def __init__(self) -> None:
         self.on_new_alerts = []
+        self.on_new_storms = []
 
     def _open_tables(self) -> None:
         """Create the store's tables and hook the subscription outbox in (backends call this
@@ -334,15 +362,91 @@ class SQLAlertStore(AlertStore):
                 existing.update(row[0] for row in cur.fetchall())
             new = [r for r in uniq if r.id not in existing]
             if new:
-                cols = ",".join(ALERT_COLUMNS)
-                cur.executemany(
-                    f"INSERT INTO alerts ({cols}) VALUES ({','.join([ph] * len(ALERT_COLUMNS))}) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    [_alert_row(r) for r in new],
-                )
+                self.insert_alert_rows(cur, new)
                 for hook in self.on_new_alerts:
                     hook(cur, new)
         return new
+
+    def insert_alert_rows(self, cur: Any, records: Sequence[AlertRecord]) -> None:
+        """INSERT the alerts (an id already stored is skipped) with ``cur``, inside the
+        caller's transaction; no hook is called."""
+        ph = self.ph
+        cur.executemany(
+            f"INSERT INTO alerts ({','.join(ALERT_COLUMNS)}) VALUES "
+            f"({','.join([ph] * len(ALERT_COLUMNS))}) ON CONFLICT (id) DO NOTHING",
+            [_alert_row(r) for r in records])
+
+    def add_storms(self, records: Iterable[StormRecord]) -> list[StormRecord]:
+        uniq = list({(*r.key, r.part): r for r in records}.items())
+        if not uniq:
+            return []
+        ph = self.ph
+        new: list[StormRecord] = []
+        with self.transaction() as cur:
+            for (source, run, lumi, rule, part), r in sorted(uniq, key=lambda kv: kv[0]):
+                cur.execute(
+                    "INSERT INTO storm_parts (source, run, lumi, rule, part, kind, threshold, "
+                    "sample_every, seen, kept, listed, data, created) VALUES "
+                    f"({','.join([ph] * 13)}) ON CONFLICT (source, run, lumi, rule, part) "
+                    "DO NOTHING",
+                    (source, run, lumi, rule, part, r.kind, r.threshold, r.sample_every,
+                     r.seen, r.kept, r.listed, json.dumps(r.to_dict()), r.created))
+                if cur.rowcount == 1:
+                    new.append(r)
+            if new:
+                for hook in self.on_new_storms:
+                    hook(cur, new)
+        return new
+
+    def storms(self, **filters: Any) -> list[Storm]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key not in ("source", "run", "lumi", "rule"):
+                raise StoreError(f"unknown storm filter '{key}'")
+            _match(f"p.{key}", value, self.ph, clauses, args)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        listed = payload_json({"storm_listed": True})
+        with self.transaction() as cur:
+            cur.execute(
+                "SELECT p.source, p.run, p.lumi, p.rule, MIN(p.kind), MAX(p.threshold), "
+                "MAX(p.sample_every), MAX(p.seen), SUM(p.listed), MIN(p.created), "
+                f"MAX(p.created) FROM storm_parts p{where} "
+                "GROUP BY p.source, p.run, p.lumi, p.rule ORDER BY p.run, p.lumi, p.rule", args)
+            rows = cur.fetchall()
+            out = []
+            for (source, run, lumi, rule, kind, thr, every, seen, n_listed, first,
+                 last) in rows:
+                cur.execute(
+                    f"SELECT data FROM lumi_summaries WHERE source = {self.ph} AND "
+                    f"run = {self.ph} AND lumi = {self.ph}", (source, run, lumi))
+                row = cur.fetchone()
+                n = int(seen)
+                if row is not None:
+                    n = int(json.loads(row[0]).get("rule_counts", {}).get(rule, n))
+                cur.execute(
+                    f"SELECT COUNT(*) FROM alerts WHERE source = {self.ph} AND run = {self.ph} "
+                    f"AND lumi = {self.ph} AND rule = {self.ph} AND payload <> {self.ph}",
+                    (source, run, lumi, rule, listed))
+                kept = int(cur.fetchone()[0])
+                out.append(Storm(source, int(run), int(lumi), rule, kind, int(thr), int(every),
+                                 n, kept, int(n_listed), float(first), float(last)))
+        return out
+
+    def storm_records(self, **filters: Any) -> list[StormRecord]:
+        """The stored storm record parts (with their listed alerts); filters as ``storms``."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for key, value in filters.items():
+            if value is not None:
+                _match(key, value, self.ph, clauses, args)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.transaction() as cur:
+            cur.execute(f"SELECT data FROM storm_parts{where} ORDER BY run, lumi, rule, created",
+                        args)
+            return [StormRecord.from_dict(json.loads(r[0])) for r in cur.fetchall()]
 
     def upsert_summaries(self, summaries: Iterable[LumiSummary]) -> None:
         rows = [

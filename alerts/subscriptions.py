@@ -172,6 +172,10 @@ class DeliverySettings:
     the limit are sent together as one digest when the window allows again.
     ``give_up_after``: seconds after the first failed attempt before a notification is
     marked failed; ``timeout``: seconds per attempt.
+    ``storm_guard``: True (default): past the storm guard's threshold (``alerts.storms``)
+    the subscription gets the sampled alerts and one storm notice per storm ("storm on rule
+    X in LS Y: N alerts, M kept"); False: it opts out and gets every alert its filter
+    matches, the listed ones as records without objects (``alerts.outbox``).
     """
 
     storm_threshold: int = 20
@@ -183,6 +187,7 @@ class DeliverySettings:
     timeout: float = 10.0
     backoff_base: float = 1.0
     backoff_max: float = 300.0
+    storm_guard: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,7 +199,8 @@ class DeliverySettings:
         if unknown:
             raise ConfigError(f"unknown delivery setting(s): {', '.join(sorted(unknown))}")
         default = cls()
-        vals = {k: type(getattr(default, k))(v) for k, v in d.items() if v is not None}
+        vals = {k: _as_bool(v, k) if isinstance(getattr(default, k), bool)
+                else type(getattr(default, k))(v) for k, v in d.items() if v is not None}
         s = cls(**vals)
         if s.storm_threshold < 2 or s.max_group < 1:
             raise ConfigError("delivery settings: storm_threshold must be >= 2, max_group >= 1")
@@ -241,6 +247,14 @@ class Subscription:
         if self.channel == "kafka":
             return s.get("topic", "")
         return ""
+
+
+def _as_bool(v: Any, name: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return v.lower() in ("true", "1", "yes")
+    raise ConfigError(f"delivery setting {name} must be true or false, got {v!r:.40}")
 
 
 def new_secret() -> str:

@@ -8,7 +8,9 @@ through ``on_result(batch, result)`` (the ``run_embedded`` hook). The overlay's 
 unite their event tallies, so an event seen twice is shown once, and a lumisection is
 dropped from the overlay once the store holds at least as many of its events (the store
 is the exact count; the overlay only fills the gap until a lumisection is flushed), so
-the overlay's memory stays that of the open lumisections. Snapshots are immutable
+the overlay's memory stays that of the open lumisections. The snapshot also lists the
+storm guard's storms (``AlertStore.storms``: "storm on rule X in LS Y: N alerts, M kept",
+exact counts), read on the same schedule. Snapshots are immutable
 once published; each session turns them into what it draws (``state.DashboardState``).
 What every session would compute alike from a snapshot (the run status, the alert map) is
 computed once and shared through ``memo(key, fn)``, kept until the next snapshot.
@@ -26,6 +28,7 @@ from typing import Any
 
 from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.alerts.store import AlertStore
+from hotline.alerts.storms import Storm
 from hotline.dashboard.alert_table import TABLE_ROWS
 
 __all__ = ["MEMO_KEYS", "FeedSnapshot", "LiveFeed"]
@@ -45,6 +48,7 @@ class FeedSnapshot:
     alerts: list[AlertRecord]  #: newest first, at most ``max_alerts``
     alert_total: int
     time: float
+    storms: tuple[Storm, ...] = ()  #: the storm guard's storms in the store (alerts.storms)
 
 
 class LiveFeed:
@@ -129,7 +133,9 @@ class LiveFeed:
                 del self._live[k]
         new = self.store.alerts(limit=self.max_alerts, since=self._since, source=self.source)
         fresh = [a for a in new if a.id not in self._ids]
-        changed = bool(fresh) or stored.keys() != self._snap.summaries.keys() or any(
+        storms = tuple(self.store.storms(source=self.source))
+        changed = bool(fresh) or storms != self._snap.storms or (
+            stored.keys() != self._snap.summaries.keys()) or any(
             stored[k].n_events != self._snap.summaries[k].n_events for k in stored
         )
         if fresh:
@@ -142,4 +148,4 @@ class LiveFeed:
         if changed:
             total = self.store.count_alerts(source=self.source)
             self._snap = FeedSnapshot(self._snap.version + 1, stored, list(self._alerts), total,
-                                      time.time())
+                                      time.time(), storms)

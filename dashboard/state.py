@@ -32,6 +32,7 @@ from hotline.alerts.lumi_status import RunStatus
 from hotline.alerts.records import AlertRecord, LumiSummary
 from hotline.alerts.reference import AEModel, Reference, current_reference
 from hotline.alerts.run_status import assess_lumis
+from hotline.alerts.storms import Storm
 from hotline.dashboard import alert_detail, glance, rates
 from hotline.dashboard.alert_table import ROWS_PER_UPDATE, TABLE_ROWS, alert_row
 from hotline.dashboard.feed import FeedSnapshot, LiveFeed
@@ -178,6 +179,10 @@ class DashboardState(param.Parameterized):
             self.event_rate = max(0.0, (n - c0) / (now - t0))
 
     # ------------------------------------------------------------ run overview
+
+    def storms(self) -> list[Storm]:
+        """The storm guard's storms of the current run (all runs when none is chosen)."""
+        return [st for st in self._snap.storms if self.run is None or st.run == self.run]
 
     def run_summaries(self, run: int | None = None) -> list[LumiSummary]:
         """Summaries of ``run`` (default: the run on screen), ordered by lumisection."""

@@ -112,7 +112,10 @@ class AlertsConfig:
     """Which hotline rules run."""
 
     rules: str = ""  #: TOML file with the rule menu; empty: built-in Exotica Hotline menu
-    max_alerts_per_lumi: int = 0  #: 0 = unlimited
+    #: storm guard (``alerts.storms``): alerts kept in full per rule per lumisection before
+    #: the rest are sampled and listed in storm records; 0 = no guard
+    max_alerts_per_lumi: int = 0
+    storm_sample: int = 100  #: past that threshold, 1 in this many alerts kept in full
 
 
 @dataclass(frozen=True)

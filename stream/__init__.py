@@ -25,11 +25,14 @@ Distributed path (the ``kafka`` extra):
 
 - ``stream.topics``: the Kafka topics, declared once from ``StreamConfig``.
 - ``stream.codecs``: wire formats of the topics (Arrow IPC batches, JSON records).
+- ``stream.alert_batches``: alert-batch records of ``hotline.alerts`` (JSON lines: a
+  message's alerts and storm records; older single-alert records still read).
 - ``stream.partitioning``: cutting batches into messages and routing them to partitions
   (by lumisection, run or message).
 - ``stream.kafka_producer``: publishing batches to ``hotline.events`` (retry with backoff).
 - ``stream.faust_app``: the faust application (``make_app``).
-- ``stream.agents``: the event agents (decode, call the core, send, in offset order).
+- ``stream.agents``: the event agent (decode, call the core, send; messages in flight,
+  acked in offset order).
 - ``stream.agents_dqm``: the occupancy agent and the occupancy-map wire format.
 - ``stream.sink``: ``hotline.alerts`` / ``scores`` / ``deadletter`` -> alert store.
 - ``stream.health``: heartbeat files of the worker and the sink, and their health checks.

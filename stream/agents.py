@@ -7,43 +7,48 @@ so no further micro-batching) it:
 1. decodes the Arrow IPC payload (``stream.codecs.decode_batch``, which also
    type-checks the header and validates the content);
 2. calls ``stream.pipeline.process_batch`` - the same function as the embedded
-   path, nothing re-implemented - and encodes its records. *Any* exception in
+   path, nothing re-implemented - with the worker's storm guard (``alerts.storms``,
+   ``[alerts] max_alerts_per_lumi``), and encodes its records. *Any* exception in
    steps 1-2 (a malformed message, another schema version, inconsistent content,
    or an unexpected error in the scoring code) turns the message into one dead
    letter on ``hotline.deadletter`` with the reason (exception type and message)
    and the raw bytes; the offset moves on only once the broker has confirmed it,
    like any other output. So no message can stop the actor (faust would restart
    it a few times, then the worker would exit);
-3. sends one JSON record per alert to ``hotline.alerts`` (key = alert id), the
-   batch's per-lumisection summaries (each with its part id, so the store counts a
-   re-processed message once) to ``hotline.scores`` and event-level dead letters to
-   ``hotline.deadletter``, and waits for the broker's confirmation;
+3. queues its records on the producer without waiting: the message's alerts and storm
+   records as one alert-batch record on ``hotline.alerts`` (``stream.alert_batches``,
+   key = the message's key), the batch's per-lumisection summaries (each with its part id,
+   so the store counts a re-processed message once) on ``hotline.scores`` and event-level
+   dead letters on ``hotline.deadletter``;
 4. updates two tables (changelogged in Kafka): events and alerts per
    "run:lumisection", from which the anomaly rate per lumisection follows. These
    are additive: a message re-processed after a crash is counted twice in them
    (the store's summaries are the exact numbers).
 
-Pipelining: the agent runs ``CONCURRENCY`` (4) actors on the one topic, so
-actors decode and score the next messages while earlier ones wait for the
-broker to confirm their records (that wait, not the CPU, was most of the
-worker's idle time). Order is kept per partition with a chain of two futures
-per message: an actor queues its records only after the previous message of
-the same partition has queued its own (records keep their order on the output
-topics), and finishes only after the previous message's records are confirmed
-(faust acks offsets in order, with no gaps). So the delivery guarantee of
-``stream.faust_app`` is unchanged. The chain is the only state besides the
-faust tables; it lives in the ``register_agents`` closure.
+In flight, in offset order (``InFlight``): the agent takes the next message while the
+broker confirms the records of earlier ones, up to ``MAX_IN_FLIGHT`` messages; its stream
+does not ack by itself (``stream.noack()``). A message is acked - and so may be committed
+- once every record it produced is confirmed *and* every earlier message of its partition
+is acked, so faust's commit (which also flushes the producer first) never passes a
+message whose results are not on the broker. Records whose send failed are sent again
+(with backoff) until confirmed; until then the message and those after it stay unacked.
+Records are queued in message order (one actor), so they keep their order on the output
+topics. The delivery guarantee of ``stream.faust_app`` is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hotline.alerts.records import DeadLetter
+from hotline.alerts.storms import StormGuard
 from hotline.errors import HotlineError
-from hotline.stream.codecs import decode_batch, encode_alert, encode_deadletter, encode_summary
+from hotline.stream.alert_batches import encode_alert_records
+from hotline.stream.codecs import decode_batch, encode_deadletter, encode_summary
 from hotline.stream.pipeline import BatchResult, PipelineContext, process_batch
 from hotline.stream.topics import TABLES, Topics
 
@@ -51,8 +56,8 @@ log = logging.getLogger(__name__)
 
 #: raw bytes kept in a dead letter (the rest is cut; the reason says so)
 MAX_DEADLETTER_PAYLOAD = 256 * 1024
-#: actors of ``score_events``: they overlap scoring with waiting for broker confirmations
-CONCURRENCY = 4
+#: messages whose records may wait for the broker's confirmation while the next is scored
+MAX_IN_FLIGHT = 16
 
 
 def _origin(message: Any) -> str:
@@ -86,19 +91,23 @@ def message_deadletter(origin: str, raw: bytes | None, exc: BaseException) -> De
     return DeadLetter("kafka", origin, reason, payload=cut)
 
 
-def message_records(raw: bytes | None, origin: str, ctx: PipelineContext,
-                    topics: Topics) -> tuple[BatchResult | None, list[tuple[str, bytes, bytes]]]:
+def message_records(raw: bytes | None, origin: str, ctx: PipelineContext, topics: Topics,
+                    guard: StormGuard | None = None, key: bytes | None = None
+                    ) -> tuple[BatchResult | None, list[tuple[str, bytes, bytes]]]:
     """What one ``hotline.events`` message becomes: (result or None, [(topic, key, value)]).
 
-    Decode, score and encode every output record; any exception on the way makes the
-    message one dead letter record instead (``message_deadletter``), and the result is
-    None. Records are encoded before anything is sent, so a record that cannot be
-    encoded (e.g. a NaN score) dead-letters the whole message instead of failing
-    half-way through it. Pure: no I/O (the agent sends the records).
+    Decode, score (with the storm ``guard``, if any) and encode every output record; any
+    exception on the way makes the message one dead letter record instead
+    (``message_deadletter``), and the result is None. Records are encoded before anything
+    is sent, so a record that cannot be encoded (e.g. a NaN score) dead-letters the whole
+    message instead of failing half-way through it. Pure but for the guard's count: no I/O
+    (the agent sends the records).
     """
     try:
-        result = process_batch(decode_batch(raw, origin=origin), ctx)
-        out = [(topics.alerts, a.id.encode(), encode_alert(a)) for a in result.alerts]
+        result = process_batch(decode_batch(raw, origin=origin), ctx, guard)
+        akey = key or origin.encode()
+        out = [(topics.alerts, akey, v)
+               for v in encode_alert_records(result.alerts, result.storms, origin)]
         out += [(topics.scores, str(s.run).encode(), encode_summary(s))
                 for s in result.summaries.values()]
         out += [(topics.deadletter, d.origin.encode(), encode_deadletter(d))
@@ -107,6 +116,70 @@ def message_records(raw: bytes | None, origin: str, ctx: PipelineContext,
     except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
         dead = message_deadletter(origin, raw, exc)
         return None, [(topics.deadletter, origin.encode(), encode_deadletter(dead))]
+
+
+class InFlight:
+    """Messages whose records are queued but not all confirmed, per partition in offset
+    order; acks each message once its records and every earlier one's are confirmed
+    (module docstring). ``send(topic, key, value)`` returns the producer's delivery future
+    once the record is queued; ``ack(event)`` acks a message."""
+
+    def __init__(self, send: Callable[[str, bytes, bytes], Awaitable[Any]],
+                 ack: Callable[[Any], Awaitable[Any]], limit: int = 16) -> None:
+        self.send, self.ack, self.limit = send, ack, limit
+        self.queues: dict[Any, deque[list[Any]]] = {}  # tp -> [[event, confirmed], ...]
+        self.count = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self.resent = 0  #: records sent again after a failed delivery
+
+    async def add(self, tp: Any, event: Any, records: list[tuple[str, bytes, bytes]]) -> None:
+        """Queue ``records`` of ``event`` (in order) and track them; waits while ``limit``
+        messages are in flight."""
+        while self.count >= self.limit:
+            self._room.clear()
+            await self._room.wait()
+        futs = [await self.send(t, k, v) for t, k, v in records]
+        entry = [event, False]
+        self.queues.setdefault(tp, deque()).append(entry)
+        self.count += 1
+        if not futs:
+            entry[1] = True
+            await self._release(tp)
+            return
+        asyncio.ensure_future(self._confirm(tp, entry, records, futs))
+
+    async def _confirm(self, tp: Any, entry: list[Any], records: list[tuple[str, bytes, bytes]],
+                       futs: list[Any]) -> None:
+        delay = 0.5
+        while True:
+            outcome = await asyncio.gather(*futs, return_exceptions=True)
+            failed = [(rec, exc) for rec, exc in zip(records, outcome)
+                      if isinstance(exc, BaseException)]
+            if not failed:
+                break
+            exc = failed[0][1]
+            log.warning("%d of %d records of %s were not confirmed (%s: %s); sending them "
+                        "again in %.1f s", len(failed), len(records), _origin(entry[0].message),
+                        type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            records = [rec for rec, _ in failed]
+            self.resent += len(records)
+            futs = [await self.send(t, k, v) for t, k, v in records]
+        entry[1] = True
+        await self._release(tp)
+
+    async def _release(self, tp: Any) -> None:
+        q = self.queues.get(tp)
+        while q and q[0][1]:
+            event = q.popleft()[0]
+            self.count -= 1
+            await self.ack(event)
+        if q is not None and not q:
+            del self.queues[tp]
+        if self.count < self.limit:
+            self._room.set()
 
 
 def register_agents(
@@ -128,69 +201,46 @@ def register_agents(
         lumi_alerts = app.Table(TABLES[1], default=int, key_type=str, value_type=int,
                                 partitions=topics.partitions)
 
-    async def issue(records: list[tuple[str, bytes, bytes]]) -> list[Any]:
-        # the results of one message go straight to the (aiokafka) producer: one record per
-        # alert is the wire contract, and faust's per-record Topic.send bookkeeping costs
-        # ~4x more than the send itself when a batch holds thousands of alerts
-        send = app.producer.send
-        return [await send(topic, key, value, None, None, None) for topic, key, value in records]
+    guard = ctx.storm_guard()  # one per worker: the count of its lumisections (None: off)
 
-    # per partition: futures of the last message taken - (records issued, records confirmed)
-    chain: dict[tuple[str, int], tuple[asyncio.Future, asyncio.Future]] = {}
-
-    async def handle(event: Any, prev: tuple[asyncio.Future, asyncio.Future] | None,
-                     issued: asyncio.Future) -> None:
-        msg = event.message
-        origin = _origin(msg)
-        raw: bytes | None = event.value
-        result, records = message_records(raw, origin, ctx, topics)
-        if prev is not None:
-            await prev[0]  # the previous message's records are queued: ours follow them
-        futs = await issue(records)
-        issued.set_result(None)
-        if prev is not None:
-            await prev[1]  # ... and are confirmed: ours may be confirmed (acked) after them
-        if futs:
-            await asyncio.gather(*futs)  # broker confirmed before the offset may be committed
-        if result is None:
+    def count(result: BatchResult) -> None:
+        if lumi_events is None or lumi_alerts is None:  # both or neither
             return
-        log.info("scored %d events from %s: %d alerts", result.n_events, origin,
-                 len(result.alerts))
-        if lumi_events is not None and lumi_alerts is not None:  # both or neither
-            per_lumi: dict[str, int] = {}
-            for a in result.alerts:
-                k = f"{a.run}:{a.lumi}"
-                per_lumi[k] = per_lumi.get(k, 0) + 1
-            for s in result.summaries.values():
-                k = f"{s.run}:{s.lumi}"
-                lumi_events[k] += s.n_events
-                if k in per_lumi:
-                    lumi_alerts[k] += per_lumi[k]
+        per_lumi: dict[str, int] = {}
+        for a in result.alerts:
+            k = f"{a.run}:{a.lumi}"
+            per_lumi[k] = per_lumi.get(k, 0) + 1
+        for st in result.storms:
+            k = f"{st.run}:{st.lumi}"
+            per_lumi[k] = per_lumi.get(k, 0) + st.listed
+        for s in result.summaries.values():
+            k = f"{s.run}:{s.lumi}"
+            lumi_events[k] += s.n_events
+            if k in per_lumi:
+                lumi_alerts[k] += per_lumi[k]
 
-    def _fail(fut: asyncio.Future, exc: BaseException) -> None:
-        if not fut.done():
-            fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-            fut.exception()  # retrieved here; the next message's actor re-raises it
-
-    @app.agent(events, name="hotline.score_events", concurrency=CONCURRENCY)
+    @app.agent(events, name="hotline.score_events", concurrency=1)
     async def score_events(stream: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        async for event in stream.events():
-            tp = (event.message.topic, event.message.partition)
-            prev = chain.get(tp)
-            mine = chain[tp] = (loop.create_future(), loop.create_future())
-            try:
-                await handle(event, prev, mine[0])
-            except BaseException as exc:
-                # later messages of the partition must not be confirmed past this one
-                _fail(mine[0], exc)
-                _fail(mine[1], exc)
-                raise
-            else:
-                mine[1].set_result(None)
-            finally:
-                if chain.get(tp) is mine:
-                    del chain[tp]
+        manual = stream.noack()
+        send = app.producer.send
+
+        async def send_record(topic: str, key: bytes, value: bytes) -> Any:
+            # straight to the (aiokafka) producer: faust's per-record Topic.send bookkeeping
+            # costs more than the send itself
+            return await send(topic, key, value, None, None, None)
+
+        inflight = InFlight(send_record, manual.ack, MAX_IN_FLIGHT)
+        async for event in manual.events():
+            msg = event.message
+            origin = _origin(msg)
+            result, records = message_records(event.value, origin, ctx, topics, guard,
+                                              msg.key if isinstance(msg.key, bytes) else None)
+            await inflight.add(msg.tp, event, records)
+            if result is None:
+                continue
+            log.info("scored %d events from %s: %d alerts", result.n_events, origin,
+                     len(result.alerts) + sum(st.listed for st in result.storms))
+            count(result)
 
     return {"events": events, "alerts": alerts, "scores": scores, "deadletter": deadletter,
             "agent": score_events, "lumi_events": lumi_events, "lumi_alerts": lumi_alerts}

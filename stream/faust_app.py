@@ -1,13 +1,13 @@
 """The faust-streaming application of the distributed path: ``make_app(cfg)``.
 
 Delivery guarantee (why a SIGKILLed worker loses no alert and duplicates none
-in the store): the app runs with ``processing_guarantee="at_least_once"``. An
-agent actor sends a batch's alerts, summaries and dead letters and waits for the
-broker to confirm them (and those of every earlier message of the partition,
-see ``stream.agents``) before it takes its next message; faust commits the
-consumer offset of ``hotline.events`` only for messages the agent has finished
-(acked), and flushes its producer before every commit (every
-``[stream] commit_interval`` s). So a worker killed at any point has either
+in the store): the app runs with ``processing_guarantee="at_least_once"``. The
+agent queues a message's alert batch, summaries and dead letters on the producer and
+acks the message only once the broker has confirmed them and every earlier message
+of the partition is acked (``stream.agents.InFlight``: up to 16 messages in flight,
+no wait per message); faust commits the consumer offset of ``hotline.events`` only
+up to the first message not acked, and flushes its producer before every commit
+(every ``[stream] commit_interval`` s). So a worker killed at any point has either
 published everything a message produced, or its offset was not committed and
 the message is processed again after a rebalance (by the restarted worker or
 another one). Re-processing produces the *same* alert ids (hash of source, run,

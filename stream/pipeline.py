@@ -48,6 +48,7 @@ from hotline.alerts.records import (
 )
 from hotline.alerts.records import score_bin_edges as score_bin_edges  # re-exported
 from hotline.alerts.rules import RuleOutcome
+from hotline.alerts.storms import StormGuard, StormRecord
 from hotline.config import NO_MODEL, Config
 from hotline.detectors.event_histograms import (
     DEFAULT_BOOK,
@@ -94,11 +95,20 @@ class PipelineContext:
     #: True when a scorer needs features; a batch lacking feature branches then makes the
     #: feature-based rules unavailable for it (never a failed batch or file)
     features_required: bool = False
+    #: storm guard (``alerts.storms``): alerts in full per rule per lumisection (0: no guard)
     max_alerts_per_lumi: int = 0
+    #: beyond it, 1 in this many alerts kept in full (a deterministic sample)
+    storm_sample: int = 100
     #: the divergence bound of an L1 emulation rule in ``rules`` (None: no emulation)
     l1_min_agreement: float | None = None
     #: the per-lumisection histograms every summary carries (None: none)
     book: HistBook | None = DEFAULT_BOOK
+
+    def storm_guard(self) -> StormGuard | None:
+        """A fresh storm guard for one worker or replay (None when the guard is off)."""
+        if self.max_alerts_per_lumi <= 0:
+            return None
+        return StormGuard(self.max_alerts_per_lumi, self.storm_sample)
 
     @classmethod
     def from_config(cls, cfg: Config) -> PipelineContext:
@@ -108,13 +118,14 @@ class PipelineContext:
         from hotline.stream.l1_emulation import emulation_rule
 
         rules = load_menu(cfg.alerts.rules)
+        threshold, sample = cfg.alerts.max_alerts_per_lumi, cfg.alerts.storm_sample
         l1 = emulation_rule(cfg, cfg.model.registry)  # [firmware] emulate: firmware in the loop
         l1_bound = None if l1 is None else cfg.firmware.min_agreement
         if cfg.model.name in ("", NO_MODEL):
             if l1 is None:
-                return cls(rules=rules, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi)
+                return cls(rules=rules, max_alerts_per_lumi=threshold, storm_sample=sample)
             return cls(rules=[*rules, l1], spec=l1.scorer.spec, features_required=True,
-                       max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi,
+                       max_alerts_per_lumi=threshold, storm_sample=sample,
                        l1_min_agreement=l1_bound)
         from hotline.alerts.ae_rule import AERule
         from hotline.models.scorer import Scorer
@@ -122,8 +133,8 @@ class PipelineContext:
         scorer = Scorer.from_registry(cfg.model.name, cfg.model.version, cfg.model.registry)
         rules.append(AERule(scorer, cfg.model.p_value))
         return cls(rules=rules + ([l1] if l1 is not None else []), spec=scorer.spec,
-                   features_required=True, max_alerts_per_lumi=cfg.alerts.max_alerts_per_lumi,
-                   l1_min_agreement=l1_bound)
+                   features_required=True, max_alerts_per_lumi=threshold,
+                   storm_sample=sample, l1_min_agreement=l1_bound)
 
     def branches(self, available: set[str] | None = None) -> list[str]:
         """Branches to read: the feature spec's (with fallbacks), every rule's needs, and the
@@ -153,6 +164,7 @@ class BatchResult:
     deadletters: list[DeadLetter] = field(default_factory=list)
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     n_events: int = 0
+    storms: list[StormRecord] = field(default_factory=list)  #: the storm guard's records
 
     def __add__(self, other: BatchResult) -> BatchResult:
         sums = dict(self.summaries)
@@ -165,6 +177,7 @@ class BatchResult:
             self.deadletters + other.deadletters,
             unav,
             self.n_events + other.n_events,
+            self.storms + other.storms,
         )
 
     def summary_parts(self) -> list[LumiSummary]:
@@ -202,7 +215,8 @@ def _quarantine_letters(
     return out
 
 
-def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
+def process_batch(batch: EventBatch, ctx: PipelineContext,
+                  guard: StormGuard | None = None) -> BatchResult:
     """Score one batch: features, rules, alerts, summaries, dead letters (pure, no I/O).
 
     Every event whose values break the quarantine policy (``detectors.quality``: any
@@ -210,6 +224,9 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     counted in ``n_bad`` and kept out of rule counts and alerts. A batch lacking feature
     branches still runs every rule whose inputs it has; the feature-based rules are then
     *unavailable* for it (``missing`` names the branches), the batch is not refused.
+    With a storm ``guard`` (``alerts.storms``; its count is the caller's state) the alerts
+    of a rule past its threshold in a lumisection are sampled and the rest listed in
+    ``result.storms``; the summaries count every alert either way.
     """
     n = len(batch)
     run, lumi, event = batch.run, batch.lumi, batch.event
@@ -226,6 +243,11 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     good = ~bad
     context["good"] = good
     outcomes: list[RuleOutcome] = [rule.evaluate(batch.arrays, context) for rule in ctx.rules]
+    for o in outcomes:  # e.g. a scalar rule on a branch that is jagged in this batch
+        if o.mask is not None and np.shape(o.mask) != (n,):
+            raise ValueError(f"{batch.origin}: rule {o.rule} gave a mask of shape "
+                             f"{np.shape(o.mask)} for {n} events (is one of its branches "
+                             "of another layout?)")
 
     # per-lumisection summaries, vectorised over the (run, lumi) groups of the batch; the
     # counts derive from each lumisection's tally of distinct events (a repeated event
@@ -247,6 +269,8 @@ def process_batch(batch: EventBatch, ctx: PipelineContext) -> BatchResult:
     for o in outcomes:
         if o.mask is None:
             result.unavailable[o.rule] = o.missing
+    if guard is not None and guard.active:
+        outcomes = _guarded(batch, outcomes, good, guard, now, result)
     result.alerts.extend(batch_alerts(batch, outcomes, good, context, now))
     return result
 
@@ -265,6 +289,28 @@ def _event_bins(batch: EventBatch, book: HistBook, bad: np.ndarray, good: np.nda
             codes = book.fraction.index(np.minimum(frac, np.nextafter(1.0, 0.0)))
             shares[f"score/{o.rule}/{label}"] = np.where(good, codes, NO_CODE).astype(np.uint8)
     return ev_bins.with_scalars(shares) if shares else ev_bins
+
+
+def _guarded(batch: EventBatch, outcomes: list[RuleOutcome], good: np.ndarray,
+             guard: StormGuard, now: float, result: BatchResult) -> list[RuleOutcome]:
+    """``outcomes`` with each rule's mask cut to the alerts the storm guard keeps in full;
+    its storm records go to ``result.storms``."""
+    out = []
+    run, lumi, event = batch.run, batch.lumi, batch.event
+    for o in outcomes:
+        if o.mask is None:
+            out.append(o)
+            continue
+        hits = np.flatnonzero(o.mask & good)
+        kept, storms = guard.apply(batch.source, o.rule, o.kind, hits, run, lumi, event,
+                                   o.score, o.p_value, now)
+        if storms:
+            result.storms.extend(storms)
+            mask = np.zeros_like(o.mask, dtype=bool)
+            mask[kept] = True
+            o = replace(o, mask=mask)
+        out.append(o)
+    return out
 
 
 def _group(run: np.ndarray, lumi: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
@@ -299,6 +345,7 @@ class RunReport:
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     available: set[str] = field(default_factory=set)  #: rules that ran on some batch
     errors: list[str] = field(default_factory=list)
+    storms: int = 0  #: storm records of the storm guard written
 
     @property
     def rate(self) -> float:
@@ -316,7 +363,8 @@ def run_embedded(
     Summaries of a lumisection are written once the stream has left it (and all at
     the end), as one part (``store.add_summary_parts``) whose id is that of all the
     lumisection's events; ``on_result(batch, result)`` is called after each batch
-    (dashboard hook).
+    (dashboard hook). With ``ctx.max_alerts_per_lumi`` set, the replay has its own storm
+    guard (``alerts.storms``) and writes its storm records to ``store.add_storms``.
     """
     report = RunReport(per_rule={r.name: 0 for r in ctx.rules})
     open_lumis = BatchResult()  # summaries and event sets of the lumisections not yet written
@@ -330,10 +378,11 @@ def run_embedded(
             if ctx.l1_min_agreement is not None:  # firmware divergence, per whole lumisection
                 store.add_alerts(judge(done.summaries.values(), ctx.l1_min_agreement))
 
+    guard = ctx.storm_guard()  # the replay's storm guard (None: off)
     t0 = time.perf_counter()
     for batch in batches:
         try:
-            res = process_batch(batch, ctx)
+            res = process_batch(batch, ctx, guard)
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the replay
             letters = batch_deadletters(batch, exc)
             store.add_deadletters(letters)
@@ -350,6 +399,9 @@ def run_embedded(
         if res.deadletters:
             store.add_deadletters(res.deadletters)
             report.deadletters += len(res.deadletters)
+        if res.storms:
+            store.add_storms(res.storms)
+            report.storms += len(res.storms)
         report.unavailable.update(res.unavailable)
         report.available.update(r.name for r in ctx.rules if r.name not in res.unavailable)
         open_lumis = open_lumis + BatchResult(summaries=res.summaries)

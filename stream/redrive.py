@@ -181,7 +181,12 @@ def _redrive_payload(item: RedriveItem, ctx: PipelineContext, store: AlertStore,
         from hotline.stream import codecs
 
         if topics is not None and topic == topics.alerts:
-            out.alerts_new = len(store.add_alerts([codecs.decode_alert(d.payload, d.origin)]))
+            from hotline.stream.alert_batches import decode_alert_record
+
+            alerts, storms = decode_alert_record(d.payload, d.origin)
+            out.alerts_new = len(store.add_alerts(alerts))
+            if storms:
+                store.add_storms(storms)
         elif topics is not None and topic == topics.scores:
             store.add_summary_parts([codecs.decode_summary(d.payload, d.origin)])
         elif topics is not None and topic == topics.deadletter:

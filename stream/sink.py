@@ -1,5 +1,10 @@
 """The alert sink: ``hotline.alerts`` / ``hotline.scores`` / ``hotline.deadletter`` -> alert store.
 
+An ``hotline.alerts`` record is an alert batch (its alerts and the storm guard's storm
+records, ``stream.alert_batches``) or a single alert of an older worker: both are read, so
+the sink can be upgraded before the workers. Storm records go to ``AlertStore.add_storms``
+(each part once).
+
 A kafka-python consumer (group ``[stream] sink_group``, auto-commit off) polls
 records, decodes them (``stream.codecs``), writes them into the alert store
 (SQLite or PostgreSQL) and only then commits the consumer offsets. A sink
@@ -33,10 +38,12 @@ from typing import Any
 
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.alerts.store import AlertStore
+from hotline.alerts.storms import StormRecord
 from hotline.backoff import Backoff
 from hotline.config import FirmwareConfig, StreamConfig
 from hotline.errors import StreamError
-from hotline.stream.codecs import decode_alert, decode_deadletter, decode_summary
+from hotline.stream.alert_batches import decode_alert_record
+from hotline.stream.codecs import decode_deadletter, decode_summary
 from hotline.stream.kafka_producer import BOOTSTRAP_TIMEOUT_MS, retry_with_backoff
 from hotline.stream.l1_emulation import LumiJudge
 from hotline.stream.topics import bootstrap_servers, topics_for
@@ -50,6 +57,8 @@ class SinkReport:
 
     alerts_seen: int = 0
     alerts_new: int = 0
+    storms: int = 0  #: storm records read
+    storms_new: int = 0  #: ... of which were new
     summaries: int = 0  #: partial summaries read
     summaries_new: int = 0  #: ... of which were new and added (the rest were seen before)
     deadletters: int = 0
@@ -153,7 +162,8 @@ def write_records(
     bad record neither stops the sink nor holds back the offsets of the others. A store
     outage (``store_unavailable``) propagates: nothing is committed.
     """
-    alerts: list[tuple[Any, AlertRecord]] = []
+    alerts: list[tuple[Any, list[AlertRecord]]] = []
+    storms: list[tuple[Any, list[StormRecord]]] = []
     parts: list[tuple[Any, LumiSummary]] = []
     dead_in: list[tuple[Any, DeadLetter]] = []
     dead: list[DeadLetter] = []
@@ -161,7 +171,10 @@ def write_records(
         origin = f"{r.topic}[{r.partition}]@{r.offset}"
         try:
             if r.topic == t.alerts:
-                alerts.append((r, decode_alert(r.value, origin)))
+                got, st = decode_alert_record(r.value, origin)
+                alerts.append((r, got))
+                if st:
+                    storms.append((r, st))
             elif r.topic == t.scores:
                 parts.append((r, decode_summary(r.value, origin)))
             elif r.topic == t.deadletter:
@@ -170,8 +183,14 @@ def write_records(
             log.warning("sink: %s", exc)
             dead.append(DeadLetter("kafka", origin, str(exc), payload=r.value))
     before = len(dead)
-    new = [a for got in _write_group(store.add_alerts, alerts, dead, "alert") for a in got]
-    n_alerts = len(alerts) - (len(dead) - before)
+    new = [a for got in _write_group(lambda g: store.add_alerts([a for x in g for a in x]),
+                                     alerts, dead, "alert") for a in got]
+    refused = {d.origin for d in dead[before:]}
+    n_alerts = sum(len(x) for r, x in alerts
+                   if f"{r.topic}[{r.partition}]@{r.offset}" not in refused)
+    before = len(dead)
+    new_storms = [s for got in _write_group(lambda g: store.add_storms([s for x in g for s in x]),
+                                            storms, dead, "storm") for s in got]
     before = len(dead)
     applied = sum(_write_group(store.add_summary_parts, parts, dead, "summary"))
     n_parts = len(parts) - (len(dead) - before)
@@ -186,6 +205,8 @@ def write_records(
     report.records += len(records)
     report.alerts_seen += n_alerts
     report.alerts_new += len(new)
+    report.storms += sum(len(x) for _, x in storms)
+    report.storms_new += len(new_storms)
     report.summaries += n_parts
     report.summaries_new += applied
     report.deadletters += n_dead_in + len(dead)

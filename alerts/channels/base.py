@@ -5,7 +5,9 @@ group of alerts (storm control / digest), with a stable ``message_id`` that is
 the idempotency key (the alert id for a single alert). ``cloudevent_bytes``
 wraps it in a CloudEvents 1.0 structured JSON envelope (``cloudevents`` library)
 whose ``data`` is the versioned alert record (``AlertRecord.to_json``) or, for a
-group, ``{"count", "reason", "summary", "alerts": [records]}``.
+group, ``{"count", "reason", "summary", "alerts": [records]}``, or, for a storm notice of
+the storm guard (kind ``storm``), ``{"storm": {source, run, lumi, rule, n_alerts, n_kept,
+...}}``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hotline.errors import HotlineError
 
 EVENT_TYPE_ALERT = "org.hotline.alert.v1"
 EVENT_TYPE_GROUP = "org.hotline.alert.group.v1"
+EVENT_TYPE_STORM = "org.hotline.storm.v1"
 
 
 class DeliveryError(HotlineError):
@@ -40,9 +43,10 @@ class Notification:
     message_id: str
     sub_id: str
     alerts: list[AlertRecord]
-    kind: str = "alert"  #: alert | group
-    reason: str = "single"  #: single | storm | digest
+    kind: str = "alert"  #: alert | group | storm (a storm notice: ``storm``, no alerts)
+    reason: str = "single"  #: single | storm | digest | storm_guard
     _body: bytes | None = field(default=None, repr=False)
+    storm: dict[str, Any] | None = None  #: the storm of a storm notice (``alerts.storms``)
 
     def summary(self) -> dict[str, Any]:
         """Counts per rule and kind, run/lumi span, time span, most significant alert."""
@@ -65,6 +69,11 @@ class Notification:
         }
 
     def title(self) -> str:
+        if self.storm is not None:
+            st = self.storm
+            kept = "?" if st.get("n_kept") is None else st["n_kept"]
+            return (f"storm on rule {st['rule']} in LS {st['lumi']} (run {st['run']}): "
+                    f"{st['n_alerts']} alerts, {kept} kept")
         if self.kind == "alert" and self.alerts:
             a = self.alerts[0]
             z = "" if a.significance is None else f" Z={a.significance:.2f}"
@@ -76,6 +85,8 @@ class Notification:
         return f"{why}: {s['count']} alerts in run(s) {', '.join(map(str, s['runs'][:5]))} ({top})"
 
     def data(self) -> dict[str, Any]:
+        if self.storm is not None:
+            return {"storm": dict(self.storm), "title": self.title()}
         if self.kind == "alert":
             return json.loads(self.alerts[0].to_json())
         return {"count": len(self.alerts), "reason": self.reason, "summary": self.summary(),
@@ -87,6 +98,17 @@ class Notification:
             from cloudevents.core.formats.json import JSONFormat
             from cloudevents.core.v1.event import CloudEvent
 
+            if self.storm is not None:
+                st = self.storm
+                attrs = {
+                    "id": self.message_id, "source": f"/hotline/{st['source']}",
+                    "type": EVENT_TYPE_STORM, "specversion": "1.0",
+                    "time": datetime.fromtimestamp(float(st.get("updated") or 0.0), tz=UTC),
+                    "subject": st["rule"], "datacontenttype": "application/json",
+                    "hotlinesub": self.sub_id, "hotlineschema": 1,
+                }
+                self._body = JSONFormat().write(CloudEvent(attrs, self.data()))
+                return self._body
             first = self.alerts[0]
             attrs = {
                 "id": self.message_id,

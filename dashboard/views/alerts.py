@@ -74,6 +74,11 @@ class AlertTable(pn.viewable.Viewer):
         text += ")"
         if self.state.ls_first is not None:
             text += f"; only run {self.state.run} {self.state.selection_label()}"
+        storms = self.state.storms()
+        if storms:  # the storm guard's storms: counts exact, the rest of the alerts listed
+            text += "  \n" + "; ".join(st.describe() for st in storms[-3:])
+            if len(storms) > 3:
+                text += f" (and {len(storms) - 3} more storms)"
         if text != self.count.object:  # no message when nothing changed
             self.count.object = text
 

@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--storm-threshold", type=int, default=None,
                    help="this many alerts at once go as ONE grouped message (default 20)")
     a.add_argument("--max-group", type=int, default=None, help="most alerts per grouped message")
+    a.add_argument("--every-alert", action="store_true",
+                   help="opt out of the workers' storm guard ([alerts] max_alerts_per_lumi): "
+                        "get every matching alert, those past the guard's threshold as records "
+                        "without objects, instead of a sample and one storm notice per storm")
     a.add_argument("--rate", metavar="N/SECONDS", default=None,
                    help="at most N messages per SECONDS, the rest as a digest (e.g. 1/300)")
     a.add_argument("--give-up", type=float, metavar="SECONDS", default=None,
@@ -187,6 +191,8 @@ def handle_add(args: argparse.Namespace) -> int:
            "tags": args.tag}
     delivery = {"storm_threshold": args.storm_threshold, "max_group": args.max_group,
                 "give_up_after": args.give_up, "timeout": args.timeout}
+    if args.every_alert:
+        delivery["storm_guard"] = False
     if args.rate:
         delivery["max_messages"], delivery["per_seconds"] = _parse_rate(args.rate)
     secret = None

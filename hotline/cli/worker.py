@@ -168,5 +168,5 @@ def handle_sink(args: argparse.Namespace) -> int:
                           l1_min_agreement=cfg.firmware.min_agreement)
     print(f"sink stored {report.alerts_new:,} new alerts ({report.alerts_seen:,} read), "
           f"{report.summaries:,} partial summaries ({report.summaries_new:,} new), "
-          f"{report.deadletters:,} dead letters")
+          f"{report.storms_new:,} storm records, {report.deadletters:,} dead letters")
     return 0
