@@ -11,16 +11,18 @@ in ``errors`` and skipped; the rest of the run goes on. ``files_report`` holds o
 per-file summary of a multi-file replay. A file of another schema is read through an
 alias spec (``detectors.schemas``): its branches are renamed to NanoAOD names as read.
 
-Reading overlaps processing (``read_ahead``, on by default): a reader thread runs uproot's
-iteration of a file (basket reads and zlib decompression, which releases the GIL) one chunk
-ahead of the consumer, through a queue of one; the chunks, their order and every error
-reach the consumer exactly as without it (``ReadAhead``).
+Reading overlaps processing (``read_ahead``; by default when the process may use more than
+one CPU): a reader thread runs uproot's iteration of a file (basket reads and zlib
+decompression, which releases the GIL) one chunk ahead of the consumer, through a queue of
+one; the chunks, their order and every error reach the consumer exactly as without it
+(``ReadAhead``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -85,6 +87,14 @@ class Pacer:
             time.sleep(due - now)
 
 
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 class ReadAhead:
     """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the
     consumer: the same items in the same order, an exception raised where it was raised.
@@ -144,7 +154,9 @@ class ReplaySource:
     features become unavailable); a file holding *none* of them is refused. ``aliases``:
     an alias spec mapping another schema onto NanoAOD names. ``stop``: a callable polled
     between batches; when it returns True the replay ends early. ``read_ahead``: read and
-    decompress the next chunk in a background thread while this one is processed.
+    decompress the next chunk in a background thread while this one is processed (None:
+    when this process may run on more than one CPU; on one, the two threads would only
+    take turns).
     """
 
     files: Sequence[str | Path]
@@ -157,7 +169,7 @@ class ReplaySource:
     progress: bool = False
     stop: Callable[[], bool] | None = None
     aliases: AliasSpec | None = None
-    read_ahead: bool = True
+    read_ahead: bool | None = None
     errors: list[SourceError] = field(default_factory=list)
     files_report: list[FileOutcome] = field(default_factory=list)
     events_read: int = 0
@@ -250,7 +262,8 @@ class ReplaySource:
             try:
                 chunks: Iterator[ak.Array] = tree.iterate(
                     read, step_size=self.chunk, library="ak", entry_start=entry_start)
-                if self.read_ahead:  # closed below, before the file is
+                if self.read_ahead or (self.read_ahead is None and _cpus() > 1):
+                    # closed below, before the file is
                     chunks = iter(ReadAhead(chunks))
                     opened.append(chunks)
                 for arrays in chunks:

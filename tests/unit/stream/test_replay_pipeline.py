@@ -185,12 +185,12 @@ def test_read_ahead_gives_the_same_batches_and_stops_with_the_replay(archive, tm
         src = ReplaySource(files, branches=branches, step_size=64, **kw)
         return src, [b.arrays for b in src]
 
-    (ahead, a), (plain, b) = read(), read(read_ahead=False)
+    (ahead, a), (plain, b) = read(read_ahead=True), read(read_ahead=False)
     assert len(a) == len(b) == 10 and all(ak.array_equal(x, y) for x, y in zip(a, b))
     assert [o.events for o in ahead.files_report] == [o.events for o in plain.files_report]
     # stopped after two batches: the reader thread of the open file is gone
     seen: list[int] = []
-    src = ReplaySource(files, branches=branches, step_size=64,
+    src = ReplaySource(files, branches=branches, step_size=64, read_ahead=True,
                        stop=lambda: seen.append(1) or len(seen) >= 2)
     assert sum(1 for _ in src) == 2
     assert not [t for t in threading.enumerate() if t.name == "hotline-replay-reader"]
