@@ -7,8 +7,9 @@ so that a given fraction of events alerts (``--fractions``, default 1e-4, 4 % an
 hotline-like, the menu on real data, an alert storm). For each fraction it prints the
 embedded replay's rate beside the **limit measured in the same run**: uproot iterating the
 same branches of the same file in the same chunks, nothing else (``library="ak"``, as the
-replay reads them). The replay's reader thread is off for these (one core's work); at 4 %
-a second line gives the wall-clock rate with it, when the process may use two cores. Then
+replay reads them). The replay's reader thread (``read_ahead``, off by default) is off for
+these; at 4 % a second line gives the wall-clock rate with it, when the process may use two
+cores. Then
 the naive per-event Python loop, and the peak RSS of replays of 1 M and 10 M *distinct*
 events (ten files of different events, consecutive lumisections: every alert is new and
 inserted) in a subprocess each, which must stay flat (< 500 MB).
@@ -208,7 +209,7 @@ def replay(files: list[Path], db: Path, entries: list[dict[str, Any]] | None = N
 def _rss_child(n_files: int) -> None:
     files = [nanoaod_like_file(i) for i in range(n_files)]
     with tempfile.TemporaryDirectory() as tmp:
-        dt, _, n, new = replay(files, Path(tmp) / "a.db", read_ahead=None)  # as users run it
+        dt, _, n, new = replay(files, Path(tmp) / "a.db")
     print(f"{n} {dt:.3f} {peak_rss_mb():.1f} {new}")
 
 
