@@ -124,25 +124,39 @@ class AlertRecord:
     def batch(
         cls, *, kind: str, rule: str, source: str, ids: Sequence[str], runs: Sequence[int],
         lumis: Sequence[int], events: Sequence[int], scores: Sequence[float | None],
-        p_values: Sequence[float | None], payloads: Sequence[dict[str, Any]],
+        p_values: Sequence[float | None], payloads: Sequence[dict[str, Any] | None],
         payload_texts: Sequence[str | None], created: float,
     ) -> list[AlertRecord]:
         """The alerts of one rule on one batch, built together: the same records as ``make``
         for each (``ids`` from ``alert_ids``; Python ints and floats), each holding its
         payload's JSON text when given (``payload_texts``: ``payload_json`` of the payload,
-        or None to build it on first use), so the store and the stream encode it once."""
+        or None to build it on first use), so the store and the stream encode it once. A
+        payload given as None (its text given) is parsed from the text when first read."""
         sig = [None if p is None else significance_from_p(p) for p in p_values]
         out = []
         new = object.__new__
         for i, run, lumi, event, score, p, z, payload, text in zip(
                 ids, runs, lumis, events, scores, p_values, sig, payloads, payload_texts):
             rec = new(cls)  # the fields set directly: __init__ of a frozen dataclass is slow
-            rec.__dict__.update(id=i, kind=kind, rule=rule, source=source, run=run, lumi=lumi,
-                                event=event, score=score, p_value=p, significance=z,
-                                created=created, payload=payload, schema=SCHEMA_VERSION,
-                                _payload_json=text)
+            d = rec.__dict__
+            d.update(id=i, kind=kind, rule=rule, source=source, run=run, lumi=lumi,
+                     event=event, score=score, p_value=p, significance=z, created=created,
+                     schema=SCHEMA_VERSION, _payload_json=text)
+            if payload is not None or text is None:
+                d["payload"] = payload or {}
             out.append(rec)
         return out
+
+    def __getattr__(self, name: str) -> Any:
+        """``payload`` of a record built from its JSON text alone (``batch``): parsed once,
+        when first read."""
+        if name == "payload":
+            text = self.__dict__.get("_payload_json")
+            if text is not None:
+                payload = json.loads(text)
+                object.__setattr__(self, "payload", payload)
+                return payload
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def payload_json(self) -> str:

@@ -13,22 +13,31 @@ single onnxruntime call on raw features::
 
     inputs : x    float32 [N, F]   raw features (FeatureMatrix.x)
              mask bool    [N, O]   True = real object (FeatureMatrix.mask)
-    outputs: per_feature [N, F]   masked squared error / F   (normalised space)
-             per_object  [N, O]   per_feature summed over (pt, eta, phi)
+    outputs: sq_by_field [N, F]   squared error in normalised space, in the permuted order
+                                  (all pT, all eta, all phi columns), unmasked
+             per_object  [N, O]   masked squared error / F summed over (pt, eta, phi)
              per_type    [N, K]   per_object summed over object types
              total       [N]      reconstruction MSE = sum of per_object
              kl, mu2     [N]      VAE only: KL divergence, AXOL1TL mu^2 sum
+
+The network runs on the permuted features, the permutation folded into its first and last
+Gemms (``InputFold``); the normalisation's scale and offset ride in the MatMuls that take the
+raw features to that order (on the pT block: a scale before the log). The per-feature losses
+(masked squared error / F in the features' order) are derived from ``sq_by_field`` by the
+scorer when read. Graphs exported before this layout output ``per_feature`` instead; the
+scorer reads both (``models.scorer``).
 
 Normalisation in the graph is exactly ``models.normalise.Normaliser``
 (phi from the MET direction when ``phi_frame = "met"``, log10 of pT columns for
 the log-pT scheme, then (u - offset) * scale, padded slots -> 0).
 ``reference_scores`` computes the same numbers with numpy + torch; the tests
-require agreement to 1e-5.
+require agreement to 1e-5 (and with the ``onnx.reference`` evaluator).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +85,34 @@ def _linear_layers(seq: Any) -> list[tuple[str, Any]]:
     return out
 
 
-class OnnxGraph:
-    """Tiny builder around onnx.helper: unique names, constants, nodes."""
+@dataclass(frozen=True)
+class InputFold:
+    """The permutation of the network input, folded into the first and last Gemms.
 
-    def __init__(self) -> None:
+    The graph feeds the network the normalised features ``input`` [N, F] in the order
+    ``perm`` (all pT columns, then all eta, then all phi: ``input[:, p] = xn[:, perm[p]]``):
+    a Gemm reading it takes the columns ``W[:, perm]``, and the Gemm writing the
+    reconstruction the rows ``W[perm]``, ``b[perm]``, so the network is the trained one.
+    """
+
+    input: str
+    perm: np.ndarray
+
+    def first(self, w: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+        return [w[:, self.perm], b]
+
+    def last(self, w: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+        return [w[self.perm], b[self.perm]]
+
+
+class OnnxGraph:
+    """Tiny builder around onnx.helper: unique names, constants, nodes; the input fold."""
+
+    def __init__(self, fold: InputFold | None = None) -> None:
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self.k = 0
+        self.fold = fold
 
     def name(self, base: str) -> str:
         self.k += 1
@@ -102,7 +132,18 @@ class OnnxGraph:
         self.nodes.append(helper.make_node(op_type, inputs, [o], **attrs))
         return o
 
-    def dense(self, x: str, layers: list[tuple[str, Any]]) -> str:
+    def dense(self, x: str, layers: list[tuple[str, Any]], recon: bool = False) -> str:
+        """Gemms and activations on ``x``. A first Gemm reading the network input takes the
+        input fold; with ``recon`` (the stack writes the reconstruction of the input: its
+        last layer is a Gemm) the last Gemm takes its inverse."""
+        fold = self.fold
+        layers = list(layers)
+        if fold is not None and x == fold.input and layers and layers[0][0] == "gemm":
+            layers[0] = ("gemm", fold.first(*layers[0][1]))
+        if fold is not None and recon:
+            if not layers or layers[-1][0] != "gemm":
+                raise ModelError("a reconstruction must end with a Linear layer to be exported")
+            layers[-1] = ("gemm", fold.last(*layers[-1][1]))
         for kind, p in layers:
             if kind == "gemm":
                 w, b = p
@@ -115,9 +156,12 @@ class OnnxGraph:
         return x
 
 
-#: the network part of an event scoring graph: (graph, torch module, name of the normalised
-#: input [N, F]) -> (name of the squared error [N, F] before masking, extra output names);
-#: the extra outputs (e.g. "kl", "mu2") are [N] tensors the emitter names itself
+#: the network part of an event scoring graph: (graph, torch module, name of the network
+#: input [N, F]) -> (name of its squared error [N, F] before masking, extra output names);
+#: the extra outputs (e.g. "kl", "mu2") are [N] tensors the emitter names itself. An emitter
+#: marked ``folds_input = True`` builds its Gemms with ``OnnxGraph.dense`` (``recon=True`` for
+#: the stack writing the reconstruction) and gets the folded input (``InputFold``); any other
+#: gets the normalised features in their own order.
 Network = Callable[[OnnxGraph, Any, str], tuple[str, list[str]]]
 
 
@@ -125,7 +169,7 @@ def _ae_recon(g: OnnxGraph, ae: Any, xn: str) -> str:
     """Nodes of one dense AE's reconstruction of ``xn``."""
     h = g.dense(xn, _linear_layers(ae.encoder))
     z = g.dense(h, _linear_layers([ae.to_latent]))
-    return g.dense(z, _linear_layers(ae.decoder))
+    return g.dense(z, _linear_layers(ae.decoder), recon=True)
 
 
 def ae_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
@@ -139,7 +183,7 @@ def vae_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]:
     h = g.dense(xn, _linear_layers(model.encoder))
     mu = g.dense(h, _linear_layers([model.mu]))
     lv = g.dense(h, _linear_layers([model.logvar]))
-    recon = g.dense(mu, _linear_layers(model.decoder))
+    recon = g.dense(mu, _linear_layers(model.decoder), recon=True)
     mu_sq = g.op("Mul", [mu, mu])
     axis1 = g.const(np.array([1], np.int64))
     g.op("ReduceSum", [mu_sq, axis1], out="mu2", keepdims=0)
@@ -163,11 +207,104 @@ def ensemble_network(g: OnnxGraph, model: Any, xn: str) -> tuple[str, list[str]]
     return g.op("Mul", [acc, g.const(np.float32(1.0 / len(model.members)))]), []
 
 
+for _net in (ae_network, vae_network, ensemble_network):
+    _net.folds_input = True  # type: ignore[attr-defined]
+
+
+def _network_input(g: OnnxGraph, normaliser: Normaliser, f: int, o: int, mask3: str) -> str:
+    """Nodes turning the raw ``x`` into the normalised features in the permuted order (all
+    pT, then all eta, then all phi columns; padded slots 0). The permutation and the affine
+    normalisation are one MatMul (a Gemm where a column has an offset) per block of columns;
+    on the pT block the offset and the 1/ln 10 of log10 ride in a scale before the log."""
+    cols = [np.arange(c, f, 3) for c in range(3)]
+    scale = normaliser.scale.astype(np.float64)
+    icept = -normaliser.offset.astype(np.float64) * scale
+    logged = np.zeros(f, bool)
+    if normaliser.log_pt:
+        logged[list(normaliser.pt_columns)] = True
+    pt_log = bool(logged[cols[0]].all() and logged.sum() == o)
+    met = normaliser.phi_frame == "met"
+
+    def select(idx: np.ndarray, mult: np.ndarray, add: np.ndarray | None) -> str:
+        """x[:, idx] * mult (+ add) as one MatMul / Gemm."""
+        w = np.zeros((f, idx.size))
+        w[idx, np.arange(idx.size)] = mult
+        if add is None or not add.any():
+            return g.op("MatMul", ["x", g.const(w.astype(np.float32))])
+        return g.op("Gemm", ["x", g.const(w.astype(np.float32)),
+                             g.const(add.astype(np.float32))])
+
+    def vector_or_scalar(v: np.ndarray) -> str:
+        return g.const(np.float32(v[0]) if np.all(v == v[0]) else v.astype(np.float32))
+
+    parts: list[str] = []
+    if pt_log:  # (log10 max(pT, floor) - a) * b = ln(max(pT, floor) * k) * b / ln 10
+        pt = cols[0]
+        slope = scale[pt] / np.log(10.0)
+        k = np.exp(icept[pt] / slope)
+        ok = np.isfinite(k).all() and (k > 0).all() and np.all(slope != 0)
+        if ok:
+            u = g.op("Log", [g.op("Max", [select(pt, k, None),
+                                          vector_or_scalar(PT_FLOOR * k)])])
+            parts.append(g.op("Mul", [u, vector_or_scalar(slope)]))
+        else:  # a zero scale: the plain formula
+            u = g.op("Log", [g.op("Max", [select(pt, np.ones(o), None),
+                                          g.const(np.float32(PT_FLOOR))])])
+            parts.append(g.op("Add", [g.op("Mul", [u, g.const(slope.astype(np.float32))]),
+                                      g.const(icept[pt].astype(np.float32))]))
+        rest = [cols[1], cols[2]]
+    else:
+        rest = cols
+    plain = [c for c in rest if not (met and c is cols[2])]
+    if plain and not (logged.any() and not pt_log):
+        idx = np.concatenate(plain)
+        parts.append(select(idx, scale[idx], icept[idx]))
+    elif plain:  # log10 of another set of columns: per column, in the permuted order
+        idx = np.concatenate(plain)
+        raw = select(idx, np.ones(idx.size), None)
+        lg = g.const(logged[idx])
+        u = g.op("Where", [lg, g.op("Mul", [g.op("Log", [g.op("Max", [
+            raw, g.const(np.float32(PT_FLOOR))])]), g.const(np.float32(1 / np.log(10.0)))]),
+            raw])
+        parts.append(g.op("Add", [g.op("Mul", [u, g.const(scale[idx].astype(np.float32))]),
+                                  g.const(icept[idx].astype(np.float32))]))
+    if met:  # phi from the MET direction (column 2), wrapped to [-pi, pi), then normalised
+        phi = cols[2]
+        raw = select(phi, np.ones(o), None)
+        pi, two_pi = np.float32(np.pi), np.float32(2.0) * np.float32(np.pi)
+        met_phi = g.op("Slice", [raw, g.const(np.array([0], np.int64)),
+                                 g.const(np.array([1], np.int64)),
+                                 g.const(np.array([1], np.int64))])
+        d = g.op("Sub", [raw, met_phi])
+        turns = g.op("Floor", [g.op("Div", [g.op("Add", [d, g.const(pi)]), g.const(two_pi)])])
+        u = g.op("Sub", [d, g.op("Mul", [turns, g.const(two_pi)])])
+        parts.append(g.op("Add", [g.op("Mul", [u, g.const(scale[phi].astype(np.float32))]),
+                                  g.const(icept[phi].astype(np.float32))]))
+    u = parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
+    return g.op("Mul", [u, mask3])
+
+
 def build_scoring_graph(
     model: Any, normaliser: Normaliser, spec: FeatureSpec, network: Network,
     name: str = "hotline",
 ) -> Any:
-    """The onnx.ModelProto of the scoring graph of ``model`` with its ``network`` part."""
+    """The onnx.ModelProto of the scoring graph of ``model`` with its ``network`` part.
+
+    Layout: the network works on the normalised features permuted to (all pT, all eta, all
+    phi), the permutation folded into its first and last Gemms (``InputFold``); the
+    normalisation's scale and offset ride in the MatMuls that permute the raw features, so
+    the graph adds one log of the pT block, one mask on the input and, for the losses, one
+    mask on the per-object sums ([N, O], not [N, F]). The graph's outputs::
+
+        sq_by_field [N, F]  squared error in normalised space, permuted order, unmasked
+        per_object  [N, O]  masked squared error / F, summed over (pt, eta, phi)
+        per_type    [N, K]  per_object summed over object types
+        total       [N]     reconstruction MSE = sum of per_object
+        kl, mu2     [N]     VAE only
+
+    The scorer turns ``sq_by_field`` into the per-feature losses when they are read
+    (``models.scorer.per_feature_from_fields``): the same numbers, paid for only when used.
+    """
     from onnx import TensorProto, checker, helper
 
     model.eval()
@@ -181,77 +318,35 @@ def build_scoring_graph(
     k = len(spec.object_types)
     tmat = np.zeros((o, k), np.float32)
     tmat[np.arange(o), types] = 1.0
+    perm = np.concatenate([np.arange(c, f, 3) for c in range(3)])
 
-    # object mask -> feature mask with one small MatMul (much faster in onnxruntime than
-    # broadcasting a [N, O, 1] tensor); the loss scale 1/F rides along in ``fm_loss``
-    expand = np.zeros((o, f), np.float32)
-    for j in range(o):
-        expand[j, 3 * j:3 * j + 3] = 1.0
     g = OnnxGraph()
     mf = g.op("Cast", ["mask"], to=TensorProto.FLOAT)
-    fm_loss = g.op("MatMul", [mf, g.const(expand / f)])
-    xin = "x"
-    if normaliser.phi_frame == "met":  # phi from the MET direction, wrapped to [-pi, pi)
-        phi_cols = list(range(2, f, 3))
-        sel_phi = np.zeros((f, o), np.float32)
-        sel_phi[phi_cols, np.arange(o)] = 1.0
-        e_met = np.zeros((f, 1), np.float32)
-        e_met[2, 0] = 1.0
-        two_pi = np.float32(2.0) * np.float32(np.pi)
-        d = g.op("Sub", [g.op("MatMul", ["x", g.const(sel_phi)]),
-                         g.op("MatMul", ["x", g.const(e_met)])])
-        turns = g.op("Floor", [g.op("Div", [g.op("Add", [d, g.const(np.float32(np.pi))]),
-                                            g.const(two_pi)])])
-        wrapped = g.op("Sub", [d, g.op("Mul", [turns, g.const(two_pi)])])
-        keep = np.ones(f, np.float32)
-        keep[phi_cols] = 0.0
-        xin = g.op("Add", [g.op("Mul", ["x", g.const(keep)]),
-                           g.op("MatMul", [wrapped, g.const(sel_phi.T.copy())])])
-    # normalisation, with log10 and (u - offset) * scale folded into one slope/intercept
-    slope = normaliser.scale.astype(np.float64).copy()
-    icept = -normaliser.offset.astype(np.float64) * normaliser.scale
-    cols = list(normaliser.pt_columns) if normaliser.log_pt else []
-    rest_cols = [c for c in range(f) if c % 3]
-    if cols and cols == list(range(0, f, 3)) and not icept[rest_cols].any():
-        # log-pT scheme on (pt, eta, phi) triplets, written without strided slicing/concat
-        # (Split + Concat cost ~25 % of the graph): pT = x @ select [F, O] (a 0/1 MatMul),
-        # eta/phi = x * (mask @ slopes) with the pT columns' slope 0, and the normalised
-        # pT goes back to its columns with npt @ select.T. Same numbers, ~15 % faster.
-        slope[cols] = slope[cols] / np.log(10.0)
-        select = np.zeros((f, o), np.float32)
-        select[cols, np.arange(o)] = 1.0
-        rest_slope = np.zeros(f, np.float64)
-        rest_slope[rest_cols] = slope[rest_cols]
-        pt = g.op("MatMul", [xin, g.const(select)])
-        lpt = g.op("Log", [g.op("Clip", [pt, g.const(np.float32(PT_FLOOR))])])
-        npt = g.op("Mul", [g.op("Add", [g.op("Mul", [lpt, g.const(slope[cols].astype(
-            np.float32))]), g.const(icept[cols].astype(np.float32))]), mf])
-        fm_rest = g.op("MatMul", [mf, g.const((expand * rest_slope[None, :]).astype(
-            np.float32))])
-        xn = g.op("Add", [g.op("Mul", [xin, fm_rest]),
-                          g.op("MatMul", [npt, g.const(select.T.copy())])])
-    else:
-        fm = g.op("MatMul", [mf, g.const(expand)])
-        x = xin
-        if cols:
-            sel = np.zeros(f, bool)
-            sel[cols] = True
-            slope[cols] = slope[cols] / np.log(10.0)
-            logged = g.op("Log", [g.op("Clip", [x, g.const(np.float32(PT_FLOOR))])])
-            x = g.op("Where", [g.const(sel), logged, x])
-        u = g.op("Add", [g.op("Mul", [x, g.const(slope.astype(np.float32))]),
-                         g.const(icept.astype(np.float32))])
-        xn = g.op("Mul", [u, fm])
-
-    sq, extra = network(g, model, xn)
-    outputs = ["per_feature", "per_object", "per_type", "total", *extra]
-    per_feature = g.op("Mul", [sq, fm_loss], out="per_feature")
-    per_obj = g.op("MatMul", [per_feature, g.const(expand.T.copy())], out="per_object")
+    mask3 = g.op("Tile", [mf, g.const(np.array([1, 3], np.int64))])  # [N, F], permuted order
+    xn = _network_input(g, normaliser, f, o, mask3)
+    if getattr(network, "folds_input", False):
+        g.fold = InputFold(xn, perm)
+        sq, extra = network(g, model, xn)
+    else:  # the emitter sees the normalised features in their own order
+        flat = g.const(np.array([-1, f], np.int64))
+        own = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [
+            xn, g.const(np.array([-1, 3, o], np.int64))])], perm=[0, 2, 1]), flat])
+        sq_own, extra = network(g, model, own)
+        sq = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [
+            sq_own, g.const(np.array([-1, o, 3], np.int64))])], perm=[0, 2, 1]), flat])
+    for node in g.nodes:  # the network's squared error is an output: give it its name
+        node.output[:] = ["sq_by_field" if n == sq else n for n in node.output]
+        node.input[:] = ["sq_by_field" if n == sq else n for n in node.input]
+    fold = np.zeros((f, o), np.float32)
+    fold[np.arange(f), np.arange(f) % o] = 1.0 / f
+    per_obj = g.op("Mul", [g.op("MatMul", ["sq_by_field", g.const(fold)]), mf],
+                   out="per_object")
     per_type = g.op("MatMul", [per_obj, g.const(tmat)], out="per_type")
     # total = sum over the K types (4 columns, not 19): the same sum, fewer reads
     g.op("ReduceSum", [per_type, g.const(np.array([1], np.int64))], out="total", keepdims=0)
+    outputs = ["sq_by_field", "per_object", "per_type", "total", *extra]
 
-    shapes: dict[str, list[str | int]] = {"per_feature": ["N", f], "per_object": ["N", o],
+    shapes: dict[str, list[str | int]] = {"sq_by_field": ["N", f], "per_object": ["N", o],
                                           "per_type": ["N", k]}
     graph = helper.make_graph(
         g.nodes,

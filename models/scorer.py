@@ -15,6 +15,10 @@ electrons, muons, jets) contributions that sum to the total.
 Normalisation is baked into the ONNX graph (see ``models.export``): the scorer
 passes raw features and the mask, so serving and training apply exactly the
 same transformation, and padded objects are masked from the loss in both.
+Graphs of the current layout return the squared errors by field (``sq_by_field``); the
+per-feature losses are computed from them when ``ScoreResult.per_feature`` is first read
+(``per_feature_from_fields``). Graphs exported before it (the shipped registry versions)
+return ``per_feature`` directly; both load and give the same numbers.
 
 For a VAE scored by ``kl`` or ``mu2`` the latent score has no per-feature
 decomposition; the contributions are then the reconstruction-loss shares
@@ -39,7 +43,7 @@ Bad input -- wrong feature count or feature spec, NaN/inf values -- raises
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +63,44 @@ log = logging.getLogger(__name__)
 CHUNK = 4096  #: batches larger than this run in chunks (cache-friendly, no extra copies)
 
 
-@dataclass
-class ScoreResult(Scores):
-    """Scores of one batch (numpy arrays, float32 unless noted)."""
+def per_feature_from_fields(sq_by_field: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-feature losses [n, F] (features' order, padded slots 0, / F) from a scoring graph's
+    ``sq_by_field`` output (squared errors in the permuted order pT..., eta..., phi...)."""
+    n, f = sq_by_field.shape
+    o = f // 3
+    out = sq_by_field.reshape(n, 3, o).transpose(0, 2, 1) * (
+        mask.astype(np.float32)[:, :, None] / np.float32(f))
+    return np.ascontiguousarray(out.reshape(n, f), dtype=np.float32)
 
-    total: np.ndarray  #: [n]
-    per_feature: np.ndarray  #: [n, F]
-    per_object: np.ndarray  #: [n, O]
-    per_type: np.ndarray  #: [n, K]
-    object_labels: list[str]
-    type_labels: list[str]
-    extra: dict[str, np.ndarray] = field(default_factory=dict)  #: recon, kl, mu2 (VAE)
+
+class ScoreResult(Scores):
+    """Scores of one batch (numpy arrays, float32 unless noted).
+
+    ``per_feature`` may be given as an array or as a function computing it, called on first
+    read (the scorer's per-feature losses: see ``per_feature_from_fields``)."""
+
+    def __init__(self, total: np.ndarray,
+                 per_feature: np.ndarray | Callable[[], np.ndarray],
+                 per_object: np.ndarray, per_type: np.ndarray, object_labels: list[str],
+                 type_labels: list[str], extra: dict[str, np.ndarray] | None = None) -> None:
+        self.total = total  #: [n]
+        self._per_feature = per_feature  #: [n, F], or how to compute it
+        self.per_object = per_object  #: [n, O]
+        self.per_type = per_type  #: [n, K]
+        self.object_labels = object_labels
+        self.type_labels = type_labels
+        self.extra: dict[str, np.ndarray] = extra or {}  #: recon, kl, mu2 (VAE)
+
+    @property
+    def per_feature(self) -> np.ndarray:
+        """[n, F] per-feature losses (computed on first read when given as a function)."""
+        if callable(self._per_feature):
+            self._per_feature = self._per_feature()
+        return self._per_feature
+
+    @per_feature.setter
+    def per_feature(self, value: np.ndarray) -> None:
+        self._per_feature = value
 
     def __len__(self) -> int:
         return int(self.total.shape[0])
@@ -226,7 +257,22 @@ class Scorer(ModelScorer):
             out = self._run_chunked(x, mask)
         else:
             out = dict(zip(self.outputs, self.session.run(None, {"x": x, "mask": mask})))
-        res = ScoreResult(out["total"], out["per_feature"], out["per_object"], out["per_type"],
+        ratio: np.ndarray | None = None
+        total = out["total"]
+        if "kl" in out and self.score_name != "recon":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(total > 0, out[self.score_name] / total, 0.0).astype(np.float32)
+        per_feature: np.ndarray | Callable[[], np.ndarray]
+        if "per_feature" in out:  # a graph exported before the permuted layout
+            per_feature = out["per_feature"] if ratio is None else out["per_feature"] * ratio[
+                :, None]
+        else:
+            sq, r = out["sq_by_field"], ratio
+
+            def per_feature() -> np.ndarray:
+                pf = per_feature_from_fields(sq, mask)
+                return pf if r is None else pf * r[:, None]
+        res = ScoreResult(total, per_feature, out["per_object"], out["per_type"],
                           self.object_labels, self.type_labels)
         if self.type_evidence is not None:
             te = self.type_evidence
@@ -240,22 +286,18 @@ class Scorer(ModelScorer):
                 res.extra["recon"] = res.total
                 res.total = te.score_log10(lp, self.score_name[len("types_"):])
         if "kl" in out:
-            res.extra = {"recon": out["total"], "kl": out["kl"], "mu2": out["mu2"]}
-            if self.score_name != "recon":
-                total = out[self.score_name]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = np.where(res.total > 0, total / res.total, 0.0).astype(np.float32)
-                res.per_feature = res.per_feature * ratio[:, None]
+            res.extra = {"recon": total, "kl": out["kl"], "mu2": out["mu2"]}
+            if ratio is not None:
                 res.per_object = res.per_object * ratio[:, None]
                 res.per_type = res.per_type * ratio[:, None]
-                res.total = total
+                res.total = out[self.score_name]
         return res
 
     def _run_chunked(self, x: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         """Large batches: run in CHUNK-row pieces that onnxruntime writes straight into
         preallocated result arrays (IO binding), keeping the working set in cache."""
         n = x.shape[0]
-        widths = {"per_feature": x.shape[1], "per_object": mask.shape[1],
+        widths = {"per_feature": x.shape[1], "sq_by_field": x.shape[1], "per_object": mask.shape[1],
                   "per_type": len(self.type_labels)}
         out = {k: np.empty((n, widths[k]) if k in widths else (n,), np.float32)
                for k in self.outputs}

@@ -11,12 +11,13 @@ bad only values that ``detectors.quality.check_events`` already quarantines (one
 
 ``batch_alerts(batch, outcomes, context, now)`` turns the rule outcomes into
 ``AlertRecord``s with the work per batch, not per alert: one objects payload per alerted
-event (the present feature-spec objects, [label, pt, eta, phi] rounded to 4 digits), built
-and JSON-encoded once however many rules fire on it; a rule adds to it only the objects that
-fired it and are not among them (a collection outside the spec, photons; or a jet beyond the
-spec's ten), numbered on from the spec's own; ids for the whole batch (``alert_ids``); the
-records built together (``AlertRecord.batch``), each holding its payload's JSON text, which
-the store and the stream reuse instead of encoding it again.
+event (the present feature-spec objects, [label, pt, eta, phi] rounded to 4 digits), written
+as JSON text once however many rules fire on it (``spec_objects``: straight from the numpy
+values, no lists built); a rule adds to it only the objects that fired it and are not among
+them (a collection outside the spec, photons; or a jet beyond the spec's ten), numbered on
+from the spec's own; ids for the whole batch (``alert_ids``); the records built together
+(``AlertRecord.batch``), each holding its payload's JSON text, which the store and the stream
+reuse; a payload without rule details is parsed from that text only when read.
 """
 
 from __future__ import annotations
@@ -87,35 +88,44 @@ class RuleContext(dict):
         return sub, np.arange(idx.size, dtype=np.int64)
 
 
-def spec_objects(features: FeatureMatrix | None, rows: np.ndarray
-                 ) -> tuple[list[list[list[Any]]], list[str]]:
-    """For feature ``rows``: the present spec objects of each event as [label, pt, eta, phi]
-    lists, and the JSON text of each event's list (numbers with 4 decimals, ``%.4f``: the
-    same values as the lists; ``ValueError`` for a NaN or infinite value, as ``json``)."""
+def spec_objects(features: FeatureMatrix | None, rows: np.ndarray) -> list[str]:
+    """For feature ``rows``: the JSON text of each event's present spec objects, a list of
+    [label, pt, eta, phi] (values rounded to 4 digits), exactly as ``json.dumps`` writes it.
+
+    Written without building the lists: one ``%``-format per pattern of present slots
+    (cached per batch), filled with the rounded values of one ``tolist``."""
     if features is None or rows.size == 0:
-        return [[] for _ in range(rows.size)], ["[]"] * rows.size
+        return ["[]"] * rows.size
     labels = features.spec.object_labels
     mask = features.mask[rows]
-    ev, slot = np.nonzero(mask)  # by event, then slot: the spec's order
-    raw = features.objects()[rows[ev], slot].astype(np.float64)
-    if not np.isfinite(raw).all():
+    vals = np.round(features.objects()[rows].astype(np.float64)[mask], 4)
+    if not np.isfinite(vals).all():  # never after the quarantine; json refuses NaN
         raise ValueError("Out of range float values are not JSON compliant")
-    vals = np.round(raw, 4).tolist()
-    slots = slot.tolist()
-    flat = [[labels[j], *v] for j, v in zip(slots, vals)]
-    ends = np.cumsum(mask.sum(1)).tolist()
-    starts = [0, *ends[:-1]]
-    objs = [flat[a:b] for a, b in zip(starts, ends)]
-    fmts = [json.dumps(label) for label in labels]
-    fmts = [f"[{f}, %.4f, %.4f, %.4f]" for f in fmts]
-    one = [fmts[j] % tuple(v) for j, v in zip(slots, vals)]
-    return objs, [f"[{', '.join(one[a:b])}]" for a, b in zip(starts, ends)]
+    flat = vals.ravel().tolist()
+    ends = np.cumsum(mask.sum(1) * 3).tolist()
+    packed = np.packbits(mask, axis=1)
+    keys = packed.view(np.uint8).tobytes()
+    width = packed.shape[1]
+    formats: dict[bytes, str] = {}
+    out = []
+    start = 0
+    for i, end in enumerate(ends):
+        key = keys[i * width:(i + 1) * width]
+        fmt = formats.get(key)
+        if fmt is None:
+            slots = np.flatnonzero(mask[i]).tolist()
+            fmt = formats[key] = "[" + ", ".join(
+                f"[{json.dumps(labels[j])}, %r, %r, %r]" for j in slots) + "]"
+        out.append(fmt % tuple(flat[start:end]))
+        start = end
+    return out
 
 
 def fired_extras(features: FeatureMatrix | None, rows: np.ndarray, outcome: RuleOutcome,
-                 spec: FeatureSpec, idx: np.ndarray) -> dict[int, list[list[Any]]]:
+                 spec: FeatureSpec, idx: np.ndarray) -> dict[int, str]:
     """For the hit events ``idx`` of ``outcome`` (feature ``rows``): the objects that fired
-    its rule and are not among the event's spec objects, by position in ``idx``."""
+    its rule and are not among the event's spec objects, by position in ``idx``, as the JSON
+    text of their [label, pt, eta, phi] lists joined by ", " (``json.dumps``'s own text)."""
     n = idx.size
     if outcome.objects is None or outcome.collection is None or not n:
         return {}
@@ -137,9 +147,14 @@ def fired_extras(features: FeatureMatrix | None, rows: np.ndarray, outcome: Rule
     group_start = np.r_[0, np.flatnonzero(np.diff(pos)) + 1]
     rank = np.arange(pos.size) - np.repeat(group_start, np.diff(np.r_[group_start, pos.size]))
     numbers = (first[pos] + rank + 1).tolist()
-    out: dict[int, list[list[Any]]] = {}
-    for p, k, v in zip(pos.tolist(), numbers, np.round(vals.astype(np.float64), 4).tolist()):
-        out.setdefault(p, []).append([f"{label}{k}", *v])
+    rounded = np.round(vals.astype(np.float64), 4)
+    if not np.isfinite(rounded).all():  # never after the quarantine; json refuses NaN
+        raise ValueError("Out of range float values are not JSON compliant")
+    head = json.dumps(label)[:-1]  # '"label' without its closing quote
+    out: dict[int, str] = {}
+    for p, k, v in zip(pos.tolist(), numbers, rounded.tolist()):
+        text = f'[{head}{k}", {v[0]!r}, {v[1]!r}, {v[2]!r}]'
+        out[p] = f"{out[p]}, {text}" if p in out else text
     return out
 
 
@@ -153,7 +168,8 @@ def batch_alerts(batch: EventBatch, outcomes: list[RuleOutcome], good: np.ndarra
         return []
     alerted = np.unique(np.concatenate(list(hits.values())))
     features, rows = context.features_for(alerted)
-    objects, texts = spec_objects(features, rows)
+    texts = spec_objects(features, rows)
+    shared = [f'{{"objects": {t}}}' for t in texts]  # one payload text per alerted event
     run, lumi, event = batch.run, batch.lumi, batch.event
     out: list[AlertRecord] = []
     for o in outcomes:
@@ -163,16 +179,19 @@ def batch_alerts(batch: EventBatch, outcomes: list[RuleOutcome], good: np.ndarra
         at = np.searchsorted(alerted, h)  # each hit's entry among the alerted events
         extras = fired_extras(features, rows[at], o, context.spec, h)
         at_list = at.tolist()
-        objs = [objects[a] for a in at_list]
-        obj_texts: list[str | None] = [texts[a] for a in at_list]
-        for k, more in extras.items():
-            objs[k] = objs[k] + more
-            obj_texts[k] = json.dumps(objs[k], allow_nan=False)
-        if o.details is None:
-            payloads: list[dict[str, Any]] = [{"objects": x} for x in objs]
-            payload_texts: list[str | None] = [f'{{"objects": {t}}}' for t in obj_texts]
+        obj_texts = [texts[a] for a in at_list]
+        for k, more in extras.items():  # the rule's own objects appended to the list's text
+            t = obj_texts[k]
+            obj_texts[k] = f"{t[:-1]}, {more}]" if len(t) > 2 else f"[{more}]"
+        payloads: list[dict[str, Any] | None]
+        if o.details is None:  # the payloads are read from their text when first used
+            payloads = [None] * h.size
+            payload_texts: list[str | None] = [shared[a] for a in at_list]
+            for k in extras:
+                payload_texts[k] = f'{{"objects": {obj_texts[k]}}}'
         else:
-            payloads = [{"objects": x, **o.details(i)} for x, i in zip(objs, h.tolist())]
+            payloads = [{"objects": json.loads(t), **o.details(i)}
+                        for t, i in zip(obj_texts, h.tolist())]
             payload_texts = [None] * h.size  # encoded on first use
         runs, lumis, events = run[h].tolist(), lumi[h].tolist(), event[h].tolist()
         out.extend(AlertRecord.batch(

@@ -168,3 +168,49 @@ def test_score_histogram_bins():
     assert h[0] == 1 and h[-1] == 1 and h[SCORE_BINS] == 1  # under- and overflow, last bin
     edges = score_bin_edges()
     assert h[1 + int(np.searchsorted(edges, 1.0, side="right")) - 1] == 2
+
+
+def test_read_ahead_gives_the_same_batches_and_stops_with_the_replay(archive, tmp_path):
+    """The reader thread changes nothing the consumer sees: the same chunks in the same
+    order, a damaged file reported the same way, and a replay stopped early leaves no
+    reader behind."""
+    import threading
+
+    from hotline.stream.replay import ReadAhead
+
+    files = find_run(archive, 7).files
+    branches = PipelineContext().branches()
+
+    def read(**kw):
+        src = ReplaySource(files, branches=branches, step_size=64, **kw)
+        return src, [b.arrays for b in src]
+
+    (ahead, a), (plain, b) = read(read_ahead=True), read(read_ahead=False)
+    assert len(a) == len(b) == 10 and all(ak.array_equal(x, y) for x, y in zip(a, b))
+    assert [o.events for o in ahead.files_report] == [o.events for o in plain.files_report]
+    # stopped after two batches: the reader thread of the open file is gone
+    seen: list[int] = []
+    src = ReplaySource(files, branches=branches, step_size=64, read_ahead=True,
+                       stop=lambda: seen.append(1) or len(seen) >= 2)
+    assert sum(1 for _ in src) == 2
+    assert not [t for t in threading.enumerate() if t.name == "hotline-replay-reader"]
+    # an error inside the reader reaches the consumer where it happened
+    def items():
+        yield 1
+        raise ValueError("basket 2 is damaged")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="basket 2 is damaged"):
+        for x in ReadAhead(items()):
+            got.append(x)
+    assert got == [1]
+    # a truncated file: the same report with and without the reader
+    cut = tmp_path / "cut.root"
+    data = Path(files[0]).read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    reports = []
+    for on in (True, False):
+        s = ReplaySource([cut], branches=branches, step_size=64, read_ahead=on)
+        n = sum(len(x) for x in s)
+        reports.append((n, [o.status for o in s.files_report]))
+    assert reports[0] == reports[1]
