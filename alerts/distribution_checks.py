@@ -635,12 +635,12 @@ def ml_mean_segment(z: np.ndarray) -> tuple[int, int]:
         score = np.where((length > 0) & (s > 0), s * s / np.maximum(length, 1), -1.0)
         if score.max() <= 0:
             return 0, z.size - 1
-        a, b = np.unravel_index(int(np.argmax(score)), score.shape)
-        return int(a), int(b)
+        best = int(np.argmax(score))
+        return best // z.size, best % z.size
     tail = (c[-1] - c[:-1]) / np.sqrt(np.arange(z.size, 0, -1))
-    a = int(np.argmax(tail))
-    head = (c[a + 1:] - c[a]) / np.sqrt(np.arange(1, z.size - a + 1))
-    return a, a + int(np.argmax(head))
+    start = int(np.argmax(tail))
+    head = (c[start + 1:] - c[start]) / np.sqrt(np.arange(1, z.size - start + 1))
+    return start, start + int(np.argmax(head))
 
 
 #: ``ml_mean_segment`` is exact (quadratic) up to this many values
