@@ -10,6 +10,12 @@ run and the clean data-like runs 231-233 and assesses each with the status engin
   ones (the fault range comes from the run card: used only to score the verdict here), the
   verdict's ranges and reasons (does it name the range and the location?);
 - clean runs: amber/red lumisections per 100 (limit <= 1);
+- the clean lumisections (demo and clean runs) each finding family flags: the distribution
+  checks (budget 9e-4 per lumisection, 1e-3 with their trends), their trends, the DQM
+  conv-AEs, the rates and counts, with the exact 95 % upper bound of each rate;
+- the DQM conv-AEs' p-values on the clean maps at the runs' own events per lumisection
+  (500): the share below 0.1, 0.01 and 1e-3 against nominal (a calibration check with far
+  more power than counting alarms at 1e-3);
 - the demo's AE alert counts on clean lumisections per calibrated threshold against
   ``p * n`` with the exact two-sided binomial p-value of the sum (within when p > 0.01), and
   how many clean lumisections lie inside their own exact 95 % band (expect ~95 %).
@@ -34,8 +40,11 @@ import numpy as np
 from benchmarks.common import RESULTS, header, save
 
 
-def replay(store: Any, files: Sequence[Path], source: str, dqm: bool) -> int:
-    """Replay ``files`` as ``hotline demo`` does into ``store``; events replayed."""
+def replay(store: Any, files: Sequence[Path], source: str, dqm: bool,
+           wrap: Any = None, extra_branches: Sequence[str] = ()) -> tuple[int, list]:
+    """Replay ``files`` as ``hotline demo`` does into ``store``: (events replayed, the DQM
+    conv-AEs' ``MapScore`` of every map). ``wrap(batches)``: what the replay's batches go
+    through first (a fault injection, reading ``extra_branches`` too)."""
     from hotline.cli.demo import dqm_monitor
     from hotline.config import load_config
     from hotline.models.registry import DEFAULT_MODEL
@@ -44,13 +53,49 @@ def replay(store: Any, files: Sequence[Path], source: str, dqm: bool) -> int:
 
     cfg = load_config(None, cli={"model": {"name": DEFAULT_MODEL}})
     ctx = PipelineContext.from_config(cfg)
-    src = ReplaySource(files=[str(f) for f in files], branches=ctx.branches(), source=source,
-                       progress=False)
+    src = ReplaySource(files=[str(f) for f in files], source=source, progress=False,
+                       branches=[*ctx.branches(), *extra_branches])
     mon = dqm_monitor(store) if dqm else None
-    rep = run_embedded(src, ctx, store, on_result=mon)
-    if mon is not None:
-        mon.finish()
-    return int(rep.events)
+    rep = run_embedded(src if wrap is None else wrap(src), ctx, store, on_result=mon)
+    scores = mon.finish().scores if mon is not None else []
+    return int(rep.events), scores
+
+
+#: the finding families whose false alarms are counted apart, with their nominal rate per
+#: clean lumisection (None: no single nominal rate; amber at 1 % per quantity)
+FAMILIES = {"dist": 0.9e-3, "trend:dist": None, "dqm": None, "rates and counts": None}
+
+
+def family_of(f: Any) -> str:
+    """The family a non-green finding belongs to (``FAMILIES``)."""
+    if f.kind == "dist":
+        return "trend:dist" if f.quantity.startswith("trend:") else "dist"
+    return "dqm" if f.kind == "dqm" else "rates and counts"
+
+
+def upper95(k: int, n: int) -> float:
+    """Exact (Clopper-Pearson) one-sided 95 % upper bound of a rate seen ``k`` in ``n``."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(0.95, k + 1, n - k))
+
+
+def dqm_calibration(scores: Sequence[Any]) -> list[dict]:
+    """Per subsystem, the conv-AE p-values of clean maps against their nominal tails
+    (p < 0.1, 0.01, 1e-3), with the exact binomial p-value of each count."""
+    from scipy.stats import binomtest
+
+    out = []
+    for sub in sorted({sc.key[3] for sc in scores}):
+        ps = np.asarray([sc.p_value for sc in scores if sc.key[3] == sub and sc.scored])
+        refused = sum(1 for sc in scores if sc.key[3] == sub and not sc.scored)
+        for cut in (0.1, 0.01, 1e-3):
+            k = int((ps < cut).sum())
+            out.append({"subsystem": sub, "maps": int(ps.size), "refused": refused, "cut": cut,
+                        "observed": k, "expected": cut * ps.size,
+                        "binomial_p": binomtest(k, ps.size, cut).pvalue if ps.size else 1.0,
+                        "upper95": upper95(k, int(ps.size)) if ps.size else 1.0})
+    return out
 
 
 def has_run(archive: Path, run: int) -> bool:
@@ -129,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ref_note = "none: leave-one-out (run {r} not in {a}: hotline samples make --only status)"
         if has_run(archive, args.reference):
             ref_run = find_run(archive, args.reference)
-            n = replay(store, ref_run.files, "bench", dqm)
+            n, _ = replay(store, ref_run.files, "bench", dqm)
             ref = save_reference(store, compute_reference(
                 store, args.reference, "bench",
                 comment=f"recipe run {args.reference}, clean data-like (bench_status)"))
@@ -152,11 +197,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "left out")
         args.clean = [r for r in args.clean if r not in missing]
         targets += [(r, find_run(archive, r).files, set()) for r in args.clean]
+        clean_maps: list[Any] = []
+        fam_flags = {f: 0 for f in FAMILIES}
+        fam_lumis = 0
         for run, files, faulty in targets:
-            events = replay(store, files, "bench", dqm)
+            events, maps = replay(store, files, "bench", dqm)
+            clean_maps += [m for m in maps if m.key[2] not in faulty]
             st = assess_run(store, run, source="bench")
             lumis = {s.lumi: s.level for s in st.lumis}
             clean = [ls for ls in lumis if ls not in faulty]
+            for ls in st.lumis:  # which family flags each clean lumisection
+                if ls.lumi in faulty or ls.level == "idle":
+                    continue
+                fam_lumis += 1
+                for fam in {family_of(f) for f in ls.findings if f.level != "green"}:
+                    fam_flags[fam] += 1
             green = sum(lumis[ls] == "green" for ls in clean)
             flagged = len(clean) - green
             hit = sum(lumis.get(ls, "idle") not in ("green", "idle") for ls in faulty)
@@ -202,12 +257,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"{r['binomial_p']:.2g}", "yes" if r["within"] else "NO",
                    f"{r['lumis_in_band']}/{r['lumis']}")
     console.print(ae)
+    fam = Table(title=f"clean lumisections flagged, by family ({fam_lumis} clean LS: demo and "
+                      "clean runs)")
+    for col in ("family", "flagged", "rate", "95 % upper", "nominal"):
+        fam.add_column(col, justify="right")
+    families = []
+    for name, nominal in FAMILIES.items():
+        k = fam_flags[name]
+        families.append({"family": name, "flagged": k, "lumis": fam_lumis,
+                         "upper95": upper95(k, fam_lumis), "nominal": nominal})
+        fam.add_row(name, str(k), f"{k / max(fam_lumis, 1):.2e}",
+                    f"{upper95(k, fam_lumis):.1e}",
+                    "9e-4 per LS (1e-3 with the trends)" if name == "dist" else
+                    "1e-4 per run" if name == "trend:dist" else
+                    "[dqm] p_value per map" if name == "dqm" else "amber at 1 % per quantity")
+    console.print(fam)
+    calib = dqm_calibration(clean_maps)
+    if calib:
+        dq = Table(title="DQM conv-AEs on clean maps at the runs' own events per lumisection: "
+                         "p-value tails vs nominal")
+        for col in ("subsystem", "maps", "refused", "p below", "observed", "expected",
+                    "binomial p", "95 % upper"):
+            dq.add_column(col, justify="right")
+        for r in calib:
+            dq.add_row(r["subsystem"], str(r["maps"]), str(r["refused"]), f"{r['cut']:g}",
+                       str(r["observed"]), f"{r['expected']:.1f}", f"{r['binomial_p']:.2g}",
+                       f"{r['upper95']:.1e}")
+        console.print(dq)
     for r in args.clean:
         if results[r]["ranges"]:
             console.print(f"run {r}: " + results[r]["verdict"], markup=False, highlight=False)
     print(f"{secs:.0f} s")
     path = save("status", {"reference": ref_note, "dqm": dqm, "seconds": secs,
-                           "runs": {str(k): v for k, v in results.items()}})
+                           "runs": {str(k): v for k, v in results.items()},
+                           "families": families, "dqm_calibration": calib})
     print(f"saved {path}")
     return 0
 
