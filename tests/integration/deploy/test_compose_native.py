@@ -9,6 +9,7 @@ file order, the last ones change it (topics grown, the sink killed).
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -114,6 +115,34 @@ def test_replay_profile_matches_an_embedded_replay(stack, tmp_path):
     for inst in [*stack.instances["worker"], sink, *stack.instances["dashboard"]]:
         h = stack.health_line(inst)
         assert h.returncode == 0 and "healthy" in h.stdout, (inst.name, h.stdout, h.stderr)
+
+
+def test_dashboard_and_deliver_share_the_secrets_key(stack, tmp_path):
+    """A webhook secret sealed with the dashboard's environment is opened with deliver's:
+    both read the key file of the shared volume, and the store holds it sealed."""
+    from hotline.alerts.backends import open_store
+
+    (deliver,) = stack.instances["deliver"]
+    assert deliver.proc.poll() is None, deliver.log
+    made = tmp_path / "made.secret"
+    add = stack.run("dashboard", ["hotline", "subscribe", "add", "--owner", "compose-test",
+                                  "--kind", "ae", "--webhook", "https://hooks.example.org/x",
+                                  "--secret-out", str(made), "--json"])
+    assert add.proc.returncode == 0, add.log
+    sub_id = json.loads(add.log.strip().splitlines()[-1])["id"]
+    opened = tmp_path / "opened.secret"
+    got = stack.run("deliver", ["hotline", "subscribe", "secret", str(sub_id), "--out",
+                                str(opened)])
+    assert got.proc.returncode == 0, got.log
+    secret = made.read_text().strip()
+    assert secret.startswith("whsec_") and opened.read_text().strip() == secret
+    key = Path(deliver.env["HOTLINE_SECRETS_KEY_FILE"])
+    assert key.is_file() and (key.stat().st_mode & 0o077) == 0
+    assert key == Path(add.env["HOTLINE_SECRETS_KEY_FILE"])
+    with open_store(deliver.env["HOTLINE_STORE_URL"]) as store, store.transaction() as cur:
+        cur.execute(f"SELECT secret FROM subscriptions WHERE id = {store.ph}", (sub_id,))
+        sealed = cur.fetchone()[0]
+    assert sealed.startswith("fernet:") and secret not in sealed
 
 
 def test_partition_count_grows_and_refuses_to_shrink(stack):
