@@ -45,14 +45,16 @@ def test_broker_absent_at_start_is_a_clear_bounded_error(command, tmp_path, arch
                        "--no-progress"]}[command]
     env = {"HOTLINE_STREAM_CONNECT_TIMEOUT": "3", "PATH": "/usr/bin:/bin"}
     t0 = time.monotonic()
-    p = subprocess.run([HOTLINE, *args], capture_output=True, text=True, timeout=60, env=env)
+    p = subprocess.run([HOTLINE, *args], capture_output=True, text=True, timeout=150, env=env)
     took = time.monotonic() - t0
     assert p.returncode == 2, p.stderr[-2000:]
     last = p.stderr.strip().splitlines()[-1]
     assert "cannot" in last and "127.0.0.1" in last and "gave up after" in last, last
     assert "is the broker running?" in last
     assert "retrying in" in p.stderr  # it did back off and retry
-    assert 2.5 < took < 30, took
+    # bounded: the 3 s connect timeout plus the start-up (imports: tens of seconds on a
+    # loaded 2-core machine), not the default 120 s of retries
+    assert 2.5 < took < 90, took
 
 
 @pytest.mark.broker
