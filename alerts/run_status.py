@@ -718,7 +718,9 @@ def _ranges(a: _Assessment, lumis: list[LumiStatus],
                     quantities[base] = min(quantities.get(base, 1.0), f.p_corrected)
                 elif f.kind == "dqm":
                     quantities.setdefault("dqm", 0.0)
-                elif f.text not in extra and f.kind != "trend":
+                elif f.kind != "trend" and not any(f.text in x for x in extra):
+                    # (a distribution trend's text quotes its strongest lumisection's)
+                    extra = [x for x in extra if x not in f.text]
                     extra.append(f.text if f.kind != "input" else "unusual input rate")
         parts: list[tuple[float, str]] = []
         range_alerts = [x for ls in lumi_set for x in alerts.get(ls, ())]
