@@ -11,11 +11,12 @@ replaced mid-run shows as two) and the lumisections not emulated; below it the s
 numbers (events emulated and the fraction, score correlation, agreement and passes per
 seed, the largest score differences with their events). The selection is the status
 strip's (clicking a point here selects its lumisection the same way); without one, the
-whole run. Updated on every feed tick, so it follows the summaries as they arrive. A run
+whole run. It follows the summaries as they arrive: on every feed tick that brought data,
+new lumisections are streamed and filling ones patched (``views.common.SeriesSync``). A run
 that was not emulated gets one line saying so and how to turn it on, no empty plot.
-The numbers are shaped by ``dashboard.l1_series`` (shared with the run report); the
-alarms are the stored DQM alerts of the run, re-read at most every ``ALARM_REFRESH_S``
-seconds unless an alert or a lumisection arrives (shared by the sessions).
+The numbers are shaped by ``dashboard.l1_series`` (shared with the run report) once for all
+sessions (``feed.memo``); the alarms are the stored DQM alerts of the run, re-read at most
+every ``ALARM_REFRESH_S`` seconds unless an alert or a lumisection arrives.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from hotline.dashboard.l1_series import (
     per_seed,
 )
 from hotline.dashboard.state import DashboardState
-from hotline.dashboard.views.common import FIG_STYLE, PALETTE
+from hotline.dashboard.views.common import FIG_STYLE, PALETTE, SeriesSync
 
 __all__ = ["ALARM_REFRESH_S", "L1AgreementView", "y_window"]
 
@@ -140,7 +141,8 @@ class L1AgreementView(pn.viewable.Viewer):
             ("alarm", "@alarm")])
         self.tap = TapTool(renderers=[])
         self.fig.add_tools(self.hover, self.tap)
-        self.seed_sources: dict[str, ColumnDataSource] = {}
+        #: per seed: its source and the stream/patch sync (``views.common.SeriesSync``)
+        self.seed_sources: dict[str, tuple[ColumnDataSource, SeriesSync]] = {}
         self.plot = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width", visible=False)
         self._shown: Any = None
         self._detail_key: Any = None
@@ -181,8 +183,9 @@ class L1AgreementView(pn.viewable.Viewer):
     # ------------------------------------------------------------ drawing
 
     def refresh(self, *_: Any) -> None:
-        """Redraw what changed: the plot when the run's comparisons or alarms did, the
-        selection's numbers when they or the selection did."""
+        """Push what changed: the series when the run's comparisons or alarms did (new
+        lumisections streamed, filling ones patched), the selection's numbers when they or
+        the selection did. The shaping is computed once for all sessions (``feed.memo``)."""
         s = self.state
         sums = s.run_summaries()
         emulated = [x for x in sums if x.l1 is not None]
@@ -193,16 +196,20 @@ class L1AgreementView(pn.viewable.Viewer):
             self._set(self.builds, "")
             self._set(self.detail, "")
             self.plot.visible = False
-            self._shown = None
+            self._shown = self._detail_key = None
             return
         alarms = self.alarms()
-        points = l1_points(emulated, alarms)
-        key = (s.run, repr(points), repr(sorted(alarms.items())))
-        if key != self._shown:
-            self._shown = key
+        sig = (s.run, len(sums), tuple((x.lumi, x.n_events, x.n_bad, x.l1.n, x.l1.n_failed,
+                                        x.l1.header.build) for x in emulated),
+               tuple((ls, tuple(xs)) for ls, xs in sorted(alarms.items())))
+        if sig != self._shown:
+            self._shown = sig
+            feed = s.feed
+            points = feed.memo(("l1_points", feed.source, s.run),
+                               lambda: l1_points(emulated, alarms), version=sig)
             self._draw(points, alarms)
-        self._set(self.note, self._note_html(sums, emulated, points, alarms))
-        self._set(self.builds, self._builds_html(sums, emulated))
+            self._set(self.note, self._note_html(sums, emulated, points, alarms))
+            self._set(self.builds, self._builds_html(sums, emulated))
         self._on_selection(emulated, alarms)
         self.plot.visible = True
 
@@ -215,11 +222,12 @@ class L1AgreementView(pn.viewable.Viewer):
         series = per_seed(points)
         for seed in series:
             if seed not in self.seed_sources:
-                self._add_seed(seed)
-        for seed, src in self.seed_sources.items():
-            src.data = series.get(seed, {c: [] for c in POINT_COLUMNS})
+                self._add_seed(seed, series[seed])
+        for seed, (_src, sync) in self.seed_sources.items():
+            sync.apply(series.get(seed, {c: [] for c in POINT_COLUMNS}))
         lo, hi = y_window(points["agreement"], self.min_agreement)
-        self.fig.y_range.update(start=lo, end=hi)
+        if (self.fig.y_range.start, self.fig.y_range.end) != (lo, hi):
+            self.fig.y_range.update(start=lo, end=hi)
         marks: dict[str, list[Any]] = {"lumi": [], "agreement": [], "seed": [], "alarm": []}
         for i, alarm in enumerate(points["alarm"]):
             seed = points["seed"][i]
@@ -229,15 +237,19 @@ class L1AgreementView(pn.viewable.Viewer):
                 marks["agreement"].append(points["agreement"][i])
                 marks["seed"].append(seed)
                 marks["alarm"].append(alarm)
-        self.marks.data = marks
+        if marks != dict(self.marks.data):
+            self.marks.data = marks
         alarmed = sorted(ls for ls in alarms if ls in set(points["lumi"]))
-        self.bands.data = {"lumi": alarmed, "bottom": [lo] * len(alarmed),
-                           "top": [hi] * len(alarmed),
-                           "alarm": [", ".join(a.label for a in alarms[ls]) for ls in alarmed]}
+        bands = {"lumi": alarmed, "bottom": [lo] * len(alarmed), "top": [hi] * len(alarmed),
+                 "alarm": [", ".join(a.label for a in alarms[ls]) for ls in alarmed]}
+        if bands != dict(self.bands.data):
+            self.bands.data = bands
         self.redraws += 1
 
-    def _add_seed(self, seed: str) -> None:
-        src = ColumnDataSource({c: [] for c in POINT_COLUMNS})
+    def _add_seed(self, seed: str, data: dict[str, list[Any]]) -> None:
+        # a new source carries its data from the start (streaming into it in the same hold
+        # would reach the browser twice)
+        src = ColumnDataSource({c: list(v) for c, v in data.items()})
         color = PALETTE[len(self.seed_sources) % len(PALETTE)]
         line = self.fig.line("lumi", "agreement", source=src, color=color, line_width=2,
                              nonselection_line_alpha=1.0)
@@ -247,7 +259,7 @@ class L1AgreementView(pn.viewable.Viewer):
         self.hover.renderers = [*self.hover.renderers, dots]
         self.tap.renderers = [*self.tap.renderers, dots]
         src.selected.on_change("indices", lambda attr, old, new: self._on_pick(src, new))
-        self.seed_sources[seed] = src
+        self.seed_sources[seed] = (src, SeriesSync(src))
 
     def _on_pick(self, src: ColumnDataSource, idx: Sequence[int]) -> None:
         lumis = [src.data["lumi"][i] for i in idx if i < len(src.data["lumi"])]
@@ -306,12 +318,15 @@ class L1AgreementView(pn.viewable.Viewer):
             self.shade.visible = False
         else:
             self.shade.update(left=s.ls_first - 0.5, right=s.ls_last + 0.5, visible=True)
-        lumis = s.selected_lumis()
         key = (self._shown, s.ls_first, s.ls_last)
         if key == self._detail_key:
             return
         self._detail_key = key
-        self._set(self.detail, self._detail_html(emulated, lumis, alarms))
+        feed = s.feed
+        text = feed.memo(("l1_detail", feed.source, s.run, s.ls_first, s.ls_last),
+                         lambda: self._detail_html(emulated, s.selected_lumis(), alarms),
+                         version=self._shown)
+        self._set(self.detail, text)
 
     def _detail_html(self, emulated: Sequence[LumiSummary], lumis: list[int] | None,
                      alarms: dict[int, list[L1Alarm]]) -> str:

@@ -46,7 +46,7 @@ def test_seeds_alarms_and_the_minimum_line(store, tmp_path):
     assert view.plot.visible
     assert list(view.seed_sources) == ["Loose", "Tight"]
     assert [i.label["value"] for i in view.legend.items] == ["Loose", "Tight"]
-    tight = view.seed_sources["Tight"].data
+    tight = view.seed_sources["Tight"][0].data
     assert list(tight["lumi"]) == [1, 2, 3, 4]
     assert list(tight["differ"]) == [0, 1, 30, 40]
     assert list(tight["alarm"]) == ["", "", "Tight red", "Tight red"]
@@ -79,7 +79,7 @@ def test_selection_follows_the_strip_and_a_click_on_a_point(store, tmp_path):
            "<td class='num'>30</td>" in d
     assert "red" in d
     # a click on a point selects its lumisection for every view
-    src = view.seed_sources["Loose"]
+    src, _ = view.seed_sources["Loose"]
     src.selected.indices = [list(src.data["lumi"]).index(2)]
     assert (view.state.ls_first, view.state.ls_last) == (2, 2)
     assert "<b>LS 2</b>" in view.detail.object
@@ -90,14 +90,22 @@ def test_selection_follows_the_strip_and_a_click_on_a_point(store, tmp_path):
 def test_updates_live_as_summaries_arrive(store, tmp_path):
     _fill(store, [emulated_lumi(1), emulated_lumi(2)])
     view = _view(store, tmp_path)
+    src, sync = view.seed_sources["Loose"]
     n0 = view.redraws
-    assert list(view.seed_sources["Loose"].data["lumi"]) == [1, 2]
+    assert list(src.data["lumi"]) == [1, 2]
     view.state.update(force=True)  # nothing new: nothing redrawn
     assert view.redraws == n0
     _fill(store, [emulated_lumi(3, 30)])
     view.state.update(force=True)  # the periodic tick
-    assert list(view.seed_sources["Loose"].data["lumi"]) == [1, 2, 3]
+    assert list(src.data["lumi"]) == [1, 2, 3]
     assert list(view.bands.data["lumi"]) == [3] and view.redraws == n0 + 1
+    # the new lumisection was streamed, the series never replaced
+    assert sync.streams == 1 and sync.resets == 0
+    # the open lumisection fills: its point is patched in place
+    store.upsert_summaries([emulated_lumi(3, 31, n_events=5000)])
+    view.state.update(force=True)
+    assert list(src.data["differ"]) == [0, 0, 31] and list(src.data["n_good"])[2] == 4990
+    assert sync.patches == 1 and sync.resets == 0
 
 
 def test_y_window_keeps_the_minimum_line_in_view():
