@@ -184,6 +184,9 @@ def test_live_view_marks_the_mis_quantised_lumisection(browser, l1_room):
     page.wait_for_selector("#hotline-status", timeout=30_000)
     card = page.locator(".card", has=page.get_by_text("L1 emulation agreement per lumisection"))
     wait_for(lambda: card.count() == 1, timeout=60, what="the L1 agreement card")
+    # the page's later stages are built after it: interact once the server is done with them
+    wait_for(lambda: page.get_by_text("Audit log (who changed what)").count() >= 1, timeout=60,
+             what="every stage of the page")
     builds = page.locator(".hotline-l1-compared")
     wait_for(lambda: bad in builds.inner_text(), timeout=30, what="the builds compared")
     text = builds.inner_text()
