@@ -14,6 +14,8 @@ Modules (only ``app``, ``login`` and ``views`` import Panel):
   p-value as shown, and its objects for the event display.
 * ``glance`` - the lumisection status strip, the quantity x lumisection timeline, the alert map.
 * ``dqm_display`` - DQM maps in hardware coordinates and the flagged units' boxes.
+* ``l1_series`` - L1 emulation agreement per lumisection and seed, builds, alarms and the
+  selection's numbers, shaped once for the live view and the run report.
 * ``run_report`` - a run's report: one self-contained HTML page (Bokeh inline) for the e-log.
 * ``auth`` - sign-in modes, session roles (``alerts.access``), login throttling.
 * ``login`` - the sign-in pages and handlers: basic-auth login (CSRF, throttled), OpenID
@@ -22,4 +24,5 @@ Modules (only ``app``, ``login`` and ``views`` import Panel):
 """
 
 __all__ = ["alert_detail", "alert_table", "app", "auth", "dqm_display", "feed", "glance", "hub",
-           "login", "model_info", "rates", "replay_control", "run_report", "state", "views"]
+           "l1_series", "login", "model_info", "rates", "replay_control", "run_report", "state",
+           "views"]

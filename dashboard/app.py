@@ -12,6 +12,8 @@ with the page; the detail views follow in stages, alert table first. ``serve(cfg
 Bokeh/Tornado server over one ``hub.build_hub(cfg)`` and warms it up in the background
 (``warm_up``: one throwaway page) so the first browser after a start is served as fast as
 the next; nothing is loaded at import time (Panel is imported inside).
+The glance stage also holds the L1 emulation agreement per lumisection
+(``views.l1_agreement``).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     from hotline.dashboard.views.contributions import Contributions
     from hotline.dashboard.views.event_display import EventDisplay
     from hotline.dashboard.views.histogram import ScoreHistogram
+    from hotline.dashboard.views.l1_agreement import L1AgreementView
     from hotline.dashboard.views.ls_histograms import LumiHistogramView
     from hotline.dashboard.views.occupancy import OccupancyView
     from hotline.dashboard.views.overview import RunOverview
@@ -143,6 +146,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
         return _wall_page(state, wall, in_session, max(int(period), 1000))
     dashboard_url = (f"http://{hub.cfg.dashboard.host}:{hub.cfg.dashboard.port}/"
                      if hub.cfg is not None else "")
+    min_agreement = hub.cfg.firmware.min_agreement if hub.cfg is not None else 0.999
     overview = RunOverview(state)
     strip = StatusStrip(state)
     views: dict[str, Any] = {"overview": overview, "strip": strip}
@@ -155,11 +159,13 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
                      _card("Why did it fire?", views["contributions"], flex="2 1 420px"))]
 
     def stage_glance() -> list[Any]:
-        views.update(timeline=StateTimeline(state), alert_map=AlertMap(state))
+        views.update(timeline=StateTimeline(state), alert_map=AlertMap(state),
+                     l1_agreement=L1AgreementView(state, min_agreement=min_agreement))
         return [_row(_card("Significance per quantity and lumisection", views["timeline"],
                            flex="2 1 600px"),
                      _card("Alert objects in eta-phi (selected lumisections)",
-                           views["alert_map"], flex="1 1 420px"))]
+                           views["alert_map"], flex="1 1 420px")),
+                _card("L1 emulation agreement per lumisection", views["l1_agreement"])]
 
     def stage_drilldown() -> list[Any]:
         views.update(event_display=EventDisplay(state), occupancy=OccupancyView(state))

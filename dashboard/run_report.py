@@ -17,7 +17,8 @@ values from the status findings where it has them), non-green ranges with their 
 and findings, top alerts with their loss contributions (``alert_detail``), DQM findings,
 L1 agreement per lumisection when the summaries carry it (firmware in the loop,
 ``stream.l1_emulation``: a plot of the agreement per menu seed and the lumisections where
-firmware and serving differ, with their divergence alerts), distribution findings (the
+firmware and serving differ, with their divergence alerts; shaped by ``l1_series``, as the
+live view ``views.l1_agreement``), distribution findings (the
 lumisection histograms against the reference: object type, variable, region), dead
 letters per reason, the certification (golden JSON, bad lumisections with reasons, expert
 overrides with who, when and comment) and the crew's acknowledgements of alerts and
@@ -42,6 +43,14 @@ from typing import Any
 from hotline.alerts.lumi_status import LumiFlag, RunStatus, merge_ranges
 from hotline.alerts.records import AlertRecord, DeadLetter, LumiSummary
 from hotline.dashboard import alert_detail, rates
+from hotline.dashboard.l1_series import (
+    L1Alarm,
+    l1_alarms,
+    l1_builds,
+    l1_lumi_rows,
+    l1_points,
+    per_seed,
+)
 from hotline.dashboard.model_info import Threshold
 
 __all__ = ["TOP_ALERTS", "ae_model_of_run", "render_report", "write_report"]
@@ -405,59 +414,49 @@ def _dqm_section(status: RunStatus, dqm: Sequence[AlertRecord]) -> str:
     return "".join(out)
 
 
-def _l1_figure(sums: Sequence[LumiSummary]) -> Any:
-    """Agreement of firmware and serving decisions per lumisection, one line per menu seed."""
+def _l1_figure(sums: Sequence[LumiSummary],
+               alarms: dict[int, list[L1Alarm]] | None = None) -> Any:
+    """Agreement of firmware and serving decisions per lumisection, one line per menu seed
+    (``l1_series``: the shaping the live view uses too)."""
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.models.annotations import Legend
     from bokeh.plotting import figure
 
-    l1 = [s for s in sums if s.l1 is not None]
-    labels = list(dict.fromkeys(seed[0] for s in l1 for seed in s.l1.header.seeds))
     f = figure(name="l1_agreement", height=240, title="L1 emulation vs serving: decision "
                "agreement per lumisection (hover: differing events)",
                x_axis_label="lumisection", y_axis_label="agreement", **FIG)
     f.add_layout(Legend(click_policy="hide", label_text_font_size="8pt", spacing=0), "right")
-    for i, label in enumerate(labels):
-        rows = [s for s in l1 if label in s.l1.disagree]
-        src = ColumnDataSource({
-            "lumi": [s.lumi for s in rows], "agreement": [s.l1.agreement(label) for s in rows],
-            "differ": [s.l1.disagree[label] for s in rows], "n": [s.l1.n for s in rows]})
+    for i, (label, data) in enumerate(per_seed(l1_points(sums, alarms)).items()):
+        src = ColumnDataSource({k: data[k] for k in ("lumi", "agreement", "agreement_text",
+                                                     "differ", "n", "fraction_text", "alarm")})
         c = PALETTE[i % len(PALETTE)]
         f.line("lumi", "agreement", source=src, color=c, line_width=2, legend_label=label)
         f.scatter("lumi", "agreement", source=src, color=c, size=4, legend_label=label)
-    f.add_tools(HoverTool(tooltips=[("LS", "@lumi"), ("agreement", "@agreement{0.000%}"),
-                                    ("differing", "@differ of @n")]))
+    f.add_tools(HoverTool(tooltips=[("LS", "@lumi"), ("agreement", "@agreement_text"),
+                                    ("differing", "@differ of @n"),
+                                    ("emulated", "@fraction_text of the good events"),
+                                    ("alarm", "@alarm")]))
     return f
 
 
 def _l1_section(sums: Sequence[LumiSummary], dqm: Sequence[AlertRecord]) -> str:
     """The lumisections whose firmware and serving decisions differ, with their alarms."""
+    alarms = l1_alarms(dqm)
     l1 = [s for s in sums if s.l1 is not None]
-    builds = sorted({f"{s.l1.header.model} v{s.l1.header.version} build {s.l1.header.build}"
-                     for s in l1})
+    builds = sorted(b.label for b in l1_builds(l1))
     n = sum(s.l1.n for s in l1)
-    alarms: dict[int, list[str]] = defaultdict(list)
-    for a in dqm:
-        if a.rule.startswith(("l1_divergence:", "l1_emulation_failed:")):
-            p = a.payload
-            alarms[a.lumi].append(f"{p.get('seed') or 'emulation failed'} "
-                                  f"{p.get('level', 'red')}")
     out = [f"<p>{_e(', '.join(builds))}: {n:,} events emulated in {len(l1)} lumisections; "
            f"{sum(map(len, alarms.values()))} divergence alerts in {len(alarms)} "
            "lumisections.</p>"]
-    shown = [s for s in l1 if any(s.l1.disagree.values()) or s.l1.n_failed or s.lumi in alarms]
+    shown = l1_lumi_rows(l1, alarms)
     if not shown:
         out.append("<p class='note'>firmware and serving decisions agree on every emulated "
                    "event.</p>")
         return "".join(out)
-    cut = sorted(shown, key=lambda s: -sum(s.l1.disagree.values()))[:L1_ROWS]
-    rows = []
-    for s in sorted(cut, key=lambda s: s.lumi):
-        a = s.l1
-        differ = ", ".join(f"{label} {a.disagree.get(label, 0)} ({a.agreement(label):.3%})"
-                           for label, *_ in a.header.seeds if a.disagree.get(label, 0))
-        rows.append((f"LS {s.lumi}", a.n, a.n_failed, differ or "-",
-                     _num(a.correlation, ".6f"), ", ".join(alarms.get(s.lumi, [])) or "-"))
+    cut = sorted(shown, key=lambda r: -r["n_differ"])[:L1_ROWS]
+    rows = [(f"LS {r['lumi']}", r["n"], r["n_failed"], r["differ"] or "-",
+             _num(r["correlation"], ".6f"), r["alarms"] or "-")
+            for r in sorted(cut, key=lambda r: r["lumi"])]
     if len(shown) > len(cut):
         out.append(f"<p class='note'>the {len(cut)} lumisections with the most differing "
                    f"decisions of {len(shown)}:</p>")
@@ -576,7 +575,8 @@ def render_report(store: Any, status: RunStatus, flags: Sequence[LumiFlag] = (),
         "<h2>Non-green lumisections</h2>", _ranges_section(status),
         "<h2>Alerts</h2>", _alerts_section(best, counts),
         "<h2>DQM findings</h2>", _dqm_section(status, dqm),
-        *(["<h2>L1 emulation agreement</h2>", _l1_figure(sums), _l1_section(sums, dqm)]
+        *(["<h2>L1 emulation agreement</h2>", _l1_figure(sums, l1_alarms(dqm)),
+           _l1_section(sums, dqm)]
           if any(s.l1 is not None for s in sums) else []),
         "<h2>Distribution findings</h2>", _dist_section(status),
         "<h2>Dead letters</h2>", _deadletters_section(status.run, letters),

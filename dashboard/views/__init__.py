@@ -10,11 +10,13 @@ objects; ``occupancy`` DQM maps (hardware coordinates) of the selected or newest
 ``replay`` start/stop an embedded replay (admins); ``certification`` lumisection flags and
 golden JSON of the run on screen, assessment and expert overrides after login;
 ``ls_histograms`` a lumisection's histogram against its reference, with pulls;
+``l1_agreement`` firmware emulation vs serving decision agreement per lumisection and seed,
+divergence alarms marked, the selection's numbers;
 ``subscriptions`` alert subscriptions and their delivery log; ``audit`` the audit log
 (experts); ``common`` helpers shared by the views; ``wall`` the wall display (big status,
 auto-cycling views).
 """
 
 __all__ = ["acknowledge", "alert_map", "alerts", "audit", "certification", "common",
-           "contributions", "event_display", "histogram", "ls_histograms", "occupancy",
-           "overview", "replay", "status_strip", "subscriptions", "timeline", "wall"]
+           "contributions", "event_display", "histogram", "l1_agreement", "ls_histograms",
+           "occupancy", "overview", "replay", "status_strip", "subscriptions", "timeline", "wall"]

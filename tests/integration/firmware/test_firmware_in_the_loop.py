@@ -1,17 +1,14 @@
 """Firmware in the loop: ``hotline firmware build ae_default`` on a fresh machine, its L1 menu
 and library in the stream, and a mis-quantised build caught within one lumisection.
 
-Two g++ compiles of ae_default in all (session fixtures): the shipped build, made by the CLI
-with an empty sample cache, and one with too few integer bits, built in-process.
+Two g++ compiles of ae_default in all (session fixtures of ``tests/integration/conftest.py``,
+shared with the dashboard's browser test): the shipped build, made by the CLI with an empty
+sample cache, and one with too few integer bits, built in-process.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 import awkward as ak
@@ -24,41 +21,6 @@ pytestmark = pytest.mark.firmware
 
 RUN = 777
 EVENTS_PER_LUMI = 20_000
-
-
-@pytest.fixture(scope="session")
-def fresh_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``hotline firmware build ae_default`` with an empty sample cache and state folder."""
-    root = tmp_path_factory.mktemp("fwloop")
-    env = {**os.environ, "XDG_CACHE_HOME": str(root / "empty-cache"),
-           "XDG_STATE_HOME": str(root / "state")}
-    (root / "empty-cache").mkdir()
-    hotline = Path(sys.executable).with_name("hotline")
-    proc = subprocess.run([str(hotline), "firmware", "build", "ae_default", "--out",
-                           str(root / "builds"), "--events", "4000"], env=env, text=True,
-                          capture_output=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    # no sample was generated or read from the (empty) sample cache
-    assert not (root / "empty-cache" / "hotline" / "samples").exists()
-    from hotline.models.registry import load_model
-
-    version = load_model("ae_default").version
-    return root / "builds" / "ae_default" / version, proc.stdout
-
-
-@pytest.fixture(scope="session")
-def narrow_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ae_default deployed with ap_fixed<16,2>: two integer bits saturate its inputs."""
-    from hotline.firmware.build import build, resolve_model
-    from hotline.firmware.convert import load_build_config
-
-    cfg = load_build_config(model="ae_default")
-    cfg = replace(cfg, precision=replace(cfg.precision, input="ap_fixed<16,2,RND,SAT>",
-                                         default="ap_fixed<16,2,RND,SAT>"),
-                  validation=replace(cfg.validation, n_events=2000, n_signal=0))
-    out = tmp_path_factory.mktemp("narrow") / "ae_default"
-    build(resolve_model("ae_default", cfg), cfg, out, check=False)
-    return out
 
 
 @pytest.fixture(scope="session")
