@@ -73,6 +73,10 @@ ALERT_COLUMNS = (
     "significance", "created", "payload", "schema",
 )
 
+#: the columns ``SQLAlertStore.alerts`` can order by (a table's sortable columns)
+SORTABLE_ALERT_COLUMNS = frozenset({"created", "run", "lumi", "event", "rule", "kind", "score",
+                                    "p_value", "significance"})
+
 SCHEMA_SQL = [
     """CREATE TABLE IF NOT EXISTS alerts (
         id TEXT PRIMARY KEY, kind TEXT NOT NULL, rule TEXT NOT NULL, source TEXT NOT NULL,
@@ -685,11 +689,19 @@ class SQLAlertStore(AlertStore):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def alerts(
-        self, limit: int | None = None, offset: int = 0, newest_first: bool = True, **filters: Any
+        self, limit: int | None = None, offset: int = 0, newest_first: bool = True,
+        order_by: str = "created", **filters: Any
     ) -> list[AlertRecord]:
+        """Matching alerts ordered by ``order_by`` (one of ``SORTABLE_ALERT_COLUMNS``;
+        descending with ``newest_first``, missing values last either way; ties newest
+        first), ``limit`` of them from ``offset`` (a page of a table)."""
         where, args = self._where(filters)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts{where} ORDER BY created {order}, id"
+        if order_by not in SORTABLE_ALERT_COLUMNS:
+            raise StoreError(f"cannot order alerts by '{order_by}'")
+        key = (f"created {order}" if order_by == "created" else
+               f"({order_by} IS NULL), {order_by} {order}, created DESC")
+        sql = f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts{where} ORDER BY {key}, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self.transaction() as cur:

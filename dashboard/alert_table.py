@@ -3,10 +3,11 @@
 Owns ``alert_row`` (an ``AlertRecord`` as a row of plain values; the p-value and Z as
 shown, ``"< 2.0e-06"`` when the p-value is only a bound, with their numbers alongside for
 sorting and filtering; ``ack`` who acknowledged it), ``ROW_COLUMNS`` (the
-row's columns, in order), ``TABLE_ROWS`` (rows a table and the shared feed keep; older
-rows roll over, the store keeps everything) and ``ROWS_PER_UPDATE`` (new rows pushed to a
-session's table per update). Which alerts a session's table shows (its filters, the order)
-is ``state.DashboardState``'s business.
+row's columns, in order), ``PAGE_ROWS`` (rows of one page of the table: the store pages
+and sorts, the browser gets one page), ``sort_order`` (a table sorter as the store's
+``order_by`` column and direction), ``TABLE_ROWS`` (alerts the shared feed keeps) and
+``ROWS_PER_UPDATE`` (new rows pushed to a session's table per update). Which alerts a
+session's table shows (its filters, the page) is ``state.DashboardState``'s business.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from typing import Any
 from hotline.alerts.records import AlertRecord
 from hotline.dashboard.alert_detail import p_text
 
-__all__ = ["ROWS_PER_UPDATE", "ROW_COLUMNS", "TABLE_ROWS", "alert_row"]
+__all__ = ["PAGE_ROWS", "ROWS_PER_UPDATE", "ROW_COLUMNS", "TABLE_ROWS", "alert_row",
+           "sort_order"]
 
-#: rows kept in the alert table (older rows roll over; the store keeps everything)
+#: newest alerts the shared feed keeps (the table pages through the store for the rest)
 TABLE_ROWS = 500
+#: rows of one page of the alert table (the store pages with LIMIT/OFFSET and sorts)
+PAGE_ROWS = 20
 #: at most this many new rows are pushed to a session's table per update (newest kept): at a
 #: few thousand alerts per second nobody reads them one by one, and each row costs CPU
 ROWS_PER_UPDATE = 100
@@ -28,6 +32,23 @@ ROWS_PER_UPDATE = 100
 #: the columns of ``alert_row``, in its order
 ROW_COLUMNS = ["seq", "id", "time", "created", "run", "lumi", "event", "rule", "kind", "score",
                "p", "z", "p_value", "significance", "points_to", "ack"]
+
+
+#: table column -> the store column it is sorted by (``AlertStore.alerts(order_by=...)``)
+SORT_COLUMNS = {"seq": "created", "time": "created", "created": "created", "run": "run",
+                "lumi": "lumi", "event": "event", "rule": "rule", "kind": "kind",
+                "score": "score", "p": "p_value", "p_value": "p_value", "z": "significance",
+                "significance": "significance"}
+
+
+def sort_order(sorters: list[dict[str, Any]] | None) -> tuple[str, bool]:
+    """(store column, descending) of a Tabulator ``sorters`` list (its first sorter; a
+    column the store cannot sort by, or none, gives newest first)."""
+    for s in sorters or []:
+        col = SORT_COLUMNS.get(str(s.get("field", "")))
+        if col is not None:
+            return col, str(s.get("dir", "desc")) != "asc"
+    return "created", True
 
 
 def alert_row(a: AlertRecord, seq: int = 0, ack: str = "") -> dict[str, Any]:

@@ -7,8 +7,9 @@ display, DQM maps, replay, acknowledgements, certification, subscriptions; cards
 side while they fit and stacked on narrow windows, so 1280 px wide windows never scroll
 sideways; or, for ``?wall=1``, the wall display ``views.wall``), and a periodic callback
 (``[dashboard] update_ms``, 1 s by default) that pulls the feed and lets every view push
-its increments inside one ``hold()``. The first stage (status, strip, rate plots) goes out
-with the page; the detail views follow in stages, alert table first. ``serve(cfg)`` runs the
+its increments inside one ``hold()``. The first stage (status, strip, rate plots and the
+alert table's first page) goes out with the page; the detail views follow in stages, the
+"why" card first, ``STAGE_GAP_MS`` apart. ``serve(cfg)`` runs the
 Bokeh/Tornado server over one ``hub.build_hub(cfg)`` and warms it up in the background
 (``warm_up``: one throwaway page) so the first browser after a start is served as fast as
 the next; nothing is loaded at import time (Panel is imported inside).
@@ -149,14 +150,14 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     min_agreement = hub.cfg.firmware.min_agreement if hub.cfg is not None else 0.999
     overview = RunOverview(state)
     strip = StatusStrip(state)
-    views: dict[str, Any] = {"overview": overview, "strip": strip}
+    table = AlertTable(state)  # one page of rows: cheap enough for the first message
+    views: dict[str, Any] = {"overview": overview, "strip": strip, "alerts": table}
 
-    def stage_alerts() -> list[Any]:
-        views.update(histogram=ScoreHistogram(state), alerts=AlertTable(state),
-                     contributions=Contributions(state))
+    def stage_why() -> list[Any]:
+        views.update(histogram=ScoreHistogram(state), contributions=Contributions(state))
         hist_slot.objects = [views["histogram"]]
-        return [_row(_card("Alerts (newest first)", views["alerts"], flex="3 1 640px"),
-                     _card("Why did it fire?", views["contributions"], flex="2 1 420px"))]
+        why_slot.objects = [views["contributions"]]
+        return []
 
     def stage_glance() -> list[Any]:
         views.update(timeline=StateTimeline(state), alert_map=AlertMap(state),
@@ -186,12 +187,15 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
                 _card("Alert subscriptions and delivery log", views["subscriptions"]),
                 _card("Audit log (who changed what)", views["audit"])]
 
-    #: after the status and rate plots, the detail views go out in this order, one
-    #: message each, so the alert table is on screen before the rest is even built
-    stages = [stage_alerts, stage_glance, stage_drilldown, stage_crew]
+    #: after the status, rate plots and the alert table's first page, the detail views go
+    #: out in this order, one message each, so what a shifter reads first is on screen
+    #: before the rest is even built
+    stages = [stage_why, stage_glance, stage_drilldown, stage_crew]
 
     hist_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
                           sizing_mode="stretch_width")
+    why_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
+                         sizing_mode="stretch_width")
     details = pn.Column(sizing_mode="stretch_width")
     top = _row(
         _card("Classic rule rates", pn.pane.Bokeh(overview.fig_rules,
@@ -215,7 +219,9 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
             f"{who}</span></div>",
             sizing_mode="stretch_width", margin=0),
         overview.header, _card("Lumisection status (click to filter)", strip),
-        top, details, sizing_mode="stretch_width", margin=0,
+        top, _row(_card("Alerts (newest first)", table, flex="3 1 640px"),
+                  _card("Why did it fire?", why_slot, flex="2 1 420px")),
+        details, sizing_mode="stretch_width", margin=0,
         stylesheets=[PAGE_CSS],
     )
     page.hotline_state = state  # for tests and the benchmark
@@ -232,7 +238,9 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     def fill(i: int = 0) -> None:
         details.objects = [*details.objects, *stages[i]()]
         if i + 1 < len(stages):
-            pn.state.execute(lambda: fill(i + 1), schedule=True)
+            # a pause between stages: the browser draws the alert table before the next
+            # stage's models reach it (it handles the messages one after the other)
+            pn.state.add_periodic_callback(lambda: fill(i + 1), period=STAGE_GAP_MS, count=1)
         else:
             finish()
 
@@ -255,6 +263,9 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page
 
+
+#: milliseconds between the deferred stages of a page (see ``create_page``)
+STAGE_GAP_MS = 400
 
 #: page-wide CSS: never wider than the window
 PAGE_CSS = ":host { max-width: 100vw; overflow-x: hidden; }"

@@ -67,37 +67,56 @@ class LiveFeed:
         self._since: float | None = None
         self._snap = FeedSnapshot(0, {}, [], 0, 0.0)
         self._last_poll = -math.inf
-        self._memo: dict[Any, tuple[Any, Any]] = {}
+        self._memo: dict[Any, tuple[Any, Any, float]] = {}
         self._computing: dict[Any, threading.Event] = {}
         self._memo_lock = threading.Lock()
 
-    def memo(self, key: Any, fn: Callable[[], Any], version: Any = None) -> Any:
+    def memo(self, key: Any, fn: Callable[[], Any], version: Any = None,
+             min_interval: float = 0.0, stale_ok: bool = False) -> Any:
         """``fn()`` computed once per ``key`` and ``version`` (default: the current snapshot
         version), shared by every session of the server: a session asking while another
-        computes it waits for that result instead of computing it again. At most
-        ``MEMO_KEYS`` keys are kept."""
+        computes it waits for that result instead of computing it again. A result younger
+        than ``min_interval`` seconds is kept even if the version moved on; with
+        ``stale_ok`` an older one is returned at once while a background thread computes
+        the new one (the server's event loop never waits for a recomputation, only for a
+        key's first result). At most ``MEMO_KEYS`` keys are kept."""
         v = self._snap.version if version is None else version
         while True:
             with self._memo_lock:
                 hit = self._memo.get(key)
-                if hit is not None and hit[0] == v:
+                if hit is not None and (hit[0] == v
+                                        or time.monotonic() - hit[2] < min_interval):
                     return hit[1]
                 busy = self._computing.get((key, v))
+                if hit is not None and stale_ok:
+                    if busy is None:
+                        self._computing[(key, v)] = threading.Event()
+                        threading.Thread(target=self._compute, args=(key, v, fn),
+                                         name="hotline-dashboard-memo", daemon=True).start()
+                    return hit[1]
                 if busy is None:
-                    busy = self._computing[(key, v)] = threading.Event()
+                    self._computing[(key, v)] = threading.Event()
                     break
             busy.wait(60)  # another session computes it; then read its result
+        return self._compute(key, v, fn)
+
+    def _compute(self, key: Any, v: Any, fn: Callable[[], Any]) -> Any:
+        """Compute ``fn()`` for ``memo`` (whose caller registered ``(key, v)`` as busy)."""
         try:
             value = fn()  # outside the lock: sessions asking for other keys go on
             with self._memo_lock:
                 self._memo.pop(key, None)
-                self._memo[key] = (v, value)
+                self._memo[key] = (v, value, time.monotonic())
                 while len(self._memo) > MEMO_KEYS:
                     self._memo.pop(next(iter(self._memo)))
+        except Exception:
+            log.exception("dashboard: computing %r failed", key)
+            raise
         finally:
             with self._memo_lock:
-                self._computing.pop((key, v), None)
-            busy.set()
+                busy = self._computing.pop((key, v), None)
+            if busy is not None:
+                busy.set()
         return value
 
     def on_result(self, batch: Any, result: Any) -> None:

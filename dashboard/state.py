@@ -34,7 +34,7 @@ from hotline.alerts.reference import AEModel, Reference, current_reference
 from hotline.alerts.run_status import assess_lumis
 from hotline.alerts.storms import Storm
 from hotline.dashboard import alert_detail, glance, rates
-from hotline.dashboard.alert_table import ROWS_PER_UPDATE, TABLE_ROWS, alert_row
+from hotline.dashboard.alert_table import PAGE_ROWS, ROWS_PER_UPDATE, TABLE_ROWS, alert_row
 from hotline.dashboard.feed import FeedSnapshot, LiveFeed
 from hotline.dashboard.model_info import ReferenceSF, Threshold
 from hotline.dashboard.replay_control import ReplayController
@@ -103,6 +103,8 @@ class DashboardState(param.Parameterized):
         self._replay_rate = False  #: the input rate shown is a running replay's
         self._seq = 0
         self.rows_skipped = 0  #: alerts not pushed to the table (more than ROWS_PER_UPDATE)
+        #: alerts that arrived with the last ``update`` and pass the table filters
+        self.new_matching = 0
 
     # ------------------------------------------------------------ who is looking
 
@@ -139,6 +141,7 @@ class DashboardState(param.Parameterized):
         passing = self.filter_alerts(new)
         passing.sort(key=lambda a: a.created, reverse=True)
         self._new_alerts = passing[:ROWS_PER_UPDATE]
+        self.new_matching = len(passing)
         self.rows_skipped += len(passing) - len(self._new_alerts)
         self._snap = snap
         rules = sorted({r for s in snap.summaries.values() for r in s.rule_counts}
@@ -248,14 +251,19 @@ class DashboardState(param.Parameterized):
             return assess_lumis(sums, self.thresholds, self._status_reference(), dqm,
                                 by_lumi, model=self.ae_model)
 
-        # recomputed when a lumisection or a DQM alert of the run appears, else at most
-        # every STATUS_REFRESH_S while the open lumisection fills (a 200-LS assessment
-        # costs ~0.5 s of CPU: once per second it would cost half a core)
-        n_lumis = sum(1 for k in self._snap.summaries if k[1] == run)
+        # recomputed when a lumisection or a DQM alert of the run appears (a new key), else
+        # when its events grow, at most every STATUS_REFRESH_S and in the background (a
+        # 200-LS assessment costs ~0.5 s of CPU: once per second it would cost half a core,
+        # and a page loading meanwhile would wait for it); never while nothing changes
+        n_lumis = n_events = 0
+        for k, s in self._snap.summaries.items():
+            if k[1] == run:
+                n_lumis += 1
+                n_events += s.n_events
         n_dqm = sum(1 for a in self._snap.alerts if a.run == run and a.kind == "dqm")
-        version = (n_lumis, n_dqm, int(time.monotonic() // STATUS_REFRESH_S))
-        return self.feed.memo(("status", run, tuple(self.thresholds), id(self.ae_model)),
-                              compute, version=version)
+        return self.feed.memo(("status", run, tuple(self.thresholds), id(self.ae_model),
+                               n_lumis, n_dqm), compute, version=n_events,
+                              min_interval=STATUS_REFRESH_S, stale_ok=True)
 
     # ------------------------------------------------------------ lumisection selection
 
@@ -326,7 +334,6 @@ class DashboardState(param.Parameterized):
         if run is None:
             return {**glance.object_map([]), "n_total": 0, "label": self.selection_label()}
         key = ("map", run, self.ls_first, self.ls_last)
-        bucket = int(time.monotonic() // MAP_REFRESH_S)
 
         def compute() -> dict[str, Any]:
             filters: dict[str, Any] = {"source": self.feed.source, "run": run}
@@ -341,7 +348,10 @@ class DashboardState(param.Parameterized):
             return {**glance.object_map([a for a in alerts if a.kind != "dqm"]),
                     "n_total": total, "label": self.selection_label()}
 
-        return self.feed.memo(key, compute, version=bucket)
+        # read again when alerts arrived, at most every MAP_REFRESH_S and in the background
+        # (10,000 alerts' objects take a second or more: no page waits for that twice)
+        return self.feed.memo(key, compute, version=self._snap.alert_total,
+                              min_interval=MAP_REFRESH_S, stale_ok=True)
 
     def _status_reference(self) -> Reference | None:
         """The reference run stored for this feed's source (None: leave-one-out)."""
@@ -433,9 +443,12 @@ class DashboardState(param.Parameterized):
             out = [a for a in out if a.significance is not None and a.significance >= zmin]
         return out
 
-    def _rows(self, alerts: Sequence[AlertRecord]) -> list[dict[str, Any]]:
-        """Table rows, newest first, with increasing ``seq`` numbers (newest = largest)."""
-        ordered = sorted(alerts, key=lambda a: (a.created, a.run, a.lumi, a.event, a.rule))
+    def _rows(self, alerts: Sequence[AlertRecord],
+              keep_order: bool = False) -> list[dict[str, Any]]:
+        """Table rows, newest first (``keep_order``: in the given order, first on top), with
+        increasing ``seq`` numbers (the top row's is the largest)."""
+        ordered = (list(alerts)[::-1] if keep_order else
+                   sorted(alerts, key=lambda a: (a.created, a.run, a.lumi, a.event, a.rule)))
         acks = self._acks([a.id for a in ordered])
         rows = []
         for a in ordered:
@@ -459,8 +472,8 @@ class DashboardState(param.Parameterized):
         """Rows that arrived with the last ``update`` and pass the filters, newest first."""
         return self._rows(self._new_alerts)
 
-    def alert_rows(self, limit: int = TABLE_ROWS) -> list[dict[str, Any]]:
-        """The filtered table from the store (used on load and when a filter changes)."""
+    def _table_filters(self) -> dict[str, Any]:
+        """The store filters of the alert table (rules, run, significance, lumisections)."""
         filters: dict[str, Any] = {"source": self.feed.source}
         if self.rule_filter:
             filters["rule"] = list(self.rule_filter)
@@ -471,12 +484,29 @@ class DashboardState(param.Parameterized):
         lumis = self.selected_lumis()
         if lumis is not None and self.run is not None:
             filters["run"], filters["lumi"] = self.run, lumis
+        return filters
+
+    def alert_rows(self, limit: int = TABLE_ROWS) -> list[dict[str, Any]]:
+        """The filtered table's newest ``limit`` rows from the store, newest first."""
+        return self.alert_page(0, limit)[0]
+
+    def alert_page(self, offset: int = 0, limit: int = PAGE_ROWS, order_by: str = "created",
+                   descending: bool = True) -> tuple[list[dict[str, Any]], int]:
+        """One page of the filtered table, (rows in the store's order, alerts matching):
+        the store sorts and pages (``LIMIT``/``OFFSET`` on its indexes), so only the page
+        is read and sent, however many alerts are stored."""
+        filters = self._table_filters()
         try:
-            rows = self.feed.store.alerts(limit=limit, **filters)
+            alerts = self.feed.store.alerts(limit=limit, offset=max(0, offset),
+                                            newest_first=descending, order_by=order_by,
+                                            **filters)
+            plain = set(filters) == {"source"}
+            total = (self._snap.alert_total if plain and self._snap.version > 0
+                     else self.feed.store.count_alerts(**filters))
         except Exception as exc:  # noqa: BLE001
             log.warning("dashboard: alert query failed: %s", exc)
-            return []
-        return self._rows(rows)
+            return [], 0
+        return self._rows(alerts, keep_order=True), max(total, offset + len(alerts))
 
     @param.depends("rule_filter", "run_filter", "min_significance", watch=True)
     def _filters_changed(self) -> None:

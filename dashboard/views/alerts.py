@@ -1,10 +1,13 @@
 """Alert table: newest first, filterable by rule, run, significance and the lumisections
-selected on the status strip (Tabulator).
+selected on the status strip (Tabulator), paged and sorted by the store.
 
-New alerts are ``stream``-ed into the table (``rollover`` keeps the newest rows);
-a filter change re-queries the store once. Selecting a row selects the alert in
-the state, which drives the "why", event-display and DQM views. The p-value and Z columns
-show bounds as bounds ("< 2.0e-06"); *ack by* says who acknowledged an alert.
+The browser holds one page (``PAGE_ROWS`` rows): the store sorts (a click on a column
+header) and pages (*newer* / *older*) with ``LIMIT``/``OFFSET``, so a store of 100,000
+alerts costs one page of rows, never all of them. New alerts go on top of the first page
+while it is sorted newest first; a filter change re-queries the store once. Selecting a
+row selects the alert in the state, which drives the "why", event-display and DQM views.
+The p-value and Z columns show bounds as bounds ("< 2.0e-06"); *ack by* says who
+acknowledged an alert.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 
-from hotline.dashboard.alert_table import ROW_COLUMNS, ROWS_PER_UPDATE, TABLE_ROWS
+from hotline.dashboard.alert_table import PAGE_ROWS, ROW_COLUMNS, ROWS_PER_UPDATE, sort_order
 from hotline.dashboard.state import DashboardState
 
 __all__ = ["AlertTable", "rows_frame"]
@@ -28,9 +31,14 @@ def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class AlertTable(pn.viewable.Viewer):
     """Filters + the live Tabulator of alerts."""
 
-    def __init__(self, state: DashboardState, **params: Any) -> None:
+    def __init__(self, state: DashboardState, page_rows: int = PAGE_ROWS,
+                 **params: Any) -> None:
         super().__init__(**params)
         self.state = state
+        self.page_rows = page_rows
+        self.offset = 0  #: first row of the page shown (0: the first page)
+        self.total = 0  #: alerts matching the filters
+        self.order: tuple[str, bool] = ("created", True)  #: store column, descending
         self.rule_w = pn.widgets.MultiChoice.from_param(
             state.param.rule_filter, name="rules", placeholder="all rules", width=260)
         self.run_w = pn.widgets.IntInput.from_param(state.param.run_filter, name="run",
@@ -38,8 +46,9 @@ class AlertTable(pn.viewable.Viewer):
         self.sig_w = pn.widgets.FloatSlider.from_param(state.param.min_significance,
                                                        name="min significance (Z)", step=0.5,
                                                        width=180)
+        rows, self.total = state.alert_page(0, page_rows)
         self.table = pn.widgets.Tabulator(
-            rows_frame(state.alert_rows()),
+            rows_frame(rows),
             selectable=1,
             disabled=True,
             show_index=False,
@@ -61,16 +70,28 @@ class AlertTable(pn.viewable.Viewer):
             css_classes=["hotline-alert-table"],
         )
         self.count = pn.pane.Markdown("", margin=(0, 10))
+        self.newest_w = pn.widgets.Button(label="« newest", width=90, disabled=True)
+        self.newer_w = pn.widgets.Button(label="‹ newer", width=90, disabled=True)
+        self.older_w = pn.widgets.Button(label="older ›", width=90)
+        self.newest_w.on_click(lambda *_: self.show_page(0))
+        self.newer_w.on_click(lambda *_: self.show_page(self.offset - self.page_rows))
+        self.older_w.on_click(lambda *_: self.show_page(self.offset + self.page_rows))
         self.table.param.watch(self._on_select, "selection")
+        self.table.param.watch(self._on_sort, "sorters")
         state.param.watch(self._on_tick, "tick")
         state.param.watch(self._on_filters, "filter_version")
         self._update_count()
 
     def _update_count(self) -> None:
-        text = f"{len(self.table.value):,} newest alerts shown ({self.state.alert_total:,} stored"
+        n = len(self.table.value)
+        first = self.offset + 1 if n else 0
+        pages = max(1, -(-self.total // self.page_rows))
+        text = (f"alerts {first:,}-{self.offset + n:,} of {self.total:,} "
+                f"(page {self.offset // self.page_rows + 1:,} of {pages:,}; "
+                f"{self.state.alert_total:,} stored")
         if self.state.rows_skipped:
-            text += (f"; {self.state.rows_skipped:,} skipped while more than {ROWS_PER_UPDATE} "
-                     "per second arrived - filter to see them")
+            text += (f"; {self.state.rows_skipped:,} not pushed live while more than "
+                     f"{ROWS_PER_UPDATE} per second arrived - page to see them")
         text += ")"
         if self.state.ls_first is not None:
             text += f"; only run {self.state.run} {self.state.selection_label()}"
@@ -81,22 +102,62 @@ class AlertTable(pn.viewable.Viewer):
                 text += f" (and {len(storms) - 3} more storms)"
         if text != self.count.object:  # no message when nothing changed
             self.count.object = text
+        self.newest_w.disabled = self.newer_w.disabled = self.offset == 0
+        self.older_w.disabled = self.offset + n >= self.total
+
+    @property
+    def live(self) -> bool:
+        """New alerts go on top: the first page, newest first."""
+        return self.offset == 0 and self.order == ("created", True)
 
     def _on_tick(self, *_: Any) -> None:
         rows = self.state.new_alert_rows()
+        if self.state.new_matching:
+            self.total += self.state.new_matching
         if rows:
-            frame = rows_frame(rows[::-1])  # oldest first: appended rows end up at the bottom
-            self.table.stream(frame, rollover=TABLE_ROWS, follow=False)
+            if self.live:
+                frame = pd.concat([rows_frame(rows), self.table.value], ignore_index=True)
+                self._set_rows(frame.iloc[: self.page_rows].reset_index(drop=True))
         self._update_count()
+
+    def _set_rows(self, frame: pd.DataFrame) -> None:
+        """Show ``frame`` and keep the selected alert selected if it is still on the page."""
+        sel = self.state.selected_id
+        with pn.io.hold():
+            self.table.value = frame
+            ids = list(frame["id"])
+            want = [ids.index(sel)] if sel in ids else []
+            if self.table.selection != want:
+                self._quiet = True
+                try:
+                    self.table.selection = want
+                finally:
+                    self._quiet = False
+
+    def show_page(self, offset: int) -> None:
+        """Show the page starting at row ``offset`` (clamped) in the current order."""
+        offset = max(0, min(offset, max(0, self.total - 1)))
+        offset -= offset % self.page_rows
+        rows, self.total = self.state.alert_page(offset, self.page_rows, *self.order)
+        self.offset = offset
+        self._set_rows(rows_frame(rows))
+        self._update_count()
+
+    def _on_sort(self, event: Any) -> None:
+        order = sort_order(event.new)
+        if order != self.order:
+            self.order = order
+            self.show_page(0)
 
     def _on_filters(self, *_: Any) -> None:
         self.table.selection = []
-        self.table.value = rows_frame(self.state.alert_rows())
-        self._update_count()
+        self.show_page(0)
+
+    _quiet = False  #: the selection is being re-pointed after new rows: not a click
 
     def _on_select(self, event: Any) -> None:
         sel = event.new
-        if not sel:
+        if not sel or self._quiet:
             return
         try:
             alert_id = self.table.value.iloc[sel[0]]["id"]
@@ -109,6 +170,7 @@ class AlertTable(pn.viewable.Viewer):
         return pn.Column(
             pn.FlexBox(self.rule_w, self.run_w, self.sig_w),
             self.table,
-            self.count,
+            pn.FlexBox(self.newest_w, self.newer_w, self.older_w, self.count,
+                       align_items="center"),
             sizing_mode="stretch_width",
         )

@@ -64,10 +64,23 @@ def test_clicking_a_lumisection_filters_everything_to_it(room, tmp_path):
     full_hist = int(np.asarray(st.score_histogram()["counts"]).sum())
     views["strip"].pick(hot[0], hot[-1])
     assert (st.ls_first, st.ls_last) == (hot[0], hot[-1])
-    rows = views["alerts"].table.value
+    table = views["alerts"]
+    rows = table.table.value
     want = sum(1 for a in alerts if hot[0] <= a.lumi <= hot[-1])
-    assert len(rows) == want and set(rows["lumi"]) <= set(hot)
-    assert f"LS {hot[0]}-{hot[-1]}" in views["alerts"].count.object
+    # one page of the selection's alerts, newest first; the count is the whole selection's
+    assert len(rows) == table.page_rows < want and set(rows["lumi"]) <= set(hot)
+    assert f"of {want:,} " in table.count.object
+    assert f"LS {hot[0]}-{hot[-1]}" in table.count.object
+    # paging through the store: every alert of the selection once, newest first
+    seen = list(rows["id"])
+    while not table.older_w.disabled:
+        table.older_w.clicks += 1
+        seen += list(table.table.value["id"])
+    newest = sorted((a for a in alerts if hot[0] <= a.lumi <= hot[-1]),
+                    key=lambda a: (-a.created, a.id))
+    assert seen == [a.id for a in newest]
+    table.newest_w.clicks += 1
+    assert list(table.table.value["id"]) == seen[: table.page_rows]
     h = st.score_histogram()
     shown = int(np.asarray(h["counts"]).sum()) + h["under"] + h["over"]
     assert shown == 20000 * len(hot) and int(np.asarray(h["counts"]).sum()) < full_hist
@@ -81,7 +94,8 @@ def test_clicking_a_lumisection_filters_everything_to_it(room, tmp_path):
     assert all(s.visible for s in views["overview"].shades)
     # "show all" clears the selection and the table is the whole run again
     views["strip"].clear_w.clicks += 1
-    assert st.ls_first is None and len(views["alerts"].table.value) == 500
+    assert st.ls_first is None and len(views["alerts"].table.value) == views["alerts"].page_rows
+    assert f"of {len(alerts):,} " in views["alerts"].count.object
     assert not any(s.visible for s in views["overview"].shades)
 
 
@@ -151,7 +165,7 @@ def test_why_card_for_classic_and_dqm_alerts(room, tmp_path):
 def test_acknowledgements_are_stored_under_the_session_user(room, tmp_path):
     store, alerts = room
     guest = page_of(store, tmp_path, "guest")
-    a = alerts[0]
+    a = max(alerts, key=lambda x: x.created)  # on the table's first page
     guest.hotline_state.select(a.id)
     ack = guest.hotline_views["contributions"].ack
     assert ack.button.disabled
