@@ -250,7 +250,7 @@ MARKS_JS = """
     const m = window.__hotline_marks, now = performance.now();
     if (!document.body) return setTimeout(tick, 25);
     if (m.status === undefined && deep(document, '#hotline-status', []).length &&
-        deep(document, 'canvas', []).length >= %d) m.status = now;
+        deep(document, 'canvas', []).length >= N_FIRST) m.status = now;
     if (m.table === undefined && deep(document, '.hotline-alert-table', [])
         .some(t => deep(t, '.tabulator-row', []).length)) m.table = now;
     if (m.full === undefined && deep(document, '*', [])
@@ -260,7 +260,7 @@ MARKS_JS = """
   };
   setTimeout(tick, 25);
 })();
-""" % N_FIRST
+""".replace("N_FIRST", str(N_FIRST))
 
 
 def _room_load(browser: Any, url: str, size: tuple[int, int]) -> dict[str, float]:
