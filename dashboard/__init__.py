@@ -9,7 +9,8 @@ Modules (only ``app``, ``login`` and ``views`` import Panel):
 * ``replay_control`` - ``ReplayController``, one embedded replay in a child process or thread.
 * ``model_info`` - the anomaly model's calibrated thresholds and background reference.
 * ``rates`` - per-lumisection rate series and the green/amber/red run status.
-* ``alert_table`` - alert-table rows and columns, and how many rows are kept and pushed.
+* ``alert_table`` - alert-table rows and columns, the page size and sort order, and how
+  many rows are kept and pushed.
 * ``alert_detail`` - why one alert fired (AE contributions, classic cut, DQM verdict), its
   p-value as shown, and its objects for the event display.
 * ``glance`` - the lumisection status strip, the quantity x lumisection timeline, the alert map.

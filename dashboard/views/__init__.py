@@ -3,7 +3,8 @@
 ``overview`` run status and rate series; ``status_strip`` the clickable per-lumisection
 status strip; ``timeline`` significances per quantity and lumisection; ``alert_map`` the
 eta-phi map of the selected lumisections' alert objects; ``histogram`` score distribution
-with its ratio panel; ``alerts`` the alert table; ``contributions`` why the selected alert
+with its ratio panel; ``alerts`` the alert table (paged and sorted by the store);
+``contributions`` why the selected alert
 fired (AE contributions, classic cut, DQM verdict); ``acknowledge`` the crew's
 acknowledgements of alerts and lumisection flags (shifters and up); ``event_display`` its
 objects; ``occupancy`` DQM maps (hardware coordinates) of the selected or newest DQM alert;

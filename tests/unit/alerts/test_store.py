@@ -49,6 +49,20 @@ def test_filters_and_order(store):
         store.alerts(colour="red")
 
 
+def test_pages_sorted_by_a_column_missing_values_last(store):
+    store.add_alerts([rec(rule="a", ev=1, created=1.0), rec(rule="ae", ev=2, p=1e-6, created=2.0),
+                      rec(rule="ae", ev=3, p=0.02, created=3.0), rec(rule="b", ev=4, created=4.0),
+                      rec(rule="ae", ev=5, p=1e-4, created=5.0)])
+    by_p = [a.event for a in store.alerts(order_by="p_value", newest_first=False)]
+    assert by_p == [2, 5, 3, 4, 1]  # smallest first, no p-value last (newest first among them)
+    assert [a.event for a in store.alerts(order_by="p_value")] == [3, 5, 2, 4, 1]
+    assert [a.event for a in store.alerts(order_by="rule", newest_first=False, limit=2,
+                                          offset=1)] == [5, 3]  # page 2 of a, ae, ae, ae, b
+    assert [a.event for a in store.alerts(limit=2, offset=2)] == [3, 2]
+    with pytest.raises(StoreError, match="cannot order alerts by"):
+        store.alerts(order_by="payload; DROP TABLE alerts")
+
+
 def test_summaries_upsert_replaces(store):
     s = LumiSummary("s", 1, 5, n_events=100, rule_counts={"a": 3})
     store.upsert_summaries([s])
