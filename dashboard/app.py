@@ -236,7 +236,10 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
         finish()
         return page
     def fill(i: int = 0) -> None:
-        details.objects = [*details.objects, *stages[i]()]
+        with pn.io.hold():
+            details.objects = [*details.objects, *stages[i]()]
+            if state.selected_id:  # a row clicked before this stage's views existed
+                state.param.trigger("selected_id")
         if i + 1 < len(stages):
             # a pause between stages: the browser draws the alert table before the next
             # stage's models reach it (it handles the messages one after the other)

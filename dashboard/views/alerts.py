@@ -86,9 +86,9 @@ class AlertTable(pn.viewable.Viewer):
         n = len(self.table.value)
         first = self.offset + 1 if n else 0
         pages = max(1, -(-self.total // self.page_rows))
-        text = (f"alerts {first:,}-{self.offset + n:,} of {self.total:,} "
-                f"(page {self.offset // self.page_rows + 1:,} of {pages:,}; "
-                f"{self.state.alert_total:,} stored")
+        text = (f"alerts {first:,}-{self.offset + n:,} of {self.total:,} - page "
+                f"{self.offset // self.page_rows + 1:,} of {pages:,} "
+                f"({self.state.alert_total:,} stored")
         if self.state.rows_skipped:
             text += (f"; {self.state.rows_skipped:,} not pushed live while more than "
                      f"{ROWS_PER_UPDATE} per second arrived - page to see them")
