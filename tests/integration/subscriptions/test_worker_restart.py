@@ -50,7 +50,9 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(tmp_path, receivers):
     want1 = {a.id for a in alerts if a.kind in ("ae", "classic")}
     want2 = {a.id for a in alerts}
 
-    proc = _deliver(db)
+    # its lease outlives it by 15 s: longer than the next worker's start-up on a loaded
+    # machine, so that one must wait as a standby (with 2 s it could start after expiry)
+    proc = _deliver(db, "--lease-seconds", "15")
     try:
         assert wait_for(lambda: len(singles.ids()) >= 60, 30), \
             proc.stderr.read() if proc.poll() is not None else "worker too slow"
