@@ -164,7 +164,8 @@ def test_strip_filters_and_every_alert_is_explained(crew, room):
     rows = page.locator(".hotline-alert-table .tabulator-row")
     assert 0 < rows.count() <= want
     # --- a classic alert: the cut, the value against the threshold, the fired objects
-    took = click_until(p, rows.filter(has_text="met250").first, "met250 in run 300 LS")
+    # (how fast the explanation comes is bench_dashboard's figure, not a test's bound)
+    click_until(p, rows.filter(has_text="met250").first, "met250 in run 300 LS")
     assert p.text(" GeV > 250 GeV") == 1
     assert p.text("cut: MET > 250 GeV (MET_pt)") == 1
     why = page.locator(".card", has=page.get_by_text("Why did it fire?")).last
@@ -193,7 +194,6 @@ def test_strip_filters_and_every_alert_is_explained(crew, room):
     wait_for(lambda: p.text(comment) >= 1, timeout=10, what="the acknowledgement shown")
     assert p.errors == [], p.errors
     assert p.external == [], p.external
-    assert took < 5, took  # the < 0.5 s figure is measured by the benchmark
 
 
 @pytest.mark.parametrize("size", list(SIZES))
