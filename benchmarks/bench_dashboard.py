@@ -333,11 +333,26 @@ class _Trickle:
         self.thread.join()
 
 
+def start_server(cfg: Any, hub: Any, port: int) -> Any:
+    """The dashboard served in a thread (closed pages' sessions dropped after
+    ``SESSION_LIFETIME_MS``); its thread id goes to ``SERVER_TID`` for the CPU meter."""
+    from hotline.dashboard.app import serve
+
+    global SERVER_TID
+    server = serve(cfg, hub=hub, port=port, threaded=True,
+                   check_unused_sessions_milliseconds=500,
+                   unused_session_lifetime_milliseconds=SESSION_LIFETIME_MS)
+    deadline = time.perf_counter() + 10
+    while server.native_id is None and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    SERVER_TID = server.native_id
+    return server
+
+
 def control_room(browser: Any, args: Any, tmp: Path) -> dict[str, Any]:
     """Phase 0 (see the module docstring)."""
     from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
-    from hotline.dashboard.app import serve
     from hotline.dashboard.hub import build_hub
     from hotline.dashboard.model_info import Threshold
     from tests.support.control_room import THRESHOLDS_EXACT, fill_control_room
@@ -356,14 +371,7 @@ def control_room(browser: Any, args: Any, tmp: Path) -> dict[str, Any]:
     hub = build_hub(cfg, store=store, replay=False)
     hub.thresholds = [Threshold(p, t) for p, t in THRESHOLDS_EXACT]
     url = f"http://127.0.0.1:{port}/"
-    server = serve(cfg, hub=hub, port=port, threaded=True,
-                   check_unused_sessions_milliseconds=500,
-                   unused_session_lifetime_milliseconds=SESSION_LIFETIME_MS)
-    global SERVER_TID
-    deadline = time.perf_counter() + 10
-    while server.native_id is None and time.perf_counter() < deadline:
-        time.sleep(0.01)
-    SERVER_TID = server.native_id
+    server = start_server(cfg, hub, port)
     out: dict[str, Any] = {"alerts": args.alerts, "lumis": args.lumis}
     # Chromium keeps its priority here: it draws what is timed (renice_chromium is for the
     # replay phases, where the browsers compete with the replay)
@@ -434,7 +442,6 @@ def main(argv: list[str]) -> int:
 
     from hotline.alerts.store import SQLiteAlertStore
     from hotline.config import load_config
-    from hotline.dashboard.app import serve
     from hotline.dashboard.hub import build_hub
 
     header("dashboard: control room, first render, server CPU per browser, replay with N "
@@ -464,14 +471,7 @@ def main(argv: list[str]) -> int:
                                        "dashboard": {"port": port}})
     hub = build_hub(cfg, store=store)
     # closed pages' sessions are dropped within ~1 s so they do not tick on in the background
-    server = serve(cfg, hub=hub, port=port, threaded=True,
-                   check_unused_sessions_milliseconds=500,
-                   unused_session_lifetime_milliseconds=SESSION_LIFETIME_MS)
-    global SERVER_TID
-    deadline = time.perf_counter() + 10
-    while server.native_id is None and time.perf_counter() < deadline:
-        time.sleep(0.01)
-    SERVER_TID = server.native_id
+    server = start_server(cfg, hub, port)
     url = f"http://127.0.0.1:{port}/"
     print(f"CPU pinning: {'server+replay on CPU 0, chromium on the others' if PIN else 'none'}; "
           "chromium at nice 19; the replay runs in its own process (dashboard default)")
