@@ -21,6 +21,7 @@ from tests.integration.browser.conftest import (
 )
 from tests.support.alert_clicks import click_until_shown
 from tests.support.control_room import THRESHOLDS_EXACT, fill_control_room, hot_lumis
+from tests.support.strip_select import PICK_JS
 
 pytestmark = pytest.mark.browser
 
@@ -34,17 +35,6 @@ CARDS = ["Lumisection status", "Classic rule rates", "Anomaly rate per threshold
          "Lumisection certification", "Alert subscriptions"]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
 
-# select strip cells as a click does: the selection travels to the server the same way
-PICK_JS = """(lumis) => {
-  for (const doc of Bokeh.documents)
-    for (const m of doc._all_models.values())
-      if (m.data !== undefined && m.data.reason !== undefined && m.data.level !== undefined) {
-        const all = Array.from(m.data.lumi);
-        m.selected.indices = lumis.map(ls => all.indexOf(ls));
-        return all.length;
-      }
-  return 0;
-}"""
 
 
 def click_until(p: Page, row: Any, expect: str, timeout: float = 10.0) -> float:

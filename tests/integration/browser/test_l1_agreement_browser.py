@@ -28,6 +28,7 @@ from tests.integration.browser.conftest import (
     wait_for,
 )
 from tests.support.rootfiles import write_events
+from tests.support.strip_select import PICK_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.firmware]
 
@@ -89,17 +90,6 @@ TOOLTIPS = """() => {
   return out;
 }"""
 
-# select strip cells as a click does (the control-room test's way)
-PICK_JS = """(lumis) => {
-  for (const doc of Bokeh.documents)
-    for (const m of doc._all_models.values())
-      if (m.data !== undefined && m.data.reason !== undefined && m.data.level !== undefined) {
-        const all = Array.from(m.data.lumi);
-        m.selected.indices = lumis.map(ls => all.indexOf(ls));
-        return all.length;
-      }
-  return 0;
-}"""
 
 
 def _run_files(folder: Path) -> dict[str, Path]:
