@@ -14,7 +14,6 @@ The divergence alarm built on it (DQM-kind alerts) is ``stream.l1_emulation.dive
 
 from __future__ import annotations
 
-import base64
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hotline.errors import StreamError
+from hotline.wire import array_of_b64, b64_of
 
 TOP_DIFFERENCES = 5  #: largest |firmware - serving| differences kept per lumisection
 L1_SUBSYSTEM = "L1 {model}"  #: the run-status subsystem of the divergence alerts
@@ -52,18 +52,8 @@ class L1Header:
             raise StreamError(f"L1 comparison header is malformed: {exc}") from None
 
 
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
-
-
 def _unb64(text: Any, dtype: str, n: int, what: str) -> np.ndarray:
-    try:
-        a = np.frombuffer(base64.b64decode(str(text), validate=True), dtype=dtype)
-    except (ValueError, TypeError) as exc:
-        raise StreamError(f"L1 tally {what} is not base64: {exc}") from None
-    if a.size != n:
-        raise StreamError(f"L1 tally {what} has {a.size} entries for {n} events")
-    return a
+    return array_of_b64(text, dtype, n, f"L1 tally {what}", per="events")
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,8 +111,8 @@ class L1Tally:
 
     def to_wire(self) -> dict[str, Any]:
         return {"header": self.header.to_dict(), "n": len(self),
-                "events": _b64(self.events.astype("<i8")), "fw": _b64(self.fw.astype("<f8")),
-                "sv": _b64(self.sv.astype("<f8"))}
+                "events": b64_of(self.events.astype("<i8")), "fw": b64_of(self.fw.astype("<f8")),
+                "sv": b64_of(self.sv.astype("<f8"))}
 
     @classmethod
     def from_wire(cls, d: Any) -> L1Tally:

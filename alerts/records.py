@@ -22,7 +22,6 @@ adds only the events it had not seen.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -36,6 +35,7 @@ import numpy as np
 from hotline.alerts.l1_agreement import L1Agreement, L1Tally
 from hotline.detectors.event_histograms import EventBins, LumiHists
 from hotline.errors import StreamError
+from hotline.wire import array_of_b64, b64_of
 
 SCHEMA_VERSION = 1
 _MASK64 = (1 << 64) - 1
@@ -259,21 +259,8 @@ def score_bin_edges() -> np.ndarray:
     return np.logspace(SCORE_LOG_MIN, SCORE_LOG_MAX, SCORE_BINS + 1)
 
 
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
-
-
 def _unb64(text: Any, dtype: Any, n: int, what: str) -> np.ndarray:
-    if not isinstance(text, str):
-        raise StreamError(f"event tally {what} is not a base64 string")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise StreamError(f"event tally {what} is not valid base64") from None
-    a = np.frombuffer(raw, dtype=dtype)
-    if a.size != n:
-        raise StreamError(f"event tally {what} has {a.size} entries for {n} events")
-    return a
+    return array_of_b64(text, dtype, n, f"event tally {what}", per="events")
 
 
 @dataclass(frozen=True, eq=False)
@@ -369,10 +356,10 @@ class EventTally:
         """JSON-able form: little-endian arrays, base64-encoded (bit-packed flags)."""
         return {
             "n": len(self), "n_bins": self.n_bins,
-            "events": _b64(self.events.astype("<i8")),
-            "bad": _b64(np.packbits(self.bad)),
-            "hits": {r: _b64(np.packbits(m)) for r, m in self.hits.items()},
-            "bins": {r: _b64(b) for r, b in self.bins.items()},
+            "events": b64_of(self.events.astype("<i8")),
+            "bad": b64_of(np.packbits(self.bad)),
+            "hits": {r: b64_of(np.packbits(m)) for r, m in self.hits.items()},
+            "bins": {r: b64_of(b) for r, b in self.bins.items()},
             **({"l1": self.l1.to_wire()} if self.l1 is not None else {}),
             **({"hist": self.hist.to_wire()} if self.hist is not None else {}),
         }

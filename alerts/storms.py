@@ -34,7 +34,6 @@ depend on the count). The state is bounded: the least recently used lumisections
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import numpy as np
 
 from hotline.alerts.records import AlertRecord, alert_ids, significance_from_p
 from hotline.errors import ConfigError, StreamError
+from hotline.wire import array_of_b64, b64_of
 
 STORM_SCHEMA_VERSION = 1
 _K1 = np.uint64(0x9E3779B97F4A7C15)
@@ -75,20 +75,8 @@ def in_sample(run: np.ndarray, lumi: np.ndarray, event: np.ndarray, rule: str,
     return (x % np.uint64(sample_every)) == 0
 
 
-def _b64(a: np.ndarray, dtype: str) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode()
-
-
 def _unb64(text: Any, dtype: str, n: int, what: str) -> np.ndarray:
-    if not isinstance(text, str):
-        raise StreamError(f"storm record field {what!r} is not a base64 string")
-    try:
-        a = np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)
-    except ValueError:
-        raise StreamError(f"storm record field {what!r} is not valid base64") from None
-    if a.size != n:
-        raise StreamError(f"storm record field {what!r} has {a.size} entries, expected {n}")
-    return a
+    return array_of_b64(text, dtype, n, f"storm record field {what!r}", per="alerts")
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,8 +124,8 @@ class StormRecord:
                 "lumi": self.lumi, "rule": self.rule, "kind": self.kind,
                 "threshold": self.threshold, "sample_every": self.sample_every,
                 "seen": self.seen, "kept": self.kept, "n": self.listed,
-                "events": _b64(self.events, "<i8"), "scores": _b64(self.scores, "<f8"),
-                "p_values": _b64(self.p_values, "<f8"), "created": self.created}
+                "events": b64_of(self.events, "<i8"), "scores": b64_of(self.scores, "<f8"),
+                "p_values": b64_of(self.p_values, "<f8"), "created": self.created}
 
     @classmethod
     def from_dict(cls, d: Any) -> StormRecord:

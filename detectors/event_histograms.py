@@ -39,6 +39,7 @@ import awkward as ak
 import numpy as np
 
 from hotline.errors import StreamError
+from hotline.wire import array_of_b64, b64_of
 
 __all__ = ["DEFAULT_BOOK", "NO_CODE", "Axis", "EventBins", "HistBook", "HistLayout",
            "LumiHists", "ObjectAxes", "book_for", "fill_event_bins"]
@@ -302,20 +303,8 @@ def book_for(book_id: str) -> HistBook:
 # ------------------------------------------------------------------ per-event bins
 
 
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
-
-
 def _unb64(text: Any, n: int, what: str, width: int = 1) -> np.ndarray:
-    if not isinstance(text, str):
-        raise StreamError(f"event histogram bins {what} is not a base64 string")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise StreamError(f"event histogram bins {what} is not valid base64") from None
-    a = np.frombuffer(raw, dtype=np.uint8)
-    if a.size != n * width:
-        raise StreamError(f"event histogram bins {what} has {a.size} bytes for {n} entries")
+    a = array_of_b64(text, np.uint8, n * width, f"event histogram bins {what}", per="bytes")
     return a.reshape(n, width) if width > 1 else a
 
 
@@ -415,9 +404,9 @@ class EventBins:
     def to_wire(self) -> dict[str, Any]:
         """JSON-able: base64 of the uint8 codes (objects as (pT, eta, phi) byte triples)."""
         return {"book": self.book.id, "n": self.n,
-                "scalars": {k: _b64(v) for k, v in self.scalars.items()},
-                "counts": {k: _b64(v) for k, v in self.counts.items()},
-                "objects": {k: _b64(v) for k, v in self.objects.items()}}
+                "scalars": {k: b64_of(v) for k, v in self.scalars.items()},
+                "counts": {k: b64_of(v) for k, v in self.counts.items()},
+                "objects": {k: b64_of(v) for k, v in self.objects.items()}}
 
     @classmethod
     def from_wire(cls, d: Any, n: int) -> EventBins:

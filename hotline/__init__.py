@@ -7,6 +7,7 @@ The one import package. Its core layer, which every other layer may use:
 - ``hotline.registry``: ``Registry``, behind every ``register_x`` / ``get_x`` / ``available_x``.
 - ``hotline.backoff``: the exponential backoff schedule of every retry loop.
 - ``hotline.extras``: which optional extra brings which package, and the one-line error.
+- ``hotline.wire``: numpy arrays in JSON records as base64, checked when read back.
 
 The layers above it, bottom to top (imports only go downwards; see docs/architecture.md):
 ``hotline.data`` (the bundled demo archive), ``hotline.detectors``, ``hotline.models``,

@@ -95,7 +95,7 @@ def test_storm_record_round_trip_and_listed_alert_ids():
     assert [a.id for a in listed] == [alert_id("hotline", 9, 3, e, "r1") for e in (5, 9, 11)]
     assert all(a.payload == {"storm_listed": True} and a.score is None for a in listed)
     bad = st.to_dict() | {"n": 4}
-    with pytest.raises(StreamError, match="'events' has 3 entries, expected 4"):
+    with pytest.raises(StreamError, match="'events' has 3 entries for 4 alerts"):
         StormRecord.from_dict(bad)
     with pytest.raises(StreamError, match="schema version 7"):
         StormRecord.from_dict(st.to_dict() | {"storm": 7})
