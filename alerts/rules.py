@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import awkward as ak
 import numpy as np
 
+from hotline.detectors.columns import flat
+
 
 @dataclass
 class RuleOutcome:
@@ -135,10 +137,24 @@ class CountRule:
         miss = _missing(arrays, self.needs)
         if miss:
             return RuleOutcome(self.name, None, missing=miss)
-        sel = arrays[f"{self.collection}_pt"] > self.min_pt
-        if self.max_abs_eta is not None:
-            sel = sel & (abs(arrays[f"{self.collection}_eta"]) < self.max_abs_eta)
-        n = ak.to_numpy(ak.sum(sel, axis=1))
+        pt, counts = flat(arrays, f"{self.collection}_pt")
+        eta, eta_counts = (flat(arrays, f"{self.collection}_eta")
+                           if self.max_abs_eta is not None else (None, counts))
+        if eta is not None and not np.array_equal(eta_counts, counts):  # let awkward say why
+            sel = (arrays[f"{self.collection}_pt"] > self.min_pt) & (
+                abs(arrays[f"{self.collection}_eta"]) < self.max_abs_eta)
+            n = ak.to_numpy(ak.sum(sel, axis=1))
+        else:  # numpy on the flat content: the per-event count of selected objects
+            keep = pt > self.min_pt
+            if eta is not None:
+                keep &= np.abs(eta) < self.max_abs_eta
+            offsets = np.zeros(counts.size + 1, np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            fired = np.zeros(keep.size + 1, np.int64)
+            np.cumsum(keep, out=fired[1:])
+            n = fired[offsets[1:]] - fired[offsets[:-1]]
+            sel = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets),
+                                                       ak.contents.NumpyArray(keep)))
         return RuleOutcome(self.name, n >= self.min_count, collection=self.collection,
                            objects=fired_objects(arrays, self.collection, sel))
 

@@ -4,6 +4,8 @@ Events:
 
 - ``detectors.spec``: the event feature spec (object types, multiplicities, cuts) as data.
 - ``detectors.features``: NanoAOD-style jagged collections -> fixed feature matrix, vectorised.
+- ``detectors.columns``: numpy views of a chunk's branches (flat values + counts) read from
+  the awkward buffers, without awkward's per-call overhead.
 - ``detectors.quality``: the one quarantine policy (NaN/inf, nulls, negative pT, |eta| and
   |phi| out of range) applied to every branch read.
 - ``detectors.schemas``: schema alias specs (``aliases/*.toml``) mapping another schema's

@@ -28,6 +28,7 @@ Histogram names: ``<type>/n``, ``<type>/pt``, ``<type>/eta``, ``<type>/phi``,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import zlib
@@ -35,9 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
+from hotline.detectors.columns import flat, scalar
 from hotline.errors import StreamError
 from hotline.wire import array_of_b64, b64_of
 
@@ -50,6 +51,20 @@ NO_CODE = 255
 MAX_OBJECTS = 254
 HT_MIN_PT, HT_MAX_ETA = 30.0, 2.5
 MET_PREFIXES = ("MET", "PuppiMET", "PFMET")
+
+
+@functools.lru_cache(maxsize=256)
+def _uniform(edges: tuple[float, ...], log: bool) -> tuple[np.ndarray, float, float] | None:
+    """(edges, lower edge, 1 / bin width) of an axis whose bins are equal in x (in log x for
+    ``log``), else None."""
+    e = np.asarray(edges, dtype=np.float64)
+    if e.size < 2 or not np.all(np.diff(e) > 0) or (log and e[0] <= 0):
+        return None
+    t = np.log(e) if log else e
+    w = np.diff(t)
+    if not np.allclose(w, w.mean(), rtol=1e-9, atol=0):
+        return None
+    return e, float(t[0]), float(1.0 / w.mean())
 
 
 @dataclass(frozen=True)
@@ -70,9 +85,28 @@ class Axis:
         return self.n + 2
 
     def index(self, x: Any) -> np.ndarray:
-        """Codes of ``x`` (NaN: overflow), uint8."""
-        return np.searchsorted(np.asarray(self.edges), np.asarray(x, dtype=np.float64),
-                               side="right").astype(np.uint8)
+        """Codes of ``x`` (NaN: overflow), uint8: ``searchsorted(edges, x, "right")``.
+
+        Axes with equal bins (in x, or in log x for ``log`` axes) compute the code
+        arithmetically; values within a relative 1e-6 of a bin edge (and NaN, inf, flows)
+        take the binary search, so the codes are exactly the binary search's."""
+        v = np.asarray(x, dtype=np.float64)
+        uniform = _uniform(self.edges, self.log)
+        if uniform is None or v.size < 256:
+            return np.searchsorted(np.asarray(self.edges), v, side="right").astype(np.uint8)
+        edges, lo, inv = uniform
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            q = np.log(v) if self.log else v.copy()
+            q -= lo
+            q *= inv
+            f = np.floor(q)
+            r = q - f
+            ok = (q >= 0) & (q < len(edges) - 1) & (r > 1e-6) & (r < 1 - 1e-6)
+        c = np.where(ok, f + 1, 0).astype(np.uint8)
+        rest = np.flatnonzero(~ok)
+        if rest.size:
+            c[rest] = np.searchsorted(edges, v[rest], side="right")
+        return c
 
     def bin_label(self, code: int) -> str:
         if code <= 0:
@@ -184,9 +218,10 @@ class HistBook:
     ht: Axis
     fraction: Axis
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
-        """``<name>-<8 hex>``: a digest of the axes, so different books never merge."""
+        """``<name>-<8 hex>``: a digest of the axes, so different books never merge
+        (computed once per book)."""
         return f"{self.name}-{_digest(self)}"
 
     def object_axes(self, type_: str) -> ObjectAxes | None:
@@ -452,9 +487,9 @@ def _prefix_scalar(fields: set[str]) -> str | None:
     return None
 
 
-def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
-    counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64, copy=False)
-    return np.asarray(ak.to_numpy(ak.flatten(arr, axis=1)), dtype=np.float64), counts
+def _flat(arrays: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    values, counts = flat(arrays, name)
+    return np.asarray(values, dtype=np.float64), counts
 
 
 def fill_event_bins(arrays: Any, book: HistBook, bad: np.ndarray | None = None) -> EventBins:
@@ -469,8 +504,8 @@ def fill_event_bins(arrays: Any, book: HistBook, bad: np.ndarray | None = None) 
     objects: dict[str, np.ndarray] = {}
     met = _prefix_scalar(fields)
     if met is not None:
-        pt = np.asarray(ak.to_numpy(arrays[f"{met}_pt"]), np.float64)
-        phi = np.clip(np.asarray(ak.to_numpy(arrays[f"{met}_phi"]), np.float64), -np.pi,
+        pt = np.asarray(scalar(arrays, f"{met}_pt"), np.float64)
+        phi = np.clip(np.asarray(scalar(arrays, f"{met}_phi"), np.float64), -np.pi,
                       np.nextafter(np.pi, 0))
         scalars["met/pt"] = np.where(skip, NO_CODE, book.met.index(pt)).astype(np.uint8)
         scalars["met/phi"] = np.where(skip, NO_CODE, book.met_phi.index(phi)).astype(np.uint8)
@@ -478,9 +513,9 @@ def fill_event_bins(arrays: Any, book: HistBook, bad: np.ndarray | None = None) 
         prefix = o.prefix(fields)
         if prefix is None:
             continue
-        pt, cnt = _flat(arrays[f"{prefix}_pt"])
-        eta, _ = _flat(arrays[f"{prefix}_eta"])
-        phi, _ = _flat(arrays[f"{prefix}_phi"])
+        pt, cnt = _flat(arrays, f"{prefix}_pt")
+        eta, _ = _flat(arrays, f"{prefix}_eta")
+        phi, _ = _flat(arrays, f"{prefix}_phi")
         ev = np.repeat(np.arange(n, dtype=np.int64), cnt)
         rank = np.arange(ev.size, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         keep = ~skip[ev] & (rank < MAX_OBJECTS)

@@ -22,6 +22,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hotline.detectors.columns import flat, scalar
 from hotline.detectors.quality import bad_values
 from hotline.detectors.spec import DEFAULT_SPEC, FeatureSpec, ObjectSpec
 from hotline.errors import MissingBranchError
@@ -95,14 +96,8 @@ def _bad_objects(branches: list[str], values: list[np.ndarray]) -> np.ndarray | 
     return out
 
 
-def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(flat values, per-event counts) of a jagged array, as numpy, without copies when packed."""
-    counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64, copy=False)
-    return ak.to_numpy(ak.flatten(arr, axis=1)), counts
-
-
 def _leading(
-    pt: Any, eta: Any, phi: Any, obj: ObjectSpec, prefix: str
+    arrays: Any, obj: ObjectSpec, prefix: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leading ``obj.count`` objects passing cuts: values [n, count, 3], mask, bad.
 
@@ -110,9 +105,9 @@ def _leading(
     input is already pT-ordered within events, as NanoAOD collections are), rank within
     the event, and scatter the first ``count`` ranks into a zero-padded block.
     """
-    pt_f, counts = _flat(pt)
-    eta_f, _ = _flat(eta)
-    phi_f, _ = _flat(phi)
+    pt_f, counts = flat(arrays, f"{prefix}_pt")
+    eta_f, _ = flat(arrays, f"{prefix}_eta")
+    phi_f, _ = flat(arrays, f"{prefix}_phi")
     n = counts.size
     ev = np.repeat(np.arange(n, dtype=np.int64), counts)
     # NaN comparisons are False, so a NaN object would silently vanish: catch it first.
@@ -167,8 +162,8 @@ def extract_features(
             )
         used[obj.name] = prefix
         if obj.scalar:
-            pt = np.asarray(arrays[f"{prefix}_pt"], dtype=np.float32)
-            phi = np.asarray(arrays[f"{prefix}_phi"], dtype=np.float32)
+            pt = np.asarray(scalar(arrays, f"{prefix}_pt"), dtype=np.float32)
+            phi = np.asarray(scalar(arrays, f"{prefix}_phi"), dtype=np.float32)
             rejected = _bad_objects(obj.branches(prefix), [pt, phi])
             if rejected is not None:
                 bad |= rejected
@@ -176,10 +171,7 @@ def extract_features(
             msk = (pt > obj.min_pt)[:, None]
             vals = np.where(msk[:, :, None], vals, 0.0).astype(np.float32)
         else:
-            vals, msk, b = _leading(
-                arrays[f"{prefix}_pt"], arrays[f"{prefix}_eta"], arrays[f"{prefix}_phi"], obj,
-                prefix,
-            )
+            vals, msk, b = _leading(arrays, obj, prefix)
             bad |= b
         blocks.append(vals)
         masks.append(msk)

@@ -40,6 +40,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hotline.detectors.columns import plain_values
+
 #: branches that identify an event; never kinematics
 ID_BRANCHES = ("run", "luminosityBlock", "event")
 
@@ -202,6 +204,16 @@ def check_events(
     bad = np.zeros(n, dtype=bool)
     problems: list[Problem] = []
     for name in names:
+        plain = plain_values(arrays, name)
+        if plain is not None:  # the usual layout, read from its buffers
+            values, counts = plain
+            for reason, vmask in value_problems(name, values, policy):
+                event_of = (np.arange(n) if counts is None
+                            else np.repeat(np.arange(n, dtype=np.int64), counts))
+                idx = np.unique(event_of[vmask])
+                problems.append(Problem(name, reason, idx))
+                bad[idx] = True
+            continue
         col = arrays[name]
         if not isinstance(col, ak.Array):
             col = ak.Array(np.asarray(col)) if np.ndim(col) else ak.Array(col)
