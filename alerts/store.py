@@ -770,6 +770,10 @@ class SQLAlertStore(AlertStore):
             cur.execute(f"SELECT {cols} FROM lumi_summaries{where} ORDER BY run, lumi", args)
             return [_row_summary(*r) for r in cur.fetchall()]
 
+#: SQLite page cache per connection, MB (a ceiling: pages are allocated as used)
+CACHE_MB = 64
+
+
 class SQLiteAlertStore(SQLAlertStore):
     """SQLite backend: one real file in WAL mode, safe across threads of one process."""
 
@@ -784,6 +788,10 @@ class SQLiteAlertStore(SQLAlertStore):
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # alert ids are hashes, so inserts land all over the id index: with SQLite's
+            # default 2 MB page cache an alert storm re-reads index pages from the OS for
+            # every row. CACHE_MB keeps a storm's index pages in memory.
+            self._conn.execute(f"PRAGMA cache_size=-{CACHE_MB * 1024}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open alert store {self.path}: {exc}") from None
         self._lock = threading.RLock()
