@@ -374,6 +374,16 @@ class EventBins:
         return EventBins(self.book, self.n, {**self.scalars, **scalars}, self.counts,
                          self.objects)
 
+    @functools.cached_property
+    def _object_starts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per type: (objects per event, position of each event's first object); computed
+        once, as a batch is taken apart lumisection by lumisection."""
+        out = {}
+        for t, c in self.counts.items():
+            cv = _valid_counts(c)
+            out[t] = cv, np.cumsum(cv) - cv
+        return out
+
     def take(self, idx: Any) -> EventBins:
         """The bins of the events at positions ``idx`` (any order)."""
         idx = np.asarray(idx)
@@ -381,8 +391,7 @@ class EventBins:
             idx = np.flatnonzero(idx)
         counts, objects = {}, {}
         for t, c in self.counts.items():
-            cv = _valid_counts(c)
-            starts = np.cumsum(cv) - cv
+            cv, starts = self._object_starts[t]
             sel = cv[idx]
             out_starts = np.cumsum(sel) - sel
             pos = np.arange(int(sel.sum()), dtype=np.int64) + np.repeat(starts[idx] - out_starts,
