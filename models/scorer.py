@@ -24,7 +24,7 @@ For a VAE scored by ``kl`` or ``mu2`` the latent score has no per-feature
 decomposition; the contributions are then the reconstruction-loss shares
 rescaled to sum to the score (documented attribution, not a decomposition).
 
-A card whose ``score`` is ``types_<method>`` (sidak, fisher, weighted) scores events by the
+A card whose ``score`` is ``types_<method>`` (sidak, fisher, weighted, budget) scores events by the
 combined per-type background p-values of its ``type_calibration``
 (``models.type_evidence``): ``total`` is ``-log10`` of the combined p, the contributions
 stay the raw loss decomposition (summing to ``extra["recon"]``), ``extra["type_log10_p"]``
@@ -56,7 +56,7 @@ from hotline.models.thresholds import ReferenceDistribution
 from hotline.models.type_evidence import TypeEvidence, explain_by_excess, type_energy
 
 #: card scores computed from the per-type references: ``types_<combination>``
-TYPE_SCORES = ("types_sidak", "types_fisher", "types_weighted")
+TYPE_SCORES = ("types_sidak", "types_fisher", "types_weighted", "types_budget")
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,14 @@ contribution on background first puts the types on one scale, the background p-v
   ``weighted`` -- a weighted Bonferroni minimum ``min_j p_j / w_j`` with weight
   ``total_weight`` on the ``total`` statistic and the rest shared by the per-type ones:
   in the bulk the plain autoencoder score orders the events (its AUC on broad anomalies),
-  in the tails any type's extreme value wins;
+  in the tails any type's extreme value wins (the combined p is capped at 1, so every event
+  with ``p_total > total_weight`` ties at score 0); ``budget`` -- the same false-alarm budget
+  split without the cap and with the per-type statistics counted only in their tails:
+  ``min(p_total, min_j (w_total / w_j) p_j over the per-type p_j < tail_p)`` (``total_weight``
+  times the weighted Bonferroni minimum): wherever no type is beyond ``tail_p`` the score is
+  the whole loss's own background p-value, so the bulk keeps the autoencoder's order
+  exactly, and a striking single object (``p_j < tail_p``) takes over with the weight its
+  share of the budget gives it. Still a Bonferroni bound: ``P(p <= a) <= a / total_weight``;
 * the event score is ``-log10`` of the combined p (``SCORE_FLOOR_P`` bounds it); the
   types are correlated, so the combined p is not itself the background p-value: the model's
   thresholds and reference distribution are calibrated on this score afterwards, like any
@@ -54,7 +61,7 @@ __all__ = ["METHODS", "SCORE_FLOOR_P", "STATISTICS", "TypeEvidence", "calibrate_
            "combine", "explain_by_excess", "type_energy"]
 
 #: combinations of the per-type p-values a card's ``type_calibration.method`` may name
-METHODS = ("sidak", "fisher", "weighted")
+METHODS = ("sidak", "fisher", "weighted", "budget")
 #: statistics a ``type_calibration.statistics`` may list (``total``: the event's whole loss)
 STATISTICS = ("loss", "energy", "total")
 #: smallest p-value represented: scores are at most -log10 of it
@@ -119,13 +126,18 @@ class TypeEvidence:
     std: np.ndarray | None = None  #: background std of the loss per type
     statistics: tuple[str, ...] = ("loss",)
     total_weight: float = 0.5  #: ``weighted``: the ``total`` statistic's Bonferroni weight
+    #: ``budget``: a per-type statistic counts only where its p-value is below this
+    #: (None: everywhere); see the module docstring
+    tail_p: float | None = None
 
     def __post_init__(self) -> None:
-        if self.method == "weighted" and ("total" not in self.statistics
+        if self.method in ("weighted", "budget") and ("total" not in self.statistics
                                           or len(self.statistics) < 2
                                           or not 0 < self.total_weight < 1):
-            raise ModelError("type calibration: method 'weighted' needs the 'total' statistic, "
-                             "a per-type one and 0 < total_weight < 1")
+            raise ModelError(f"type calibration: method '{self.method}' needs the 'total' "
+                             "statistic, a per-type one and 0 < total_weight < 1")
+        if self.tail_p is not None and not 0 < self.tail_p <= 1:
+            raise ModelError(f"type calibration: tail_p {self.tail_p} is not in (0, 1]")
         if self.method not in METHODS:
             raise ModelError(f"type calibration: method '{self.method}' is not one of "
                              f"{', '.join(METHODS)}")
@@ -168,33 +180,37 @@ class TypeEvidence:
     def log10_p_values(self, per_type: np.ndarray, energy: np.ndarray | None = None
                        ) -> np.ndarray:
         """log10 of the background p-value of each statistic of each type, [n, K x S]
-        (the serving path: a uniform lookup grid of each survival table in log10 p, the
-        generalised-Pareto tail only where needed; ``_Lookup``)."""
-        lookups = self._lookups()
-        k = len(self.labels)
-        n = len(per_type)
-        out = np.empty((len(lookups), n), np.float64)
+        (the serving path: every statistic's survival table on one uniform lookup grid in
+        log10 p, all columns in one gather; the generalised-Pareto tail only where needed;
+        ``_Table``)."""
+        return self._table().log10_sf(self.evidence_rows(per_type, energy)).T
+
+    def evidence_rows(self, per_type: np.ndarray, energy: np.ndarray | None = None
+                      ) -> np.ndarray:
+        """The statistics of each event as rows, [K x S, n] float32 (``evidence`` transposed,
+        the layout of the lookups)."""
+        per_type = np.asarray(per_type, np.float32)
+        k, n = len(self.labels), len(per_type)
+        rows = np.empty((len(self.references), n), np.float32)
         j = 0
-        for stat in self.statistics:  # column by column: each grid stays in cache
+        for stat in self.statistics:
             if stat == "total":
-                lookups[j].log10_sf(np.asarray(per_type).sum(axis=1), out[j])
+                rows[j] = per_type.sum(axis=1)
                 j += 1
                 continue
             src = per_type if stat == "loss" else energy
             if src is None:
                 raise ModelError("type calibration uses the 'energy' statistic: pass the "
                                  "per-type pT sums")
-            cols = np.asarray(src).T
-            for i in range(k):
-                lookups[j].log10_sf(cols[i], out[j])
-                j += 1
-        return out.T
+            rows[j:j + k] = np.asarray(src, np.float32).T
+            j += k
+        return rows
 
-    def _lookups(self) -> list[_Lookup]:
-        cached = self.__dict__.get("_lookup_cache")
+    def _table(self) -> _Table:
+        cached = self.__dict__.get("_table_cache")
         if cached is None:
-            cached = [_Lookup(r) for r in self.references]
-            object.__setattr__(self, "_lookup_cache", cached)
+            cached = _Table([_Lookup(r) for r in self.references])
+            object.__setattr__(self, "_table_cache", cached)
         return cached
 
     def p_values(self, per_type: np.ndarray, energy: np.ndarray | None = None) -> np.ndarray:
@@ -205,9 +221,15 @@ class TypeEvidence:
         """The event score (float32) from per-statistic log10 p-values ``lp``."""
         method = method or self.method
         m = lp.shape[1]
-        if method == "weighted":
-            # log10 of min_j p_j / w_j, the weighted Bonferroni p (at most 1)
-            m_lq = (lp - np.log10(self.weights())).min(axis=1)
+        if method in ("weighted", "budget"):
+            # log10 of min_j p_j / w_j, the weighted Bonferroni p (capped at 1: score >= 0)
+            q = lp - np.log10(self.weights())
+            if method == "budget":  # times w_total: the total column is p_total itself
+                q += np.log10(self.total_weight)
+                if self.tail_p is not None:  # per-type statistics only in their tails
+                    typed = np.array([k is not None for _, k in self.columns()])
+                    q = np.where(typed & (lp >= np.log10(self.tail_p)), np.inf, q)
+            m_lq = q.min(axis=1)
             return np.clip(-m_lq, 0.0, -np.log10(SCORE_FLOOR_P)).astype(np.float32)
         if method == "sidak":
             nl = -lp.min(axis=1)  # -log10 of the smallest p
@@ -221,7 +243,7 @@ class TypeEvidence:
         return (-np.log10(combine(np.power(10.0, lp), method))).astype(np.float32)
 
     def weights(self) -> np.ndarray:
-        """Bonferroni weights of the columns for ``weighted`` (sum 1)."""
+        """Bonferroni weights of the columns for ``weighted`` and ``budget`` (sum 1)."""
         cols = self.columns()
         n_type = sum(1 for _, k in cols if k is not None)
         return np.array([self.total_weight if k is None else (1 - self.total_weight) / n_type
@@ -254,6 +276,7 @@ class TypeEvidence:
         d: dict[str, Any] = {"method": self.method, "labels": list(self.labels),
                              "statistics": list(self.statistics),
                              "total_weight": self.total_weight,
+                             **({} if self.tail_p is None else {"tail_p": self.tail_p}),
                              "references": [r.to_dict() for r in self.references]}
         if self.mean is not None and self.std is not None:
             d["mean"] = [float(v) for v in self.mean]
@@ -269,7 +292,8 @@ class TypeEvidence:
             std = None if d.get("std") is None else np.asarray(d["std"], np.float64)
             stats = tuple(str(v) for v in d.get("statistics", ("loss",)))
             return cls(labels, refs, str(d.get("method", "sidak")), mean, std, stats,
-                       float(d.get("total_weight", 0.5)))
+                       float(d.get("total_weight", 0.5)),
+                       None if d.get("tail_p") is None else float(d["tail_p"]))
         except (KeyError, TypeError) as exc:
             raise ModelError(f"invalid type calibration in model card: {exc}") from None
 
@@ -278,7 +302,7 @@ def calibrate_types(per_type: np.ndarray, labels: Sequence[str], method: str = "
                     weights: np.ndarray | None = None, seed: int = 0,
                     statistics: Sequence[str] = ("loss",),
                     energy: np.ndarray | None = None,
-                    total_weight: float = 0.5) -> TypeEvidence:
+                    total_weight: float = 0.5, tail_p: float | None = None) -> TypeEvidence:
     """Per-type references from the ``per_type`` loss contributions (and ``energy``, the
     per-type pT sums, when a statistic) of a calibration background (``weights``: physical
     event weights)."""
@@ -314,7 +338,7 @@ def calibrate_types(per_type: np.ndarray, labels: Sequence[str], method: str = "
                 else float(np.asarray(weights)[present].sum() / np.sum(weights)))
         refs.append(_scaled(ref, frac))
     return TypeEvidence(tuple(labels), tuple(refs), method, mean, std, tuple(statistics),
-                        total_weight)
+                        total_weight, tail_p)
 
 
 def _exponential_tail(ref: ReferenceDistribution, values: np.ndarray,
@@ -342,9 +366,9 @@ def _exponential_tail(ref: ReferenceDistribution, values: np.ndarray,
 
 class _Lookup:
     """One survival table on a uniform grid (``GRID`` points from 0 to the tail start or
-    the last table score): log10 p by index arithmetic and a gather, the left grid point
-    (conservative: p never below the table's); above: the generalised-Pareto tail in log
-    space (or the table's last value capped at 1 / n_ref)."""
+    the last table score), read by ``_Table``: log10 p by index arithmetic and a gather,
+    the left grid point (conservative: p never below the table's); above: the
+    generalised-Pareto tail in log space (or the table's last value capped at 1 / n_ref)."""
 
     GRID = 8192
 
@@ -363,32 +387,56 @@ class _Lookup:
         if tail is None:
             self.beyond = min(float(ref.log10_p[-1]), -float(np.log10(ref.n_ref)))
 
-    def log10_sf(self, s: np.ndarray, out: np.ndarray) -> None:
-        """Write log10 p of scores ``s`` into ``out``."""
-        s = np.asarray(s, np.float32)
-        idx = (np.clip(s, 0.0, self.top) * np.float32(self.inv)).astype(np.intp)
-        np.take(self.grid, idx, out=out, mode="clip")  # "clip": no bounds-check buffering
-        if s.size and s.max() > self.top:
-            self.tail_log10_sf(s, out)
 
-    def tail_log10_sf(self, s: np.ndarray, out: np.ndarray) -> None:
-        """Overwrite ``out`` with the tail's log10 p where ``s`` is beyond the grid."""
-        above = np.flatnonzero(s > self.top)
-        if not above.size:
-            return
-        if self.tail is None:
-            out[above] = self.beyond
-            return
-        u, p_u, c, sc = self.tail
-        y = s[above].astype(np.float64) - u
-        if abs(c) < 1e-9:
-            lt = -y / sc / np.log(10.0)
-        else:
+class _Table:
+    """The ``_Lookup`` grids of all statistics in one flat array (each padded by its last
+    value, so an index rounded up to ``GRID`` stays in its own grid): one clip, one
+    multiply and one gather for all columns of a batch."""
+
+    def __init__(self, lookups: list[_Lookup]) -> None:
+        self.lookups = lookups
+        g = _Lookup.GRID + 1
+        self.grid = np.empty(len(lookups) * g, np.float64)
+        for j, lk in enumerate(lookups):
+            self.grid[j * g:j * g + g - 1] = lk.grid
+            self.grid[j * g + g - 1] = lk.grid[-1]
+        self.top = np.array([lk.top for lk in lookups], np.float32)[:, None]
+        self.inv = np.array([lk.inv for lk in lookups], np.float32)[:, None]
+        self.offset = (np.arange(len(lookups)) * g)[:, None]
+        # the tails' parameters by column (a column without a tail fit: its constant)
+        tails = [lk.tail if lk.tail is not None else (0.0, 1.0, 0.0, 1.0) for lk in lookups]
+        self.u, p_u, self.c, self.scale = (np.array(v, np.float64) for v in zip(*tails))
+        self.log10_p_u = np.log10(p_u)
+        self.exponential = np.abs(self.c) < 1e-9
+        self.c_safe = np.where(self.exponential, 1.0, self.c)
+        self.no_tail = np.array([lk.tail is None for lk in lookups])
+        self.beyond = np.array([getattr(lk, "beyond", 0.0) for lk in lookups])
+
+    def log10_sf(self, rows: np.ndarray) -> np.ndarray:
+        """log10 p of the statistics ``rows`` [C, n] (float32), [C, n] float64."""
+        idx = np.minimum(rows, self.top)
+        np.maximum(idx, np.float32(0.0), out=idx)
+        idx *= self.inv
+        ii = idx.astype(np.intp)
+        ii += self.offset
+        out = self.grid.take(ii, mode="clip")  # in range; "clip": no bounds-check buffering
+        beyond = np.flatnonzero(rows > self.top)
+        if beyond.size:
+            out.flat[beyond] = self._tail(beyond // rows.shape[1], rows.flat[beyond])
+        return out
+
+    def _tail(self, col: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """log10 p of scores ``s`` beyond their column's grid, element by element: the
+        generalised-Pareto tail in log space (exponential for a zero shape; a column without
+        a tail fit: its last table value capped at 1 / n_ref)."""
+        y = s.astype(np.float64) - self.u[col]
+        c, sc = self.c_safe[col], self.scale[col]
+        with np.errstate(divide="ignore", invalid="ignore"):
             base = 1.0 + c * y / sc
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lt = np.where(base > 0, (-1.0 / c) * np.log10(np.maximum(base, 1e-300)),
-                              -np.inf)
-        out[above] = np.maximum(np.log10(p_u) + lt, np.log10(SCORE_FLOOR_P))
+            gpd = np.where(base > 0, (-1.0 / c) * np.log10(np.maximum(base, 1e-300)), -np.inf)
+        lt = np.where(self.exponential[col], -y / sc / np.log(10.0), gpd)
+        out = np.maximum(self.log10_p_u[col] + lt, np.log10(SCORE_FLOOR_P))
+        return np.where(self.no_tail[col], self.beyond[col], out)
 
 
 #: a reference for a statistic that never occurs in the calibration background: p = 1 below
