@@ -92,19 +92,16 @@ def combine(p: np.ndarray, method: str) -> np.ndarray:
 def type_energy(x: np.ndarray, mask: np.ndarray, type_index: Sequence[int],
                 n_types: int) -> np.ndarray:
     """Scalar pT sum per object type [n, K] of raw features ``x`` [n, 3 O] (pT first of each
-    object's triple) and object ``mask`` [n, O]; ``type_index``: the type of each slot."""
+    object's triple) and object ``mask`` [n, O]; ``type_index``: the type of each slot.
+
+    Summed in float64 and rounded once to float32: a few dozen float32 pTs add exactly in
+    float64, so the sum does not depend on the order (nor on the batch an event is in)."""
     ti = np.asarray(type_index)
+    onehot = np.zeros((len(ti), n_types))
+    onehot[np.arange(len(ti)), ti] = 1.0
     # padded slots hold pT 0 (detectors.features); the mask zeroes anything else it hides
-    pt = np.ascontiguousarray(np.asarray(x, np.float32)[:, 0::3])
-    if not np.asarray(mask, bool).all():
-        pt *= mask
-    starts = np.flatnonzero(np.r_[True, ti[1:] != ti[:-1]])
-    if len(starts) == n_types and (ti[starts] == np.arange(n_types)).all():
-        return np.add.reduceat(pt, starts, axis=1)  # each type's slots are one block
-    out = np.zeros((len(pt), n_types), np.float32)
-    for k in range(n_types):
-        out[:, k] = pt[:, ti == k].sum(axis=1)
-    return out
+    pt = np.multiply(np.asarray(x, np.float32)[:, 0::3], mask, dtype=np.float64)
+    return (pt @ onehot).astype(np.float32)
 
 
 def explain_by_excess(per_type: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
@@ -221,6 +218,18 @@ class TypeEvidence:
         """The event score (float32) from per-statistic log10 p-values ``lp``."""
         method = method or self.method
         m = lp.shape[1]
+        if method == "budget" and self._equal_type_weights():
+            # the per-type statistics share their budget equally: min_j (w_t / w_j) p_j is
+            # (w_t / w) min_j p_j, one reduction over the rows of the column-major ``lp``
+            lt = lp.T
+            mt = lt[1:].min(axis=0)
+            off = np.log10(self.total_weight / self.weights()[1])
+            if self.tail_p is not None:
+                mt = np.where(mt < np.log10(self.tail_p), mt + off, np.inf)
+            else:
+                mt += off
+            m_lq = np.minimum(lt[0], mt)
+            return np.clip(-m_lq, 0.0, -np.log10(SCORE_FLOOR_P)).astype(np.float32)
         if method in ("weighted", "budget"):
             # log10 of min_j p_j / w_j, the weighted Bonferroni p (capped at 1: score >= 0)
             q = lp - np.log10(self.weights())
@@ -241,6 +250,11 @@ class TypeEvidence:
             out = np.where(small, nl - np.log10(m), -np.log10(np.maximum(comb, SCORE_FLOOR_P)))
             return np.minimum(out, -np.log10(SCORE_FLOOR_P)).astype(np.float32)
         return (-np.log10(combine(np.power(10.0, lp), method))).astype(np.float32)
+
+    def _equal_type_weights(self) -> bool:
+        """The whole loss first and every per-type column with the same weight."""
+        cols = self.columns()
+        return cols[0][1] is None and all(k is not None for _, k in cols[1:])
 
     def weights(self) -> np.ndarray:
         """Bonferroni weights of the columns for ``weighted`` and ``budget`` (sum 1)."""
