@@ -180,7 +180,11 @@ class TypeEvidence:
         (the serving path: every statistic's survival table on one uniform lookup grid in
         log10 p, all columns in one gather; the generalised-Pareto tail only where needed;
         ``_Table``)."""
-        return self._table().log10_sf(self.evidence_rows(per_type, energy)).T
+        return self.log10_p_values_of_rows(self.evidence_rows(per_type, energy))
+
+    def log10_p_values_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``log10_p_values`` of the statistics ``rows`` (``evidence_rows``), [n, K x S]."""
+        return self._table().log10_sf(rows).T
 
     def evidence_rows(self, per_type: np.ndarray, energy: np.ndarray | None = None
                       ) -> np.ndarray:
@@ -189,11 +193,16 @@ class TypeEvidence:
         per_type = np.asarray(per_type, np.float32)
         k, n = len(self.labels), len(per_type)
         rows = np.empty((len(self.references), n), np.float32)
+        loss_t = per_type.T.copy()  # [K, n]; summed over rows: each event's sum in order
         j = 0
         for stat in self.statistics:
             if stat == "total":
-                rows[j] = per_type.sum(axis=1)
+                rows[j] = loss_t.sum(axis=0)
                 j += 1
+                continue
+            if stat == "loss":
+                rows[j:j + k] = loss_t
+                j += k
                 continue
             src = per_type if stat == "loss" else energy
             if src is None:
@@ -202,6 +211,27 @@ class TypeEvidence:
             rows[j:j + k] = np.asarray(src, np.float32).T
             j += k
         return rows
+
+    def score_rows(self, rows: np.ndarray, method: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The event score (float32) from the statistics ``rows`` (``evidence_rows``), and the
+        log10 p-values [n, K x S] when they were all needed for it (else None: the serving
+        path of ``budget`` looks up the whole loss's p-value of every event, but the per-type
+        ones only for the events with a per-type statistic beyond ``tail_p``; equal to
+        ``score_log10`` of all of them)."""
+        method = method or self.method
+        if method != "budget" or self.tail_p is None or not self._equal_type_weights():
+            lp = self._table().log10_sf(rows).T
+            return self.score_log10(lp, method), lp
+        tab = self._table()
+        m_lq = tab.log10_sf(rows[:1], 0)[0]  # the whole loss: its own p-value
+        hot = np.flatnonzero((rows[1:] > tab.below(self.tail_p)[1:]).any(axis=0))
+        if hot.size:
+            lt = tab.log10_sf(rows[1:, hot], 1)
+            mt = np.where(lt < np.log10(self.tail_p), lt, np.inf).min(axis=0)
+            mt += np.log10(self.total_weight / self.weights()[1])
+            m_lq[hot] = np.minimum(m_lq[hot], mt)
+        return np.clip(-m_lq, 0.0, -np.log10(SCORE_FLOOR_P)).astype(np.float32), None
 
     def _table(self) -> _Table:
         cached = self.__dict__.get("_table_cache")
@@ -425,19 +455,40 @@ class _Table:
         self.c_safe = np.where(self.exponential, 1.0, self.c)
         self.no_tail = np.array([lk.tail is None for lk in lookups])
         self.beyond = np.array([getattr(lk, "beyond", 0.0) for lk in lookups])
+        self._below: dict[float, np.ndarray] = {}
 
-    def log10_sf(self, rows: np.ndarray) -> np.ndarray:
-        """log10 p of the statistics ``rows`` [C, n] (float32), [C, n] float64."""
-        idx = np.minimum(rows, self.top)
+    def log10_sf(self, rows: np.ndarray, first: int = 0) -> np.ndarray:
+        """log10 p of the statistics ``rows`` [C', n] (float32) of columns ``first`` ..
+        ``first + C' - 1``, [C', n] float64."""
+        cols = slice(first, first + len(rows))
+        top = self.top[cols]
+        idx = np.minimum(rows, top)
         np.maximum(idx, np.float32(0.0), out=idx)
-        idx *= self.inv
+        idx *= self.inv[cols]
         ii = idx.astype(np.intp)
-        ii += self.offset
+        ii += self.offset[cols]
         out = self.grid.take(ii, mode="clip")  # in range; "clip": no bounds-check buffering
-        beyond = np.flatnonzero(rows > self.top)
+        beyond = np.flatnonzero(rows > top)
         if beyond.size:
-            out.flat[beyond] = self._tail(beyond // rows.shape[1], rows.flat[beyond])
+            col = beyond // rows.shape[1] + first
+            out.flat[beyond] = self._tail(col, rows.flat[beyond])
         return out
+
+    def below(self, p: float) -> np.ndarray:
+        """Per column [C, 1] (float32), a statistic value at or below which the looked-up
+        p-value is at least ``p`` (cached per ``p``): the grid point before the first one
+        below ``p``, or the grid's end."""
+        cached = self._below.get(p)
+        if cached is None:
+            g = _Lookup.GRID + 1
+            lp = np.log10(p)
+            out = np.empty(len(self.lookups), np.float32)
+            for j in range(len(self.lookups)):
+                under = np.flatnonzero(self.grid[j * g:(j + 1) * g - 1] < lp)
+                i = int(under[0]) if under.size else _Lookup.GRID
+                out[j] = min(max(i - 1, 0) / float(self.inv[j, 0]), float(self.top[j, 0]))
+            cached = self._below[p] = out[:, None]
+        return cached
 
     def _tail(self, col: np.ndarray, s: np.ndarray) -> np.ndarray:
         """log10 p of scores ``s`` beyond their column's grid, element by element: the

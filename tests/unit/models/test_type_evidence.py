@@ -273,3 +273,39 @@ def test_one_table_lookup_equals_each_reference_own_survival():
         if tail is not None:
             beyond = s > top
             np.testing.assert_allclose(lp[beyond, j], want[beyond], rtol=1e-6, atol=1e-9)
+
+
+def test_budget_card_scores_from_the_tails_only_and_explains_on_request(typed_model,
+                                                                          tmp_path):
+    """A ``types_budget`` card: the serving score (the whole loss's p-value, the per-type
+    p-values looked up only for events in a tail) equals the budget combination of all
+    p-values; those are computed when an explanation asks for them."""
+    import shutil
+
+    from hotline.detectors.spec import DEFAULT_SPEC
+    from hotline.models.registry import load_model
+
+    shutil.copytree(typed_model.path.parent.parent, tmp_path / "reg")
+    reg = load_model(typed_model.name, typed_model.version, tmp_path / "reg")
+    sc0 = Scorer(reg)
+    ref = tiny_features(4000, seed=8)
+    r0 = sc0.score(ref)
+    energy = type_energy(ref.x, ref.mask, DEFAULT_SPEC.object_type_index(), 4)
+    te = calibrate_types(r0.per_type, r0.type_labels, "budget",
+                         statistics=("total", "loss", "energy"), energy=energy,
+                         total_weight=0.5, tail_p=1e-2)
+    sc = Scorer(update_card(reg, type_calibration=te.to_dict(), score="types_budget"))
+    fm = tiny_features(3000, seed=11)
+    fm.x[5, 3:6] = [1500.0, 0.3, 1.0]  # a 1.5 TeV electron
+    fm.mask[5, 1] = True
+    r = sc.score(fm)
+    assert "type_log10_p" not in r.extra and r.extra["type_evidence"].shape == (3000, 9)
+    e = type_energy(fm.x, fm.mask, DEFAULT_SPEC.object_type_index(), 4)
+    lp = te.log10_p_values(r.per_type, e)
+    np.testing.assert_allclose(r.total, te.score_log10(lp), rtol=1e-6)
+    in_tail = (lp[:, 1:] < -2).any(axis=1)
+    assert 0 < in_tail.sum() < 300 and in_tail[5]
+    np.testing.assert_allclose(r.total[~in_tail], -lp[~in_tail, 0], rtol=1e-6)
+    np.testing.assert_array_equal(sc.type_log10_p(r), lp)  # on request, then kept
+    assert sc.type_p_values(r).shape == (3000, 4)
+    assert r.type_labels[int(sc.explain(r)[5])] == "electrons"
