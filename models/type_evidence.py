@@ -225,12 +225,15 @@ class TypeEvidence:
             return self.score_log10(lp, method), lp
         tab = self._table()
         m_lq = tab.log10_sf(rows[:1], 0)[0]  # the whole loss: its own p-value
-        hot = np.flatnonzero((rows[1:] > tab.below(self.tail_p)[1:]).any(axis=0))
+        # the (statistic, event) entries that may be beyond tail_p: looked up one by one
+        hot = np.flatnonzero(rows[1:] > tab.below(self.tail_p)[1:])
         if hot.size:
-            lt = tab.log10_sf(rows[1:, hot], 1)
-            mt = np.where(lt < np.log10(self.tail_p), lt, np.inf).min(axis=0)
-            mt += np.log10(self.total_weight / self.weights()[1])
-            m_lq[hot] = np.minimum(m_lq[hot], mt)
+            n = rows.shape[1]
+            col, evt = hot // n + 1, hot % n
+            lt = tab.log10_sf_at(col, rows[col, evt])
+            tail = lt < np.log10(self.tail_p)
+            q = lt[tail] + np.log10(self.total_weight / self.weights()[1])
+            np.minimum.at(m_lq, evt[tail], q)
         return np.clip(-m_lq, 0.0, -np.log10(SCORE_FLOOR_P)).astype(np.float32), None
 
     def _table(self) -> _Table:
@@ -474,19 +477,40 @@ class _Table:
             out.flat[beyond] = self._tail(col, rows.flat[beyond])
         return out
 
+    def log10_sf_at(self, col: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """log10 p of single statistics ``s`` (float32) of columns ``col``, as
+        ``log10_sf``."""
+        top = self.top[col, 0]
+        idx = np.minimum(s, top)
+        np.maximum(idx, np.float32(0.0), out=idx)
+        idx *= self.inv[col, 0]
+        out = self.grid.take(idx.astype(np.intp) + self.offset[col, 0], mode="clip")
+        beyond = np.flatnonzero(s > top)
+        if beyond.size:
+            out[beyond] = self._tail(col[beyond], s[beyond])
+        return out
+
     def below(self, p: float) -> np.ndarray:
         """Per column [C, 1] (float32), a statistic value at or below which the looked-up
         p-value is at least ``p`` (cached per ``p``): the grid point before the first one
-        below ``p``, or the grid's end."""
+        below ``p``, or where the tail reaches ``p``, or the grid's end."""
         cached = self._below.get(p)
         if cached is None:
             g = _Lookup.GRID + 1
             lp = np.log10(p)
             out = np.empty(len(self.lookups), np.float32)
-            for j in range(len(self.lookups)):
+            for j, lk in enumerate(self.lookups):
                 under = np.flatnonzero(self.grid[j * g:(j + 1) * g - 1] < lp)
-                i = int(under[0]) if under.size else _Lookup.GRID
-                out[j] = min(max(i - 1, 0) / float(self.inv[j, 0]), float(self.top[j, 0]))
+                if under.size:
+                    out[j] = min(max(int(under[0]) - 1, 0) / float(self.inv[j, 0]), lk.top)
+                elif lk.tail is not None and p < lk.tail[1]:
+                    # in the generalised-Pareto tail: where it reaches p (a hair below)
+                    u, p_u, c, sc = lk.tail
+                    y = (-sc * np.log(p / p_u) if abs(c) < 1e-9
+                         else sc / c * ((p / p_u) ** -c - 1.0))
+                    out[j] = np.nextafter(np.float32(u + y * (1 - 1e-6)), np.float32(0))
+                else:
+                    out[j] = lk.top
             cached = self._below[p] = out[:, None]
         return cached
 
