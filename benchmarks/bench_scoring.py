@@ -10,6 +10,9 @@ shipped models (``SHIPPED``: ``ae_default`` v4-v5, ``ae_ensemble`` v1-v2, ``ae_t
 batch 4,096 on the same input (``ae_typed`` v1: the same events with a few toy photons, in
 its 69-feature layout; its score adds the per-type p-value lookups of
 ``models.type_evidence`` to the contributions).
+With ``--run-dir DIR`` (repeatable: a ``hotline train`` run folder), every model of its
+registry too, as registered and, for a per-type score, the same graph without the per-type
+evidence (the evidence's cost per event is the difference).
 Rates are given per wall-clock second and per CPU second of the process (both
 single-threaded): on a shared machine the CPU-time figure is the per-core rate.
 
@@ -19,7 +22,7 @@ MSE (no normalisation, no mask, no contributions, no wrapper), and the same forw
 as numpy matmuls. The figure to watch is scoring-with-contributions / bare ORT at batch
 4,096 (target >= 70 %).
 
-    .venv/bin/python -m benchmarks.bench_scoring [--quick]
+    .venv/bin/python -m benchmarks.bench_scoring [--quick] [--run-dir RUNS/...]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -189,8 +193,68 @@ def ort_rate(
     return best, best_cpu
 
 
+def _rate_line(sc, events, fm, quick: bool) -> tuple[float, float]:
+    """(events/s wall, events/CPU-s) of scorer ``sc`` at batch 4,096 on the toy events (in the
+    scorer's layout: with toy photons when it has them)."""
+    from hotline.detectors.features import extract_features
+    from hotline.detectors.spec import FeatureSpec
+
+    xs, ms = fm.x, fm.mask
+    if sc.spec.to_dict() != fm.spec.to_dict():  # another layout (adc2021_photons)
+        f2 = extract_features(_with_photons(events), FeatureSpec.from_dict(sc.spec.to_dict()))
+        xs, ms = f2.x, f2.mask
+    return ort_rate(sc, xs, ms, 4096, 0.3 if quick else 1.0)
+
+
+def _evidence_cost(sc, events, fm) -> float:
+    """us per event of the per-type evidence alone (pT sums, statistics, combined score) on
+    one batch of 4,096: the fastest of 200 repetitions (robust to a loaded machine)."""
+    from hotline.detectors.features import extract_features
+    from hotline.detectors.spec import FeatureSpec
+    from hotline.models.type_evidence import type_energy
+
+    f2 = extract_features(_with_photons(events[:4096]), FeatureSpec.from_dict(sc.spec.to_dict()))
+    te, k = sc.type_evidence, len(sc.type_labels)
+    per_type = sc.score_arrays(f2.x, f2.mask).per_type
+    method = sc.score_name[len("types_"):]
+    best = float("inf")
+    for _ in range(200):
+        t0 = time.perf_counter()
+        energy = type_energy(f2.x, f2.mask, sc._type_index, k)
+        te.score_rows(te.evidence_rows(per_type, energy), method)
+        best = min(best, time.perf_counter() - t0)
+    return best / 4096 * 1e6
+
+
+def _run_dir_rates(run_dirs: list[Path], events, fm, quick: bool) -> dict[str, Any]:
+    """Rates of the models of training run folders, with and without per-type evidence."""
+    from hotline.models.registry import load_model
+    from hotline.models.scorer import TYPE_SCORES, Scorer
+
+    out: dict[str, Any] = {}
+    for run_dir in run_dirs:
+        reg = run_dir / "registry"
+        for name in sorted(p.name for p in reg.iterdir() if p.is_dir()):
+            sc = Scorer(load_model(name, "1", reg), threads=1)
+            rate, cpu = _rate_line(sc, events, fm, quick)
+            row = {"events_per_s": rate, "events_per_cpu_s": cpu, "score": sc.score_name}
+            line = f"{name} ({sc.score_name}) at batch 4,096: {cpu:,.0f} events/CPU-s"
+            if sc.score_name in TYPE_SCORES:
+                bare = Scorer(load_model(name, "1", reg), threads=1)
+                bare.type_evidence, bare.score_name = None, "recon"  # the graph alone
+                _, cpu0 = _rate_line(bare, events, fm, quick)
+                row["graph_only_events_per_cpu_s"] = cpu0
+                row["evidence_us_per_event"] = _evidence_cost(sc, events, fm)
+                line += (f"; the same graph without the per-type evidence {cpu0:,.0f}; the "
+                         f"evidence alone {row['evidence_us_per_event']:.3f} us/event")
+            out[f"{run_dir.name}/{name}"] = row
+            print(line)
+    return out
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
+    run_dirs = [Path(argv[i + 1]) for i, a in enumerate(argv) if a == "--run-dir"]
     header("scoring throughput with contributions (onnxruntime, one core)")
     with tempfile.TemporaryDirectory() as tmp:
         fm, norm, model, scorer = _setup(Path(tmp), 65536)
@@ -228,8 +292,6 @@ def main(argv: list[str]) -> int:
         print(f"best: {best['events_per_cpu_s']:,.0f} events/s/core (CPU time) at batch "
               f"{best['batch']:,} = {best['ratio']:,.0f}x the naive loop "
               f"(target >= 2,000,000 events/s/core and >= 250x)")
-        from hotline.detectors.features import extract_features
-        from hotline.detectors.spec import FeatureSpec
         from hotline.models.registry import load_model
         from hotline.models.scorer import Scorer
         from hotline.stream.samples import synthetic_events
@@ -238,18 +300,16 @@ def main(argv: list[str]) -> int:
         shipped = {}
         for name, version in SHIPPED:
             sc = Scorer(load_model(name, version), threads=1)
-            xs, ms = x, mask
-            if sc.spec.to_dict() != fm.spec.to_dict():  # another layout (adc2021_photons)
-                f2 = extract_features(_with_photons(events),
-                                      FeatureSpec.from_dict(sc.spec.to_dict()))
-                xs, ms = f2.x, f2.mask
-            rate, cpu = ort_rate(sc, xs, ms, 4096, 0.3 if quick else 1.0)
+            rate, cpu = _rate_line(sc, events, fm, quick)
             shipped[f"{name}:{version}"] = {"events_per_s": rate, "events_per_cpu_s": cpu}
             print(f"shipped {name} v{version} at batch 4,096: {rate:,.0f} events/s wall, "
                   f"{cpu:,.0f} events/CPU-s")
+        run_dir_rates = _run_dir_rates(run_dirs, events, fm, quick)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         save("scoring", {"naive_events_per_s": naive, "naive_events_per_cpu_s": naive_cpu,
                          "load_average": load, "rows": rows, "best": best,
-                         "shipped": shipped, "limit_events_per_cpu_s": lim,
+                         "shipped": shipped, "run_dirs": run_dir_rates,
+                         "limit_events_per_cpu_s": lim,
                          "fraction_of_bare_ort": frac,
                          "with_per_feature_events_per_cpu_s": with_pf})
     return 0

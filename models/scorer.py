@@ -24,13 +24,15 @@ For a VAE scored by ``kl`` or ``mu2`` the latent score has no per-feature
 decomposition; the contributions are then the reconstruction-loss shares
 rescaled to sum to the score (documented attribution, not a decomposition).
 
-A card whose ``score`` is ``types_<method>`` (sidak, fisher, weighted) scores events by the
-combined per-type background p-values of its ``type_calibration``
+A card whose ``score`` is ``types_<method>`` (sidak, fisher, weighted, budget) scores events
+by the combined per-type background p-values of its ``type_calibration``
 (``models.type_evidence``): ``total`` is ``-log10`` of the combined p, the contributions
-stay the raw loss decomposition (summing to ``extra["recon"]``), ``extra["type_log10_p"]``
-holds the log10 p-values of every type's statistics. ``explain(result)`` names the type
-that explains each event (smallest per-type p-value; without a type calibration the
-largest standardised excess).
+stay the raw loss decomposition (summing to ``extra["recon"]``), ``extra["type_evidence"]``
+holds every type's statistics and ``type_log10_p(result)`` (kept in
+``extra["type_log10_p"]``) their log10 p-values, computed when first asked for (the
+``types_budget`` score itself needs only the whole loss's p-value and the per-type
+tails). ``explain(result)`` names the type that explains each event (smallest per-type
+p-value; without a type calibration the largest standardised excess).
 
 ``p_value(total)`` maps scores to background p-values with the reference
 survival table + tail fit stored in the card; ``threshold(p)`` returns the
@@ -56,7 +58,7 @@ from hotline.models.thresholds import ReferenceDistribution
 from hotline.models.type_evidence import TypeEvidence, explain_by_excess, type_energy
 
 #: card scores computed from the per-type references: ``types_<combination>``
-TYPE_SCORES = ("types_sidak", "types_fisher", "types_weighted")
+TYPE_SCORES = ("types_sidak", "types_fisher", "types_weighted", "types_budget")
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +280,15 @@ class Scorer(ModelScorer):
             te = self.type_evidence
             energy = (type_energy(x, mask, self._type_index, len(self.type_labels))
                       if "energy" in te.statistics else None)
-            lp = te.log10_p_values(res.per_type, energy)
-            res.extra = {**res.extra, "type_log10_p": lp}
+            rows = te.evidence_rows(res.per_type, energy)
+            res.extra = {**res.extra, "type_evidence": rows.T}  # [n, K x S], like the rest
             if self.score_name in TYPE_SCORES:
                 # the score is the combined per-type evidence; the contributions stay the
                 # raw loss decomposition (their sum is extra["recon"])
                 res.extra["recon"] = res.total
-                res.total = te.score_log10(lp, self.score_name[len("types_"):])
+                res.total, lp = te.score_rows(rows, self.score_name[len("types_"):])
+                if lp is not None:
+                    res.extra["type_log10_p"] = lp
         if "kl" in out:
             res.extra = {"recon": total, "kl": out["kl"], "mu2": out["mu2"]}
             if ratio is not None:
@@ -317,9 +321,9 @@ class Scorer(ModelScorer):
         ``explained_by``): the smallest per-type background p-value when the card has a
         type calibration, else the largest standardised excess over the background
         (``reference_contributions``), else the largest raw contribution."""
-        if self.type_evidence is not None and "type_log10_p" in res.extra:
-            return self.type_evidence.explain(np.power(10.0, res.extra["type_log10_p"]),
-                                              res.per_type)
+        lp = self.type_log10_p(res)
+        if self.type_evidence is not None and lp is not None:
+            return self.type_evidence.explain(np.power(10.0, lp), res.per_type)
         if self.reference_contributions:
             return explain_by_excess(res.per_type, self.reference_contributions)
         return np.argmax(res.per_type, axis=1)
@@ -327,9 +331,22 @@ class Scorer(ModelScorer):
     def type_p_values(self, res: ScoreResult) -> np.ndarray | None:
         """Per-type background p-values of ``res`` [n, K], the smallest over each type's
         statistics (None without a type calibration)."""
-        if self.type_evidence is None or "type_log10_p" not in res.extra:
+        lp = self.type_log10_p(res)
+        if self.type_evidence is None or lp is None:
             return None
-        return self.type_evidence.type_p(np.power(10.0, res.extra["type_log10_p"]))
+        return self.type_evidence.type_p(np.power(10.0, lp))
+
+    def type_log10_p(self, res: ScoreResult) -> np.ndarray | None:
+        """log10 background p-values of every statistic of every type of ``res`` [n, K x S]
+        (None without a type calibration), computed on first request and kept in
+        ``res.extra["type_log10_p"]``: the score of ``types_budget`` does not need them
+        all, alerts' details do."""
+        if "type_log10_p" not in res.extra:
+            if self.type_evidence is None or "type_evidence" not in res.extra:
+                return None
+            res.extra["type_log10_p"] = self.type_evidence.log10_p_values_of_rows(
+                res.extra["type_evidence"].T)
+        return res.extra["type_log10_p"]
 
     def check_spec(self, features: Any) -> None:
         """``ModelError`` unless ``features`` (a FeatureMatrix) uses this model's feature spec."""

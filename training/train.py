@@ -15,7 +15,8 @@ sizes) and the loop settings. ``run_training(config)`` then, for each model:
    checkpoint of the best weights in the run folder;
 4. exports the ONNX scoring graph, calibrates thresholds on the held-out
    background (a ``[[model]]`` with ``type_score``: first the per-type references of
-   ``models.type_evidence`` with its ``type_statistics``, then the thresholds of that
+   ``models.type_evidence`` with its ``type_statistics``, and for ``weighted`` /
+   ``budget`` its ``type_total_weight`` and ``type_tail_p``, then the thresholds of that
    combined score), evaluates on the signal / fault samples (``training.evaluate``)
    and writes the plots and the comparison table (``training.report``);
 5. registers the model in the run folder's registry (and in the shipped
@@ -405,7 +406,7 @@ def run_training(
         mname = mcfg["name"]
         arch = {k: v for k, v in mcfg.items()
                 if k not in ("name", "register", "description", "seed", "type_score",
-                             "type_statistics")}
+                             "type_statistics", "type_total_weight", "type_tail_p")}
         arch.setdefault("n_inputs", spec.n_features)  # the layout's width ([data] spec)
         type_score = mcfg.get("type_score")  # per-type calibrated score (type_evidence.METHODS)
         # a [[model]] table may set its own seed (seed studies: same data split, new init)
@@ -460,7 +461,9 @@ def run_training(
                                  len(spec.object_types))
             evidence = calibrate_types(cal_res.per_type, cal_res.type_labels, str(type_score),
                                        weights=w_of(cal_idx), seed=seed, statistics=stats,
-                                       energy=energy)
+                                       energy=energy,
+                                       total_weight=float(mcfg.get("type_total_weight", 0.5)),
+                                       tail_p=mcfg.get("type_tail_p"))
             reg_local = update_card(reg_local, type_calibration=evidence.to_dict(),
                                     score=f"types_{type_score}")
             scorer = Scorer(reg_local)

@@ -213,3 +213,99 @@ def test_rare_type_and_light_tails_keep_p_decreasing_far_out():
     assert lp[1, 6] < lp[0, 6] < -4  # farther is more significant, beyond 1 / 60
     far = te.log10_p_values(np.array([[5.0, 0, 0, 1.0]]), np.array([[30.0, 0, 0, 0]]))
     assert -300 < far[0, 0] < lp[0, 0]  # beyond the bounded range: small, not p = 0
+
+
+def test_budget_split_is_the_whole_loss_p_in_the_bulk_and_a_tail_beyond():
+    n = 20_000
+    rng = np.random.default_rng(7)
+    loss = _background(n, 7)
+    energy = rng.exponential(30, (n, 4))
+    te = calibrate_types(loss, LABELS, "budget", statistics=("total", "loss", "energy"),
+                         energy=energy, total_weight=0.5, tail_p=1e-3)
+    assert TypeEvidence.from_dict(te.to_dict()).tail_p == 1e-3
+    lp = te.log10_p_values(loss[:4000], energy[:4000])
+    s = te.score_log10(lp)
+    typed_tail = (lp[:, 1:] < -3).any(axis=1)
+    # no type beyond tail_p: exactly the whole loss's p (no cap, no ties in the bulk)
+    np.testing.assert_allclose(s[~typed_tail], -lp[~typed_tail, 0], rtol=1e-6)
+    bulk = ~typed_tail
+    order = np.argsort(loss[:4000][bulk].sum(axis=1))
+    assert (np.diff(s[bulk][order]) >= 0).all()  # the whole loss's order (grid cells tie)
+    assert (s[bulk] == 0).mean() < 0.01  # no cap: the weighted minimum ties half at 0
+    assert (te.score_log10(lp, "weighted")[bulk] == 0).mean() > 0.3
+    # beyond it: w_total / w_j times the type's p, when smaller than the whole loss's
+    w = te.weights()
+    want = np.minimum(lp[:, 0], (lp[:, 1:] + np.log10(w[0] / w[1:])).min(axis=1))
+    np.testing.assert_allclose(s[typed_tail], -want[typed_tail], rtol=1e-5)
+    # a striking object in one type decides the event
+    e = energy[:2].copy()
+    e[1, 1] = 5000.0
+    s2 = te.score_log10(te.log10_p_values(loss[:2], e))
+    assert s2[1] > s2[0] + 5
+    with pytest.raises(ModelError, match="'budget' needs the 'total' statistic"):
+        calibrate_types(loss, LABELS, "budget", statistics=("energy",), energy=energy)
+    with pytest.raises(ModelError, match="tail_p"):
+        calibrate_types(loss, LABELS, "budget", statistics=("total", "loss"), tail_p=2.0)
+
+
+def test_one_table_lookup_equals_each_reference_own_survival():
+    """The vectorised grid of all statistics gives each reference's table value (left
+    grid point) and its exact tail beyond the grid."""
+    n = 20_000
+    rng = np.random.default_rng(8)
+    loss = _background(n, 8)
+    energy = rng.exponential(30, (n, 4))
+    te = calibrate_types(loss, LABELS, "sidak", statistics=("loss", "energy"), energy=energy)
+    probe_l = np.vstack([loss[:500], loss[:500] * 40, np.zeros((2, 4))])
+    probe_e = np.vstack([energy[:500], energy[:500] * 40, np.zeros((2, 4))])
+    lp = te.log10_p_values(probe_l, probe_e)
+    ev = te.evidence(probe_l, probe_e)
+    for j, ref in enumerate(te.references):
+        s = ev[:, j]
+        want = np.log10(np.clip(ref.p_value(s), 1e-300, 1))
+        tail = ref.tail()
+        top = tail[0] if tail is not None else ref.scores[-1]
+        inside = (s > 0) & (s < top)
+        # grid: the left grid point of the float32 statistic (conservative up to rounding)
+        assert (lp[inside, j] >= want[inside] - 1e-3).all()
+        np.testing.assert_allclose(lp[inside, j], want[inside], atol=0.02)
+        assert (lp[s <= 0, j] == 0.0).all()  # absent: p = 1
+        if tail is not None:
+            beyond = s > top
+            np.testing.assert_allclose(lp[beyond, j], want[beyond], rtol=1e-6, atol=1e-9)
+
+
+def test_budget_card_scores_from_the_tails_only_and_explains_on_request(typed_model,
+                                                                          tmp_path):
+    """A ``types_budget`` card: the serving score (the whole loss's p-value, the per-type
+    p-values looked up only for events in a tail) equals the budget combination of all
+    p-values; those are computed when an explanation asks for them."""
+    import shutil
+
+    from hotline.detectors.spec import DEFAULT_SPEC
+    from hotline.models.registry import load_model
+
+    shutil.copytree(typed_model.path.parent.parent, tmp_path / "reg")
+    reg = load_model(typed_model.name, typed_model.version, tmp_path / "reg")
+    sc0 = Scorer(reg)
+    ref = tiny_features(4000, seed=8)
+    r0 = sc0.score(ref)
+    energy = type_energy(ref.x, ref.mask, DEFAULT_SPEC.object_type_index(), 4)
+    te = calibrate_types(r0.per_type, r0.type_labels, "budget",
+                         statistics=("total", "loss", "energy"), energy=energy,
+                         total_weight=0.5, tail_p=1e-2)
+    sc = Scorer(update_card(reg, type_calibration=te.to_dict(), score="types_budget"))
+    fm = tiny_features(3000, seed=11)
+    fm.x[5, 3:6] = [1500.0, 0.3, 1.0]  # a 1.5 TeV electron
+    fm.mask[5, 1] = True
+    r = sc.score(fm)
+    assert "type_log10_p" not in r.extra and r.extra["type_evidence"].shape == (3000, 9)
+    e = type_energy(fm.x, fm.mask, DEFAULT_SPEC.object_type_index(), 4)
+    lp = te.log10_p_values(r.per_type, e)
+    np.testing.assert_allclose(r.total, te.score_log10(lp), rtol=1e-6)
+    in_tail = (lp[:, 1:] < -2).any(axis=1)
+    assert 0 < in_tail.sum() < 300 and in_tail[5]
+    np.testing.assert_allclose(r.total[~in_tail], -lp[~in_tail, 0], rtol=1e-6)
+    np.testing.assert_array_equal(sc.type_log10_p(r), lp)  # on request, then kept
+    assert sc.type_p_values(r).shape == (3000, 4)
+    assert r.type_labels[int(sc.explain(r)[5])] == "electrons"
