@@ -80,10 +80,13 @@ def _gev(x: float) -> str:
 def classic_why(a: AlertRecord | None, rule: Any = None) -> dict[str, Any]:
     """Why the classic alert ``a`` fired: ``cut`` (the rule's cut in words), ``verdict``
     (the value against the threshold, e.g. ``"MET 365 GeV > 250 GeV"``), ``fired`` (rows
-    of the objects that fired it: label, type, pt, eta, phi) and ``note``. ``rule`` is the
-    rule object of the menu (``alerts.rules``: count, scalar or sum-pT kinds); without it
-    (a rule the dashboard's menu does not know) the objects are listed without a cut."""
-    out: dict[str, Any] = {"cut": "", "verdict": "", "fired": [], "note": ""}
+    of the objects that fired it: label, type, pt, eta, phi), ``note`` and, when the rule
+    is known, ``quantity`` / ``value`` / ``threshold`` / ``unit`` (the cut's numbers).
+    ``rule`` is the rule object of the menu (``alerts.rules``: count, scalar or sum-pT
+    kinds); without it (a rule the dashboard's menu does not know) the objects are listed
+    without a cut."""
+    out: dict[str, Any] = {"cut": "", "verdict": "", "fired": [], "note": "", "quantity": "",
+                           "value": None, "threshold": None, "unit": ""}
     if a is None:
         out["note"] = "select an alert in the table"
         return out
@@ -106,6 +109,8 @@ def classic_why(a: AlertRecord | None, rule: Any = None) -> dict[str, Any]:
             out["verdict"] = (f"{name} {v:,.0f}{unit} {'>' if v > rule.min_value else '<='} "
                               f"{float(rule.min_value):g}{unit}")
             out["fired"] = rows(hit[:1])
+            out.update(quantity=name, value=v, threshold=float(rule.min_value),
+                       unit=unit.strip())
         else:
             out["verdict"] = f"{name} above {float(rule.min_value):g}{unit} (value not stored)"
     elif rule is not None and coll and hasattr(rule, "min_sum"):
@@ -125,6 +130,7 @@ def classic_why(a: AlertRecord | None, rule: Any = None) -> dict[str, Any]:
             out["note"] = ("the stored objects hold only the leading ones; the full sum "
                            "passed the cut")
         out["fired"] = rows(sel)
+        out.update(quantity="sum pT", value=total, threshold=float(rule.min_sum), unit="GeV")
     elif rule is not None and coll and hasattr(rule, "min_count"):
         label = _collection_label(str(coll))
         eta_cut = getattr(rule, "max_abs_eta", None)
@@ -140,6 +146,7 @@ def classic_why(a: AlertRecord | None, rule: Any = None) -> dict[str, Any]:
                           f"{float(rule.min_pt):g} GeV {'>=' if len(sel) >= n else '<'} {n}"
                           + (f": {lead}" if lead else ""))
         out["fired"] = rows(sel)
+        out.update(quantity=f"{kind}s", value=float(len(sel)), threshold=float(n), unit="")
     else:
         out["note"] = (f"rule {a.rule} is not in this dashboard's rule menu: its cut is "
                        "unknown here; the event's objects are listed")
@@ -150,14 +157,18 @@ def classic_why(a: AlertRecord | None, rule: Any = None) -> dict[str, Any]:
 def dqm_why(a: AlertRecord | None) -> dict[str, Any]:
     """Why the DQM alert ``a`` fired: ``verdict`` (map score against the threshold and the
     p-value, a bound when floored), ``units`` (the flagged hardware units: level, unit,
-    share of the loss, -log10 p) and ``note``."""
-    out: dict[str, Any] = {"verdict": "", "units": [], "note": ""}
+    share of the loss, -log10 p), ``note`` and ``quantity`` / ``value`` / ``threshold``
+    (the map score and its threshold as numbers)."""
+    out: dict[str, Any] = {"verdict": "", "units": [], "note": "", "quantity": "map score",
+                           "value": None, "threshold": None, "unit": ""}
     if a is None:
         return out
     p = a.payload or {}
     thr = p.get("threshold")
     ps, zs = p_text(a)
     score = f"{a.score:.3g}" if a.score is not None else "?"
+    out["value"] = a.score
+    out["threshold"] = float(thr) if thr is not None else None
     out["verdict"] = (f"{p.get('title') or p.get('subsystem') or a.rule}: map score {score}"
                       + (f" > threshold {float(thr):.3g}" if thr is not None else "")
                       + f" (p {ps if ps.startswith('<') else '= ' + ps}, Z {zs})")

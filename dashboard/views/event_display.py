@@ -4,6 +4,10 @@ eta-phi: one marker per object, marker size ~ sqrt(pT), colour by type, MET draw
 dashed line at its phi. Transverse view: each object as a segment from the beam axis,
 length ~ pT, and MET as an arrow. A DQM alert is a lumisection's occupancy map, not an
 event: the title says so and points to the DQM card instead of drawing "event 0".
+
+A selection replaces data only: the title's box has a fixed height, the object table keeps
+its columns and their types, and the transverse view's vertical tick labels are turned so
+their width does not follow the range (a wider axis would re-lay out the whole page).
 """
 
 from __future__ import annotations
@@ -19,7 +23,18 @@ from bokeh.plotting import figure
 from hotline.dashboard.state import DashboardState
 from hotline.dashboard.views.common import TYPE_COLORS
 
-__all__ = ["EventDisplay"]
+__all__ = ["OBJECT_COLUMNS", "EventDisplay", "object_frame"]
+
+#: the object table's columns
+OBJECT_COLUMNS = ["object", "type", "pt", "eta", "phi", "contribution"]
+
+
+def object_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The object table with fixed column types (an empty table keeps the float columns
+    float, so the browser's table is never rebuilt for a change of column types)."""
+    frame = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
+    return frame.astype({"object": str, "type": str, "pt": float, "eta": float, "phi": float,
+                         "contribution": float})
 
 
 class EventDisplay(pn.viewable.Viewer):
@@ -53,6 +68,7 @@ class EventDisplay(pn.viewable.Viewer):
                              x_axis_label="px [GeV]", y_axis_label="py [GeV]",
                              x_range=Range1d(-100, 100), y_range=Range1d(-100, 100),
                              toolbar_location=None, match_aspect=True)
+        self.fig_xy.yaxis.major_label_orientation = "vertical"
         self.fig_xy.segment("zero", "zero", "px", "py", source=self.obj_src, color="color",
                             line_width=3)
         self.fig_xy.scatter("px", "py", source=self.obj_src, color="color", size=6)
@@ -64,9 +80,11 @@ class EventDisplay(pn.viewable.Viewer):
                                      source=self.met_src, line_color=TYPE_COLORS["MET"],
                                      line_width=3, line_dash="dashed"))
         self.title = pn.pane.Markdown("*select an alert in the table*", margin=(0, 10),
+                                      height=44, sizing_mode="stretch_width",
+                                      styles={"overflow": "auto"},
                                       css_classes=["hotline-event-title"])
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=["object", "type", "pt", "eta", "phi", "contribution"]),
+            object_frame([]),
             disabled=True, show_index=False, height=220, sizing_mode="stretch_width",
             layout="fit_data_stretch",
             formatters={c: NumberFormatter(format="0.000", nan_format="-", null_format="-")
@@ -92,9 +110,7 @@ class EventDisplay(pn.viewable.Viewer):
         self.fig_xy.x_range.update(start=-scale, end=scale)
         self.fig_xy.y_range.update(start=-scale, end=scale)
         self.title.object = f"**{ev['title']}**" if ev["title"] else "*no alert selected*"
-        self.table.value = pd.DataFrame(self.state.object_rows(),
-                                        columns=["object", "type", "pt", "eta", "phi",
-                                                 "contribution"])
+        self.table.value = object_frame(self.state.object_rows())
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(

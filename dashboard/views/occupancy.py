@@ -9,6 +9,10 @@ the table of the hardware units the alert names (level, unit, share of the loss,
 p). The map's p-value is written as a bound ("p < 2.0e-06") when it is the reference's
 floor. Everything comes from the alert payload written by ``stream.dqm_pipeline``; the
 dashboard never scores anything itself.
+
+Showing another alert changes data only (no new Bokeh models, no layout change): the grid
+lines between wheels and sectors are segments of one ``ColumnDataSource``, the tick
+positions and labels are set on each axis's one ``FixedTicker``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, LinearColorMapper, Span
+from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, LinearColorMapper
 from bokeh.palettes import Inferno256, Viridis256
 from bokeh.plotting import figure
 
@@ -54,6 +58,7 @@ class OccupancyView(pn.viewable.Viewer):
         self.loss_src = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
         self.box_src = ColumnDataSource({"left": [], "right": [], "bottom": [], "top": [],
                                          "label": []})
+        self.grid_src = ColumnDataSource({"x0": [], "y0": [], "x1": [], "y1": []})
         self.map_fig, self.map_cmap = self._heatmap("occupancy (hits per event)", Viridis256,
                                                     self.map_src, "hits / event")
         self.loss_fig, self.loss_cmap = self._heatmap("conv-AE loss per cell (why)",
@@ -72,6 +77,8 @@ class OccupancyView(pn.viewable.Viewer):
                      x_range=(0, 1), y_range=(0, 1))
         fig.image(image="image", x="x", y="y", dw="dw", dh="dh", color_mapper=cmap,
                   source=source)
+        fig.segment("x0", "y0", "x1", "y1", source=self.grid_src, line_color="white",
+                    line_alpha=0.6)
         fig.quad(left="left", right="right", bottom="bottom", top="top", source=self.box_src,
                  fill_alpha=0, line_color="#00e5ff", line_width=2.5)
         fig.add_layout(ColorBar(color_mapper=cmap, width=8, title=unit), "right")
@@ -80,6 +87,8 @@ class OccupancyView(pn.viewable.Viewer):
         fig.yaxis.major_label_text_font_size = "7pt"
         fig.xgrid.grid_line_color = None
         fig.ygrid.grid_line_color = None
+        fig.xaxis.ticker = FixedTicker(ticks=[])
+        fig.yaxis.ticker = FixedTicker(ticks=[])
         return fig, cmap
 
     def _set_units(self, top: list[dict[str, Any]]) -> None:
@@ -95,18 +104,21 @@ class OccupancyView(pn.viewable.Viewer):
 
     def _axes(self, fig: Any, frame: dict[str, Any]) -> None:
         fig.xaxis.axis_label, fig.yaxis.axis_label = frame["x_label"], frame["y_label"]
-        for axis, ticks in ((fig.xaxis, frame["x_ticks"]), (fig.yaxis, frame["y_ticks"])):
-            if ticks:
-                axis.ticker = FixedTicker(ticks=list(ticks))
-                axis.major_label_overrides = {float(k): v for k, v in ticks.items()}
-        keep = [r for r in fig.center if not (isinstance(r, Span) and r.tags == ["grid"])]
-        lines = ([Span(location=x, dimension="height", line_color="white", line_alpha=0.6,
-                       tags=["grid"]) for x in frame["x_lines"]]
-                 + [Span(location=y, dimension="width", line_color="white", line_alpha=0.6,
-                         tags=["grid"]) for y in frame["y_lines"]])
-        fig.center = keep + lines
-        fig.x_range.start, fig.x_range.end = frame["x0"], frame["x0"] + frame["dw"]
-        fig.y_range.start, fig.y_range.end = frame["y0"], frame["y0"] + frame["dh"]
+        for axis, ticks, start, span in ((fig.xaxis[0], frame["x_ticks"], frame["x0"],
+                                          frame["dw"]),
+                                         (fig.yaxis[0], frame["y_ticks"], frame["y0"],
+                                          frame["dh"])):
+            labels = ({float(k): v for k, v in ticks.items()} if ticks
+                      else _numeric_ticks(start, span))
+            axis.ticker.ticks = list(labels)
+            axis.major_label_overrides = labels
+        x0, x1 = frame["x0"], frame["x0"] + frame["dw"]
+        y0, y1 = frame["y0"], frame["y0"] + frame["dh"]
+        xs, ys = [float(x) for x in frame["x_lines"]], [float(y) for y in frame["y_lines"]]
+        self.grid_src.data = {"x0": xs + [x0] * len(ys), "x1": xs + [x1] * len(ys),
+                              "y0": [y0] * len(xs) + ys, "y1": [y1] * len(xs) + ys}
+        fig.x_range.start, fig.x_range.end = x0, x1
+        fig.y_range.start, fig.y_range.end = y0, y1
 
     def _refresh(self, *_: Any) -> None:
         alert = self.current()
@@ -149,6 +161,18 @@ class OccupancyView(pn.viewable.Viewer):
                                                   min_width=300, styles={"flex": "1 1 300px"}),
                                     sizing_mode="stretch_width"),
                          self.units, sizing_mode="stretch_width")
+
+
+def _numeric_ticks(start: float, span: float, n: int = 8) -> dict[float, str]:
+    """About ``n`` round tick positions over [start, start + span], labelled as numbers."""
+    if span <= 0:
+        return {}
+    raw = span / n
+    mag = 10 ** np.floor(np.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = np.ceil(start / step) * step
+    ticks = np.arange(first, start + span + step * 1e-9, step)
+    return {float(t): f"{t:g}" for t in ticks}
 
 
 def _units_frame(top: list[dict[str, Any]]) -> Any:

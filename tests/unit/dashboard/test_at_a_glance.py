@@ -149,13 +149,17 @@ def test_why_card_for_classic_and_dqm_alerts(room, tmp_path):
     met = next(a for a in alerts if a.rule == "met250")
     st.select(met.id)
     assert "&gt; 250 GeV" in why.verdict.object and "MET " in why.verdict.object
-    assert list(why.table.value["object"]) == ["met"] and why.table.visible
-    assert not why.bars.visible
+    assert list(why.rows["object"]) == ["met"] and "<td>met</td>" in why.table.object.replace(
+        "<td style='padding:1px 8px 1px 0'>", "<td>")
+    assert why.fig_obj.title.text == "objects that fired it"
+    assert list(why.type_src.data["label"]) == ["MET", "threshold"]
+    assert why.type_src.data["value"][1] == 250.0 and why.type_src.data["value"][0] > 250
     dqm = next(a for a in alerts if a.kind == "dqm")
     st.select(dqm.id)
     assert "p &lt; 2.0e-06" in why.verdict.object and "Z &gt; 4.61" in why.verdict.object
     assert "only known to be below" in why.note.object
-    assert why.table.value["-log10 p"].iloc[0] == 872.0
+    assert why.rows["-log10 p"].iloc[0] == 872.0 and "872.00" in why.table.object
+    assert list(why.type_src.data["label"]) == ["map score", "threshold"]
     occ = page.hotline_views["occupancy"]
     assert occ.shown_id == dqm.id and "map p < 2.0e-06" in occ.note.object
     assert len(occ.box_src.data["left"]) == 1

@@ -100,8 +100,11 @@ def test_selection_drives_contributions_and_event_display(page):
     i = int(tab.value.index[tab.value["kind"] == "ae"][0])
     tab.selection = [i]
     assert page.hotline_state.selected_id == tab.value.iloc[i]["id"]
-    assert list(contrib.obj_src.data["label"])[-1] == "mu1"  # largest on top (hbar reversed)
-    assert list(contrib.fig_obj.y_range.factors)[-1] == "mu1"
+    labels = list(contrib.obj_src.data["label"])
+    assert labels[0] == "mu1"  # largest first, drawn on top
+    top = contrib.obj_src.data["y"][0]
+    assert top == max(contrib.obj_src.data["y"]) and top < contrib.fig_obj.y_range.end
+    assert contrib.fig_obj.title.text == "per-object loss contribution"
     assert "largest contributions mu1" in contrib.note.object
     assert set(disp.obj_src.data["label"]) == {"e1", "mu1", "j1", "j2"}
     assert list(disp.met_src.data["x1"]) == [pytest.approx(180 * math.cos(1.2))]
