@@ -5,8 +5,10 @@
    and 1920x1080, the cold first load right after the server starts and the median of 3
    warm loads: navigation -> status and plots drawn (target < 2 s) and -> alert table rows
    (target < 3 s); click on an alert row -> its explanation in the "why" card (median of 8
-   clicks, target < 0.5 s); server CPU per connected browser at 1 Hz updates while alerts
-   keep arriving (server-thread CPU with 1 page minus 0 pages, target < 10 % of a core);
+   clicks, timed by the browser from the click event to the first frame naming the alert;
+   target < 0.5 s; the driver's view printed beside it); server CPU per connected browser
+   at 1 Hz updates while alerts keep arriving (server-thread CPU with 1 page minus 0 pages,
+   target < 10 % of a core);
 
 Serves the dashboard in-process (``pn.serve(threaded=True)``) over a fresh SQLite store,
 replays a cached NanoAOD-like run (single-lepton-stream-like content, 20,000 events per
@@ -279,9 +281,10 @@ def _room_load(browser: Any, url: str, size: tuple[int, int]) -> dict[str, float
     return out
 
 
-def _clicks(browser: Any, url: str, n: int = 8) -> list[float]:
+def _clicks(browser: Any, url: str, n: int = 8) -> list[Any]:
     """Seconds from a click on an alert row to its explanation in the why card
-    (``tests.support.alert_clicks.time_clicks``: its title names the clicked alert)."""
+    (``tests.support.alert_clicks.time_clicks``: its title names the clicked alert), as the
+    browser timed it and as the driver saw it."""
     from tests.support.alert_clicks import ROWS, time_clicks
 
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
@@ -393,10 +396,16 @@ def control_room(browser: Any, args: Any, tmp: Path) -> dict[str, Any]:
               f"{med['table']:.2f} s (target < 3 s), every view "
               f"{med['full']:.2f} s  [median of 3]")
         out[name] = {"loads": loads, "median": med}
-    clicks = _clicks(browser, url) or [float("nan")]
-    print(f"click on an alert row -> its why card: median {statistics.median(clicks):.3f} s, "
-          f"worst {max(clicks):.3f} s over {len(clicks)} clicks (target < 0.5 s)")
+    timed = _clicks(browser, url)
+    clicks = [c.browser for c in timed] or [float("nan")]
+    driver = [c.driver for c in timed] or [float("nan")]
+    print(f"click on an alert row -> its why card drawn (the browser's own clock, click "
+          f"event -> first frame naming the alert): median {statistics.median(clicks):.3f} s, "
+          f"worst {max(clicks):.3f} s over {len(clicks)} clicks (target < 0.5 s); as the "
+          f"Playwright driver saw it: median {statistics.median(driver):.3f} s, worst "
+          f"{max(driver):.3f} s")
     out["click_s"] = clicks
+    out["click_driver_s"] = driver
     time.sleep(EXPIRE_S)  # closed pages' sessions expire
     with _Trickle(store, 300, args.lumis):
         with CpuMeter() as m0:
