@@ -7,7 +7,10 @@ alerts costs one page of rows, never all of them. New alerts go on top of the fi
 while it is sorted newest first; a filter change re-queries the store once. Selecting a
 row selects the alert in the state, which drives the "why", event-display and DQM views.
 The p-value and Z columns show bounds as bounds ("< 2.0e-06"); *ack by* says who
-acknowledged an alert.
+acknowledged an alert. Their header sorts by the numbers behind the text (``p_value``,
+``significance``): the store orders the page by them, and the browser, which sorts the rows
+it holds by the clicked column, compares the same numbers the same way (``STORE_SORTER``),
+so it never re-sorts the store's page as text.
 """
 
 from __future__ import annotations
@@ -17,11 +20,25 @@ from typing import Any
 import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
+from panel.io.model import JSCode
 
 from hotline.dashboard.alert_table import PAGE_ROWS, ROW_COLUMNS, ROWS_PER_UPDATE, sort_order
 from hotline.dashboard.state import DashboardState
 
-__all__ = ["AlertTable", "rows_frame"]
+__all__ = ["NUMERIC_TEXT_COLUMNS", "STORE_SORTER", "AlertTable", "rows_frame"]
+
+#: Tabulator sorter (JavaScript) comparing two rows by the number in field FIELD as the
+#: store orders it (``AlertStore.alerts``: missing values last in both directions; Tabulator
+#: swaps the rows for a descending sort, hence ``dir``)
+STORE_SORTER = """(a, b, aRow, bRow, column, dir) => {
+  const x = aRow.getData().FIELD, y = bRow.getData().FIELD;
+  const nx = x === null || x === undefined || Number.isNaN(x);
+  const ny = y === null || y === undefined || Number.isNaN(y);
+  if (nx || ny) return nx === ny ? 0 : (nx === (dir === "asc") ? 1 : -1);
+  return x - y;
+}"""
+#: columns shown as text, sorted by a hidden number: shown column -> numeric column
+NUMERIC_TEXT_COLUMNS = {"p": "p_value", "z": "significance"}
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -68,6 +85,9 @@ class AlertTable(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             layout="fit_data_stretch",
             css_classes=["hotline-alert-table"],
+            configuration={"columns": [
+                {"field": shown, "sorter": JSCode(STORE_SORTER.replace("FIELD", number))}
+                for shown, number in NUMERIC_TEXT_COLUMNS.items()]},
         )
         self.count = pn.pane.Markdown("", margin=(0, 10))
         self.newest_w = pn.widgets.Button(label="« newest", width=90, disabled=True)
