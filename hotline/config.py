@@ -76,6 +76,10 @@ class StreamConfig:
     connect_timeout: float = 30.0  #: seconds to keep retrying (with backoff) an absent broker
     max_message_bytes: int = 16_777_216  #: largest Kafka message produced / fetched
     commit_interval: float = 1.0  #: seconds between worker offset commits (at-least-once)
+    #: hotline.events messages a worker buffers per partition before it stops fetching it;
+    #: faust resumes a stopped partition only after up to 1 s, so the half it refills at
+    #: must hold more than a second of scoring (memory: about this many messages)
+    buffer_messages: int = 128
     web_port: int = 0  #: faust worker web port; 0 = web server disabled
     datadir: str = ""  #: faust worker data dir; empty: <state dir>/faust/<app_id>
     sink_group: str = "hotline-sink"  #: consumer group of the alert sink

@@ -92,7 +92,11 @@ def make_app(
         # one after another then cause one rebalance, not a recovery cut short by a second
         # one (seen here to leave a worker idle on its new partitions with faust 0.15.3)
         stream_recovery_delay=s.recovery_delay,
-        stream_buffer_maxsize=16,
+        # a full buffer pauses the partition's fetch, and faust 0.15 resumes it only when
+        # its fetcher's current getmany (timeout 1 s) returns: a stall of up to 1 s that
+        # cost 40 % of a worker's wall time with a 16-message buffer (bench_kafka); the
+        # buffer refills at half, which must hold more than a second of scoring
+        stream_buffer_maxsize=max(4, s.buffer_messages),
         web_enabled=port > 0,
         web_port=port if port > 0 else 6066,
         web_host="0.0.0.0" if port > 0 else "127.0.0.1",
