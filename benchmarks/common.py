@@ -43,7 +43,17 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, MB."""
+    """Peak resident set size of this process so far, MB.
+
+    Linux: ``VmHWM`` of /proc/self/status, this process image's own high-water mark.
+    ``getrusage``'s ``ru_maxrss`` survives fork + exec, so a benchmark's child process
+    would report its (larger) parent's peak; it is the fallback elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
