@@ -8,6 +8,7 @@ needs none of them. A command that reaches for a missing optional package is rep
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 #: optional top-level import name -> the extras that install it (first: the usual one)
 EXTRAS_OF_MODULE: dict[str, tuple[str, ...]] = {
@@ -38,6 +39,15 @@ KEY_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported. One already imported counts: ``find_spec``
+    raises ValueError for it when its package replaced its module object without a spec
+    (faust does), e.g. when a command runs in a process that imported it before."""
+    if module in sys.modules:
+        return True
+    return importlib.util.find_spec(module) is not None
+
+
 def missing_for_command(command: str | None) -> str | None:
     """The one-line message when ``command`` needs an extra that is not installed, else None.
 
@@ -47,7 +57,7 @@ def missing_for_command(command: str | None) -> str | None:
     extra = EXTRA_OF_COMMAND.get(command or "")
     if extra is None:
         return None
-    absent = [m for m in KEY_MODULES[extra] if importlib.util.find_spec(m) is None]
+    absent = [m for m in KEY_MODULES[extra] if not _installed(m)]
     if not absent:
         return None
     return (f"this command needs the optional package '{absent[0]}', which the base install "
