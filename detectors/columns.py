@@ -38,13 +38,21 @@ def _plain(node: Any) -> bool:
             and node.parameter("__array__") is None)
 
 
-def flat(arrays: ak.Array | Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(flat values, per-event counts int64) of the jagged branch ``name`` of ``arrays``."""
-    col = _column(arrays, name)
+def _packed_list(col: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(flat values, per-event counts int64) of a list-of-numbers ``ListOffsetArray``
+    layout, read from its buffers; None for any other layout."""
     if (isinstance(col, ak.contents.ListOffsetArray) and col.parameter("__array__") is None
             and _plain(col.content)):
         off = np.asarray(col.offsets.data)
         return np.asarray(col.content.data)[off[0]:off[-1]], np.diff(off).astype(np.int64)
+    return None
+
+
+def flat(arrays: ak.Array | Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, per-event counts int64) of the jagged branch ``name`` of ``arrays``."""
+    packed = _packed_list(_column(arrays, name))
+    if packed is not None:
+        return packed
     arr = arrays[name]
     counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64, copy=False)
     return ak.to_numpy(ak.flatten(arr, axis=1)), counts
@@ -65,8 +73,4 @@ def plain_values(arrays: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]
     col = _column(arrays, name)
     if _plain(col):
         return np.asarray(col.data), None
-    if (isinstance(col, ak.contents.ListOffsetArray) and col.parameter("__array__") is None
-            and _plain(col.content)):
-        off = np.asarray(col.offsets.data)
-        return np.asarray(col.content.data)[off[0]:off[-1]], np.diff(off).astype(np.int64)
-    return None
+    return _packed_list(col)
