@@ -168,18 +168,26 @@ def stop(p: subprocess.Popen) -> None:
 
 
 STAMP = re.compile(
-    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*scored (\d+) events .*: (\d+) alerts"
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*scored (\d+) events from \S+"
+    r"(?: \((\d+) messages\))?: (\d+) alerts"
 )
 
 
-def scored(log: Path) -> list[tuple[float, int, int]]:
+def scored(log: Path) -> list[tuple[float, int, int, int]]:
+    """(time, events, alerts, messages) of each scoring call the worker logged (a call
+    scores one message, or several together: ``[stream] merge_events``)."""
     out = []
     for line in log.read_text(errors="replace").splitlines():
         m = STAMP.match(line)
         if m:
             t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            out.append((t, int(m.group(2)), int(m.group(3))))
+            out.append((t, int(m.group(2)), int(m.group(4)), int(m.group(3) or 1)))
     return out
+
+
+def messages(log: Path) -> int:
+    """Messages the worker has scored so far."""
+    return sum(x[3] for x in scored(log))
 
 
 def wait(cond, timeout: float, what: str) -> None:
@@ -214,10 +222,10 @@ def throughput(broker, tmp: Path, n: int, menu: str | None, label: str, guard: i
     cpu0 = None
     t_end = time.monotonic() + 900
     try:
-        while (done := len(scored(log))) < n_msgs and w.poll() is None:
-            if cpu0 is None and done >= 1:  # the first message is scored: the clock starts
+        while (done := messages(log)) < n_msgs and w.poll() is None:
+            if cpu0 is None and done >= 1:  # the first call is logged: the clock starts
                 c = proc.cpu_times()
-                cpu0 = (c.user + c.system, done)
+                cpu0 = (c.user + c.system, len(scored(log)))
             if time.monotonic() > t_end:
                 raise RuntimeError(f"timed out: the worker scored {done}/{n_msgs} messages")
             time.sleep(0.05)
@@ -226,10 +234,10 @@ def throughput(broker, tmp: Path, n: int, menu: str | None, label: str, guard: i
     finally:
         stop(w)
     s = scored(log)
-    if len(s) < n_msgs:
-        raise RuntimeError(f"worker scored {len(s)} of {n_msgs} messages:\n"
+    if sum(x[3] for x in s) < n_msgs:
+        raise RuntimeError(f"worker scored {sum(x[3] for x in s)} of {n_msgs} messages:\n"
                            + log.read_text()[-3000:])
-    # rate over messages 2..N (the first message's time includes the agent's start)
+    # rate over scoring calls 2..N (the first call's time includes the agent's start)
     ev = sum(x[1] for x in s[1:])
     secs = s[-1][0] - s[0][0]
     alerts = sum(x[2] for x in s)
@@ -368,7 +376,7 @@ def latency(broker, tmp: Path, seconds: float, menu: str = "moderate",
     prod.close()
     expected = None
     try:
-        wait(lambda: len(scored(log)) >= n_msgs, 120, "the worker to catch up")
+        wait(lambda: messages(log) >= n_msgs, 120, "the worker to catch up")
         expected = sum(x[2] for x in scored(log))
         wait(lambda: len(lat) >= expected, 60, "the sink to store every alert")
     finally:
@@ -411,10 +419,10 @@ def memory(broker, tmp: Path, n: int, chunk: int = 200_000) -> dict:
                                 "event")
             n_msgs += publish([EventBatch(arr)], cfg.stream, producer=prod).messages
             sent += m
-            done = len(scored(log))
+            done = messages(log)
             rss.append((done, proc.memory_info().rss / 1e6))
         t_end = time.monotonic() + 900
-        while (done := len(scored(log))) < n_msgs:  # sample RSS while the worker catches up
+        while (done := messages(log)) < n_msgs:  # sample RSS while the worker catches up
             if time.monotonic() > t_end or w.poll() is not None:
                 raise RuntimeError(f"worker stopped at {done}/{n_msgs} messages")
             rss.append((done, proc.memory_info().rss / 1e6))
@@ -452,7 +460,7 @@ def scaling(broker, tmp: Path, n: int, n_workers: int, partitions: int = 4) -> d
     try:
 
         def done() -> int:
-            return sum(len(scored(log)) for _, log in procs)
+            return sum(messages(log) for _, log in procs)
 
         wait(lambda: done() >= rep.messages or any(p.poll() is not None for p, _ in procs),
              900, "the workers to score the run")
@@ -461,10 +469,11 @@ def scaling(broker, tmp: Path, n: int, n_workers: int, partitions: int = 4) -> d
             stop(p)
     per = [scored(log) for _, log in procs]
     stamps = sorted(x for s in per for x in s)
-    if len(stamps) < rep.messages:
-        raise RuntimeError(f"workers scored {len(stamps)} of {rep.messages} messages")
+    if sum(x[3] for x in stamps) < rep.messages:
+        raise RuntimeError(f"workers scored {sum(x[3] for x in stamps)} of {rep.messages} "
+                           "messages")
     secs = stamps[-1][0] - stamps[0][0]
-    ev = sum(x[1] for x in stamps[1:])  # the first message's time includes the wake-up
+    ev = sum(x[1] for x in stamps[1:])  # the first call's time includes the wake-up
     return {"workers": n_workers, "partitions": partitions, "events": n,
             "messages": rep.messages, "rate": ev / secs if secs > 0 else 0.0,
             "seconds": secs, "events_per_worker": [sum(x[1] for x in s) for s in per]}

@@ -80,6 +80,9 @@ class StreamConfig:
     #: faust resumes a stopped partition only after up to 1 s, so the half it refills at
     #: must hold more than a second of scoring (memory: about this many messages)
     buffer_messages: int = 128
+    #: most events of consecutive fetched messages (one partition and key) a worker scores
+    #: in one call: a call's fixed cost is paid per call (0: each message on its own)
+    merge_events: int = 16384
     web_port: int = 0  #: faust worker web port; 0 = web server disabled
     datadir: str = ""  #: faust worker data dir; empty: <state dir>/faust/<app_id>
     sink_group: str = "hotline-sink"  #: consumer group of the alert sink

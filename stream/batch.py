@@ -18,6 +18,12 @@ one collection (same prefix before the first ``_``, e.g. ``Muon_pt`` and
 one error naming the origin and the branch (and the first bad event), so the
 caller can dead-letter the batch and go on instead of failing later inside the
 scoring code.
+
+``concat_batches`` joins validated batches of one source into one (the worker scores
+consecutive messages together, ``stream.merging``): for the layout the decoder and
+validation produce (a record of ``NumpyArray`` / ``ListOffsetArray`` columns) it joins the
+buffers with numpy, where ``ak.concatenate`` costs ~1.5 ms per 4,096 events; any other
+layout takes ``ak.concatenate``.
 """
 
 from __future__ import annotations
@@ -91,6 +97,62 @@ class EventBatch:
         if arrays is self.arrays:
             return self
         return EventBatch(arrays, self.source, self.origin, dict(self.meta))
+
+
+def concat_batches(batches: list[EventBatch], origin: str) -> EventBatch:
+    """One batch of the events of ``batches`` in order (the first's source and meta, the
+    given ``origin``; ``meta["parts"]``: each batch's origin and event range, so dead letters
+    can name the batch an event came from); their branches must be the same
+    (``ValueError`` otherwise)."""
+    if not batches:
+        raise ValueError(f"{origin}: no batches to join")
+    first = batches[0]
+    if len(batches) == 1:
+        return EventBatch(first.arrays, first.source, origin, dict(first.meta))
+    fields = first.arrays.fields
+    if any(b.arrays.fields != fields for b in batches[1:]):
+        raise ValueError(f"{origin}: the batches to join have different branches")
+    joined = _concat_plain([b.arrays for b in batches])
+    if joined is None:
+        joined = ak.concatenate([b.arrays for b in batches])
+    bounds = np.cumsum([0] + [len(b) for b in batches]).tolist()
+    parts = [(b.origin, bounds[i], bounds[i + 1]) for i, b in enumerate(batches)]
+    return EventBatch(joined, first.source, origin, {**first.meta, "parts": parts})
+
+
+def _concat_plain(parts: list[ak.Array]) -> ak.Array | None:
+    """``ak.concatenate`` of record arrays of plain numeric / packed-list columns, by
+    joining their buffers; None for any other layout."""
+    layouts = [p.layout for p in parts]
+    if not all(isinstance(lay, ak.contents.RecordArray) and not lay.is_tuple
+               and lay.parameters == {} for lay in layouts):
+        return None
+    names = layouts[0].fields
+    contents = []
+    for name in names:
+        cols = [lay.content(name) for lay in layouts]
+        if all(_plain_numbers(c) for c in cols):
+            contents.append(ak.contents.NumpyArray(np.concatenate([c.data for c in cols])))
+            continue
+        if not all(isinstance(c, ak.contents.ListOffsetArray) and not c.parameters
+                   and _plain_numbers(c.content) for c in cols):
+            return None
+        offsets, values, total = [np.zeros(1, np.int64)], [], 0
+        for c in cols:
+            off = np.asarray(c.offsets.data, dtype=np.int64)
+            values.append(np.asarray(c.content.data)[off[0]:off[-1]])
+            offsets.append(off[1:] - off[0] + total)
+            total += int(off[-1] - off[0])
+        contents.append(ak.contents.ListOffsetArray(
+            ak.index.Index64(np.concatenate(offsets)),
+            ak.contents.NumpyArray(np.concatenate(values))))
+    return ak.Array(ak.contents.RecordArray(contents, names,
+                                            length=sum(lay.length for lay in layouts)))
+
+
+def _plain_numbers(node: Any) -> bool:
+    return (isinstance(node, ak.contents.NumpyArray) and node.data.ndim == 1
+            and not node.parameters)
 
 
 def validate_arrays(

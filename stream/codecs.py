@@ -68,7 +68,8 @@ def encode_batch(batch: EventBatch, version: int = EVENTS_SCHEMA_VERSION) -> byt
 
 
 def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
-    """Bytes -> ``EventBatch``; ``StreamError`` for anything malformed or of another version."""
+    """Bytes -> ``EventBatch`` (``meta["producer_origin"]``: the origin its producer gave);
+    ``StreamError`` for anything malformed or of another version."""
 
     if not data or len(data) < _HEAD.size:
         raise StreamError(f"{origin}: event message is empty or too short "
@@ -96,7 +97,8 @@ def decode_batch(data: bytes | None, origin: str = "kafka") -> EventBatch:
                           f"payload has {len(arrays)}")
     full = f"{origin} ({where})"
     try:
-        return EventBatch(validate_arrays(arrays, full, StreamError), source=source, origin=full)
+        return EventBatch(validate_arrays(arrays, full, StreamError), source=source, origin=full,
+                          meta={"producer_origin": where})
     except HotlineError as exc:
         raise StreamError(str(exc)) from None
 

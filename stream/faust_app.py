@@ -108,7 +108,7 @@ def make_app(
     if ctx is None:
         ctx = PipelineContext.from_config(cfg)
     topics = topics_for(s)
-    register_agents(app, topics, ctx, tables=tables)
+    register_agents(app, topics, ctx, tables=tables, merge_events=max(0, s.merge_events))
     for attach in extra_agents:
         attach(app, topics)
     return app

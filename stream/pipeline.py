@@ -194,7 +194,10 @@ def _quarantine_letters(
     batch: EventBatch, quarantine: Quarantine, features: FeatureMatrix | None
 ) -> list[DeadLetter]:
     """One dead letter per (run, lumisection) and per (branch, reason) of the quarantine,
-    listing the events; feature rows rejected for another reason get their own letter."""
+    listing the events; feature rows rejected for another reason get their own letter.
+    A joined batch (``meta["parts"]``: each part's origin and event range,
+    ``stream.batch.concat_batches``) gets one per part too, naming the part's origin, as
+    when each part is scored alone."""
     problems = list(quarantine.problems)
     if features is not None:
         extra = features.bad & ~quarantine.bad
@@ -202,16 +205,19 @@ def _quarantine_letters(
             problems.append(Problem("features", "feature inputs rejected", np.flatnonzero(extra)))
     out = []
     run, lumi, event = batch.run, batch.lumi, batch.event
+    parts = batch.meta.get("parts") or [(batch.origin, 0, len(batch))]
     for p in problems:
-        for (r, ls), sel in _group(run[p.events], lumi[p.events]):
-            out.append(DeadLetter(
-                source=batch.source,
-                origin=batch.origin,
-                reason=f"{p.describe()}; event quarantined",
-                run=r,
-                lumi=ls,
-                events=tuple(int(e) for e in event[p.events][sel]),
-            ))
+        for origin, start, stop in parts:
+            idx = p.events[(p.events >= start) & (p.events < stop)]
+            for (r, ls), sel in _group(run[idx], lumi[idx]):
+                out.append(DeadLetter(
+                    source=batch.source,
+                    origin=origin,
+                    reason=f"{p.describe()}; event quarantined",
+                    run=r,
+                    lumi=ls,
+                    events=tuple(int(e) for e in event[idx][sel]),
+                ))
     return out
 
 

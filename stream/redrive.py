@@ -39,8 +39,10 @@ from hotline.stream.pipeline import PipelineContext, process_batch, run_embedded
 
 log = logging.getLogger(__name__)
 
-#: a Kafka origin: ``topic[partition]@offset``, optionally `` (origin of the batch)``
+#: a Kafka origin: ``topic[partition]@offset`` (``@first..last`` for messages scored
+#: together), optionally `` (origin of the batch)``
 KAFKA_ORIGIN = re.compile(r"^(?P<topic>[^\s\[]+)\[(?P<partition>\d+)\]@(?P<offset>\d+)"
+                          r"(?:\.\.(?P<last>\d+))?"
                           r"(?: \((?P<inner>.*)\))?$")
 
 
