@@ -8,8 +8,9 @@ Starts a real single-node Kafka 3.9.1 broker (KRaft, cached Maven jars) and one
    (hotline-like alert rate, ~1e-3; thresholds raised) and ``storm40`` (40 % of events
    alerting), the latter without and with the storm guard (``[alerts]
    max_alerts_per_lumi``); each beside **the limit measured in the same run on the same
-   topic**: an aiokafka consumer + Hotline's own ``decode_batch`` (and consumer + decode +
-   ``process_batch`` with the same menu: the worker with free output); and the naive
+   topic**: an aiokafka consumer + Hotline's own ``decode_batch`` (and consumer + the
+   worker's scoring, ``MessageMerger``, with the same menu: the worker with free output);
+   and the naive
    design, one JSON message per event, each scored on its own - ratio;
 2. latency event-produced -> alert-stored (worker + sink, SQLite) at a steady
    10 kHz input, 1000-event messages every 0.1 s: p50 / p99, for the ``moderate``
@@ -253,22 +254,39 @@ def throughput(broker, tmp: Path, n: int, menu: str | None, label: str, guard: i
 def limit(broker, topic: str, n: int, cfg_path: Path | None = None) -> dict:
     """The limit for the same work, same topic, same run: an aiokafka consumer reading the
     topic from the start + Hotline's ``decode_batch`` (and, with the worker's ``cfg_path``,
-    + ``process_batch`` with the worker's own context - menu, default model, storm guard:
-    the worker with free output); events/s wall and per CPU-second."""
+    its scoring: ``MessageMerger`` with the worker's context - menu, default model, storm
+    guard, ``merge_events`` - records encoded: the worker with free output); events/s wall
+    and per CPU-second."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from hotline.stream.agents import Incoming, MessageMerger
     from hotline.stream.codecs import decode_batch
-    from hotline.stream.pipeline import PipelineContext, process_batch
+    from hotline.stream.pipeline import PipelineContext
+    from hotline.stream.topics import topics_for
 
-    ctx = guard = None
+    ctx = merger = None
     if cfg_path is not None:
         from hotline.cli.common import with_default_model
         from hotline.config import load_config
 
-        ctx = PipelineContext.from_config(with_default_model(load_config(cfg_path, environ={})))
-        guard = ctx.storm_guard()
+        cfg = load_config(cfg_path, environ={})
+        ctx = PipelineContext.from_config(with_default_model(cfg))
+        merger = MessageMerger(ctx, topics_for(cfg.stream), ctx.storm_guard(),
+                               cfg.stream.merge_events)
+
+    def scored(outcomes: list) -> tuple[int, int, int]:
+        n = alerts = alerted = 0
+        for o in outcomes:
+            res = o.result
+            if res is None:
+                continue
+            n += res.n_events
+            alerts += len(res.alerts) + sum(st.listed for st in res.storms)
+            alerted += len({a.event for a in res.alerts}
+                           | {e for st in res.storms for e in st.events.tolist()})
+        return n, alerts, alerted
 
     async def run() -> tuple[float, float, int, int, int]:
         c = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
@@ -283,22 +301,23 @@ def limit(broker, topic: str, n: int, cfg_path: Path | None = None) -> dict:
             t0 = c0 = None
             while done < n:
                 got = await c.getmany(tp, timeout_ms=1000, max_records=64)
+                outcomes: list = []
                 for r in got.get(tp, []):
                     if t0 is None:
                         t0, c0 = time.perf_counter(), time.process_time()
-                    b = decode_batch(r.value)
-                    if ctx is not None:
-                        res = process_batch(b, ctx, guard)
-                        alerts += len(res.alerts) + sum(st.listed for st in res.storms)
-                        alerted += len({a.event for a in res.alerts}
-                                       | {e for st in res.storms for e in st.events.tolist()})
-                    done += len(b)
+                    if merger is None:
+                        done += len(decode_batch(r.value))
+                        continue
+                    outcomes += merger.add(Incoming(r, tp, r.value, f"{topic}@{r.offset}"))
+                if merger is not None:  # the fetched records are taken: score what is left
+                    n_ev, n_al, n_ald = scored(outcomes + merger.flush())
+                    done, alerts, alerted = done + n_ev, alerts + n_al, alerted + n_ald
             return (time.perf_counter() - t0, time.process_time() - c0, done, alerts, alerted)
         finally:
             await c.stop()
 
     wall, cpu, done, alerts, alerted = asyncio.run(run())
-    return {"what": "consumer + decode" + (" + process_batch" if ctx else ""), "events": done,
+    return {"what": "consumer + decode" + (" + scoring" if ctx else ""), "events": done,
             "rate": done / wall, "cpu_rate": done / cpu, "alerts": alerts,
             "alerted_fraction": alerted / done if ctx else None}
 
@@ -481,14 +500,14 @@ def scaling(broker, tmp: Path, n: int, n_workers: int, partitions: int = 4) -> d
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=400_000, help="events for the throughput runs")
+    ap.add_argument("--events", type=int, default=800_000, help="events for the throughput runs")
     ap.add_argument("--naive-events", type=int, default=3_000)
     ap.add_argument("--latency-seconds", type=float, default=20.0)
     ap.add_argument("--latency-menu", nargs="+", default=["moderate", "exotica"],
                     choices=sorted(MENUS), help="rule menus of the latency runs")
     ap.add_argument("--long-events", type=int, default=10_000_000,
                     help="events of the memory run (issue: 10,000,000)")
-    ap.add_argument("--scaling-events", type=int, default=400_000,
+    ap.add_argument("--scaling-events", type=int, default=1_200_000,
                     help="events of the one run scored by 1 and by 2 workers")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=["throughput", "latency", "memory", "scaling"])
@@ -513,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
                   "1 worker (default model on); load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             print(f"  {'run':15s} {'worker ev/s':>12s} {'per CPU-s':>10s} | {'limit ev/s':>11s} "
-                  f"{'per CPU-s':>10s} {'fraction':>8s} | {'+process_batch':>14s} "
+                  f"{'per CPU-s':>10s} {'fraction':>8s} | {'+scoring':>14s} "
                   f"{'per CPU-s':>10s}")
             for label, menu, guard, per_lumi in runs:
                 r = throughput(broker, tmp, args.events, menu, label, guard, per_lumi)
