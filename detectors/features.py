@@ -96,14 +96,28 @@ def _bad_objects(branches: list[str], values: list[np.ndarray]) -> np.ndarray | 
     return out
 
 
+def event_pt_order(ev: np.ndarray, pt: np.ndarray) -> np.ndarray:
+    """The order ``np.lexsort((-pt, ev))`` gives (by event index, then leading pT first,
+    ties in input order) for non-negative event indices below 2**32, ~10x faster: positive
+    float32 pT and the event index pack into one uint64 key (a positive float's bits order
+    like its value) for one stable argsort; any other pT takes two stable argsorts."""
+    if pt.dtype == np.float32 and (pt.size == 0 or float(pt.min()) > 0.0):
+        key = ev.astype(np.uint64) << np.uint64(32)
+        key |= np.uint64(0xFFFFFFFF) - pt.view(np.uint32).astype(np.uint64)
+        return np.argsort(key, kind="stable")
+    by_pt = np.argsort(-pt, kind="stable")
+    return by_pt[np.argsort(ev[by_pt], kind="stable")]
+
+
 def _leading(
-    arrays: Any, obj: ObjectSpec, prefix: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Leading ``obj.count`` objects passing cuts: values [n, count, 3], mask, bad.
+    arrays: Any, obj: ObjectSpec, prefix: str, out: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Leading ``obj.count`` objects passing cuts written into the zeroed ``out`` [n, count,
+    3] (values) and ``mask`` [n, count]; returns the events with a rejected object.
 
     Works on the flat content with numpy: cut, order by (event, -pT) (skipped when the
     input is already pT-ordered within events, as NanoAOD collections are), rank within
-    the event, and scatter the first ``count`` ranks into a zero-padded block.
+    the event, and scatter the first ``count`` ranks into the zero-padded block.
     """
     pt_f, counts = flat(arrays, f"{prefix}_pt")
     eta_f, _ = flat(arrays, f"{prefix}_eta")
@@ -121,20 +135,18 @@ def _leading(
     ev, p, e, f = ev[sel], pt_f[sel], eta_f[sel], phi_f[sel]
     same_event = ev[1:] == ev[:-1]
     if np.any(same_event & (p[1:] > p[:-1])):
-        order = np.lexsort((-p, ev))
+        order = event_pt_order(ev, p)
         ev, p, e, f = ev[order], p[order], e[order], f[order]
     n_sel = np.bincount(ev, minlength=n)
     starts = np.cumsum(n_sel) - n_sel
     rank = np.arange(ev.size, dtype=np.int64) - starts[ev]
     keep = rank < obj.count
     ev, rank = ev[keep], rank[keep]
-    out = np.zeros((n, obj.count, 3), dtype=np.float32)
     out[ev, rank, 0] = p[keep]
     out[ev, rank, 1] = e[keep]
     out[ev, rank, 2] = f[keep]
-    mask = np.zeros((n, obj.count), dtype=bool)
     mask[ev, rank] = True
-    return out, mask, bad
+    return bad
 
 
 def extract_features(
@@ -147,10 +159,12 @@ def extract_features(
     """
     available = _fields(arrays)
     n = len(arrays[next(iter(available))]) if available else 0
-    blocks: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
+    # one zeroed block for all objects: each object's values are written into its slice
+    objects = np.zeros((n, spec.n_objects, 3), np.float32)
+    mask = np.zeros((n, spec.n_objects), bool)
     bad = np.zeros(n, dtype=bool)
     used: dict[str, str] = {}
+    k = 0
     for obj in spec.objects:
         prefix = resolve_collection(obj, available)
         if prefix is None:
@@ -167,16 +181,14 @@ def extract_features(
             rejected = _bad_objects(obj.branches(prefix), [pt, phi])
             if rejected is not None:
                 bad |= rejected
-            vals = np.stack([pt, np.zeros_like(pt), phi], axis=1)[:, None, :]
-            msk = (pt > obj.min_pt)[:, None]
-            vals = np.where(msk[:, :, None], vals, 0.0).astype(np.float32)
+            msk = pt > obj.min_pt
+            objects[:, k, 0] = np.where(msk, pt, 0.0)
+            objects[:, k, 2] = np.where(msk, phi, 0.0)
+            mask[:, k] = msk
         else:
-            vals, msk, b = _leading(arrays, obj, prefix)
-            bad |= b
-        blocks.append(vals)
-        masks.append(msk)
-    objects = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0, 3), np.float32)
-    mask = np.concatenate(masks, axis=1) if masks else np.zeros((n, 0), bool)
+            bad |= _leading(arrays, obj, prefix, objects[:, k:k + obj.count],
+                            mask[:, k:k + obj.count])
+        k += obj.count
     objects[bad] = 0.0
     mask[bad] = False
     x = np.ascontiguousarray(objects.reshape(n, -1), dtype=np.float32)
