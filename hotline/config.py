@@ -83,6 +83,9 @@ class StreamConfig:
     #: most events of consecutive fetched messages (one partition and key) a worker scores
     #: in one call: a call's fixed cost is paid per call (0: each message on its own)
     merge_events: int = 16384
+    #: s the broker may hold a worker's fetch of partitions with no new data (faust: 1.5 s,
+    #: which stalled the events partition behind the empty ones; ``stream.faust_app``)
+    fetch_max_wait: float = 0.1
     web_port: int = 0  #: faust worker web port; 0 = web server disabled
     datadir: str = ""  #: faust worker data dir; empty: <state dir>/faust/<app_id>
     sink_group: str = "hotline-sink"  #: consumer group of the alert sink

@@ -30,6 +30,13 @@ the clients retry every 100 ms and log each failure; ``make_worker`` runs the
 app in a faust ``Worker`` whose log handlers carry ``stream.log_throttle``'s
 filter (one WARNING per backoff step, with the count of suppressed lines).
 
+Fetch wait: faust 0.15 creates its consumer with ``fetch_max_wait_ms=1500``. A worker's
+consumer also fetches the empty occupancy and changelog partitions on the same broker,
+and aiokafka sends no new fetch to a broker while one is in flight; an empty fetch is held
+by the broker for the whole wait, so the events partition was fetched only every ~1.6 s
+and a worker faster than ~24 messages per 1.6 s idled up to half of its time
+(``bench_kafka``). ``make_app`` sets the wait to ``[stream] fetch_max_wait`` (0.1 s).
+
 No module-level app: nothing happens at import time.
 """
 
@@ -45,6 +52,30 @@ from hotline.stream.pipeline import PipelineContext
 from hotline.stream.topics import Topics, topics_for
 
 log = logging.getLogger(__name__)
+
+
+_FETCH_WAIT_MS: list[int] = []  #: the wait set_fetch_max_wait chose (empty: faust's)
+
+
+def set_fetch_max_wait(seconds: float) -> None:
+    """Make faust's worker consumers let the broker hold an empty fetch at most ``seconds``
+    (module docstring): wraps its consumer factory once, which reads the value at start."""
+    from faust.transport.drivers import aiokafka as driver
+
+    _FETCH_WAIT_MS[:] = [max(1, round(seconds * 1000))]
+    thread = driver.AIOKafkaConsumerThread
+    if getattr(thread._create_worker_consumer, "hotline_fetch_wait", False):
+        return
+    create = thread._create_worker_consumer
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        if _FETCH_WAIT_MS:  # read by aiokafka when the consumer starts its fetcher
+            consumer._fetch_max_wait_ms = _FETCH_WAIT_MS[0]
+        return consumer
+
+    create_worker_consumer.hotline_fetch_wait = True  # type: ignore[attr-defined]
+    thread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
 def make_app(
@@ -67,6 +98,7 @@ def make_app(
 
     s = cfg.stream
     register_codecs()
+    set_fetch_max_wait(s.fetch_max_wait)
     port = s.web_port if web_port is None else web_port
     datadir = Path(datadir or s.datadir or default_state_dir() / "faust" / s.app_id)
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
