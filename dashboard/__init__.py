@@ -1,8 +1,11 @@
 """The Panel shift-crew dashboard (reads the alert store and live summaries; scores nothing).
 
-Modules (only ``app``, ``login`` and ``views`` import Panel):
+Modules (only ``app``, ``login``, ``session_reuse`` and ``views`` import Panel):
 
-* ``app`` - the per-session page factory ``create_page`` and ``serve``.
+* ``app`` - the per-session page factory ``create_page``, its first stage and ``serve``.
+* ``session_reuse`` - a navigation answered at once while its session is built (Panel's
+  warm session reuse, the primer session, who is connected).
+* ``spare`` - ``Spare``: one object (the next navigation's first stage) built ahead.
 * ``hub`` - ``Hub``, what all sessions of one server share, and ``build_hub(cfg)``.
 * ``state`` - ``DashboardState``, one session's single source of truth for its views.
 * ``feed`` - ``LiveFeed``, the shared alert-store poller with the live replay overlay.
@@ -25,5 +28,5 @@ Modules (only ``app``, ``login`` and ``views`` import Panel):
 """
 
 __all__ = ["alert_detail", "alert_table", "app", "auth", "dqm_display", "feed", "glance", "hub",
-           "l1_series", "login", "model_info", "rates", "replay_control", "run_report", "state",
-           "views"]
+           "l1_series", "login", "model_info", "rates", "replay_control", "run_report",
+           "session_reuse", "spare", "state", "views"]

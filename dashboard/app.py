@@ -5,14 +5,17 @@
 lumisection strip, rates, score distribution, timeline, alert map, alerts and why, event
 display, DQM maps, replay, acknowledgements, certification, subscriptions; cards side by
 side while they fit and stacked on narrow windows, so 1280 px wide windows never scroll
-sideways; or, for ``?wall=1``, the wall display ``views.wall``), and a periodic callback
-(``[dashboard] update_ms``, 1 s by default) that pulls the feed and lets every view push
-its increments inside one ``hold()``. The first stage (status, strip, rate plots and the
-alert table's first page) goes out with the page; the detail views follow in stages, the
-"why" card first, ``STAGE_GAP_MS`` apart. ``serve(cfg)`` runs the
-Bokeh/Tornado server over one ``hub.build_hub(cfg)`` and warms it up in the background
-(``warm_up``: one throwaway page) so the first browser after a start is served as fast as
-the next; nothing is loaded at import time (Panel is imported inside).
+sideways; or, for ``?wall=1``, the wall display ``views.wall``), and, once a browser has
+loaded the page, a periodic callback (``[dashboard] update_ms``, 1 s by default) that pulls
+the feed and lets every view push its increments inside one ``hold()``. The first stage
+(header, status, strip and rate plots: ``build_first_stage``) goes out with the page; the
+alert table's first page and then the detail views follow in stages, the "why" card
+first, ``STAGE_GAP_MS`` apart. ``serve(cfg)`` runs the Bokeh/Tornado server over one
+``hub.build_hub(cfg)``, answers a navigation's HTTP request at once and builds its session
+while the browser loads the scripts (``session_reuse``), keeps the next navigation's first
+stage built ahead (``spare.Spare``) and warms up in the background (``warm_up``: the
+primer session, one throwaway page) so the first browser after a start is served as fast
+as the next; nothing is loaded at import time (Panel is imported inside).
 The glance stage also holds the L1 emulation agreement per lumisection
 (``views.l1_agreement``).
 """
@@ -23,13 +26,17 @@ import html
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from hotline.alerts.store import AlertStore
+from hotline.dashboard import session_reuse
 from hotline.dashboard.auth import GUEST, cookie_issued_at, origins, session_role, sign_in_mode
 from hotline.dashboard.hub import Hub, build_hub
+from hotline.dashboard.spare import Spare
 
-__all__ = ["TITLE", "alert_from_args", "create_page", "serve", "wall_from_args", "warm_up"]
+__all__ = ["TITLE", "FirstStage", "alert_from_args", "build_first_stage", "create_page", "serve",
+           "wall_from_args", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +100,15 @@ def _row(*cards: Any) -> Any:
 
 def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
                 groups: list[str] | None = None, signed_in_at: float | None = None,
-                wall: float | None = None) -> Any:
+                wall: float | None = None, spare: Spare[FirstStage] | None = None) -> Any:
     """One session's page (call inside a Bokeh session, or without one for tests).
 
     ``user`` / ``groups`` (default: the session's sign-in, ``session_identity``) give the
     session's role (``dashboard.auth.session_role``); the sign-in ends ``session_hours``
     after ``signed_in_at`` (default: now). ``alert`` (default: the ``?alert=<id>`` URL
     query) is selected once the views exist; ``wall`` (default: ``?wall=1&cycle=S``) gives
-    the wall display cycling every ``wall`` seconds instead of the crew page.
+    the wall display cycling every ``wall`` seconds instead of the crew page. ``spare``:
+    where a first stage built ahead (``build_first_stage``) is taken from, in a session.
     """
     import panel as pn
     from bokeh.core.validation import silence
@@ -117,9 +125,7 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
     from hotline.dashboard.views.l1_agreement import L1AgreementView
     from hotline.dashboard.views.ls_histograms import LumiHistogramView
     from hotline.dashboard.views.occupancy import OccupancyView
-    from hotline.dashboard.views.overview import RunOverview
     from hotline.dashboard.views.replay import ReplayControl
-    from hotline.dashboard.views.status_strip import StatusStrip
     from hotline.dashboard.views.subscriptions import SubscriptionsView
     from hotline.dashboard.views.timeline import StateTimeline
 
@@ -133,25 +139,40 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
         start = signed_in_at if signed_in_at is not None else time.time()
         expires = start + float(hub.cfg.dashboard.session_hours) * 3600.0
     log.info("dashboard session: user %r, role %s (%s)", user, role, why)
-    state = hub.new_state(user=user, role=role, can_control=role != GUEST,
-                          session_expires=expires)
-    state.update(force=True)
+    identity = dict(user=user, role=role, can_control=role != GUEST, session_expires=expires)
     args = pn.state.session_args or {}
     if alert is None:
         alert = alert_from_args(args)
     if wall is None:
         wall = wall_from_args(args)
     in_session = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if in_session:
+        session_reuse.prepare_document(pn.state.curdoc)
     period = hub.cfg.dashboard.update_ms if hub.cfg is not None else 1000
     if wall is not None:
+        state = hub.new_state(**identity)
+        state.update(force=True)
         return _wall_page(state, wall, in_session, max(int(period), 1000))
     dashboard_url = (f"http://{hub.cfg.dashboard.host}:{hub.cfg.dashboard.port}/"
                      if hub.cfg is not None else "")
     min_agreement = hub.cfg.firmware.min_agreement if hub.cfg is not None else 0.999
-    overview = RunOverview(state)
-    strip = StatusStrip(state)
-    table = AlertTable(state)  # one page of rows: cheap enough for the first message
-    views: dict[str, Any] = {"overview": overview, "strip": strip, "alerts": table}
+    first = spare.take() if spare is not None and in_session else None
+    if first is None:
+        first = build_first_stage(hub)
+    else:
+        first.state.update()  # what arrived since it was built
+    state, views, page = first.state, first.views, first.page
+    state.param.update(**identity)
+    first.header.object = _header_html(user, role, mode)
+    table_slot, hist_slot, why_slot = first.table_slot, first.hist_slot, first.why_slot
+    details = first.details
+
+    def stage_table() -> list[Any]:
+        # one page of rows, but Tabulator measures every cell when it draws: in the first
+        # message it held back the status and plots by a third of a second
+        views["alerts"] = AlertTable(state)
+        table_slot.objects = [views["alerts"]]
+        return []
 
     def stage_why() -> list[Any]:
         views.update(histogram=ScoreHistogram(state), contributions=Contributions(state))
@@ -187,45 +208,11 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
                 _card("Alert subscriptions and delivery log", views["subscriptions"]),
                 _card("Audit log (who changed what)", views["audit"])]
 
-    #: after the status, rate plots and the alert table's first page, the detail views go
-    #: out in this order, one message each, so what a shifter reads first is on screen
-    #: before the rest is even built
-    stages = [stage_why, stage_glance, stage_drilldown, stage_crew]
+    #: after the status, strip and rate plots, the alert table's first page and then the
+    #: detail views go out in this order, one message each, so what a shifter reads first
+    #: is on screen before the rest is even built
+    stages = [stage_table, stage_why, stage_glance, stage_drilldown, stage_crew]
 
-    hist_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
-                          sizing_mode="stretch_width")
-    why_slot = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
-                         sizing_mode="stretch_width")
-    details = pn.Column(sizing_mode="stretch_width")
-    top = _row(
-        _card("Classic rule rates", pn.pane.Bokeh(overview.fig_rules,
-                                                  sizing_mode="stretch_width"),
-              pn.pane.Bokeh(overview.fig_input, sizing_mode="stretch_width"),
-              flex="1 1 380px"),
-        _card("Anomaly rate per threshold", pn.pane.Bokeh(overview.fig_ae,
-                                                          sizing_mode="stretch_width"),
-              overview.ae_note, flex="1 1 380px"),
-        _card("Score distribution", hist_slot, flex="1 1 380px"))
-    who = (f"user: {html.escape(user)} ({role}) - <a style='color:#cfd8dc' "
-           "href='/logout'>log out</a>" if user != GUEST else
-           "guest (read-only)" + (" - <a style='color:#cfd8dc' href='/login'>log in</a>"
-                                  if mode != "none" else ""))
-    page = pn.Column(
-        pn.pane.HTML(
-            f"<div style='background:#263238;color:white;padding:8px 14px;font-size:20px;"
-            f"font-weight:600'>{TITLE}"
-            f"<span class='hotline-user' style='float:right;font-size:13px;font-weight:400'>"
-            f"<a href='?wall=1' style='color:#b0bec5;margin-right:14px'>wall display</a>"
-            f"{who}</span></div>",
-            sizing_mode="stretch_width", margin=0),
-        overview.header, _card("Lumisection status (click to filter)", strip),
-        top, _row(_card("Alerts (newest first)", table, flex="3 1 640px"),
-                  _card("Why did it fire?", why_slot, flex="2 1 420px")),
-        details, sizing_mode="stretch_width", margin=0,
-        stylesheets=[PAGE_CSS],
-    )
-    page.hotline_state = state  # for tests and the benchmark
-    page.hotline_views = views
 
     def finish() -> None:
         if alert:
@@ -247,9 +234,17 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
         else:
             finish()
 
-    pn.state.onload(fill)
+    def loaded() -> None:
+        # a session's updates start once a browser has loaded its page: the primer session
+        # (``session_reuse``), which no browser loads, stays as built
+        pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
+        fill()
+
+    pn.state.onload(loaded)
 
     def tick() -> None:
+        if session_reuse.browsers(pn.state.curdoc) == 0:
+            return  # nobody sees it (session_reuse.browsers)
         with pn.io.hold():
             state.update()
             if "replay" in views and state.replay is not None:
@@ -263,8 +258,85 @@ def create_page(hub: Hub, user: str | None = None, alert: str | None = None,
             if "audit" in views:
                 views["audit"].refresh()  # re-reads the store at most once per second
 
-    pn.state.add_periodic_callback(tick, period=max(int(period), 1000))
     return page
+
+
+@dataclass
+class FirstStage:
+    """What a crew page's first message holds (``build_first_stage``): the session's
+    state, the header, run overview, status strip and rate plots, and the empty slots and
+    rows the later stages fill."""
+
+    state: Any  #: the session's ``DashboardState``
+    page: Any  #: the page's root ``pn.Column``
+    views: dict[str, Any]  #: ``overview`` and ``strip`` (the stages add theirs)
+    header: Any  #: the title bar (``pn.pane.HTML``: who is signed in, set per session)
+    table_slot: Any
+    hist_slot: Any
+    why_slot: Any
+    details: Any  #: the column the later stages' rows are appended to
+
+
+def build_first_stage(hub: Hub) -> FirstStage:
+    """A crew page's first stage for nobody in particular (a guest's state, its data up to
+    date now, an empty title bar): no Panel session needed, so it can be built ahead in
+    another thread (``spare.Spare``); ``create_page`` gives it its session's identity."""
+    import panel as pn
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import MISSING_RENDERERS
+
+    from hotline.dashboard.views.overview import RunOverview
+    from hotline.dashboard.views.status_strip import StatusStrip
+
+    silence(MISSING_RENDERERS, True)  # rule / AE figures get their lines when data arrive
+    state = hub.new_state(user=GUEST, role=GUEST, can_control=False, session_expires=None)
+    state.update(force=True)
+    overview = RunOverview(state)
+    strip = StatusStrip(state)
+
+    def slot() -> Any:
+        return pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
+                         sizing_mode="stretch_width")
+
+    table_slot, hist_slot, why_slot = slot(), slot(), slot()
+    details = pn.Column(sizing_mode="stretch_width")
+    top = _row(
+        _card("Classic rule rates", pn.pane.Bokeh(overview.fig_rules,
+                                                  sizing_mode="stretch_width"),
+              pn.pane.Bokeh(overview.fig_input, sizing_mode="stretch_width"),
+              flex="1 1 380px"),
+        _card("Anomaly rate per threshold", pn.pane.Bokeh(overview.fig_ae,
+                                                          sizing_mode="stretch_width"),
+              overview.ae_note, flex="1 1 380px"),
+        _card("Score distribution", hist_slot, flex="1 1 380px"))
+    header = pn.pane.HTML(_header_html(GUEST, GUEST, "none"), sizing_mode="stretch_width",
+                          margin=0)
+    page = pn.Column(
+        header, overview.header, _card("Lumisection status (click to filter)", strip),
+        top, _row(_card("Alerts (newest first)", table_slot, flex="3 1 640px"),
+                  _card("Why did it fire?", why_slot, flex="2 1 420px")),
+        details, sizing_mode="stretch_width", margin=0,
+        stylesheets=[PAGE_CSS],
+    )
+    views: dict[str, Any] = {"overview": overview, "strip": strip}
+    page.hotline_state = state  # for tests and the benchmark
+    page.hotline_views = views
+    return FirstStage(state=state, page=page, views=views, header=header,
+                      table_slot=table_slot, hist_slot=hist_slot, why_slot=why_slot,
+                      details=details)
+
+
+def _header_html(user: str, role: str, mode: str) -> str:
+    """The title bar: the wall-display link and who is signed in (escaped)."""
+    who = (f"user: {html.escape(user)} ({role}) - <a style='color:#cfd8dc' "
+           "href='/logout'>log out</a>" if user != GUEST else
+           "guest (read-only)" + (" - <a style='color:#cfd8dc' href='/login'>log in</a>"
+                                  if mode != "none" else ""))
+    return (f"<div style='background:#263238;color:white;padding:8px 14px;font-size:20px;"
+            f"font-weight:600'>{TITLE}"
+            f"<span class='hotline-user' style='float:right;font-size:13px;font-weight:400'>"
+            f"<a href='?wall=1' style='color:#b0bec5;margin-right:14px'>wall display</a>"
+            f"{who}</span></div>")
 
 
 #: milliseconds between the deferred stages of a page (see ``create_page``)
@@ -285,11 +357,20 @@ def _wall_page(state: Any, cycle: float, in_session: bool, period: int) -> Any:
     page.hotline_views = {"wall": wall}
     if in_session:
         def tick() -> None:
+            if session_reuse.browsers(pn.state.curdoc) == 0:
+                return  # nobody sees it (session_reuse.browsers)
             with pn.io.hold():
                 state.update()
 
-        pn.state.add_periodic_callback(tick, period=period)
-        pn.state.add_periodic_callback(wall.advance, period=int(cycle * 1000))
+        def advance() -> None:
+            if session_reuse.browsers(pn.state.curdoc) != 0:
+                wall.advance()
+
+        def loaded() -> None:  # as the crew page: nothing runs before a browser loads it
+            pn.state.add_periodic_callback(tick, period=period)
+            pn.state.add_periodic_callback(advance, period=int(cycle * 1000))
+
+        pn.state.onload(loaded)
     return page
 
 
@@ -315,18 +396,33 @@ def serve(cfg: Any, *, store: AlertStore | None = None, hub: Hub | None = None,
         liveness=True,  # GET /liveness: the server's loop answers (`hotline health dashboard`)
     )
     kwargs.update(extra)
+    #: the next navigation's first stage, built ahead (``spare``; started by ``warm_up``)
+    spare: Spare[FirstStage] = Spare(lambda: build_first_stage(hub), name="first-stage")
     if warm:
-        threading.Thread(target=warm_up, args=(hub,), name="hotline-dashboard-warm-up",
-                         daemon=True).start()
+        # a navigation is answered at once and its session built while the browser loads
+        # the scripts (``session_reuse``); the primer is the session the pages come from
+        session_reuse.enable()
+        local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        primer = f"http://{'[' + local + ']' if ':' in local else local}:{port}/"
+        threading.Thread(target=warm_up, args=(hub, primer, spare),
+                         name="hotline-dashboard-warm-up", daemon=True).start()
+    else:
+        session_reuse.disable()
     log.info("serving the dashboard on http://%s:%s", host, port)
-    return pn.serve({"/": lambda: create_page(hub)}, **kwargs)
+    return pn.serve({"/": lambda: create_page(hub, spare=spare)}, **kwargs)
 
 
-def warm_up(hub: Hub) -> float:
+def warm_up(hub: Hub, primer: str | None = None,
+            spare: Spare[FirstStage] | None = None) -> float:
     """Build one throwaway page and its Bokeh models (imports, the shared run status, the
     alert map, the class-level caches of Bokeh and Panel) so the first browser after a
-    server start does not pay for them; seconds taken. Never raises."""
+    server start does not pay for them; seconds taken. Never raises. ``primer``: first
+    request this URL of the server once (``session_reuse.prime``); ``spare``: then start
+    building the first navigation's first stage."""
     t0 = time.perf_counter()
+    if primer:  # the crew page's and the wall display's
+        session_reuse.prime(primer)
+        session_reuse.prime(primer + "?wall=1")
     try:
         from bokeh.document import Document
 
@@ -334,6 +430,8 @@ def warm_up(hub: Hub) -> float:
         page.get_root(Document())
     except Exception as exc:  # noqa: BLE001 - only speed depends on it
         log.debug("dashboard warm-up failed: %s", exc)
+    if spare is not None:
+        spare.start()
     took = time.perf_counter() - t0
     log.info("dashboard warmed up in %.1f s", took)
     return took
