@@ -403,7 +403,8 @@ def serve(cfg: Any, *, store: AlertStore | None = None, hub: Hub | None = None,
         # the scripts (``session_reuse``); the primer is the session the pages come from
         session_reuse.enable()
         local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        primer = f"http://{'[' + local + ']' if ':' in local else local}:{port}/"
+        primer = (f"http://{'[' + local + ']' if ':' in local else local}:{port}/"
+                  if port else None)  # port 0: the system's choice, not known here
         threading.Thread(target=warm_up, args=(hub, primer, spare),
                          name="hotline-dashboard-warm-up", daemon=True).start()
     else:
