@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 
 import pytest
 
@@ -30,4 +31,10 @@ def test_worker_consumer_fetch_wait_is_the_configured_one(tmp_path, seconds, exp
         finally:
             await consumer.stop()  # never started: closes its client
 
-    assert asyncio.run(consumer_wait()) == expect_ms
+    # its own thread and event loop: an earlier test of the session may have left one
+    # running in this thread (asyncio.run refuses to nest)
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(asyncio.run(consumer_wait())))
+    t.start()
+    t.join(60)
+    assert got == [expect_ms]
