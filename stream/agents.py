@@ -118,11 +118,8 @@ def message_records(raw: bytes | None, origin: str, ctx: PipelineContext, topics
     message instead of failing half-way through it. Pure but for the guard's count: no I/O
     (the agent sends the records).
     """
-    try:
-        result = process_batch(decode_batch(raw, origin=origin), ctx, guard)
-        return result, result_records(result, origin, key or origin.encode(), topics)
-    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
-        return None, [deadletter_record(origin, raw, exc, topics)]
+    [done] = MessageMerger(ctx, topics, guard).add(Incoming(None, None, raw, origin, key))
+    return done.result, done.records
 
 
 def result_records(result: BatchResult, origin: str, key: bytes, topics: Topics

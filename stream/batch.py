@@ -20,7 +20,7 @@ caller can dead-letter the batch and go on instead of failing later inside the
 scoring code.
 
 ``concat_batches`` joins validated batches of one source into one (the worker scores
-consecutive messages together, ``stream.merging``): for the layout the decoder and
+consecutive messages together, ``stream.agents.MessageMerger``): for the layout the decoder and
 validation produce (a record of ``NumpyArray`` / ``ListOffsetArray`` columns) it joins the
 buffers with numpy, where ``ak.concatenate`` costs ~1.5 ms per 4,096 events; any other
 layout takes ``ak.concatenate``.
@@ -107,8 +107,6 @@ def concat_batches(batches: list[EventBatch], origin: str) -> EventBatch:
     if not batches:
         raise ValueError(f"{origin}: no batches to join")
     first = batches[0]
-    if len(batches) == 1:
-        return EventBatch(first.arrays, first.source, origin, dict(first.meta))
     fields = first.arrays.fields
     if any(b.arrays.fields != fields for b in batches[1:]):
         raise ValueError(f"{origin}: the batches to join have different branches")
